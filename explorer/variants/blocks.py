@@ -1,0 +1,225 @@
+"""The vocabulary the Inception papers draw their figures with.
+
+Every network of the family is assembled from a handful of pieces:
+
+- ``ConvBN``: a convolution followed by batch norm and ReLU (or the paper-era conv + bias + ReLU);
+- ``Concat``: parallel branches over the same input, joined along the channel axis -- the
+  Inception module itself, a grid reduction, or the split 1x3 / 3x1 pair inside a branch;
+- ``Residual``: an Inception-ResNet block -- branches, concat, a linear 1x1 "filter expansion",
+  a scale and an add onto the block's input;
+- ``AuxHead`` and ``ClassifierHead``: the side classifiers and the final pool / dropout / fc;
+- ``InceptionNet``: stages of blocks run in order, with auxiliary heads tapped after named blocks.
+
+Branches are always ``nn.Sequential`` so that analysis and drawing code can walk any block the
+same way. Modules carry a small ``explorer_meta`` dict (kind, paper figure, idea) that the
+analysis and the graph read; it never affects the computation.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+# The papers' released TF models (and torchvision/timm after them) use eps=1e-3 for BN.
+BN_EPS = 1e-3
+
+
+def tag(module: nn.Module, kind: str, figure: str = "", idea: str = "") -> nn.Module:
+    """Attach what a block is in the paper (read by analysis and graph code)."""
+    module.explorer_meta = {"kind": kind, "figure": figure, "idea": idea}
+    return module
+
+
+def meta_of(module: nn.Module) -> dict:
+    return getattr(module, "explorer_meta", {})
+
+
+class ConvBN(nn.Module):
+    """Conv -> BatchNorm -> ReLU (torchvision's and timm's ``BasicConv2d``).
+
+    ``bn=False`` gives the pre-BN form of the 2014 GoogLeNet paper: conv with bias -> ReLU.
+    ``bias=True`` with ``bn=True`` is the Caffe-born BN-Inception, whose convs kept a bias.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, *,
+                 bn: bool = True, bias: bool | None = None, eps: float = BN_EPS, act: bool = True):
+        super().__init__()
+        if bias is None:
+            bias = not bn
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias)
+        self.bn = nn.BatchNorm2d(out_channels, eps=eps) if bn else None
+        self.act = nn.ReLU(inplace=True) if act else None
+
+    def forward(self, x):
+        x = self.conv(x)
+        if self.bn is not None:
+            x = self.bn(x)
+        if self.act is not None:
+            x = self.act(x)
+        return x
+
+
+class Concat(nn.Module):
+    """Parallel branches applied to the same input and concatenated along channels."""
+
+    def __init__(self, branches: dict[str, nn.Module]):
+        super().__init__()
+        self.branches = nn.ModuleDict(
+            {name: b if isinstance(b, nn.Sequential) else nn.Sequential(b)
+             for name, b in branches.items()})
+
+    def forward(self, x):
+        return torch.cat([branch(x) for branch in self.branches.values()], 1)
+
+
+class Residual(Concat):
+    """Inception-ResNet block: x + scale * expand(concat(branches(x))), then ReLU.
+
+    ``up`` is the paper's "1x1 conv (linear)" filter expansion: it has a bias, no BN and no
+    activation, and restores the input's channel count so the sum is defined. The released
+    networks end with one such block without the final ReLU.
+    """
+
+    def __init__(self, branches: dict[str, nn.Module], in_channels: int, scale: float,
+                 relu: bool = True):
+        super().__init__(branches)
+        mixed = sum(channels_out(b, in_channels) for b in self.branches.values())
+        self.up = nn.Conv2d(mixed, in_channels, 1, bias=True)
+        self.scale = float(scale)
+        self.act = nn.ReLU(inplace=True) if relu else None
+
+    def forward(self, x):
+        out = self.up(super().forward(x))
+        out = out * self.scale + x
+        if self.act is not None:
+            out = self.act(out)
+        return out
+
+    def extra_repr(self):
+        return f"scale={self.scale}"
+
+
+class AuxHead(nn.Module):
+    """An auxiliary classifier: pool -> 1x1 conv 128 -> (conv) -> fc layers.
+
+    Built from ``layers`` so that GoogLeNet's and Inception-v3's heads, which differ in their
+    pooling and fc stack, share one class and one drawing.
+    """
+
+    def __init__(self, layers: OrderedDict):
+        super().__init__()
+        for name, layer in layers.items():
+            self.add_module(name, layer)
+
+    def forward(self, x):
+        for layer in self.children():
+            x = layer(x)
+        return x
+
+
+class ClassifierHead(nn.Sequential):
+    """(optional convs) -> global average pool -> flatten -> dropout -> fc (-> ...)."""
+
+
+def classifier_head(in_channels: int, num_classes: int, dropout: float, *, pre=None,
+                    post=None) -> ClassifierHead:
+    """``pre``: layers before the pool (IR-v2's 1x1 conv to 1536); ``post``: layers between
+    dropout and the fc (facenet's 512-d embedding)."""
+    layers = OrderedDict(pre or {})
+    layers["pool"] = nn.AdaptiveAvgPool2d(1)
+    layers["flatten"] = nn.Flatten(1)
+    layers["dropout"] = nn.Dropout(dropout)
+    for name, layer in (post or {}).items():
+        layers[name] = layer
+        in_channels = getattr(layer, "num_features", getattr(layer, "out_features", in_channels))
+    layers["fc"] = nn.Linear(in_channels, num_classes)
+    return tag(ClassifierHead(layers), "head", idea="global average pooling replaces the big "
+               "fully connected layers of earlier networks")
+
+
+class InceptionOutputs(NamedTuple):
+    """What a network with auxiliary heads returns in training mode."""
+
+    logits: torch.Tensor
+    aux_logits: tuple
+
+
+class InceptionNet(nn.Module):
+    """Stages of blocks, run in order, then the classifier head.
+
+    ``stages`` maps a stage name (``stem``, ``inception_a``, ``reduction_a``, ...) to an
+    ``nn.Sequential`` of named blocks. ``aux`` maps a block path (``"inception_b.mixed_6e"``)
+    to the auxiliary head that reads that block's output; aux heads run in training mode only,
+    as in the papers (they are regularisers, not part of inference).
+    """
+
+    def __init__(self, stages: dict[str, nn.Sequential], head: nn.Module,
+                 aux: dict[str, tuple[str, nn.Module]] | None = None):
+        super().__init__()
+        self.stage_names = list(stages)
+        for name, stage in stages.items():
+            self.add_module(name, stage)
+        self.aux_taps: dict[str, str] = {}
+        for block_path, (aux_name, aux_head) in (aux or {}).items():
+            self.add_module(aux_name, aux_head)
+            self.aux_taps[block_path] = aux_name
+        self.head = head
+
+    def forward_features(self, x):
+        aux_logits = []
+        run_aux = self.training and bool(self.aux_taps)
+        for stage_name in self.stage_names:
+            stage = getattr(self, stage_name)
+            if not run_aux:
+                x = stage(x)
+                continue
+            for block_name, block in stage.named_children():
+                x = block(x)
+                aux_name = self.aux_taps.get(f"{stage_name}.{block_name}")
+                if aux_name is not None:
+                    aux_logits.append(getattr(self, aux_name)(x))
+        return x, tuple(aux_logits)
+
+    def forward(self, x):
+        x, aux_logits = self.forward_features(x)
+        logits = self.head(x)
+        if aux_logits:
+            return InceptionOutputs(logits, aux_logits)
+        return logits
+
+
+def channels_out(module: nn.Module, in_channels: int) -> int:
+    """Output channels of one of our building blocks, given its input channels."""
+    if isinstance(module, Residual):
+        return in_channels
+    if isinstance(module, Concat):
+        return sum(channels_out(b, in_channels) for b in module.branches.values())
+    if isinstance(module, ConvBN):
+        return module.conv.out_channels
+    if isinstance(module, (nn.Conv2d,)):
+        return module.out_channels
+    if isinstance(module, nn.Sequential):
+        for layer in module:
+            in_channels = channels_out(layer, in_channels)
+        return in_channels
+    # pools, norms and activations keep the channel count
+    return in_channels
+
+
+class Widths:
+    """Scales every channel count of a builder by the ``width`` multiplier (1.0 = reference)."""
+
+    def __init__(self, width: float = 1.0):
+        self.width = float(width)
+
+    def __call__(self, channels: int) -> int:
+        return max(1, int(round(channels * self.width)))
+
+
+def stage(blocks, kind: str, figure: str = "", idea: str = "") -> nn.Sequential:
+    """A stage: blocks in order (a dict keeps their names, a list numbers them)."""
+    seq = nn.Sequential(OrderedDict(blocks)) if isinstance(blocks, dict) else nn.Sequential(*blocks)
+    return tag(seq, kind, figure, idea)

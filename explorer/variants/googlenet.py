@@ -1,0 +1,152 @@
+"""GoogLeNet / Inception-v1: Szegedy et al., "Going Deeper with Convolutions" (arXiv 1409.4842).
+
+Two layouts:
+- ``released``: torchvision's GoogLeNet, whose IMAGENET1K_V1 weights were trained with BN
+  after every conv, and whose "5x5" branch is a 3x3 conv (pytorch/vision issue 906).
+- ``paper``: Table 1 and Figure 3 as printed: conv + bias + ReLU without BN, local response
+  normalisation in the stem, a real 5x5 branch, 3x3/2 max pool before 5a, dropout 40 %, and the
+  aux heads of Section 5 (5x5/3 average pool, 1x1 conv 128, fc 1024, dropout 70 %).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from functools import partial
+
+from torch import nn
+
+from .blocks import AuxHead, Concat, ConvBN, InceptionNet, Widths, classifier_head, stage, tag
+from .config import Config, Layout
+
+FIG = "Going Deeper, Figure 2(b)"
+IDEA = ("1x1 convs reduce the channels before the expensive 3x3 and 5x5 convs, so four "
+        "parallel filter sizes fit in the budget")
+
+# Table 1: (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj)
+TABLE_1 = {
+    "3a": (64, 96, 128, 16, 32, 32),
+    "3b": (128, 128, 192, 32, 96, 64),
+    "4a": (192, 96, 208, 16, 48, 64),
+    "4b": (160, 112, 224, 24, 64, 64),
+    "4c": (128, 128, 256, 24, 64, 64),
+    "4d": (112, 144, 288, 32, 64, 64),
+    "4e": (256, 160, 320, 32, 128, 128),
+    "5a": (256, 160, 320, 32, 128, 128),
+    "5b": (384, 192, 384, 48, 128, 128),
+}
+
+
+def inception_module(in_ch, widths, w: Widths, conv, five_kernel: int):
+    c1, c3r, c3, c5r, c5, pp = (w(c) for c in widths)
+    return tag(Concat({
+        "1x1": conv(in_ch, c1, 1),
+        "3x3": nn.Sequential(conv(in_ch, c3r, 1), conv(c3r, c3, 3, padding=1)),
+        "5x5": nn.Sequential(conv(in_ch, c5r, 1), conv(c5r, c5, five_kernel, padding=five_kernel // 2)),
+        "pool": nn.Sequential(nn.MaxPool2d(3, 1, 1, ceil_mode=True), conv(in_ch, pp, 1)),
+    }), "inception", FIG, IDEA)
+
+
+def _out(widths, w):
+    c1, _, c3, _, c5, pp = widths
+    return w(c1) + w(c3) + w(c5) + w(pp)
+
+
+def _build(cfg: Config, paper: bool) -> InceptionNet:
+    w = Widths(cfg.width)
+    conv = partial(ConvBN, bn=not paper)
+    five = 5 if paper else 3
+    stem = OrderedDict()
+    stem["conv1"] = conv(3, w(64), 7, stride=2, padding=3)
+    stem["pool1"] = nn.MaxPool2d(3, 2, ceil_mode=True)
+    if paper:
+        stem["norm1"] = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75)
+    stem["conv2"] = conv(w(64), w(64), 1)
+    stem["conv3"] = conv(w(64), w(192), 3, padding=1)
+    if paper:
+        stem["norm2"] = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75)
+    stem["pool2"] = nn.MaxPool2d(3, 2, ceil_mode=True)
+
+    stages = {"stem": stage(stem, "stem", "Going Deeper, Table 1 / Figure 3",
+                            "plain convolutions shrink 224x224 to 28x28 before any Inception module")}
+    ch = w(192)
+    for level, names in (("3", "ab"), ("4", "abcde"), ("5", "ab")):
+        blocks = OrderedDict()
+        for n in names:
+            blocks[f"inception_{level}{n}"] = inception_module(ch, TABLE_1[level + n], w, conv, five)
+            ch = _out(TABLE_1[level + n], w)
+        stages[f"inception_{level}"] = stage(blocks, "stage", FIG, IDEA)
+        if level != "5":
+            # torchvision pools 2x2/2 before 5a; Table 1 says 3x3/2. Both give 7x7.
+            k = 3 if (paper or level == "3") else 2
+            stages[f"pool_{level}"] = stage({"pool": nn.MaxPool2d(k, 2, ceil_mode=True)},
+                                            "reduction", "Going Deeper, Table 1",
+                                            "max pooling halves the grid between stages")
+
+    aux = {}
+    if cfg.aux_logits:
+        for tap, aux_name, in_ch in (("inception_4.inception_4a", "aux1", _out(TABLE_1["4a"], w)),
+                                     ("inception_4.inception_4d", "aux2", _out(TABLE_1["4d"], w))):
+            aux[tap] = (aux_name, _aux_head(in_ch, cfg.num_classes, w, conv, paper))
+    dropout = cfg.dropout if cfg.dropout is not None else (0.4 if paper else 0.2)
+    head = classifier_head(ch, cfg.num_classes, dropout)
+    return InceptionNet(stages, head, aux)
+
+
+def _aux_head(in_ch, num_classes, w, conv, paper):
+    layers = OrderedDict()
+    # Section 5: 5x5/3 average pool gives 4x4 from 14x14; torchvision pools adaptively to 4x4.
+    layers["pool"] = nn.AvgPool2d(5, 3) if paper else nn.AdaptiveAvgPool2d(4)
+    layers["conv"] = conv(in_ch, w(128), 1)
+    layers["flatten"] = nn.Flatten(1)
+    layers["fc1"] = nn.Linear(w(128) * 16, 1024)
+    layers["relu"] = nn.ReLU(inplace=True)
+    layers["dropout"] = nn.Dropout(0.7)
+    layers["fc2"] = nn.Linear(1024, num_classes)
+    return tag(AuxHead(layers), "aux", "Going Deeper, Section 5",
+               "a side classifier on an intermediate stage adds gradient signal and regularises")
+
+
+def build_released(cfg: Config) -> InceptionNet:
+    return _build(cfg, paper=False)
+
+
+def build_paper(cfg: Config) -> InceptionNet:
+    return _build(cfg, paper=True)
+
+
+def torchvision_key_map(cfg: Config) -> list:
+    """torchvision GoogLeNet state-dict names -> ours."""
+    branch = {"branch1": "branches.1x1.0", "branch2": "branches.3x3", "branch3": "branches.5x5",
+              "branch4": "branches.pool"}
+    rules = [("conv1", "stem.conv1", None), ("conv2", "stem.conv2", None),
+             ("conv3", "stem.conv3", None), ("fc", "head.fc", None),
+             ("aux1", "aux1", None), ("aux2", "aux2", None)]
+    for block in TABLE_1:
+        rules.append((f"inception{block}", f"inception_{block[0]}.inception_{block}", branch))
+    return rules
+
+
+LAYOUTS = {
+    "released": Layout(
+        "released", build_released, min_input_size=15, has_aux=True, dropout=0.2,
+        key_maps={"torchvision": torchvision_key_map},
+        notes=(
+            "torchvision's layout, which its IMAGENET1K_V1 weights need: BN after every conv "
+            "(the paper had none) and LRN removed.",
+            "The branch named 5x5 is a 3x3 conv: a port bug kept for weight compatibility "
+            "(pytorch/vision issue 906).",
+            "Max pool before 5a is 2x2/2 (the paper's is 3x3/2); both give 7x7.",
+            "Aux heads pool adaptively to 4x4; dropout before the classifier is 0.2 (paper: 0.4).",
+        )),
+    "paper": Layout(
+        "paper", build_paper, min_input_size=31, min_input_size_aux=223, has_aux=True,
+        dropout=0.4,
+        notes=(
+            "Table 1 and Figure 3 as printed: conv + bias + ReLU, no batch norm.",
+            "Local response normalisation after pool1 and after conv3 (size 5, alpha 1e-4, "
+            "beta 0.75, as in the released Caffe model).",
+            "The 5x5 branch is a real 5x5 conv.",
+            "Aux heads: 5x5/3 average pool, 1x1 conv 128, fc 1024, dropout 70 %.",
+            "Table 1 lists conv1 at 2.7K params; 7x7x3x64 is 9.4K: a misprint in the paper.",
+        )),
+}

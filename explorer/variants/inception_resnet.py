@@ -1,0 +1,254 @@
+"""Inception-ResNet-v1 and -v2: Szegedy et al. 2016 (arXiv 1602.07261), Figures 10-19, Table 1.
+
+The two networks share one block vocabulary and differ in widths, as the paper says. Each
+residual block is: parallel branches -> concat -> linear 1x1 "filter expansion" back to the
+input width -> x scale -> add onto the input -> ReLU. Scales are 0.17 / 0.10 / 0.20 for the
+35x35 / 17x17 / 8x8 blocks (the released code; the paper says "between 0.1 and 0.3").
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from torch import nn
+
+from .blocks import Concat, ConvBN, InceptionNet, Residual, Widths, classifier_head, stage, tag
+from .config import Config, Layout, residual_scales
+from .inception_v4 import P, avg_pool, reduction_a, stem_v4
+
+SCALES = (0.17, 0.10, 0.20)
+
+
+@dataclass(frozen=True)
+class Widths35_17_8:
+    """The branch widths of one network's residual blocks and reductions (before ``width``)."""
+
+    a: tuple            # 1x1, 3x3 (reduce, conv), 3x3dbl (reduce, conv, conv)
+    red_a: tuple        # Table 1: k, l, m, n
+    b: tuple            # 1x1, 7x7 (reduce, 1x7, 7x1)
+    red_b: tuple        # (reduce, 3x3/2) x2, (reduce, 3x3, 3x3/2)
+    c: tuple            # 1x1, 3x3 (reduce, 1x3, 3x1)
+    figures: tuple      # A, RedA, B, RedB, C, stem
+
+
+V1 = Widths35_17_8(a=(32, 32, 32, 32, 32, 32), red_a=(192, 192, 256, 384), b=(128, 128, 128, 128),
+                   red_b=(256, 384, 256, 256, 256, 256, 256), c=(192, 192, 192, 192),
+                   figures=("Figure 10", "Figure 7", "Figure 11", "Figure 12", "Figure 13",
+                            "Figure 14"))
+V2 = Widths35_17_8(a=(32, 32, 32, 32, 48, 64), red_a=(256, 256, 384, 384), b=(192, 128, 160, 192),
+                   red_b=(256, 384, 256, 288, 256, 288, 320), c=(192, 192, 224, 256),
+                   figures=("Figure 16", "Figure 7", "Figure 17", "Figure 18", "Figure 19",
+                            "Figure 3"))
+
+RESIDUAL_IDEA = ("a residual connection around an Inception block, scaled down (0.1-0.3) before "
+                 "the add so that very wide networks train stably")
+
+
+def block_a(ch, sz: tuple, w: Widths, scale, fig):
+    c1, r3, c3, rd, d1, d2 = (w(c) for c in sz)
+    return tag(Residual({
+        "1x1": ConvBN(ch, c1, 1),
+        "3x3": nn.Sequential(ConvBN(ch, r3, 1), ConvBN(r3, c3, 3, padding=1)),
+        "3x3dbl": nn.Sequential(ConvBN(ch, rd, 1), ConvBN(rd, d1, 3, padding=1),
+                                ConvBN(d1, d2, 3, padding=1)),
+    }, ch, scale), "residual", f"{P}, {fig}", RESIDUAL_IDEA)
+
+
+def block_b(ch, sz: tuple, w: Widths, scale, fig):
+    c1, r, c17, c71 = (w(c) for c in sz)
+    return tag(Residual({
+        "1x1": ConvBN(ch, c1, 1),
+        "7x7": nn.Sequential(ConvBN(ch, r, 1), ConvBN(r, c17, (1, 7), padding=(0, 3)),
+                             ConvBN(c17, c71, (7, 1), padding=(3, 0))),
+    }, ch, scale), "residual", f"{P}, {fig}", RESIDUAL_IDEA)
+
+
+def block_c(ch, sz: tuple, w: Widths, scale, fig, relu=True):
+    c1, r, c13, c31 = (w(c) for c in sz)
+    return tag(Residual({
+        "1x1": ConvBN(ch, c1, 1),
+        "3x3": nn.Sequential(ConvBN(ch, r, 1), ConvBN(r, c13, (1, 3), padding=(0, 1)),
+                             ConvBN(c13, c31, (3, 1), padding=(1, 0))),
+    }, ch, scale, relu=relu), "residual", f"{P}, {fig}", RESIDUAL_IDEA)
+
+
+def reduction_b(ch, sz: tuple, w: Widths, fig):
+    r0, c0, r1, c1, r2, c2a, c2b = (w(c) for c in sz)
+    block = tag(Concat({
+        "3x3": nn.Sequential(ConvBN(ch, r0, 1), ConvBN(r0, c0, 3, 2)),
+        "3x3b": nn.Sequential(ConvBN(ch, r1, 1), ConvBN(r1, c1, 3, 2)),
+        "3x3dbl": nn.Sequential(ConvBN(ch, r2, 1), ConvBN(r2, c2a, 3, padding=1), ConvBN(c2a, c2b, 3, 2)),
+        "pool": nn.MaxPool2d(3, 2),
+    }), "reduction", f"{P}, {fig}", "17x17 -> 8x8 grid reduction with three conv towers and a pool")
+    return block, c0 + c1 + c2b + ch
+
+
+def stem_v1(w: Widths):
+    """Figure 14: the Inception-ResNet-v1 stem, 299x299x3 -> 35x35x256."""
+    layers = OrderedDict(
+        conv_1a=ConvBN(3, w(32), 3, 2), conv_2a=ConvBN(w(32), w(32), 3),
+        conv_2b=ConvBN(w(32), w(64), 3, padding=1), pool_3a=nn.MaxPool2d(3, 2),
+        conv_3b=ConvBN(w(64), w(80), 1), conv_4a=ConvBN(w(80), w(192), 3),
+        conv_4b=ConvBN(w(192), w(256), 3, 2))
+    return layers, w(256)
+
+
+def stem_ir_v2_released(w: Widths):
+    """TF-slim's Inception-ResNet-v2 stem: Inception-v3's convs, then an Inception-A-like
+    ``mixed_5b`` giving 35x35x320 (the paper uses the Inception-v4 stem instead)."""
+    layers = OrderedDict(
+        conv_1a=ConvBN(3, w(32), 3, 2), conv_2a=ConvBN(w(32), w(32), 3),
+        conv_2b=ConvBN(w(32), w(64), 3, padding=1), pool_3a=nn.MaxPool2d(3, 2),
+        conv_3b=ConvBN(w(64), w(80), 1), conv_4a=ConvBN(w(80), w(192), 3),
+        pool_5a=nn.MaxPool2d(3, 2))
+    ch = w(192)
+    layers["mixed_5b"] = tag(Concat({
+        "1x1": ConvBN(ch, w(96), 1),
+        "5x5": nn.Sequential(ConvBN(ch, w(48), 1), ConvBN(w(48), w(64), 5, padding=2)),
+        "3x3dbl": nn.Sequential(ConvBN(ch, w(64), 1), ConvBN(w(64), w(96), 3, padding=1),
+                                ConvBN(w(96), w(96), 3, padding=1)),
+        "pool": nn.Sequential(avg_pool(), ConvBN(ch, w(64), 1)),
+    }), "stem", "TF-slim release (not in the paper)", "an Inception-A block ends the stem")
+    return layers, w(96) + w(64) + w(96) + w(64)
+
+
+def _build(cfg: Config, layout: Layout, stem_fn, sz: Widths35_17_8, head: str) -> InceptionNet:
+    """head: "paper" (pool, dropout, fc), "slim" (1x1 conv to 1536 first) or "facenet"
+    (pool, dropout, 512-d embedding + BN, fc)."""
+    w = Widths(cfg.width)
+    reps = tuple(cfg.repeats or layout.repeats)
+    scale_a, scale_b, scale_c = residual_scales(layout, cfg)
+    fig_a, fig_ra, fig_b, fig_rb, fig_c, fig_stem = sz.figures
+    layers, ch = stem_fn(w)
+    stages = {"stem": stage(layers, "stem", f"{P}, {fig_stem}", "299x299 -> 35x35")}
+    stages["inception_resnet_a"] = stage([block_a(ch, sz.a, w, scale_a, fig_a)
+                                          for _ in range(reps[0])], "stage", f"{P}, {fig_a}")
+    k, l, m, n = (w(c) for c in sz.red_a)
+    red_a, ch = reduction_a(ch, k, l, m, n, f"{P}, {fig_ra}")
+    stages["reduction_a"] = stage([red_a], "reduction", f"{P}, {fig_ra}")
+    stages["inception_resnet_b"] = stage([block_b(ch, sz.b, w, scale_b, fig_b)
+                                          for _ in range(reps[1])], "stage", f"{P}, {fig_b}")
+    red_b, ch = reduction_b(ch, sz.red_b, w, fig_rb)
+    stages["reduction_b"] = stage([red_b], "reduction", f"{P}, {fig_rb}")
+    blocks_c = [block_c(ch, sz.c, w, scale_c, fig_c) for _ in range(reps[2])]
+    if head != "paper":
+        # The released code ends with one more block, unscaled and without the ReLU.
+        blocks_c.append(block_c(ch, sz.c, w, 1.0, fig_c, relu=False))
+    stages["inception_resnet_c"] = stage(blocks_c, "stage", f"{P}, {fig_c}")
+    dropout = cfg.dropout if cfg.dropout is not None else layout.dropout
+    if head == "slim":
+        pre = {"conv_7b": ConvBN(ch, w(1536), 1)}
+        return InceptionNet(stages, classifier_head(w(1536), cfg.num_classes, dropout, pre=pre))
+    if head == "facenet":
+        post = OrderedDict(last_linear=nn.Linear(ch, 512, bias=False),
+                           last_bn=nn.BatchNorm1d(512, eps=1e-3))
+        return InceptionNet(stages, classifier_head(ch, cfg.num_classes, dropout, post=post))
+    return InceptionNet(stages, classifier_head(ch, cfg.num_classes, dropout))
+
+
+def build_v1_released(cfg):
+    return _build(cfg, V1_LAYOUTS["released"], stem_v1, V1, "facenet")
+
+
+def build_v1_paper(cfg):
+    return _build(cfg, V1_LAYOUTS["paper"], stem_v1, V1, "paper")
+
+
+def build_v2_released(cfg):
+    return _build(cfg, V2_LAYOUTS["released"], stem_ir_v2_released, V2, "slim")
+
+
+def build_v2_paper(cfg):
+    return _build(cfg, V2_LAYOUTS["paper"], lambda w: stem_v4(w), V2, "paper")
+
+
+A_MAP = {"branch0": "branches.1x1.0", "branch1": "branches.3x3", "branch2": "branches.3x3dbl",
+         "conv2d": "up"}
+B_MAP = {"branch0": "branches.1x1.0", "branch1": "branches.7x7", "conv2d": "up"}
+C_MAP = {"branch0": "branches.1x1.0", "branch1": "branches.3x3", "conv2d": "up"}
+RED_A_MAP = {"branch0": "branches.3x3.0", "branch1": "branches.3x3dbl"}
+RED_B_MAP = {"branch0": "branches.3x3", "branch1": "branches.3x3b", "branch2": "branches.3x3dbl"}
+STEM_NAMES = {"conv2d_1a": "conv_1a", "conv2d_2a": "conv_2a", "conv2d_2b": "conv_2b",
+              "conv2d_3b": "conv_3b", "conv2d_4a": "conv_4a", "conv2d_4b": "conv_4b"}
+
+
+def _residual_rules(reps, repeat_names: tuple[str, str, str]) -> list:
+    rules = [("mixed_6a", "reduction_a.0", RED_A_MAP), ("mixed_7a", "reduction_b.0", RED_B_MAP),
+             ("block8", f"inception_resnet_c.{reps[2]}", C_MAP)]
+    for theirs, ours, count, inner in zip(repeat_names, ("a", "b", "c"), reps, (A_MAP, B_MAP, C_MAP)):
+        rules += [(f"{theirs}.{i}", f"inception_resnet_{ours}.{i}", inner) for i in range(count)]
+    return rules
+
+
+def timm_key_map(cfg: Config) -> list:
+    """timm ``inception_resnet_v2`` -> ours."""
+    reps = tuple(cfg.repeats or V2_LAYOUTS["released"].repeats)
+    rules = [(theirs, f"stem.{ours}", None) for theirs, ours in STEM_NAMES.items()
+             if ours != "conv_4b"]
+    rules += [("mixed_5b", "stem.mixed_5b", {"branch0": "branches.1x1.0", "branch1": "branches.5x5",
+                                              "branch2": "branches.3x3dbl", "branch3": "branches.pool"}),
+              ("conv2d_7b", "head.conv_7b", None), ("classif", "head.fc", None)]
+    return rules + _residual_rules(reps, ("repeat", "repeat_1", "repeat_2"))
+
+
+def facenet_key_map(cfg: Config) -> list:
+    """facenet-pytorch ``InceptionResnetV1`` -> ours (``logits`` is its classifier)."""
+    reps = tuple(cfg.repeats or V1_LAYOUTS["released"].repeats)
+    rules = [(theirs, f"stem.{ours}", None) for theirs, ours in STEM_NAMES.items()]
+    rules += [("last_linear", "head.last_linear", None), ("last_bn", "head.last_bn", None),
+              ("logits", "head.fc", None)]
+    return rules + _residual_rules(reps, ("repeat_1", "repeat_2", "repeat_3"))
+
+
+STAGES = ("inception_resnet_a", "inception_resnet_b", "inception_resnet_c")
+SHARED_NOTES = ("The 1x1 filter expansion before each add is linear: a bias, no BN, no ReLU; "
+                "no BN on top of the sums.",)
+
+V1_LAYOUTS = {
+    "released": Layout(
+        "released", build_v1_released, min_input_size=75, repeats=(5, 10, 5),
+        repeat_stages=STAGES, scale=SCALES, dropout=0.6, key_maps={"facenet": facenet_key_map},
+        notes=SHARED_NOTES + (
+            "Released only as a face-recognition trunk (facenet, TF and facenet-pytorch); that "
+            "trunk follows the paper's Figures 10-14.",
+            "Like the TF-slim code, it adds a sixth Inception-ResNet-C block, unscaled and "
+            "without ReLU, after the five of the paper.",
+            "facenet's head: average pool, dropout, a 512-d linear embedding with batch norm, then "
+            "the classifier (here 1000 classes unless num_classes says otherwise).",
+        )),
+    "paper": Layout(
+        "paper", build_v1_paper, min_input_size=75, repeats=(5, 10, 5), repeat_stages=STAGES,
+        scale=SCALES, dropout=0.2,
+        notes=SHARED_NOTES + (
+            "Figure 15 with the Inception-ResNet-v1 blocks: stem (Figure 14), 5 x A, Reduction-A "
+            "(k, l, m, n = 192, 192, 256, 384), 10 x B, Reduction-B, 5 x C, average pool, "
+            "dropout (keep 0.8), softmax.",
+        )),
+}
+
+V2_LAYOUTS = {
+    "released": Layout(
+        "released", build_v2_released, min_input_size=75, repeats=(10, 20, 9),
+        repeat_stages=STAGES, scale=SCALES, dropout=0.2, key_maps={"timm": timm_key_map},
+        notes=SHARED_NOTES + (
+            "TF-slim's released layout (timm's inception_resnet_v2): Inception-v3's stem plus a "
+            "mixed_5b block (35x35x320) instead of the paper's Inception-v4 stem.",
+            "10 x A, 20 x B, 9 x C and one final C block, unscaled and without ReLU; widths "
+            "320 / 1088 / 2080 at 35 / 17 / 8, then a 1x1 conv to 1536 before the pool.",
+            "Only this layout loads the public weights (55.8 M parameters).",
+        )),
+    "paper": Layout(
+        "paper", build_v2_paper, min_input_size=75, repeats=(5, 10, 5), repeat_stages=STAGES,
+        scale=SCALES, dropout=0.2,
+        notes=SHARED_NOTES + (
+            "Figure 15 with the Inception-ResNet-v2 blocks: the Inception-v4 stem (Figure 3), "
+            "5 x A, Reduction-A (k, l, m, n = 256, 256, 384, 384), 10 x B, Reduction-B "
+            "(Figure 18), 5 x C.",
+            "The paper's widths do not add up: Figure 17 expands to 1154 channels, but "
+            "Reduction-A yields 384 + 384 + 384 = 1152; Figure 19 expands to 2048, but "
+            "Reduction-B yields 1152 + 384 + 288 + 320 = 2144. We use 1152 and 2144, the only "
+            "widths the adds allow.",
+            "Residual scales follow the released code (0.17, 0.10, 0.20); the paper gives 0.1-0.3.",
+        )),
+}

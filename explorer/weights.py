@@ -1,0 +1,215 @@
+"""Checkpoint files: safe loading, layout detection, key maps onto our modules, strict checks.
+
+A checkpoint in torchvision, timm, Cadene (BN-Inception) or facenet layout -- or one saved from
+our own modules ("explorer" layout) -- is read without unpickling code (``weights_only=True``
+or safetensors), its names are put onto ours through the variant's explicit key map, and it is
+refused, with the first few problems listed, unless every tensor lands with the right shape.
+The one tolerated difference is torchvision's: auxiliary-head weights are dropped (with a note)
+when the model is built without its aux heads.
+"""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+NATIVE = "explorer"
+SHOW = 5  # how many offending keys an error lists
+
+
+class WeightsError(ValueError):
+    """A checkpoint that cannot be loaded; the message says why and what to do."""
+
+
+def read_state_dict(path) -> dict[str, torch.Tensor]:
+    """Tensors of a ``.pth`` / ``.pt`` / ``.bin`` (never unpickling code) or ``.safetensors`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"no checkpoint file at {path}")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        try:
+            state = load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as err:
+            raise WeightsError(f"{path.name} is not a readable safetensors file ({err})") from None
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise WeightsError(
+                f"{path.name} was refused: it holds Python objects other than tensors, and "
+                "loading it could run code. Save a plain state_dict (model.state_dict()) or a "
+                f".safetensors file. ({str(err).splitlines()[0]})") from None
+        except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as err:
+            raise WeightsError(f"{path.name} is not a readable PyTorch checkpoint "
+                               f"(truncated or not a checkpoint: {err})") from None
+    return unwrap(state, path.name)
+
+
+def unwrap(state, name: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The tensor dict inside common wrappers ({"state_dict": ...}, {"model": ...}, DataParallel)."""
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not state:
+        raise WeightsError(f"{name} holds no state_dict (a dict of tensors)")
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise WeightsError(f"{name} holds no tensors")
+    if all(k.startswith("module.") for k in tensors):
+        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+    return tensors
+
+
+def apply_key_map(keys, rules) -> tuple[dict[str, str], list[str]]:
+    """Map checkpoint keys to ours. ``rules`` are (their prefix, our prefix, inner map or None):
+    the longest matching prefix wins; an inner map renames the rest of the key the same way,
+    and without one the rest is kept as it is. Returns ({theirs: ours}, unmapped keys)."""
+    table = {theirs: (ours, inner) for theirs, ours, inner in rules}
+    mapped, unmapped = {}, []
+    for key in keys:
+        target = _lookup(key, table)
+        if target is None:
+            unmapped.append(key)
+        else:
+            mapped[key] = target
+    return mapped, unmapped
+
+
+def _lookup(key: str, table: dict) -> str | None:
+    parts = key.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        hit = table.get(".".join(parts[:i]))
+        if hit is None:
+            continue
+        ours, inner = hit
+        rest = parts[i:]
+        if inner is None:
+            return ".".join([ours, *rest])
+        for j in range(len(rest) - 1, 0, -1):
+            sub = inner.get(".".join(rest[:j]))
+            if sub is not None:
+                return ".".join([ours, sub, *rest[j:]])
+        return None
+    return None
+
+
+def _is_aux(our_key: str) -> bool:
+    return our_key.split(".", 1)[0].startswith("aux")
+
+
+def candidate_sources(layout) -> dict:
+    return {NATIVE: None, **layout.key_maps}
+
+
+def detect_source(state: dict, layout, cfg) -> tuple[str, dict[str, str]]:
+    """The checkpoint layout whose key map covers the most of ``state`` (ties: the first)."""
+    best = (-1, NATIVE, {})
+    for source, factory in candidate_sources(layout).items():
+        if factory is None:
+            mapping = {k: k for k in state}
+            expected = set(_expected_keys(layout, cfg))
+            covered = sum(k in expected for k in state)
+        else:
+            mapping, _ = apply_key_map(state, factory(cfg))
+            covered = len(mapping)
+        if covered > best[0]:
+            best = (covered, source, mapping)
+    return best[1], best[2]
+
+
+_EXPECTED_CACHE: dict = {}
+
+
+def _expected_keys(layout, cfg) -> dict[str, torch.Size]:
+    """Our state-dict names and shapes for a layout and config, from a meta build (cached)."""
+    key = (id(layout), cfg)
+    if key not in _EXPECTED_CACHE:
+        with torch.device("meta"):
+            model = layout.build(cfg)
+        _EXPECTED_CACHE[key] = {k: v.shape for k, v in model.state_dict().items()}
+    return _EXPECTED_CACHE[key]
+
+
+def convert(state: dict, info, layout, cfg) -> tuple[dict[str, torch.Tensor], str, list[str]]:
+    """Checkpoint tensors renamed onto our modules and checked; returns (state, source, notes)."""
+    source, mapping = detect_source(state, layout, cfg)
+    expected = _expected_keys(layout, cfg)
+    notes = []
+    if len(mapping) < len(state) / 2:
+        guess = identify(state)
+        hint = f" It looks like a {guess} checkpoint." if guess else ""
+        offered = ", ".join(candidate_sources(layout))
+        raise WeightsError(
+            f"this checkpoint does not fit {info.name} ({layout.name} layout), which loads these "
+            f"key layouts: {offered}.{hint} Its first keys: {', '.join(list(state)[:SHOW])}")
+    ours = {mapping[k]: v for k, v in state.items() if k in mapping}
+    unexpected = [k for k in state if k not in mapping]
+    unexpected += [mapping[k] for k in state if k in mapping and mapping[k] not in expected]
+    aux_dropped = [k for k in unexpected if _is_aux(mapping.get(k, k))]
+    if aux_dropped and not cfg.aux_logits:
+        notes.append(f"dropped {len(aux_dropped)} auxiliary-head tensors (the model was built "
+                     "with aux_logits=False)")
+        unexpected = [k for k in unexpected if k not in aux_dropped]
+        ours = {k: v for k, v in ours.items() if k in expected}
+    missing = [k for k in expected if k not in ours and not k.endswith("num_batches_tracked")]
+    mismatched = [f"{k}: checkpoint {tuple(ours[k].shape)} vs model {tuple(shape)}"
+                  for k, shape in expected.items() if k in ours and ours[k].shape != shape]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing (e.g. {', '.join(missing[:SHOW])})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:SHOW])})")
+    if mismatched:
+        problems.append(f"{len(mismatched)} with the wrong shape ({'; '.join(mismatched[:SHOW])})")
+    if problems:
+        fc = [k for k in expected if k.endswith("fc.weight") and k.startswith("head")]
+        hint = ""
+        if fc and fc[0] in ours and ours[fc[0]].shape != expected[fc[0]]:
+            hint = f" Build with num_classes={ours[fc[0]].shape[0]} to match its classifier."
+        elif missing and any(_is_aux(k) for k in missing):
+            hint = " The checkpoint has no auxiliary head: build with aux_logits=False."
+        raise WeightsError(
+            f"checkpoint ({source} layout) does not match {info.name} ({layout.name} layout, "
+            f"width {cfg.width}, repeats {cfg.repeats or layout.repeats}): "
+            + "; ".join(problems) + "." + hint)
+    for k in expected:
+        if k.endswith("num_batches_tracked") and k not in ours:
+            ours[k] = torch.zeros((), dtype=torch.long)
+    ours = {k: (v.float() if v.is_floating_point() else v) for k, v in ours.items()}
+    return ours, source, notes
+
+
+def load_into(model: nn.Module, weights, info, layout, cfg, device=torch.device("cpu")) -> nn.Module:
+    """Put a checkpoint (path or state dict) into ``model`` (possibly built on "meta")."""
+    state = weights if isinstance(weights, dict) else read_state_dict(weights)
+    ours, source, notes = convert(state, info, layout, cfg)
+    model.load_state_dict(ours, strict=True, assign=True)
+    model.to(device)
+    model.weights_source = source
+    model.weights_notes = notes
+    for note in notes:
+        warnings.warn(note, stacklevel=3)
+    return model
+
+
+def identify(state: dict) -> str | None:
+    """Which of our variants and key layouts a checkpoint fits best ("inception_v4 (timm)")."""
+    from .variants import VARIANTS, Config
+
+    best, best_cov = None, 0.5
+    for info in VARIANTS.values():
+        for lay in info.layouts.values():
+            for source, factory in lay.key_maps.items():
+                mapping, _ = apply_key_map(state, factory(Config()))
+                expected = _expected_keys(lay, Config(aux_logits=lay.has_aux))
+                hits = sum(1 for k in mapping.values() if k in expected)
+                cov = hits / max(len(state), 1)
+                if cov > best_cov:
+                    best, best_cov = f"{info.name} ({source} layout)", cov
+    return best
