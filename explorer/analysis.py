@@ -1,0 +1,249 @@
+"""Cost and shape of a network, stage by stage, block by block or layer by layer.
+
+One forward pass on the "meta" device (no weights, no memory) with forward hooks records every
+module's input and output shape. From those, per row:
+
+- params: the tensors under the module;
+- MACs: multiply-accumulates of conv and linear layers only (the convention of torchvision's
+  "GFLOPS" and of ``torch.utils.flop_counter`` divided by 2; BN, pools and adds are not counted);
+- activation memory: the bytes of the row's output in float32, for one image.
+
+Totals are the inference cost (eval mode). Auxiliary heads, when built, get their own rows;
+their MACs are a training cost and are not part of the totals.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+
+import torch
+from torch import nn
+
+from .variants import VARIANTS, resolve
+from .variants.blocks import Concat, ConvBN, InceptionNet, Residual, meta_of
+
+DEPTHS = ("stage", "block", "layer")
+MACS_NOTE = "MACs: multiply-accumulates of conv and linear layers (1 MAC = 2 FLOPs)"
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    kind: str
+    figure: str
+    input_shape: tuple
+    output_shape: tuple
+    params: int
+    macs: int
+    activation_bytes: int
+    params_share: float = 0.0
+    macs_share: float = 0.0
+
+
+@dataclass(frozen=True)
+class Analysis:
+    variant: str
+    layout: str
+    input_size: int
+    depth: str
+    rows: tuple[Row, ...]
+    total_params: int
+    total_macs: int
+    total_activation_bytes: int
+    config: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = {"variant": self.variant, "layout": self.layout, "input_size": self.input_size,
+               "depth": self.depth, "total_params": self.total_params,
+               "total_macs": self.total_macs,
+               "total_activation_bytes": self.total_activation_bytes,
+               "macs_convention": MACS_NOTE, "config": self.config,
+               "rows": [asdict(r) for r in self.rows]}
+        for row in out["rows"]:
+            row["input_shape"] = list(row["input_shape"])
+            row["output_shape"] = list(row["output_shape"])
+        return out
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        names = list(Row.__dataclass_fields__)
+        writer = csv.writer(buf)
+        writer.writerow(names)
+        for row in self.rows:
+            writer.writerow(["x".join(map(str, v)) if isinstance(v, tuple) else v
+                             for v in (getattr(row, n) for n in names)])
+        return buf.getvalue()
+
+
+def analyze(variant_or_model, *, input_size: int | None = None, depth: str = "block",
+            **config) -> Analysis:
+    """Rows and totals for a variant name (cached by variant and config) or a built model."""
+    if depth not in DEPTHS:
+        raise ValueError(f"depth must be one of {', '.join(DEPTHS)}, got {depth!r}")
+    if isinstance(variant_or_model, str):
+        return _analyze_variant(variant_or_model, input_size, depth, _freeze(config))
+    model = variant_or_model
+    if isinstance(model, InceptionNet) and hasattr(model, "variant"):
+        cfg = {k: v for k, v in asdict(model.config).items() if k != "input_size"}
+        return analyze(model.variant, layout=model.layout, input_size=input_size, depth=depth,
+                       **{**cfg, **config})
+    if input_size is None:
+        raise ValueError("input_size is needed to analyse a model that is not one of ours")
+    # Never hook the caller's module (it may be shared): analyse a meta copy.
+    skeleton = copy.deepcopy(model).to("meta").eval()
+    return _run(skeleton, input_size, depth, name=type(model).__name__, layout="", config={})
+
+
+def _freeze(config: dict) -> tuple:
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in config.items()))
+
+
+@lru_cache(maxsize=256)
+def _analyze_variant(variant: str, input_size, depth: str, frozen: tuple) -> Analysis:
+    config = dict(frozen)
+    layout = config.pop("layout", "released")
+    info, lay, cfg = resolve(variant, layout, input_size=input_size, **config)
+    size = input_size or info.native_input_size
+    with torch.device("meta"):
+        model = lay.build(cfg)
+    shown = {k: v for k, v in asdict(cfg).items() if k != "input_size"}
+    return _run(model.eval(), size, depth, name=variant, layout=lay.name, config=shown)
+
+
+def _kind(module: nn.Module) -> str:
+    kind = meta_of(module).get("kind")
+    if kind:
+        return kind
+    if isinstance(module, (ConvBN, nn.Conv2d)):
+        return "conv"
+    if isinstance(module, (nn.MaxPool2d, nn.AdaptiveMaxPool2d)):
+        return "max pool"
+    if isinstance(module, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
+        return "avg pool"
+    if isinstance(module, nn.Linear):
+        return "fc"
+    return type(module).__name__.lower()
+
+
+def _layers(module: nn.Module, prefix: str = ""):
+    """Depth "layer": convs (with their BN and ReLU), pools, fc, norms -- and the joins: each
+    Concat and each Residual (whose add is drawn after its 1x1 expansion)."""
+    for name, child in module.named_children():
+        path = f"{prefix}.{name}" if prefix else name
+        if isinstance(child, ConvBN) or not list(child.children()):
+            if not isinstance(child, (nn.ReLU, nn.Dropout, nn.Flatten, nn.Identity)):
+                yield path, child
+            continue
+        yield from _layers(child, path)
+        if isinstance(child, Concat):
+            yield path, child
+
+
+def _units(model: nn.Module, depth: str) -> list[tuple[str, nn.Module]]:
+    """The (name, module) pairs that make the rows, in model order."""
+    if isinstance(model, InceptionNet) and depth != "layer":
+        aux = [(name, getattr(model, name)) for name in model.aux_taps.values()]
+        if depth == "stage":
+            return [(s, getattr(model, s)) for s in model.stage_names] + aux + [("head", model.head)]
+        units = [(f"{s}.{b}", m) for s in model.stage_names
+                 for b, m in getattr(model, s).named_children()]
+        head = [(f"head.{n}", m) for n, m in model.head.named_children()
+                if not isinstance(m, (nn.Flatten, nn.Dropout))]
+        return units + aux + head
+    return list(_layers(model))
+
+
+def _run(model: nn.Module, size: int, depth: str, *, name: str, layout: str, config: dict) -> Analysis:
+    shapes: dict[str, tuple] = {}   # module name -> (input shape, output shape)
+    order: list[str] = []            # names in the order their forward finished
+    macs: dict[str, int] = {}        # conv / linear module name -> MACs
+    outputs: dict[str, torch.Tensor] = {}
+    taps = getattr(model, "aux_taps", {})
+    handles = []
+
+    def hook(mod_name):
+        def record(mod, args, out):
+            x = args[0]
+            shapes[mod_name] = (tuple(x.shape[1:]), tuple(out.shape[1:]))
+            order.append(mod_name)
+            if isinstance(mod, nn.Conv2d):
+                k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
+                macs[mod_name] = out.numel() * k
+            elif isinstance(mod, nn.Linear):
+                macs[mod_name] = out.numel() * mod.in_features
+            if mod_name in taps:
+                outputs[mod_name] = out
+        return record
+
+    for mod_name, mod in model.named_modules():
+        if mod_name:
+            handles.append(mod.register_forward_hook(hook(mod_name)))
+    try:
+        with torch.no_grad():
+            model(torch.empty(1, 3, size, size, device="meta"))
+            for tap, aux_name in taps.items():  # aux heads run in training only: run them here
+                getattr(model, aux_name)(outputs[tap])
+    finally:
+        for h in handles:
+            h.remove()
+
+    params = {n: sum(p.numel() for p in m.parameters()) for n, m in model.named_modules()}
+    aux_prefixes = tuple(f"{a}." for a in taps.values())
+    total_params = params[""]
+    total_macs = sum(v for k, v in macs.items() if not k.startswith(aux_prefixes))
+
+    def macs_under(prefix: str) -> int:
+        return sum(v for k, v in macs.items() if k == prefix or k.startswith(prefix + "."))
+
+    position = {n: i for i, n in enumerate(order)}
+    rows = []
+    for unit_name, mod in _units(model, depth):
+        if unit_name not in shapes:
+            continue  # built but never run
+        if isinstance(mod, Concat) and depth == "layer":
+            rows.extend(_join_rows(unit_name, mod, shapes, position))
+        else:
+            rows.append((position[unit_name],
+                         _row(unit_name, mod, shapes, params[unit_name], macs_under(unit_name))))
+    rows = [r for _, r in sorted(rows, key=lambda pr: pr[0])]
+    rows = [Row(**{**asdict(r), "params_share": r.params / total_params if total_params else 0.0,
+                   "macs_share": r.macs / total_macs if total_macs else 0.0}) for r in rows]
+    # Whatever the depth, the total counts every layer's output once (the memory a training
+    # step keeps for the backward pass, per image), so it compares across depths and variants.
+    total_act = sum(_numel(shapes[n][1]) * 4 for n, _ in _layers(model)
+                    if n in shapes and not n.startswith(aux_prefixes))
+    return Analysis(name, layout, size, depth, tuple(rows), total_params, total_macs, total_act,
+                    config)
+
+
+def _row(name, mod, shapes, params, macs) -> Row:
+    in_shape, out_shape = shapes[name]
+    return Row(name, _kind(mod), meta_of(mod).get("figure", ""), in_shape, out_shape,
+               params, macs, _numel(out_shape) * 4)
+
+
+def _join_rows(name: str, mod: Concat, shapes: dict, position: dict) -> list[tuple[float, Row]]:
+    """Layer-depth rows for the functional joins, which have no module of their own: the
+    concat of a block's branches and, for a residual block, the scaled add after the 1x1
+    expansion (the concat then comes just before that expansion)."""
+    in_shape, out_shape = shapes[name]
+    if isinstance(mod, Residual):
+        cat_shape = shapes[f"{name}.up"][0]
+        label = "residual add" + ("" if mod.act is not None else " (no ReLU)")
+        return [(position[f"{name}.up"] - 0.5,
+                 Row(f"{name}.concat", "concat", "", in_shape, cat_shape, 0, 0, _numel(cat_shape) * 4)),
+                (position[name], Row(f"{name}.add", f"{label} x{mod.scale:g}", "", in_shape,
+                                     out_shape, 0, 0, _numel(out_shape) * 4))]
+    return [(position[name], Row(f"{name}.concat", "concat", "", in_shape, out_shape, 0, 0,
+                                 _numel(out_shape) * 4))]
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n

@@ -1,0 +1,198 @@
+"""Command line: ``python -m explorer`` / ``inception-explorer``.
+
+    variants [--json]
+    summary VARIANT [--layout L] [--input-size N] [--depth D] [--width W] [--num-classes K]
+            [--aux] [--repeats A,B,C] [--scale S] [--json | --csv]
+    graph VARIANT [--depth D] [--format dot|svg|png] [-o FILE] (+ the build options)
+    compare VARIANT... [--input-size N] [--json]
+
+Bad input gets one line naming the problem and what is allowed, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+class UsageError(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _csv_ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 4,7,3, got {text!r}") from None
+
+
+def _csv_floats(text: str):
+    try:
+        values = tuple(float(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number or three (A,B,C) such as 0.17,0.1,0.2, got {text!r}") from None
+    return values[0] if len(values) == 1 else values
+
+
+def _build_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--layout", default="released", help="released (checkpoint-compatible) or paper")
+    p.add_argument("--input-size", type=int, help="input height = width (default: native size)")
+    p.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = reference)")
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--aux", action="store_true", help="build the auxiliary head(s)")
+    p.add_argument("--repeats", type=_csv_ints, help="blocks per stage, e.g. 4,7,3 (v4 / IR)")
+    p.add_argument("--scale", type=_csv_floats, help="residual scale(s) of IR blocks")
+    p.add_argument("--depth", default="block", choices=("stage", "block", "layer"))
+
+
+def _config(args) -> dict:
+    config = {"layout": args.layout, "width": args.width, "num_classes": args.num_classes,
+              "aux_logits": args.aux}
+    if args.repeats is not None:
+        config["repeats"] = args.repeats
+    if args.scale is not None:
+        config["scale"] = args.scale
+    return config
+
+
+def make_parser() -> Parser:
+    parser = Parser(prog="inception-explorer", description="Explore the Inception family of CNNs.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    p = sub.add_parser("variants", help="list the variants")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("summary", help="per-stage / block / layer params, MACs and shapes")
+    p.add_argument("variant")
+    _build_options(p)
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true")
+    p = sub.add_parser("graph", help="the module graph as DOT, SVG or PNG")
+    p.add_argument("variant")
+    _build_options(p)
+    p.add_argument("--format", default="dot", choices=("dot", "svg", "png"))
+    p.add_argument("-o", "--output", help="file to write (default: standard output)")
+    p = sub.add_parser("compare", help="totals of several variants side by side")
+    p.add_argument("variants", nargs="+", metavar="VARIANT")
+    p.add_argument("--input-size", type=int, help="one input size for all (default: each native)")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def cmd_variants(args, out) -> None:
+    from .variants import VARIANTS
+
+    rows = [{"name": v.name, "title": v.title, "paper": v.paper, "arxiv": v.arxiv, "year": v.year,
+             "native_input_size": v.native_input_size, "layouts": list(v.layouts),
+             "default_layout": v.default_layout, "idea": v.idea} for v in VARIANTS.values()]
+    if args.json:
+        json.dump(rows, out, indent=2)
+        out.write("\n")
+        return
+    for r in rows:
+        out.write(f"{r['name']:<21} {r['year']}  {r['native_input_size']}px  "
+                  f"{'/'.join(r['layouts']):<15} {r['title']}\n")
+
+
+def cmd_summary(args, out) -> None:
+    from .analysis import MACS_NOTE, analyze
+
+    result = analyze(args.variant, input_size=args.input_size, depth=args.depth, **_config(args))
+    if args.json:
+        json.dump(result.to_dict(), out, indent=2)
+        out.write("\n")
+        return
+    if args.csv:
+        out.write(result.to_csv())
+        return
+    out.write(f"{result.variant} ({result.layout} layout) at {result.input_size}x"
+              f"{result.input_size}, depth {result.depth}\n")
+    out.write(f"{'name':<44} {'kind':<18} {'output':>16} {'params':>12} {'MACs':>15} "
+              f"{'%MACs':>6}\n")
+    for r in result.rows:
+        shape = "x".join(map(str, r.output_shape))
+        out.write(f"{r.name[:44]:<44} {r.kind[:18]:<18} {shape:>16} {r.params:>12,} "
+                  f"{r.macs:>15,} {100 * r.macs_share:>6.1f}\n")
+    out.write(f"total params {result.total_params:,}; total MACs {result.total_macs:,} "
+              f"({result.total_macs / 1e9:.3f} G); {MACS_NOTE}\n")
+
+
+def cmd_graph(args, out) -> None:
+    from .graph import GraphvizMissing, render, to_dot
+
+    config = _config(args)
+    if args.input_size is not None:
+        config["input_size"] = args.input_size
+    dot = to_dot(args.variant, depth=args.depth, **config)
+    try:
+        data = dot.encode() if args.format == "dot" else render(dot, args.format)
+    except GraphvizMissing as err:
+        raise UsageError(str(err)) from None
+    if args.output:
+        with open(args.output, "wb") as f:
+            f.write(data)
+    elif args.format == "png":
+        raise UsageError("PNG is binary: give a file with -o FILE")
+    else:
+        out.write(data.decode())
+
+
+def compare_rows(variants, input_size=None) -> list[dict]:
+    """Totals and published accuracy of several variants (their released/default layouts)."""
+    from .analysis import analyze
+    from .published import best_published
+
+    rows = []
+    for name in variants:
+        result = analyze(name, input_size=input_size, depth="block")
+        pub = best_published(name)
+        rows.append({"variant": name, "layout": result.layout, "input_size": result.input_size,
+                     "total_params": result.total_params, "total_macs": result.total_macs,
+                     "blocks": len(result.rows),
+                     "activation_bytes": result.total_activation_bytes,
+                     "top1": pub.top1 if pub else None, "top5": pub.top5 if pub else None,
+                     "accuracy_source": pub.source if pub else "none published"})
+    return rows
+
+
+def cmd_compare(args, out) -> None:
+    rows = compare_rows(args.variants, args.input_size)
+    if args.json:
+        json.dump(rows, out, indent=2)
+        out.write("\n")
+        return
+    out.write(f"{'variant':<21} {'input':>5} {'params':>12} {'GMACs':>7} {'act. MiB':>9} "
+              f"{'top-1':>6} {'top-5':>6}  source\n")
+    for r in rows:
+        top1 = f"{r['top1']:.1f}" if r["top1"] is not None else "-"
+        top5 = f"{r['top5']:.1f}" if r["top5"] is not None else "-"
+        out.write(f"{r['variant']:<21} {r['input_size']:>5} {r['total_params']:>12,} "
+                  f"{r['total_macs'] / 1e9:>7.3f} {r['activation_bytes'] / 2**20:>9.1f} "
+                  f"{top1:>6} {top5:>6}  {r['accuracy_source']}\n")
+
+
+COMMANDS = {"variants": cmd_variants, "summary": cmd_summary, "graph": cmd_graph,
+            "compare": cmd_compare}
+
+
+def main(argv=None, out=None) -> int:
+    out = out or sys.stdout
+    try:
+        args = make_parser().parse_args(argv)
+        COMMANDS[args.command](args, out)
+    except (UsageError, ValueError, OSError) as err:
+        # ValueError covers ConfigError and WeightsError
+        print(f"inception-explorer: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
