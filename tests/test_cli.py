@@ -1,0 +1,94 @@
+"""The command line: every command, its JSON contract, and one-line errors with exit status 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from explorer.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_variants_json(capsys):
+    code, out, _ = run(capsys, "variants", "--json")
+    assert code == 0
+    names = [v["name"] for v in json.loads(out)]
+    assert names == ["googlenet", "bn_inception", "inception_v2", "inception_v3", "inception_v4",
+                     "inception_resnet_v1", "inception_resnet_v2"]
+
+
+def test_summary_json_contract(capsys):
+    code, out, _ = run(capsys, "summary", "inception_v4", "--depth", "stage", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["variant"] == "inception_v4" and data["layout"] == "released"
+    assert data["input_size"] == 299 and data["total_params"] == 42_679_816
+    assert [r["name"] for r in data["rows"]][:2] == ["stem", "inception_a"]
+    assert {"name", "kind", "output_shape", "params", "macs"} <= set(data["rows"][0])
+
+
+def test_summary_options_change_the_network(capsys):
+    _, out, _ = run(capsys, "summary", "inception_resnet_v2", "--json", "--width", "0.5",
+                    "--repeats", "1,2,1", "--num-classes", "10", "--input-size", "149")
+    data = json.loads(out)
+    assert data["input_size"] == 149
+    assert data["rows"][-1]["output_shape"] == [10]
+    assert sum(r["name"].startswith("inception_resnet_b.") for r in data["rows"]) == 2
+
+
+def test_summary_table_and_csv(capsys):
+    code, out, _ = run(capsys, "summary", "googlenet")
+    assert code == 0 and "inception_4.inception_4e" in out and "total params 6,624,904" in out
+    code, out, _ = run(capsys, "summary", "googlenet", "--aux", "--csv")
+    assert code == 0 and out.splitlines()[0].startswith("name,kind") and "\naux1," in out
+
+
+def test_compare_json_has_accuracy_and_source(capsys):
+    code, out, _ = run(capsys, "compare", "inception_v3", "inception_v4", "inception_resnet_v2",
+                       "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["variant"] for r in rows] == ["inception_v3", "inception_v4", "inception_resnet_v2"]
+    assert rows[2]["top1"] == 80.434 and "timm" in rows[2]["accuracy_source"]
+    assert rows[1]["total_macs"] > rows[0]["total_macs"]
+
+
+def test_graph_dot_and_svg(capsys, tmp_path):
+    code, out, _ = run(capsys, "graph", "inception_v3", "--depth", "stage")
+    assert code == 0 and out.lstrip().startswith("digraph")
+    target = tmp_path / "v3.svg"
+    code, _, _ = run(capsys, "graph", "inception_v3", "--format", "svg", "-o", str(target))
+    assert code == 0 and b"<svg" in target.read_bytes()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["summary", "nope"], "unknown variant 'nope'"),
+    (["summary", "inception_v3", "--input-size", "40"], "minimum of 75"),
+    (["summary", "inception_v3", "--width", "-1"], "width must be"),
+    (["summary", "inception_v3", "--layout", "draft"], "offers: released, paper"),
+    (["summary", "inception_v4", "--repeats", "1,x"], "comma-separated integers"),
+    (["summary", "googlenet", "--scale", "0.2"], "scale applies to residual blocks"),
+    (["summary", "googlenet", "--depth", "deep"], "invalid choice"),
+    (["compare", "inception_v3", "alexnet"], "unknown variant 'alexnet'"),
+    (["graph", "inception_v3", "--format", "png"], "give a file with -o"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_gives_one_line_and_exit_2(capsys, argv, words):
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert words in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_module_entry_point_runs_as_a_process():
+    done = subprocess.run([sys.executable, "-m", "explorer", "summary", "inception_v3",
+                           "--input-size", "10"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("inception-explorer: error: input_size 10")
+    assert "Traceback" not in done.stderr
