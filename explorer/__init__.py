@@ -1,14 +1,21 @@
-"""Inception Explorer: the Inception family of CNNs, built, measured, drawn and compared."""
+"""Inception Explorer: the Inception family of CNNs, built, measured, drawn and compared.
 
-from .analysis import analyze
-from .variants import VARIANTS, ConfigError, build, get_variant, list_variants
+The public API is loaded lazily so that ``python -m explorer`` can answer cached questions
+without importing torch.
+"""
+
+from importlib import import_module
+
+_API = {
+    "VARIANTS": "explorer.variants", "ConfigError": "explorer.variants", "build": "explorer.variants",
+    "get_variant": "explorer.variants", "list_variants": "explorer.variants",
+    "analyze": "explorer.analysis", "to_dot": "explorer.graph",
+}
+
+__all__ = list(_API)
 
 
-def to_dot(variant: str, *, depth: str = "block", **config) -> str:
-    """Graphviz DOT of a variant's module graph (see ``explorer.graph``)."""
-    from .graph import to_dot as _to_dot
-
-    return _to_dot(variant, depth=depth, **config)
-
-
-__all__ = ["VARIANTS", "ConfigError", "analyze", "build", "get_variant", "list_variants", "to_dot"]
+def __getattr__(name):
+    if name in _API:
+        return getattr(import_module(_API[name]), name)
+    raise AttributeError(f"module 'explorer' has no attribute {name!r}")

@@ -15,15 +15,14 @@ their MACs are a training cost and are not part of the totals.
 from __future__ import annotations
 
 import copy
-import csv
-import io
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 import torch
 from torch import nn
 
-from .variants import VARIANTS, resolve
+from .export import csv_text
+from .variants import resolve
 from .variants.blocks import Concat, ConvBN, InceptionNet, Residual, meta_of
 
 DEPTHS = ("stage", "block", "layer")
@@ -69,14 +68,7 @@ class Analysis:
         return out
 
     def to_csv(self) -> str:
-        buf = io.StringIO()
-        names = list(Row.__dataclass_fields__)
-        writer = csv.writer(buf)
-        writer.writerow(names)
-        for row in self.rows:
-            writer.writerow(["x".join(map(str, v)) if isinstance(v, tuple) else v
-                             for v in (getattr(row, n) for n in names)])
-        return buf.getvalue()
+        return csv_text(self.to_dict()["rows"])
 
 
 def analyze(variant_or_model, *, input_size: int | None = None, depth: str = "block",

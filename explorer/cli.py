@@ -101,27 +101,40 @@ def cmd_variants(args, out) -> None:
                   f"{'/'.join(r['layouts']):<15} {r['title']}\n")
 
 
-def cmd_summary(args, out) -> None:
-    from .analysis import MACS_NOTE, analyze
+def analysis_dict(variant: str, input_size, depth: str, **config) -> dict:
+    """analyze(...).to_dict(), answered from the on-disk cache when it can be."""
+    from .cache import cached_json
 
-    result = analyze(args.variant, input_size=args.input_size, depth=args.depth, **_config(args))
+    def compute():
+        from .analysis import analyze
+        return analyze(variant, input_size=input_size, depth=depth, **config).to_dict()
+
+    request = {"variant": variant, "input_size": input_size, "depth": depth, "config": config}
+    return cached_json("analysis", request, compute)
+
+
+def cmd_summary(args, out) -> None:
+    result = analysis_dict(args.variant, args.input_size, args.depth, **_config(args))
     if args.json:
-        json.dump(result.to_dict(), out, indent=2)
+        json.dump(result, out, indent=2)
         out.write("\n")
         return
+    rows = result["rows"]
     if args.csv:
-        out.write(result.to_csv())
+        from .export import csv_text
+        out.write(csv_text(rows))
         return
-    out.write(f"{result.variant} ({result.layout} layout) at {result.input_size}x"
-              f"{result.input_size}, depth {result.depth}\n")
+    out.write(f"{result['variant']} ({result['layout']} layout) at {result['input_size']}x"
+              f"{result['input_size']}, depth {result['depth']}\n")
     out.write(f"{'name':<44} {'kind':<18} {'output':>16} {'params':>12} {'MACs':>15} "
               f"{'%MACs':>6}\n")
-    for r in result.rows:
-        shape = "x".join(map(str, r.output_shape))
-        out.write(f"{r.name[:44]:<44} {r.kind[:18]:<18} {shape:>16} {r.params:>12,} "
-                  f"{r.macs:>15,} {100 * r.macs_share:>6.1f}\n")
-    out.write(f"total params {result.total_params:,}; total MACs {result.total_macs:,} "
-              f"({result.total_macs / 1e9:.3f} G); {MACS_NOTE}\n")
+    for r in rows:
+        shape = "x".join(map(str, r["output_shape"]))
+        out.write(f"{r['name'][:44]:<44} {r['kind'][:18]:<18} {shape:>16} {r['params']:>12,} "
+                  f"{r['macs']:>15,} {100 * r['macs_share']:>6.1f}\n")
+    total_macs = result["total_macs"]
+    out.write(f"total params {result['total_params']:,}; total MACs {total_macs:,} "
+              f"({total_macs / 1e9:.3f} G); {result['macs_convention']}\n")
 
 
 def cmd_graph(args, out) -> None:
@@ -146,17 +159,16 @@ def cmd_graph(args, out) -> None:
 
 def compare_rows(variants, input_size=None) -> list[dict]:
     """Totals and published accuracy of several variants (their released/default layouts)."""
-    from .analysis import analyze
     from .published import best_published
 
     rows = []
     for name in variants:
-        result = analyze(name, input_size=input_size, depth="block")
+        result = analysis_dict(name, input_size, "block")
         pub = best_published(name)
-        rows.append({"variant": name, "layout": result.layout, "input_size": result.input_size,
-                     "total_params": result.total_params, "total_macs": result.total_macs,
-                     "blocks": len(result.rows),
-                     "activation_bytes": result.total_activation_bytes,
+        rows.append({"variant": name, "layout": result["layout"],
+                     "input_size": result["input_size"], "total_params": result["total_params"],
+                     "total_macs": result["total_macs"], "blocks": len(result["rows"]),
+                     "activation_bytes": result["total_activation_bytes"],
                      "top1": pub.top1 if pub else None, "top5": pub.top5 if pub else None,
                      "accuracy_source": pub.source if pub else "none published"})
     return rows

@@ -185,7 +185,7 @@ def convert(state: dict, info, layout, cfg) -> tuple[dict[str, torch.Tensor], st
     return ours, source, notes
 
 
-def load_into(model: nn.Module, weights, info, layout, cfg, device=torch.device("cpu")) -> nn.Module:
+def load_into(model: nn.Module, weights, info, layout, cfg, device="cpu") -> nn.Module:
     """Put a checkpoint (path or state dict) into ``model`` (possibly built on "meta")."""
     state = weights if isinstance(weights, dict) else read_state_dict(weights)
     ours, source, notes = convert(state, info, layout, cfg)

@@ -9,6 +9,12 @@ import pytest
 from explorer.cli import main
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    """Each test computes afresh (and never writes to the user's cache)."""
+    monkeypatch.setenv("INCEPTION_EXPLORER_CACHE", str(tmp_path / "cache"))
+
+
 def run(capsys, *argv):
     code = main(list(argv))
     captured = capsys.readouterr()
@@ -92,3 +98,29 @@ def test_module_entry_point_runs_as_a_process():
     assert done.returncode == 2
     assert done.stderr.startswith("inception-explorer: error: input_size 10")
     assert "Traceback" not in done.stderr
+
+
+def test_repeated_summary_comes_from_the_cache(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("INCEPTION_EXPLORER_CACHE", str(tmp_path))
+    _, first, _ = run(capsys, "summary", "inception_v3", "--json", "--width", "0.75")
+    entries = list((tmp_path / "analysis").glob("*.json"))
+    assert len(entries) == 1
+    _, second, _ = run(capsys, "summary", "inception_v3", "--json", "--width", "0.75")
+    assert json.loads(second) == json.loads(first)
+    entries[0].write_text("{truncated")  # a corrupt entry is ignored and rewritten
+    _, third, _ = run(capsys, "summary", "inception_v3", "--json", "--width", "0.75")
+    assert json.loads(third) == json.loads(first)
+    assert json.loads(entries[0].read_text()) == json.loads(first)
+
+
+def test_cached_answer_needs_no_torch(tmp_path):
+    env = {**__import__("os").environ, "INCEPTION_EXPLORER_CACHE": str(tmp_path)}
+    cmd = [sys.executable, "-m", "explorer", "summary", "googlenet", "--depth", "stage"]
+    subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=120)
+    probe = ("import runpy, sys; sys.argv = " + repr(["explorer", *cmd[3:]]) + "\n"
+             "try:\n    runpy.run_module('explorer', run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "False"

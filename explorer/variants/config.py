@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Callable
 
 import torch
 
@@ -30,7 +30,7 @@ class Config:
     repeats: tuple[int, ...] | None = None
     input_size: int | None = None
 
-    def with_(self, **changes) -> "Config":
+    def with_(self, **changes) -> Config:
         return replace(self, **changes)
 
 

@@ -113,7 +113,8 @@ def stem_ir_v2_released(w: Widths):
     return layers, w(96) + w(64) + w(96) + w(64)
 
 
-def _build(cfg: Config, layout: Layout, stem_fn, sz: Widths35_17_8, head: str) -> InceptionNet:
+def _build(cfg: Config, layout: Layout, stem_fn, sz: Widths35_17_8, head: str,
+           stem_figure: str | None = None) -> InceptionNet:
     """head: "paper" (pool, dropout, fc), "slim" (1x1 conv to 1536 first) or "facenet"
     (pool, dropout, 512-d embedding + BN, fc)."""
     w = Widths(cfg.width)
@@ -121,7 +122,8 @@ def _build(cfg: Config, layout: Layout, stem_fn, sz: Widths35_17_8, head: str) -
     scale_a, scale_b, scale_c = residual_scales(layout, cfg)
     fig_a, fig_ra, fig_b, fig_rb, fig_c, fig_stem = sz.figures
     layers, ch = stem_fn(w)
-    stages = {"stem": stage(layers, "stem", f"{P}, {fig_stem}", "299x299 -> 35x35")}
+    stem_figure = stem_figure or f"{P}, {fig_stem}"
+    stages = {"stem": stage(layers, "stem", stem_figure, "299x299 -> 35x35")}
     stages["inception_resnet_a"] = stage([block_a(ch, sz.a, w, scale_a, fig_a)
                                           for _ in range(reps[0])], "stage", f"{P}, {fig_a}")
     k, l, m, n = (w(c) for c in sz.red_a)
@@ -156,7 +158,8 @@ def build_v1_paper(cfg):
 
 
 def build_v2_released(cfg):
-    return _build(cfg, V2_LAYOUTS["released"], stem_ir_v2_released, V2, "slim")
+    return _build(cfg, V2_LAYOUTS["released"], stem_ir_v2_released, V2, "slim",
+                  stem_figure="TF-slim release (Inception-v3 stem + mixed_5b)")
 
 
 def build_v2_paper(cfg):

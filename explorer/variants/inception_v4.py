@@ -14,7 +14,6 @@ from dataclasses import replace
 from torch import nn
 
 from .blocks import Concat, ConvBN, InceptionNet, Widths, classifier_head, stage, tag
-
 from .config import Config, Layout
 
 P = "v4 paper"

@@ -1,0 +1,99 @@
+"""Time explorer.analyze() against torchinfo.summary on the same networks, in one run.
+
+    python benchmarks/analysis.py [--repeat N]
+
+Two measurements:
+1. in-process, per variant: analyze() (uncached: a fresh call on the "meta" device) vs
+   torchinfo.summary() of the same network built on the CPU (its usual use: a real forward);
+2. whole processes for Inception-ResNet-v2: `python -m explorer summary inception_resnet_v2`
+   vs a `python -c` that builds the model and prints torchinfo.summary -- the goal is a ratio
+   of at most 0.5. The command line is timed cold (empty cache: it imports torch and
+   computes) and warm (the answer is in its on-disk cache, as for any repeated question).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torchinfo
+
+import explorer
+from explorer.analysis import _analyze_variant, analyze
+
+TORCHINFO_PROCESS = (
+    "import torch, torchinfo, explorer; "
+    "m = explorer.build('inception_resnet_v2'); "
+    "print(torchinfo.summary(m, input_size=(1, 3, 299, 299), device='cpu', depth=2, verbose=0))"
+)
+
+
+def best_of(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(torch.get_num_threads())
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print(f"{'variant':<21} {'analyze s':>10} {'torchinfo s':>12} {'ratio':>7}")
+    for name in explorer.list_variants():
+        size = explorer.VARIANTS[name].native_input_size
+
+        def ours():
+            _analyze_variant.cache_clear()
+            analyze(name, depth="layer")
+
+        def theirs():
+            model = explorer.build(name)
+            torchinfo.summary(model, input_size=(1, 3, size, size), device="cpu", verbose=0)
+
+        ours()  # warm up both (first meta and CPU kernels)
+        a, b = best_of(ours, args.repeat), best_of(theirs, args.repeat)
+        print(f"{name:<21} {a:>10.3f} {b:>12.3f} {a / b:>7.2f}")
+
+    print("\nwhole process, inception_resnet_v2 (median of", args.repeat, "runs)")
+    summary = [sys.executable, "-m", "explorer", "summary", "inception_resnet_v2"]
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "INCEPTION_EXPLORER_CACHE": cache}
+        medians = {
+            "explorer, cold cache": median_run(summary, args.repeat, env, clear=Path(cache)),
+            "explorer, warm cache": median_run(summary, args.repeat, env),
+            "torchinfo.summary": median_run([sys.executable, "-c", TORCHINFO_PROCESS],
+                                            args.repeat, env),
+        }
+    for label, seconds in medians.items():
+        print(f"  {label:<22} {seconds:.2f} s")
+    for label in ("explorer, cold cache", "explorer, warm cache"):
+        ratio = medians[label] / medians["torchinfo.summary"]
+        print(f"  {label}: ratio {ratio:.2f} (goal <= 0.50: {'met' if ratio <= 0.5 else 'not met'})")
+
+
+def median_run(cmd, repeat, env, clear: Path | None = None) -> float:
+    runs = []
+    for _ in range(repeat):
+        if clear is not None:
+            shutil.rmtree(clear, ignore_errors=True)
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs)
+
+
+if __name__ == "__main__":
+    main()
