@@ -5,12 +5,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System programs: Graphviz's `dot` lays out graph exports (and is checked by the tests).
-if ! command -v dot >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz
-  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo apt-get install -y -qq graphviz
-  else echo "warning: install Graphviz (the 'dot' program) for SVG/PNG export" >&2; fi
-fi
+# System programs: Graphviz's `dot` lays out graph exports; the browser tests drive Debian's
+# Chromium (never a browser downloaded by Playwright).
+apt_install() {
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+  else echo "warning: please install these Debian packages yourself: $*" >&2; fi
+}
+missing=()
+command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+if [ "${1:-}" = test ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
+if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
