@@ -41,14 +41,42 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as err:
-            raise WeightsError(
-                f"{path.name} was refused: it holds Python objects other than tensors, and "
-                "loading it could run code. Save a plain state_dict (model.state_dict()) or a "
-                f".safetensors file. ({str(err).splitlines()[0]})") from None
-        except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as err:
-            raise WeightsError(f"{path.name} is not a readable PyTorch checkpoint "
-                               f"(truncated or not a checkpoint: {err})") from None
+            if _names_code(err):
+                raise WeightsError(
+                    f"{path.name} was refused: it holds Python objects other than tensors, and "
+                    "loading it could run code. Save a plain state_dict (model.state_dict()) or "
+                    f"a .safetensors file. ({_blocked_global(err)})") from None
+            raise _unreadable(path, err) from None
+        except Exception as err:  # noqa: BLE001 -- garbage bytes raise anything (IndexError, KeyError, ...)
+            raise _unreadable(path, err) from None
     return unwrap(state, path.name)
+
+
+def _first_line(err) -> str:
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    if lines and lines[0].startswith("Weights only load failed"):
+        # torch's long advice to set weights_only=False is exactly what we must not do
+        lines = [ln for ln in lines if ln.startswith(("Unsupported", "invalid"))] or ["bad pickle"]
+    return lines[0] if lines else type(err).__name__
+
+
+def _names_code(err) -> bool:
+    """Whether torch's weights-only unpickler refused a real pickle for naming code (a global,
+    a reduce call, ...) rather than failing on bytes that are no pickle at all."""
+    return _blocked_global(err) is not None
+
+
+def _blocked_global(err) -> str | None:
+    for line in str(err).splitlines():
+        if "GLOBAL" in line or "Unsupported global" in line:
+            return line.strip()
+    return None
+
+
+def _unreadable(path: Path, err) -> WeightsError:
+    return WeightsError(f"{path.name} is not a readable PyTorch checkpoint (truncated, or not a "
+                        f"checkpoint: {_first_line(err)}). Re-download it, or save it again "
+                        "with torch.save(model.state_dict(), path).")
 
 
 def unwrap(state, name: str = "checkpoint") -> dict[str, torch.Tensor]:
@@ -111,9 +139,9 @@ def detect_source(state: dict, layout, cfg) -> tuple[str, dict[str, str]]:
     """The checkpoint layout whose key map covers the most of ``state`` (ties: the first)."""
     best = (-1, NATIVE, {})
     for source, factory in candidate_sources(layout).items():
-        if factory is None:
-            mapping = {k: k for k in state}
-            expected = set(_expected_keys(layout, cfg))
+        if factory is None:  # our own names: only keys the model has count as mapped
+            expected = _expected_keys(layout, cfg)
+            mapping = {k: k for k in state if k in expected or _is_aux(k)}
             covered = sum(k in expected for k in state)
         else:
             mapping, _ = apply_key_map(state, factory(cfg))

@@ -1,0 +1,168 @@
+"""Shared fixtures for the model-zoo tests: reference models with random weights, saved once.
+
+The reference networks (torchvision, timm) are built with random weights, their batch norms
+given random affine parameters and data-derived running statistics (see
+``randomize_batchnorm``), saved as plain state dicts, and run once on a fixed random batch.
+Everything is built lazily and at most once per test session.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+
+def randomize_batchnorm(model: nn.Module, input_size: int, seed: int = 0, batch: int = 2) -> nn.Module:
+    """Give every batch norm of ``model`` random-looking, non-default parameters and statistics.
+
+    Default-initialised BNs (weight 1, bias 0, mean 0, var 1) would hide a checkpoint loader
+    that swaps or drops them. Setting the running stats to arbitrary values instead makes
+    activations blow up or vanish through ~100 layers (the logits end up either astronomically
+    large or dominated by the fc bias), which would make a 1e-4 comparison meaningless. So:
+    random affine parameters first, then running statistics measured on a random batch (each BN
+    then normalises its real inputs, and the logits stay of order one), then a small random
+    perturbation of those statistics. Returns the model in eval mode.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    with torch.no_grad():
+        for bn in norms:
+            bn.reset_running_stats()
+            bn.momentum = None  # cumulative average: one batch sets the statistics exactly
+            if bn.affine:
+                bn.weight.copy_(torch.rand(bn.num_features, generator=gen) + 0.5)
+                bn.bias.copy_(torch.randn(bn.num_features, generator=gen) * 0.2)
+        model.train()
+        model(torch.randn(batch, 3, input_size, input_size, generator=gen))
+        for bn, momentum in zip(norms, momenta):
+            bn.momentum = momentum
+            bn.running_var.mul_(torch.rand(bn.num_features, generator=gen) * 0.2 + 0.9)
+            bn.running_mean.add_(torch.randn(bn.num_features, generator=gen) * 0.05
+                                 * bn.running_var.sqrt())
+    return model.eval()
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _torchvision_googlenet():
+    import torchvision
+    return torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False,
+                                        transform_input=False)
+
+
+def _torchvision_inception_v3():
+    import torchvision
+    return torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False,
+                                           transform_input=False)
+
+
+def _timm(name: str) -> Callable[[], nn.Module]:
+    def make():
+        import timm
+        return timm.create_model(name, pretrained=False)
+    return make
+
+
+@dataclass(frozen=True)
+class RefSpec:
+    variant: str        # the explorer variant the checkpoint is for
+    make: Callable[[], nn.Module]
+    input_size: int     # of the test batch (and of the batch that calibrates the BN statistics)
+    has_aux: bool       # the checkpoint carries auxiliary-head weights
+    seed: int
+
+
+# The two big timm networks are compared at 160x160 rather than 299x299 to keep the CPU cost
+# low: the weights do not depend on the size, and small grids make padding conventions (e.g.
+# average pools that exclude the padding) weigh more, not less.
+REFERENCE_SPECS: dict[str, RefSpec] = {
+    "torchvision_googlenet": RefSpec("googlenet", _torchvision_googlenet, 224, True, 1),
+    "torchvision_inception_v3": RefSpec("inception_v3", _torchvision_inception_v3, 299, True, 2),
+    "timm_inception_v3": RefSpec("inception_v3", _timm("inception_v3"), 299, False, 3),
+    "timm_inception_v4": RefSpec("inception_v4", _timm("inception_v4"), 160, False, 4),
+    "timm_inception_resnet_v2": RefSpec("inception_resnet_v2", _timm("inception_resnet_v2"), 160,
+                                        False, 5),
+}
+
+
+@dataclass
+class Reference:
+    name: str
+    spec: RefSpec
+    model: nn.Module          # eval mode; treat as read-only (deep-copy before train mode)
+    path: Path                # its state_dict, saved with torch.save
+    x: torch.Tensor           # a fixed random batch of 2 at spec.input_size
+    logits: torch.Tensor      # model(x) in eval mode
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """A fresh copy of the saved tensors (safe to edit)."""
+        return {k: v.clone() for k, v in self.model.state_dict().items()}
+
+    def train_copy(self) -> nn.Module:
+        return copy.deepcopy(self.model).train()
+
+
+class ReferenceZoo:
+    """Builds each reference once, on first use, and keeps its checkpoint in ``root``."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._cache: dict[str, Reference] = {}
+
+    def __getitem__(self, name: str) -> Reference:
+        if name not in self._cache:
+            spec = REFERENCE_SPECS[name]
+            torch.manual_seed(spec.seed)  # the reference's own (global-RNG) initialisation
+            model = randomize_batchnorm(spec.make(), spec.input_size, seed=spec.seed)
+            path = self.root / f"{name}.pth"
+            torch.save(model.state_dict(), path)
+            gen = torch.Generator().manual_seed(1000 + spec.seed)
+            x = torch.randn(2, 3, spec.input_size, spec.input_size, generator=gen)
+            with torch.no_grad():
+                logits = model(x)
+            self._cache[name] = Reference(name, spec, model, path, x, logits)
+        return self._cache[name]
+
+
+@pytest.fixture(scope="session")
+def reference_zoo(tmp_path_factory) -> ReferenceZoo:
+    """Reference models with random weights and their saved checkpoints, built once a session."""
+    return ReferenceZoo(tmp_path_factory.mktemp("reference_checkpoints"))
+
+
+@pytest.fixture(scope="session", name="randomize_batchnorm")
+def randomize_batchnorm_fixture():
+    """``randomize_batchnorm(model, input_size, seed=0)`` (see above), for tests that build
+    their own models."""
+    return randomize_batchnorm
+
+
+@pytest.fixture(scope="session")
+def meta_forward_shapes():
+    """``shapes(model, size, paths)``: each named submodule's output shape (without the batch
+    axis) on a (2, 3, size, size) meta batch, through forward hooks."""
+
+    def shapes(model: nn.Module, size: int, paths) -> dict[str, tuple]:
+        seen, handles = {}, []
+        for path in paths:
+            module = model.get_submodule(path)
+            handles.append(module.register_forward_hook(
+                lambda _m, _i, out, path=path: seen.__setitem__(path, tuple(out.shape[1:]))))
+        try:
+            with torch.no_grad():
+                model(torch.empty(2, 3, size, size, device="meta"))
+        finally:
+            for handle in handles:
+                handle.remove()
+        return seen
+
+    return shapes
