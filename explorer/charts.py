@@ -1,0 +1,157 @@
+"""Plotly figures and display tables built from analysis dicts (``Analysis.to_dict()``) and
+compare rows: pure functions, testable without Streamlit."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+
+
+def fmt_count(n: float) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n:g}"
+
+
+def fmt_bytes(n: float) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
+
+
+def shape_text(shape) -> str:
+    return " x ".join(map(str, shape))
+
+
+def short_title(title: str) -> str:
+    """"BN-Inception (the v4 paper's Inception-v2)" -> "BN-Inception"."""
+    return title.split(" (")[0]
+
+
+def arxiv_month(arxiv: str) -> date:
+    """arXiv ids start with YYMM: "1409.4842" -> 2014-09-01."""
+    return date(2000 + int(arxiv[:2]), int(arxiv[2:4]), 1)
+
+
+def table_records(result: dict) -> list[dict]:
+    """The per-row table: shapes as "C x H x W" text, numbers kept numeric (sortable)."""
+    return [{"name": r["name"], "kind": r["kind"], "output": shape_text(r["output_shape"]),
+             "params": r["params"], "MACs": r["macs"], "MACs %": 100 * r["macs_share"],
+             "params %": 100 * r["params_share"], "input": shape_text(r["input_shape"]),
+             "activation KiB": r["activation_bytes"] / 1024, "figure": r["figure"]}
+            for r in result["rows"]]
+
+
+def timeline(rows: list[dict]) -> go.Figure:
+    """The family over time: arXiv month vs MACs, marker area ~ parameters.
+
+    ``rows``: dicts with title, arxiv, total_macs, total_params and top1 (or None).
+    """
+    fig = go.Figure()
+    seen: dict[date, int] = {}
+    for r in rows:
+        month = arxiv_month(r["arxiv"])
+        nth = seen[month] = seen.get(month, -1) + 1  # spread a paper's variants a little
+        top1 = f"{r['top1']:.1f} %" if r.get("top1") is not None else "none published"
+        fig.add_trace(go.Scatter(
+            x=[month + timedelta(days=24 * nth)], y=[r["total_macs"] / 1e9], mode="markers+text",
+            name=short_title(r["title"]), text=[short_title(r["title"])],
+            textposition=("top center", "bottom center", "middle right")[nth % 3],
+            marker={"size": 10 + 4 * (r["total_params"] / 1e6) ** 0.5, "opacity": 0.8},
+            hovertemplate=(f"<b>{r['title']}</b><br>arXiv {r['arxiv']}<br>%{{y:.2f}} GMACs, "
+                           f"{r['total_params'] / 1e6:.1f} M params<br>top-1 {top1}<extra></extra>")))
+    fig.update_layout(showlegend=False, margin=MARGIN, height=380,
+                      title="The Inception family: cost by publication date (marker size ~ params)",
+                      xaxis_title="arXiv submission", yaxis_title="GMACs at native input")
+    fig.update_yaxes(range=[0, 1.2 * max(r["total_macs"] for r in rows) / 1e9])
+    fig.update_xaxes(range=[date(2014, 6, 1), date(2016, 8, 1)])
+    return fig
+
+
+def feature_maps(result: dict) -> go.Figure:
+    """Spatial size (line) and channels (bars) of each row's output, along depth."""
+    rows = [r for r in result["rows"] if len(r["output_shape"]) == 3]
+    names = [r["name"] for r in rows]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Bar(x=names, y=[r["output_shape"][0] for r in rows], name="channels",
+                         marker_color="#9ecae1"), secondary_y=False)
+    fig.add_trace(go.Scatter(x=names, y=[r["output_shape"][1] for r in rows], name="height = width",
+                             mode="lines+markers", line={"shape": "hv", "color": "#d62728"}),
+                  secondary_y=True)
+    fig.update_layout(title="Feature maps, block by block", margin=MARGIN, height=360,
+                      legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"})
+    fig.update_yaxes(title_text="channels", secondary_y=False)
+    ticks: list[int] = []
+    for h in sorted({r["output_shape"][1] for r in rows}, reverse=True):
+        if not ticks or ticks[-1] - h > 0.08 * ticks[0]:  # the grid sizes, not crowded
+            ticks.append(h)
+    fig.update_yaxes(title_text="height = width (px)", secondary_y=True, rangemode="tozero",
+                     tickvals=ticks, showgrid=False)
+    fig.update_xaxes(tickangle=-60, tickfont={"size": 9}, showticklabels=len(rows) <= 40)
+    return fig
+
+
+def params_macs_bars(rows: list[dict]) -> go.Figure:
+    """Parameters and MACs side by side, one bar per variant (compare rows)."""
+    names = [r["variant"] for r in rows]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("parameters (M)", "MACs (G)"))
+    fig.add_trace(go.Bar(x=names, y=[r["total_params"] / 1e6 for r in rows], name="params",
+                         marker_color="#6baed6", texttemplate="%{y:.1f}"), row=1, col=1)
+    fig.add_trace(go.Bar(x=names, y=[r["total_macs"] / 1e9 for r in rows], name="MACs",
+                         marker_color="#fd8d3c", texttemplate="%{y:.2f}"), row=1, col=2)
+    fig.update_layout(showlegend=False, margin=MARGIN, height=360)
+    fig.update_xaxes(tickangle=-30)
+    return fig
+
+
+def accuracy_vs_macs(rows: list[dict]) -> go.Figure:
+    """Published top-1 against our measured MACs; variants with no published number are left out."""
+    fig = go.Figure()
+    rows = [r for r in rows if r.get("top1") is not None]
+    for r in rows:
+        fig.add_trace(go.Scatter(
+            x=[r["total_macs"] / 1e9], y=[r["top1"]], mode="markers", name=r["variant"],
+            marker={"size": 8 + 3 * (r["total_params"] / 1e6) ** 0.5, "opacity": 0.8},
+            hovertemplate=f"{r['variant']}<br>%{{x:.2f}} GMACs, top-1 %{{y:.1f}} %"
+                          f"<br>{r['accuracy_source']}<extra></extra>"))
+    fig.update_layout(title="Published top-1 vs our MACs (marker size ~ params)",
+                      margin=MARGIN, height=360, xaxis_title="GMACs", yaxis_title="top-1 (%)")
+    if rows:
+        top1 = [r["top1"] for r in rows]
+        fig.update_xaxes(range=[0, 1.25 * max(r["total_macs"] for r in rows) / 1e9])
+        fig.update_yaxes(range=[min(top1) - 1.5, max(top1) + 1.5])
+    return fig
+
+
+def stage_macs(stage_results: dict[str, dict]) -> go.Figure:
+    """Stacked bars: each variant's MACs split by stage (``{variant: stage-depth analysis}``)."""
+    stages: list[str] = []
+    for result in stage_results.values():
+        stages += [r["name"] for r in result["rows"] if r["name"] not in stages]
+    fig = go.Figure()
+    variants = list(stage_results)
+    for stage in stages:
+        y = [next((r["macs"] / 1e9 for r in stage_results[v]["rows"] if r["name"] == stage), 0)
+             for v in variants]
+        fig.add_trace(go.Bar(x=variants, y=y, name=stage,
+                             hovertemplate=f"{stage}: %{{y:.3f}} GMACs<extra>%{{x}}</extra>"))
+    fig.update_layout(barmode="stack", title="Where the MACs go, stage by stage",
+                      yaxis_title="GMACs", margin=MARGIN, height=420)
+    return fig
+
+
+def residual_scale_chart(scales: list[dict], band: tuple[float, float] = (0.1, 0.3)) -> go.Figure:
+    """Each residual block's scale along depth, over the papers' 0.1-0.3 band."""
+    fig = go.Figure(go.Bar(
+        x=[s["block"] for s in scales], y=[s["scale"] for s in scales],
+        marker_color=["#3182bd" if s["relu"] else "#bdbdbd" for s in scales],
+        hovertemplate="%{x}: scale %{y:.2f}<extra></extra>"))
+    fig.add_hrect(y0=band[0], y1=band[1], fillcolor="#74c476", opacity=0.2, line_width=0,
+                  annotation_text="the papers' range 0.1-0.3", annotation_position="top left")
+    fig.update_layout(title="Residual scale of each block (grey: the final block, no ReLU)",
+                      margin=MARGIN, height=320, yaxis_title="scale", yaxis_range=[0, 1.05])
+    fig.update_xaxes(showticklabels=False, title_text="residual blocks, input to output")
+    return fig

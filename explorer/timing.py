@@ -1,0 +1,40 @@
+"""Measured forward latency: batch 1, no autograd, a warm-up, then the median of a few runs."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+
+def forward_latency(model: nn.Module, input_size: int, *, repeats: int = 5, warmup: int = 1,
+                    on_step: Callable[[int, int], None] | None = None) -> dict:
+    """Time ``model`` (already in eval mode, left unchanged) on one random image.
+
+    ``on_step(done, total)`` is called after every run, warm-up included. Returns the median,
+    min and max in milliseconds, with the device and the number of CPU threads used.
+    """
+    param = next(model.parameters())
+    device = param.device
+    x = torch.randn(1, 3, input_size, input_size, device=device, dtype=param.dtype)
+    total = warmup + repeats
+    times = []
+    with torch.no_grad():
+        for i in range(total):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            model(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1000)
+            if on_step:
+                on_step(i + 1, total)
+    return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times),
+            "repeats": repeats, "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU",
+            "threads": torch.get_num_threads()}

@@ -1,0 +1,85 @@
+"""Cached computations for the pages, keyed by (variant, config).
+
+``st.cache_data`` for what is shown (analysis dicts, DOT, SVG, tables); ``st.cache_resource``
+only for built models, which are shared by every session and must never be mutated. A
+ConfigError is raised, never cached: the page shows its message.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from explorer.analysis import analyze
+from explorer.cli import compare_rows
+from explorer.graph import render, to_dot
+from explorer.published import best_published
+from explorer.variants import VARIANTS, build
+from explorer.variants.blocks import meta_of
+
+WARMUP = "Running the network on the meta device (the first run warms torch up: a few seconds)..."
+
+
+@st.cache_data(show_spinner=WARMUP, max_entries=256)
+def analysis(variant: str, depth: str = "block", **config) -> dict:
+    size = config.pop("input_size", None)
+    return analyze(variant, input_size=size, depth=depth, **config).to_dict()
+
+
+@st.cache_data(show_spinner=WARMUP, max_entries=64)
+def dot(variant: str, depth: str = "block", **config) -> str:
+    return to_dot(variant, depth=depth, **config)
+
+
+@st.cache_data(show_spinner="Laying out the graph with Graphviz...", max_entries=32)
+def svg(dot_source: str) -> bytes:
+    return render(dot_source, "svg")
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def blocks(variant: str, **config) -> dict[str, dict]:
+    """Block name -> kind, paper figure and idea (a block without its own falls back to its
+    stage's)."""
+    model = build(variant, device="meta", **config)
+    out = {}
+    for stage_name in model.stage_names:
+        stage = getattr(model, stage_name)
+        for name, block in stage.named_children():
+            meta = {**meta_of(stage), **{k: v for k, v in meta_of(block).items() if v}}
+            out[f"{stage_name}.{name}"] = {"kind": meta.get("kind", ""),
+                                           "figure": meta.get("figure", ""),
+                                           "idea": meta.get("idea", ""), "stage": stage_name}
+    return out
+
+
+@st.cache_data(show_spinner=WARMUP)
+def overview() -> list[dict]:
+    """Each variant at its default configuration, with its best published accuracy."""
+    rows = []
+    for name, info in VARIANTS.items():
+        result = analysis(name)
+        pub = best_published(name)
+        rows.append({"variant": name, "title": info.title, "paper": info.paper,
+                     "arxiv": info.arxiv, "year": info.year, "idea": info.idea,
+                     "layout": result["layout"], "input_size": result["input_size"],
+                     "total_params": result["total_params"], "total_macs": result["total_macs"],
+                     "top1": pub.top1 if pub else None, "top5": pub.top5 if pub else None,
+                     "source": pub.source if pub else "none published"})
+    return rows
+
+
+@st.cache_data(show_spinner=WARMUP, max_entries=128)
+def compare_row(variant: str, input_size: int | None) -> dict:
+    return compare_rows([variant], input_size)[0]
+
+
+@st.cache_resource(show_spinner="Building the model (random weights)...", max_entries=3)
+def model(variant: str, device: str, **config):
+    """A built model in eval mode, shared by all sessions: run it, never change it."""
+    config.pop("input_size", None)
+    return build(variant, device=device, **config)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def residual_scales(variant: str, **config) -> list[dict]:
+    from explorer.lessons import residual_scales as scales_of
+    return scales_of(build(variant, device="meta", **config))

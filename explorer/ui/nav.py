@@ -1,0 +1,27 @@
+"""The app's pages, for ``st.navigation`` and for links between pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
+
+# name -> (title, icon); the first is the default page
+PAGES = {
+    "overview": ("Overview", ":material/home:"),
+    "inspect": ("Inspect", ":material/account_tree:"),
+    "compare": ("Compare", ":material/compare_arrows:"),
+    "learn": ("Learn", ":material/school:"),
+}
+
+
+def page(name: str) -> st.Page:
+    title, icon = PAGES[name]
+    return st.Page(PAGES_DIR / f"{name}.py", title=title, icon=icon, url_path=name,
+                   default=name == "overview")
+
+
+def pages() -> list[st.Page]:
+    return [page(name) for name in PAGES]

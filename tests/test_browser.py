@@ -1,0 +1,164 @@
+"""The app in a real browser: `streamlit run` as a subprocess, driven with Playwright + Chromium.
+
+Fails (never skips) when Chromium or Playwright cannot run: a silent skip would hide a broken app.
+Saves a screenshot of every page to assets/screenshots/<page>.png (used by the README).
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "assets" / "screenshots"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+GRAPH = "[data-testid='stGraphVizChart'] svg"
+TABLE = "[data-testid='stDataFrame']"
+PLOT = "[data-testid='stPlotlyChart'] .main-svg"
+EXCEPTION = "[data-testid='stException']"
+TIMEOUT_MS = 90_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "explorer/app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1",
+             "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not come up:\n{log.read_text()}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as err:
+        pytest.fail(f"playwright is needed for the browser tests: {err}")
+    with sync_playwright() as p:
+        try:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        except Exception as err:  # noqa: BLE001 -- any launch failure must fail the test
+            pytest.fail(f"Chromium ({CHROMIUM}) could not be launched: {err}")
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        tab.set_default_timeout(TIMEOUT_MS)
+        yield tab
+        browser.close()
+
+
+def settle(tab) -> None:
+    """Wait until the script has run and the page is quiet (Streamlit's e2e suite's way)."""
+    tab.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']")
+    tab.wait_for_selector(IDLE)
+    tab.wait_for_timeout(500)  # a rerun triggered by the first run (URL-bound widgets)
+    tab.wait_for_selector(IDLE)
+
+
+def visit(tab, url: str) -> None:
+    tab.goto(url)
+    settle(tab)
+    tab.wait_for_selector("h1")
+
+
+def screenshot(tab, name: str) -> None:
+    """The whole page: grow the viewport to the app's scroll height, then shoot."""
+    height = tab.evaluate("""() => Math.max(...[...document.querySelectorAll('*')]
+        .filter(e => e.scrollHeight > e.clientHeight + 1 && getComputedStyle(e).overflowY !== 'visible')
+        .map(e => e.scrollHeight), document.body.scrollHeight)""")
+    tab.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 6000)})
+    tab.wait_for_timeout(800)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=SHOTS / f"{name}.png")
+    tab.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def no_exception(tab) -> None:
+    assert tab.locator(EXCEPTION).count() == 0, tab.locator(EXCEPTION).first.inner_text()
+
+
+def test_overview_opens_a_variant_in_inspect(server, page):
+    # A config left on Inspect must not stick to the variant opened from the Overview.
+    visit(page, f"{server}/inspect?variant=inception_v4&layout=paper&rep_1=6")
+    page.get_by_text("Overview").first.click()
+    settle(page)
+    page.wait_for_selector(PLOT)
+    assert page.locator("h1").first.inner_text() == "Inception Explorer"
+    no_exception(page)
+    screenshot(page, "overview")
+    page.locator(".st-key-inspect_inception_resnet_v2 button").first.click()
+    settle(page)
+    page.wait_for_selector(GRAPH)
+    assert page.url.endswith("/inspect?variant=inception_resnet_v2")
+    assert page.locator("h1").first.inner_text() == "Inception-ResNet-v2"
+    no_exception(page)
+
+
+def test_inspect_shows_graph_table_and_chart(server, page):
+    visit(page, f"{server}/inspect?variant=inception_resnet_v2")
+    page.wait_for_selector(GRAPH)
+    page.wait_for_selector(TABLE)
+    page.wait_for_selector(PLOT)
+    assert page.locator("h1").first.inner_text().startswith("Inception-ResNet-v2")
+    assert page.locator(GRAPH).first.locator("g.node").count() > 10
+    no_exception(page)
+    screenshot(page, "inspect")
+
+
+def test_inspect_bad_config_is_an_error_not_an_exception(server, page):
+    visit(page, f"{server}/inspect?variant=inception_v3&size=32")
+    page.wait_for_selector("[data-testid='stAlertContentError']")
+    assert "minimum" in page.locator("[data-testid='stAlertContentError']").inner_text()
+    no_exception(page)
+
+
+def test_compare(server, page):
+    visit(page, f"{server}/compare")
+    page.wait_for_selector(TABLE)
+    page.wait_for_function(f"document.querySelectorAll(\"{PLOT}\").length >= 3")
+    assert page.get_by_role("button", name="Measure on CPU").count() == 1  # timed in test_app
+    no_exception(page)
+    screenshot(page, "compare")
+
+
+def test_learn(server, page):
+    visit(page, f"{server}/learn")
+    page.wait_for_selector(TABLE)
+    page.wait_for_selector(PLOT)
+    page.wait_for_selector(".katex")
+    no_exception(page)
+    screenshot(page, "learn")
