@@ -155,3 +155,15 @@ def residual_scale_chart(scales: list[dict], band: tuple[float, float] = (0.1, 0
                       margin=MARGIN, height=320, yaxis_title="scale", yaxis_range=[0, 1.05])
     fig.update_xaxes(showticklabels=False, title_text="residual blocks, input to output")
     return fig
+
+
+def top_k_bars(top: list[dict], title: str = "") -> go.Figure:
+    """A prediction's top-k classes as horizontal bars, the most likely on top (probabilities
+    in %)."""
+    labels = [f"{t['label']} ({t['index']})" for t in reversed(top)]
+    probs = [100 * t["prob"] for t in reversed(top)]
+    fig = go.Figure(go.Bar(x=probs, y=labels, orientation="h", marker_color="#6baed6",
+                           texttemplate="%{x:.1f} %", textposition="auto"))
+    fig.update_layout(title=title, margin=MARGIN, height=60 + 36 * len(top),
+                      xaxis={"title": "probability (%)", "range": [0, 100]})
+    return fig

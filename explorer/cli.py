@@ -5,8 +5,12 @@
             [--aux] [--repeats A,B,C] [--scale S] [--json | --csv]
     graph VARIANT [--depth D] [--format dot|svg|png] [-o FILE] (+ the build options)
     compare VARIANT... [--input-size N] [--json]
+    weights [VARIANT] [--json]
+    predict IMAGE... --variant V [--layout L] --weights TAG|URL|FILE [--top-k K]
+            [--device cpu|cuda] [--json]
 
-Bad input gets one line naming the problem and what is allowed, and exit status 2.
+Bad input gets one line naming the problem and what is allowed, and exit status 2. ``predict``
+answers every image it can and exits with 1 when any image could not be read.
 """
 
 from __future__ import annotations
@@ -82,6 +86,19 @@ def make_parser() -> Parser:
     p = sub.add_parser("compare", help="totals of several variants side by side")
     p.add_argument("variants", nargs="+", metavar="VARIANT")
     p.add_argument("--input-size", type=int, help="one input size for all (default: each native)")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("weights", help="the public pretrained weights of each variant")
+    p.add_argument("variant", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("predict", help="top-k ImageNet classes of images, with real weights")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--variant", required=True)
+    p.add_argument("--layout", default="released")
+    p.add_argument("--weights", default="DEFAULT",
+                   help="a tag (see the 'weights' command; default: the variant's default), "
+                        "a URL or a checkpoint file (.pth, .pt, .safetensors)")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--json", action="store_true")
     return parser
 
@@ -190,20 +207,75 @@ def cmd_compare(args, out) -> None:
                   f"{top1:>6} {top5:>6}  {r['accuracy_source']}\n")
 
 
+def cmd_weights(args, out) -> None:
+    from .pretrained import REGISTRY
+    from .variants import get_variant
+
+    variant = get_variant(args.variant).name if args.variant else None
+    specs = [s for s in REGISTRY if variant in (None, s.variant)]
+    if args.json:
+        json.dump([{"name": s.name, "variant": s.variant, "tag": s.tag, "source": s.source,
+                    "location": s.location, "sha256_prefix": s.sha256_prefix,
+                    "preprocess": s.preprocess.describe(), "top1": s.top1, "top5": s.top5,
+                    "accuracy_source": s.accuracy_source} for s in specs], out, indent=2)
+        out.write("\n")
+        return
+    if not specs:
+        out.write(f"{variant} has no public pretrained weights\n")
+    for s in specs:
+        out.write(f"{s.name:38} {s.source:11} top-1 {s.top1:.1f} %  {s.location}\n"
+                  f"{'':38} {s.preprocess.describe()}\n")
+
+
+def cmd_predict(args, out) -> int:
+    from .inference import predict
+
+    results = predict(args.images, args.variant, args.weights, layout=args.layout,
+                      top_k=args.top_k, device=args.device, progress=_download_bar())
+    if args.json:
+        json.dump(results, out, indent=2)
+        out.write("\n")
+    else:
+        for r in results:
+            out.write(f"{r['image']}\n")
+            if "error" in r:
+                out.write(f"  error: {r['error']}\n")
+                continue
+            for t in r["top"]:
+                out.write(f"  {100 * t['prob']:6.2f} %  {t['index']:4d}  {t['label']}\n")
+    return 0 if all("top" in r for r in results) else 1
+
+
+def _download_bar():
+    """Download progress on standard error (only when it is a terminal, or for big files)."""
+    state = {"last": -1}
+
+    def report(done: int, total: int | None) -> None:
+        percent = int(100 * done / total) if total else -1
+        if percent == state["last"] and done:
+            return
+        state["last"] = percent
+        text = f"{done / 1e6:7.1f} MB" + (f" / {total / 1e6:.1f} MB ({percent} %)" if total else "")
+        end = "\n" if total and done >= total else ""
+        print(f"\rdownloading {text}", end=end, file=sys.stderr, flush=True)
+
+    return report
+
+
 COMMANDS = {"variants": cmd_variants, "summary": cmd_summary, "graph": cmd_graph,
-            "compare": cmd_compare}
+            "compare": cmd_compare, "weights": cmd_weights, "predict": cmd_predict}
 
 
 def main(argv=None, out=None) -> int:
     out = out or sys.stdout
     try:
         args = make_parser().parse_args(argv)
-        COMMANDS[args.command](args, out)
+        status = COMMANDS[args.command](args, out)
     except (UsageError, ValueError, OSError) as err:
         # ValueError covers ConfigError and WeightsError
         print(f"inception-explorer: error: {err}", file=sys.stderr)
         return 2
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

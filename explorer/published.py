@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+TIMM_CSV = "timm results/results-imagenet.csv @0173a13"
 V4_TABLE = "Inception-v4 paper (arXiv 1602.07261), single crop"
 RETHINKING_T3 = "Rethinking paper (arXiv 1512.00567), Table 3"
 
@@ -38,14 +39,14 @@ PUBLISHED: dict[str, tuple[Result, ...]] = {
         Result(78.8, 94.4, V4_TABLE + " (Inception-v3: 21.2 / 5.6 % error)", "paper"),
     ),
     "inception_v4": (
-        Result(80.144, 94.982, "timm results csv (inception_v4.tf_in1k)", "weights"),
+        Result(80.156, 94.968, TIMM_CSV + " (inception_v4.tf_in1k)", "weights"),
         Result(80.0, 95.0, V4_TABLE + " (Inception-v4: 20.0 / 5.0 % error)", "paper"),
     ),
     "inception_resnet_v1": (
         Result(78.7, 94.5, V4_TABLE + " (Inception-ResNet-v1: 21.3 / 5.5 % error)", "paper"),
     ),
     "inception_resnet_v2": (
-        Result(80.434, 95.312, "timm results csv (inception_resnet_v2.tf_in1k)", "weights"),
+        Result(80.462, 95.308, TIMM_CSV + " (inception_resnet_v2.tf_in1k)", "weights"),
         Result(80.1, 95.1, V4_TABLE + " (Inception-ResNet-v2: 19.9 / 4.9 % error)", "paper"),
     ),
 }

@@ -50,7 +50,7 @@ def test_overview_lists_the_family_and_opens_inspect():
     buttons = [b for b in at.button if b.label == "Inspect"]
     assert len(buttons) == 7
     text = " ".join(m.value for m in at.markdown)
-    assert "Inception-ResNet-v2" in text and "55.84 M" in text and "80.4 %" in text
+    assert "Inception-ResNet-v2" in text and "55.84 M" in text and "80.5 %" in text
     at.button(key="inspect_inception_v4").click().run()
     clean(at)
     assert at.title[0].value == "Inception-v4"
@@ -127,7 +127,7 @@ def test_compare_table_charts_and_latency():
     at = clean(app("compare"))
     table = first_table(at)
     assert list(table["variant"]) == ["inception_v3", "inception_v4", "inception_resnet_v2"]
-    assert list(table["top-1 %"]) == [77.294, 80.144, 80.434]
+    assert list(table["top-1 %"]) == [77.294, 80.156, 80.462]
     assert len(at.get("plotly_chart")) == 3
     at.multiselect(key="variants").set_value(["googlenet"]).run()
     at.button[0].click().run()

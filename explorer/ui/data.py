@@ -83,3 +83,35 @@ def model(variant: str, device: str, **config):
 def residual_scales(variant: str, **config) -> list[dict]:
     from explorer.lessons import residual_scales as scales_of
     return scales_of(build(variant, device="meta", **config))
+
+
+# -- predictions -------------------------------------------------------------------------------
+
+MODEL_CACHE_BYTES = 1536 * 2**20  # ~1.5 GiB of weights: IR-v2 + v4 + v3 + GoogLeNet fit together
+
+
+@st.cache_resource
+def model_cache():
+    """The one ModelCache shared by every session (LRU by weight bytes)."""
+    from explorer.inference import ModelCache
+    return ModelCache(MODEL_CACHE_BYTES)
+
+
+def loaded_model(variant: str, weights: str, device: str = "cpu"):
+    """A model with real weights from the shared cache; the first load shows its download."""
+    from explorer.inference import load_model
+
+    def load():
+        bar = st.progress(0.0, text=f"Fetching the {variant} weights ({weights})...")
+
+        def progress(done, total):
+            frac = min(1.0, done / total) if total else 0.0
+            size = f"{done / 1e6:.1f} MB" + (f" of {total / 1e6:.1f} MB" if total else "")
+            bar.progress(frac, text=f"Downloading {variant} weights: {size}")
+
+        try:
+            return load_model(variant, weights, device=device, progress=progress)
+        finally:
+            bar.empty()
+
+    return model_cache().get((variant, str(weights), device), load)

@@ -13,6 +13,7 @@ PAGES = {
     "overview": ("Overview", ":material/home:"),
     "inspect": ("Inspect", ":material/account_tree:"),
     "compare": ("Compare", ":material/compare_arrows:"),
+    "predict": ("Predict", ":material/image_search:"),
     "learn": ("Learn", ":material/school:"),
 }
 

@@ -1,0 +1,240 @@
+"""Live predictions: weights by tag, URL or file -> a loaded model with its preprocessing -> top-k.
+
+A loaded model is shared (by the app's sessions, by a batch of images): it is built in eval
+mode with its parameters frozen and is never changed afterwards. ``ModelCache`` keeps a bounded
+number of bytes of them, least recently used dropped first.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .download import Progress, fetch_hub, fetch_url
+from .images import ImageError, Preprocess, load_image, to_batch
+from .pretrained import WeightsSpec, default_spec, find_spec, imagenet_labels
+from .variants import VARIANTS, ConfigError, build, resolve
+
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
+MAX_BATCH = 32  # images run through the network at once
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    variant: str
+    layout: str
+    weights: str            # what was asked for: "inception_v4.tf_in1k", a URL or a file name
+    source: str             # the checkpoint's key layout as detected
+    preprocess: Preprocess
+    labels: list[str]
+    spec: WeightsSpec | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
+
+
+def is_url(text: str) -> bool:
+    return text.startswith(("http://", "https://"))
+
+
+def resolve_weights(variant: str, weights, *, progress: Progress | None = None,
+                    endpoint: str | None = None) -> tuple[Path, WeightsSpec | None]:
+    """A local checkpoint path for ``weights`` (a WeightsSpec, a tag, a URL or a file), fetching
+    it into the cache when needed, and the registry entry it came from (None for files/URLs)."""
+    text = str(weights)
+    if isinstance(weights, WeightsSpec):
+        spec = weights
+    elif isinstance(weights, Path) or Path(text).suffix in CHECKPOINT_SUFFIXES or (
+            not is_url(text) and ("/" in text or Path(text).exists())):
+        return Path(weights), None
+    elif is_url(str(weights)):
+        return fetch_url(str(weights), progress=progress), None
+    else:
+        spec = find_spec(variant, str(weights))
+    local = local_copy(spec)
+    if local is not None:
+        return local, spec
+    if spec.url:
+        return fetch_url(spec.url, sha256_prefix=spec.sha256_prefix, progress=progress), spec
+    return fetch_hub(spec.hub_id, spec.filename, endpoint=endpoint, progress=progress), spec
+
+
+WEIGHTS_DIR_ENV = "INCEPTION_EXPLORER_WEIGHTS"
+
+
+def local_copy(spec: WeightsSpec) -> Path | None:
+    """A copy of ``spec``'s file that a server keeps in ``$INCEPTION_EXPLORER_WEIGHTS`` (for
+    machines without internet), named ``<variant>.<tag>`` + .safetensors / .pth / .pt."""
+    import os
+    folder = os.environ.get(WEIGHTS_DIR_ENV)
+    if not folder:
+        return None
+    for suffix in (".safetensors", ".pth", ".pt"):
+        path = Path(folder) / f"{spec.name}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def default_preprocess(variant: str, source: str) -> tuple[Preprocess, str | None]:
+    """The preprocessing of the variant's default weights of the same key layout; a note when it
+    had to be assumed."""
+    spec = default_spec(variant, source) or default_spec(variant)
+    if spec is not None and spec.source == source:
+        return spec.preprocess, None
+    if spec is not None:
+        return spec.preprocess, (f"a {source}-layout file: preprocessed like {spec.name} "
+                                 f"({spec.preprocess.describe()}); choose another if it was "
+                                 "trained differently")
+    info = VARIANTS[variant]
+    size = info.native_input_size
+    pre = Preprocess.from_crop_pct(size, 0.875, interpolation="bilinear")
+    return pre, (f"{variant} has no published weights to copy the preprocessing from: assumed "
+                 f"{pre.describe()}")
+
+
+def load_model(variant: str, weights, *, layout: str | None = None, device: str = "cpu",
+               preprocess: Preprocess | None = None, progress: Progress | None = None,
+               endpoint: str | None = None) -> LoadedModel:
+    """Build ``variant`` with real weights, frozen, in eval mode."""
+    info, lay, _ = resolve(variant, layout or "released")
+    path, spec = resolve_weights(info.name, weights, progress=progress, endpoint=endpoint)
+    model = build(info.name, layout=lay.name, device=device, weights=path)
+    model.requires_grad_(False)
+    source = getattr(model, "weights_source", "explorer")
+    notes = list(getattr(model, "weights_notes", []))
+    if preprocess is None:
+        if spec is not None:
+            preprocess = spec.preprocess
+        else:
+            preprocess, note = default_preprocess(info.name, source)
+            if note:
+                notes.append(note)
+    num_classes = model.config.num_classes
+    labels = spec.labels() if spec else (imagenet_labels() if num_classes == 1000
+                                         else [f"class {i}" for i in range(num_classes)])
+    name = spec.name if spec else (str(weights) if is_url(str(weights)) else Path(path).name)
+    return LoadedModel(model, info.name, lay.name, name, source, preprocess, labels, spec, notes)
+
+
+def top_k(logits: torch.Tensor, labels: list[str], k: int) -> list[list[dict]]:
+    probs = torch.softmax(logits.float(), dim=1)
+    values, indices = probs.topk(min(k, probs.shape[1]), dim=1)
+    return [[{"index": int(i), "label": labels[int(i)], "prob": float(p)}
+             for p, i in zip(row_p, row_i)] for row_p, row_i in zip(values, indices)]
+
+
+def classify(loaded: LoadedModel, images, k: int = 5) -> list[list[dict]]:
+    """Top-k classes for PIL images (already loaded), in batches of at most MAX_BATCH."""
+    out = []
+    for start in range(0, len(images), MAX_BATCH):
+        batch = to_batch(images[start:start + MAX_BATCH], loaded.preprocess).to(loaded.device)
+        with torch.inference_mode():
+            logits = loaded.model(batch)
+        out += top_k(logits, loaded.labels, k)
+    return out
+
+
+def predict(images, variant: str, weights, *, layout: str | None = None, top_k: int = 5,
+            device: str = "cpu", progress: Progress | None = None) -> list[dict]:
+    """One entry per image: ``{"image", "top": [{"index", "label", "prob"}]}`` or
+    ``{"image", "error"}``; an image that cannot be read does not stop the others. A model that
+    cannot be loaded raises (ConfigError, WeightsError, DownloadError, UnknownWeights)."""
+    if not 1 <= top_k <= 1000:
+        raise ConfigError(f"top_k must be between 1 and 1000, got {top_k}")
+    loaded = load_model(variant, weights, layout=layout, device=device, progress=progress)
+    results, good, pictures = [], [], []
+    for source in images:
+        name = getattr(source, "name", None) or str(source)
+        try:
+            pictures.append(load_image(source, name=name))
+            good.append(len(results))
+            results.append({"image": name})
+        except ImageError as err:
+            results.append({"image": name, "error": str(err)})
+    for index, top in zip(good, classify(loaded, pictures, top_k)):
+        results[index]["top"] = top
+    return results
+
+
+def upload_dir() -> Path:
+    import os
+    base = os.environ.get("INCEPTION_EXPLORER_CACHE") or Path.home() / ".cache" / "inception-explorer"
+    return Path(base) / "uploads"
+
+
+def store_upload(data: bytes, filename: str) -> Path:
+    """An uploaded checkpoint saved under its content hash (same bytes -> same file, so the
+    model cache recognises a re-upload); only the suffix of the user's name is kept."""
+    import hashlib
+    import os
+    import tempfile
+
+    suffix = Path(filename).suffix.lower()
+    if suffix not in CHECKPOINT_SUFFIXES:
+        raise ValueError(f"{filename}: a checkpoint must be a {', '.join(CHECKPOINT_SUFFIXES)} file")
+    folder = upload_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".partial")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    return path
+
+
+class ModelCache:
+    """Loaded models shared by every session, bounded by their total weight bytes: the least
+    recently used are dropped first. Loading the same key twice at once loads it once."""
+
+    def __init__(self, max_bytes: int = 1 << 30):
+        self.max_bytes = max_bytes
+        self._models: OrderedDict[tuple, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[tuple, threading.Lock] = {}
+
+    def get(self, key: tuple, load) -> LoadedModel:
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+            key_lock = self._loading.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._models:
+                    self._models.move_to_end(key)
+                    return self._models[key]
+            loaded = load()
+            with self._lock:
+                self._models[key] = loaded
+                self._evict()
+                self._loading.pop(key, None)
+        return loaded
+
+    def _evict(self) -> None:
+        # keep at least the newest model, even when it alone is above the cap
+        while len(self._models) > 1 and self.total_bytes() > self.max_bytes:
+            self._models.popitem(last=False)
+
+    def total_bytes(self) -> int:
+        return sum(m.nbytes for m in self._models.values())
+
+    def keys(self) -> list[tuple]:
+        with self._lock:
+            return list(self._models)
+
+    def __len__(self) -> int:
+        return len(self._models)
