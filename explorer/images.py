@@ -1,0 +1,466 @@
+"""User images in, model input tensors out.
+
+``load_image`` turns a path, bytes or an uploaded file into a fully decoded RGB ``PIL.Image``,
+or refuses it with an ``ImageError`` that names the file and says what to do: empty, missing,
+not an image, SVG, truncated or corrupt, too many bytes, too many pixels (checked from the
+header, before anything is decoded). ``to_tensor`` / ``to_batch`` then apply a ``Preprocess``
+exactly as the weights' reference pipelines do (torchvision's ``ImageClassification``
+transforms, timm's eval transforms, Cadene's ``TransformImage``): the shorter side resized with
+PIL, a centre crop, pixels / 255, normalised. On ordinary photos the tensors are bit-identical to
+theirs (tests/test_images.py checks it).
+
+Pure library code: PIL and torch only.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+__all__ = [
+    "MAX_BYTES", "MAX_PIXELS", "SAMPLES_DIR", "SUPPORTED", "ImageError", "Preprocess",
+    "load_image", "preview", "sample_images", "to_batch", "to_rgb", "to_tensor",
+]
+
+MAX_BYTES = 20 * 1024 * 1024   # a larger upload is refused before it is read
+MAX_PIXELS = 40_000_000        # a larger image is refused from its header, before decoding
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "samples"
+SAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+# What we let PIL decode. PIL can open many more formats, some of which run external programs
+# (EPS calls Ghostscript) or are rarely tested; a user's photo is one of these.
+FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "TIFF", "BMP", "DIB", "ICO", "PPM", "AVIF")
+SUPPORTED = "JPEG, PNG, WebP, GIF, TIFF or BMP"  # for the UI: "Photos (JPEG, PNG, ...)"
+A_SUPPORTED_FILE = f"a {SUPPORTED} file"
+
+# The network never sees more than a few hundred pixels across: when enlarging the shorter side
+# would make an intermediate image larger than this many crops (a 6000x7 panorama would become
+# 293142x342), only the part that the centre crop keeps is resized (see ``_box_resize_crop``).
+# 16 crops is an aspect ratio over ~12:1 (at 342 -> 299); below it, tensors are bit-exact.
+BOX_RESIZE_FACTOR = 16
+
+
+class ImageError(ValueError):
+    """An image that cannot be used; the message names the file and says what to do."""
+
+    def __init__(self, message: str, name: str | None = None):
+        super().__init__(message)
+        self.name = name
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_image(source, *, name: str | None = None, max_bytes: int = MAX_BYTES,
+               max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """A fully loaded RGB image from a path (str or Path), bytes, or a binary file-like object
+    (e.g. Streamlit's ``UploadedFile``).
+
+    JPEG (and camera MPO), PNG, WebP, GIF, TIFF, BMP, ICO, PPM (and AVIF where PIL has it) are
+    read; the EXIF orientation is applied; animations give their first frame; every pixel mode
+    becomes 8-bit RGB (see ``to_rgb``). ICC profiles are ignored, as the reference pipelines
+    ignore them. ``name`` is what error messages call the file (default: the path as given, or
+    the file object's ``name``). Raises ``ImageError`` for anything unusable.
+    """
+    name = _display_name(source, name)
+    data = _read_bytes(source, name, max_bytes)
+    if _looks_like_svg(data) or (name.lower().endswith((".svg", ".svgz")) and not _is_raster(data)):
+        raise ImageError(f"{name} is an SVG, a vector drawing rather than a photo: export it as "
+                         "PNG or JPEG first and upload that.", name)
+    with warnings.catch_warnings():
+        # Image.open warns about images over PIL's MAX_IMAGE_PIXELS (and raises over twice
+        # that). _decode refuses them itself, from the header, with a better message, so the
+        # warning is silenced for this call (catch_warnings restores the filters after);
+        # PIL's global limit is only read, never changed.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = _decode(data, name, max_pixels)
+        except ImageError:
+            raise
+        except Image.DecompressionBombError as err:
+            raise ImageError(f"{name} claims more pixels than can be decoded safely (PIL: {err}): "
+                             "downscale it to a few megapixels and try again.", name) from None
+        except MemoryError:
+            raise ImageError(f"{name} is too large to decode in the memory available: downscale "
+                             "it to a few megapixels and try again.", name) from None
+        except Exception as err:  # noqa: BLE001 -- damaged files make PIL raise almost anything
+            raise ImageError(f"{name} is damaged or incomplete and cannot be decoded "
+                             f"({_reason(err)}): re-save or re-download it and try again.",
+                             name) from None
+    return image
+
+
+def _display_name(source, name: str | None) -> str:
+    if name:
+        return str(name)
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    attr = getattr(source, "name", None)
+    if isinstance(attr, str) and attr:
+        return os.path.basename(attr) or attr
+    return "the image"
+
+
+def _too_big(name: str, size: int, max_bytes: int) -> ImageError:
+    have, limit = _mb(size), _mb(max_bytes)
+    if have == limit:
+        have, limit = f"{size:,} bytes", f"{max_bytes:,}"
+    return ImageError(f"{name} is {have}, more than the {limit} allowed: re-save it smaller (a "
+                      "JPEG of a few megapixels is plenty) and try again.", name)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} KB" if n >= 1024 else f"{n} bytes"
+
+
+def _empty(name: str) -> ImageError:
+    return ImageError(f"{name} is empty (0 bytes): choose {A_SUPPORTED_FILE} that has a picture "
+                      "in it.", name)
+
+
+def _read_bytes(source, name: str, max_bytes: int) -> bytes:
+    """The file's bytes, refusing an empty or over-size one -- before reading it all when its
+    size is known (a path, an UploadedFile's ``size``, a seekable stream)."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        try:
+            if not path.exists():
+                raise ImageError(f"{name} was not found: check the path and try again.", name)
+            if not path.is_file():
+                raise ImageError(f"{name} is not a file (a folder?): give the path of "
+                                 f"{A_SUPPORTED_FILE}.", name)
+            size = path.stat().st_size
+            if size > max_bytes:
+                raise _too_big(name, size, max_bytes)
+            with open(path, "rb") as f:
+                data = f.read(max_bytes + 1)
+        except OSError as err:
+            raise ImageError(f"{name} could not be read ({_reason(err)}): check that the file is "
+                             "readable and try again.", name) from None
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif hasattr(source, "read"):
+        size = getattr(source, "size", None)
+        if isinstance(size, int) and size > max_bytes:
+            raise _too_big(name, size, max_bytes)
+        try:
+            try:
+                source.seek(0)  # an UploadedFile may have been read before
+                start = 0
+                end = source.seek(0, io.SEEK_END)
+                source.seek(start)
+                if isinstance(end, int) and end > max_bytes:
+                    raise _too_big(name, end, max_bytes)
+            except (AttributeError, OSError, ValueError):
+                pass  # not seekable: read at most one byte over the limit
+            data = source.read(max_bytes + 1)
+        except ImageError:
+            raise
+        except Exception as err:  # noqa: BLE001 -- whatever the stream raises
+            raise ImageError(f"{name} could not be read ({_reason(err)}): upload it again.",
+                             name) from None
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"{name}: the file object must be opened in binary mode")
+        data = bytes(data)
+    else:
+        raise TypeError(f"load_image needs a path, bytes or a binary file object, not "
+                        f"{type(source).__name__}")
+    if len(data) > max_bytes:
+        raise _too_big(name, len(data), max_bytes)
+    if not data:
+        raise _empty(name)
+    return data
+
+
+def _looks_like_svg(data: bytes) -> bool:
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return head.startswith((b"<svg", b"<?xml", b"<!doctype svg", b"<!--")) and b"<svg" in head
+
+
+def _is_raster(data: bytes) -> bool:
+    return data.startswith((b"\xff\xd8", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")) or (
+        data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
+def _what_is_it(data: bytes) -> str:
+    """A guess at what a file PIL cannot read is, for the error message."""
+    if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypmsf1", b"ftypheif"):
+        return "a HEIC/HEIF photo, which is not supported: export it as JPEG"
+    if data[4:12] in (b"ftypavif", b"ftypavis"):
+        return "an AVIF image, which this installation cannot read: export it as JPEG or PNG"
+    if data.startswith(b"%PDF"):
+        return "a PDF document: export the picture as JPEG or PNG"
+    if data[:2] == b"\x1f\x8b":
+        return "a compressed (gzip) file, not an image: choose " + A_SUPPORTED_FILE
+    head = data[:512]
+    if head and all(b in b"\t\n\r" or 32 <= b < 127 or b >= 128 for b in head):
+        return "text, not a picture: choose " + A_SUPPORTED_FILE
+    return "not an image this app can read: choose " + A_SUPPORTED_FILE
+
+
+def _decode(data: bytes, name: str, max_pixels: int) -> Image.Image:
+    # Truncated files must fail rather than come back half grey: PIL raises for them as long as
+    # its global LOAD_TRUNCATED_IMAGES is False. Another module setting it would silently break
+    # that, so say so instead of half-decoding.
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        warnings.warn("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True: truncated images will be "
+                      "half-decoded instead of refused", RuntimeWarning, stacklevel=3)
+    Image.init()
+    formats = [f for f in FORMATS if f in Image.OPEN]
+    try:
+        opened = Image.open(io.BytesIO(data), formats=formats)
+    except UnidentifiedImageError:
+        raise ImageError(f"{name} is {_what_is_it(data)}.", name) from None
+    with opened:
+        width, height = opened.size
+        # From the header only: nothing has been decoded yet (a few-KB PNG can claim 20000x20000).
+        # PIL's own decompression-bomb limit, read and never changed, applies as well.
+        limit = min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels)
+        if width * height > limit:
+            raise ImageError(
+                f"{name} is {width}x{height} pixels ({width * height / 1e6:.1f} megapixels), more "
+                f"than the {limit / 1e6:g} megapixels allowed: downscale it (the networks look at "
+                "a few hundred pixels across anyway) and try again.", name)
+        if width < 1 or height < 1:
+            raise ImageError(f"{name} has no pixels ({width}x{height}): choose another image.", name)
+        opened.load()  # the first frame of an animation
+        image = _exif_transpose(opened)
+        try:
+            rgb = to_rgb(image)
+        except ValueError as err:  # a mode PIL cannot convert
+            raise ImageError(f"{name} uses the pixel format {image.mode!r}, which cannot be turned "
+                             f"into RGB ({_reason(err)}): save it as an 8-bit RGB PNG or JPEG.",
+                             name) from None
+    # a plain in-memory image, detached from the (closed) file and its plugin
+    return rgb.copy() if rgb is opened else rgb
+
+
+def _exif_transpose(image: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001 -- unreadable EXIF: keep the pixels as stored
+        return image
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text and text[0] else type(err).__name__
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB of any PIL mode (an RGB image without transparency is returned as is).
+
+    Transparency (alpha channel, or a palette/tRNS transparent colour) is composited onto
+    white: a fully transparent pixel's stored colour is arbitrary (often black, sometimes
+    leftover garbage) and not what anyone sees, while the page the user looks at the image on
+    is white -- so white is what the network gets. 16-bit greyscale (I;16, I;16B, ...) is scaled
+    by 255/65535, not clipped. Mode I (32-bit) is taken as 8-bit if its values fit 0..255, as
+    16-bit if they fit 0..65535, else stretched from its min..max; mode F as 0..1 if it fits,
+    else 0..255 if it fits, else stretched.
+    """
+    mode = image.mode
+    if mode == "RGB" and "transparency" not in image.info:
+        return image
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        return _high_depth_to_l(image).convert("RGB")
+    if mode in ("RGBA", "RGBa", "LA", "La", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _high_depth_to_l(image: Image.Image) -> Image.Image:
+    mode = image.mode
+    grey = image if mode == "F" else (image if mode == "I" else image.convert("I")).convert("F")
+    if mode.startswith("I;16"):
+        scale, offset = 255 / 65535, 0.0
+    else:
+        if mode == "F":  # getextrema skips NaN
+            values = torch.frombuffer(bytearray(grey.tobytes()), dtype=torch.float32)
+            if not torch.isfinite(values).all():
+                raise ValueError("it holds values that are not finite numbers")
+        lo, hi = grey.getextrema()
+        if mode == "F" and lo >= 0 and hi <= 1:
+            scale, offset = 255.0, 0.0
+        elif lo >= 0 and hi <= 255:
+            scale, offset = 1.0, 0.0
+        elif mode == "I" and lo >= 0 and hi <= 65535:
+            scale, offset = 255 / 65535, 0.0
+        else:
+            scale = 255 / (hi - lo)
+            offset = -lo * scale
+    # PIL's F -> L conversion truncates (and clips to 0..255): + 0.5 makes it round
+    return grey.point(lambda v: v * scale + (offset + 0.5)).convert("L")
+
+
+# ---------------------------------------------------------------------------------------------
+# Preprocessing
+
+INTERPOLATIONS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+FILTER_SUPPORT = {"bilinear": 1.0, "bicubic": 2.0}  # PIL's kernels' half-widths, in pixels
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a checkpoint's images were prepared: shorter side resized, centre crop, normalised.
+
+    ``mean`` and ``std`` are per channel in ``channel_order`` and in units of ``value_range``
+    (pixels / 255 * value_range): ImageNet's (0.485, ...) for value_range 1, Caffe's BGR means
+    (104, 117, 128) with std 1 for value_range 255.
+    """
+
+    input_size: int                 # side of the square centre crop fed to the network
+    resize_size: int                # the shorter side is resized to this before the crop
+    interpolation: str = "bilinear"  # "bilinear" | "bicubic"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    channel_order: str = "RGB"      # "BGR" for Cadene's BN-Inception
+    value_range: float = 1.0        # 1.0: pixels / 255 then normalise; 255.0: raw 0..255 (Cadene)
+
+    def __post_init__(self):
+        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
+        object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+        if not (isinstance(self.input_size, int) and self.input_size >= 1):
+            raise ValueError(f"input_size must be a positive integer, got {self.input_size!r}")
+        if not (isinstance(self.resize_size, int) and self.resize_size >= self.input_size):
+            raise ValueError(f"resize_size must be an integer >= input_size ({self.input_size}), "
+                             f"got {self.resize_size!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {sorted(INTERPOLATIONS)}, got "
+                             f"{self.interpolation!r}")
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ValueError("mean and std need three values, one per channel")
+        if any(not (s > 0) for s in self.std):
+            raise ValueError(f"std must be positive, got {self.std}")
+        if self.channel_order not in ("RGB", "BGR"):
+            raise ValueError(f"channel_order must be 'RGB' or 'BGR', got {self.channel_order!r}")
+        if not self.value_range > 0:
+            raise ValueError(f"value_range must be positive, got {self.value_range!r}")
+
+    @classmethod
+    def from_crop_pct(cls, input_size: int, crop_pct: float, **kw) -> Preprocess:
+        """timm's convention: the shorter side is resized to floor(input_size / crop_pct)."""
+        if not 0 < crop_pct <= 1:
+            raise ValueError(f"crop_pct must be in (0, 1], got {crop_pct!r}")
+        return cls(input_size, math.floor(input_size / crop_pct), **kw)
+
+    @property
+    def crop_pct(self) -> float:
+        return self.input_size / self.resize_size
+
+    def describe(self) -> str:
+        """One line for the UI."""
+        def nums(values):
+            return "(" + ", ".join(f"{v:g}" for v in values) + ")"
+        scale = "" if self.value_range == 1 else f", {self.channel_order} 0-{self.value_range:g}"
+        if not scale and self.channel_order != "RGB":
+            scale = f", {self.channel_order}"
+        return (f"resize {self.resize_size} ({self.interpolation}), centre crop {self.input_size}"
+                f"{scale}, mean/std {nums(self.mean)}/{nums(self.std)}")
+
+
+def _resize_crop(image: Image.Image, pre: Preprocess) -> Image.Image:
+    """torchvision's ``Resize(resize_size)`` (PIL backend) then ``CenterCrop(input_size)``."""
+    w, h = image.size
+    size, crop = pre.resize_size, pre.input_size
+    resample = INTERPOLATIONS[pre.interpolation]
+    # torchvision's output size: the shorter side to `size`, the longer truncated
+    if w <= h:
+        new_w, new_h = size, int(size * h / w)
+    else:
+        new_w, new_h = int(size * w / h), size
+    # torchvision's CenterCrop offsets (Python's round: half to even)
+    top = int(round((new_h - crop) / 2.0))
+    left = int(round((new_w - crop) / 2.0))
+    if size <= min(w, h) or new_w * new_h <= BOX_RESIZE_FACTOR * crop * crop:
+        resized = image if (new_w, new_h) == (w, h) else image.resize((new_w, new_h), resample)
+        return resized.crop((left, top, left + crop, top + crop))
+    return _box_resize_crop(image, pre, new_w, new_h, left, top)
+
+
+def _box_resize_crop(image: Image.Image, pre: Preprocess, new_w: int, new_h: int, left: int,
+                     top: int) -> Image.Image:
+    """The same crop for a small image of extreme aspect ratio, without the huge enlargement.
+
+    Only used when the image is enlarged (a shrunk image is never larger than the decoded one).
+    Enlarging, PIL's two-pass resize runs its horizontal pass first (Pillow 13 picks the order
+    itself only when shrinking); here the two passes run one at a time in that order, so no
+    heuristic can reorder them (tests/test_images.py compares with the full path).
+
+    The short axis is resized whole, exactly as in the full path, and cropped after. The long
+    axis is resized over the source interval that the crop keeps (``Image.resize(box=...)``):
+    PIL maps output pixel i of a box resize to source position x0 + (i + 0.5) * (x1 - x0) / out
+    and weighs the pixels within the filter support -- outside the box too -- so this is
+    resize-then-crop up to rounding. PIL takes the box as 32-bit floats, which moves sample
+    positions by ~1e-6 px and, now and then, a value by 1 (2 at worst, seen on bicubic noise).
+    The source is first cut (at whole pixels, with a margin wider than the filter) to the strip
+    around the box, so that the box coordinates, and their rounding, stay small.
+    """
+    w, h = image.size
+    crop = pre.input_size
+    resample = INTERPOLATIONS[pre.interpolation]
+    margin = FILTER_SUPPORT[pre.interpolation] + 2  # enlarging: the kernel is not widened
+    if w > h:  # long axis horizontal: box it in the horizontal pass, then the vertical pass
+        scale = w / new_w
+        b0, b1 = left * scale, min(w, (left + crop) * scale)
+        c0, c1 = max(0, math.floor(b0 - margin)), min(w, math.ceil(b1 + margin))
+        strip = image.crop((c0, 0, c1, h)).resize((crop, h), resample, box=(b0 - c0, 0, b1 - c0, h))
+        return strip.resize((crop, new_h), resample).crop((0, top, crop, top + crop))
+    scale = h / new_h  # long axis vertical: the horizontal pass whole, then box the vertical one
+    b0, b1 = top * scale, min(h, (top + crop) * scale)
+    c0, c1 = max(0, math.floor(b0 - margin)), min(h, math.ceil(b1 + margin))
+    strip = image.crop((0, c0, w, c1)).resize((new_w, c1 - c0), resample)
+    strip = strip.resize((new_w, crop), resample, box=(0, b0 - c0, new_w, b1 - c0))
+    return strip.crop((left, 0, left + crop, crop))
+
+
+def preview(image: Image.Image, pre: Preprocess) -> Image.Image:
+    """The RGB crop the network sees (before normalisation), as a PIL image."""
+    return _resize_crop(to_rgb(image), pre)
+
+
+def to_tensor(image: Image.Image, pre: Preprocess) -> torch.Tensor:
+    """A (3, S, S) float32 tensor, as the reference pipelines make it: resize, centre crop,
+    pixels / 255 (times ``value_range``), channels reordered, ``(x - mean) / std``."""
+    crop = preview(image, pre)
+    side = pre.input_size
+    pixels = torch.frombuffer(bytearray(crop.tobytes()), dtype=torch.uint8)
+    x = pixels.view(side, side, 3).permute(2, 0, 1).contiguous()
+    x = x.to(torch.float32).div(255)  # torchvision's to_tensor / convert_image_dtype
+    if pre.value_range != 1:
+        x = x.mul(pre.value_range)  # Cadene's ToRange255 multiplies after ToTensor divides
+    if pre.channel_order == "BGR":
+        x = x.flip(0).contiguous()
+    mean = torch.as_tensor(pre.mean, dtype=torch.float32).view(-1, 1, 1)
+    std = torch.as_tensor(pre.std, dtype=torch.float32).view(-1, 1, 1)
+    return x.sub_(mean).div_(std)
+
+
+def to_batch(images: Iterable[Image.Image], pre: Preprocess) -> torch.Tensor:
+    """(N, 3, S, S) float32 from N PIL images."""
+    tensors = [to_tensor(image, pre) for image in images]
+    if not tensors:
+        return torch.empty(0, 3, pre.input_size, pre.input_size)
+    return torch.stack(tensors)
+
+
+# ---------------------------------------------------------------------------------------------
+# Samples
+
+
+def sample_images() -> dict[str, Path]:
+    """The bundled sample photos (see assets/samples/CREDITS.md), name -> path, by name."""
+    if not SAMPLES_DIR.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(SAMPLES_DIR.iterdir())
+            if p.is_file() and p.suffix.lower() in SAMPLE_SUFFIXES}
