@@ -32,15 +32,28 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def weights_dir(reference_zoo, tmp_path_factory):
+    """Checkpoints with random weights under the registry's names, in the local weights folder
+    an offline server reads ($INCEPTION_EXPLORER_WEIGHTS): no download is possible here."""
+    import shutil
+    folder = tmp_path_factory.mktemp("weights")
+    shutil.copy(reference_zoo["torchvision_googlenet"].path, folder / "googlenet.IMAGENET1K_V1.pth")
+    shutil.copy(reference_zoo["torchvision_inception_v3"].path,
+                folder / "inception_v3.IMAGENET1K_V1.pth")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, weights_dir):
     port = free_port()
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    env = {**os.environ, "INCEPTION_EXPLORER_WEIGHTS": str(weights_dir)}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "explorer/app.py", "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1",
              "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -162,3 +175,14 @@ def test_learn(server, page):
     page.wait_for_selector(".katex")
     no_exception(page)
     screenshot(page, "learn")
+
+
+def test_predict(server, page):
+    visit(page, f"{server}/predict")
+    page.wait_for_function(f"document.querySelectorAll(\"{PLOT}\").length >= 2")
+    page.wait_for_selector("[data-testid='stImage'] img")
+    assert page.locator("[data-testid='stImage'] img").count() == 2  # Grad-CAM + feature maps
+    text = page.locator("[data-testid='stMain']").inner_text()
+    assert "googlenet.IMAGENET1K_V1" in text and "inception_v3.IMAGENET1K_V1" in text
+    no_exception(page)
+    screenshot(page, "predict")
