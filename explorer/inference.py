@@ -8,6 +8,7 @@ number of bytes of them, least recently used dropped first.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,6 +148,20 @@ def classify(loaded: LoadedModel, images, k: int = 5) -> list[list[dict]]:
     return out
 
 
+def classify_or_fall_back(loaded: LoadedModel, images, k: int, load_on_cpu) -> tuple[
+        LoadedModel, list[list[dict]], str | None]:
+    """``classify``; when the GPU runs out of memory, free it and run on the CPU model that
+    ``load_on_cpu()`` gives. Returns (the model used, the results, a note or None)."""
+    try:
+        return loaded, classify(loaded, images, k), None
+    except torch.cuda.OutOfMemoryError:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        cpu = load_on_cpu()
+        return cpu, classify(cpu, images, k), (f"the GPU ran out of memory for {len(images)} "
+                                               f"image(s) on {loaded.variant}: ran on the CPU")
+
+
 def predict(images, variant: str, weights, *, layout: str | None = None, top_k: int = 5,
             device: str = "cpu", progress: Progress | None = None) -> list[dict]:
     """One entry per image: ``{"image", "top": [{"index", "label", "prob"}]}`` or
@@ -154,6 +169,9 @@ def predict(images, variant: str, weights, *, layout: str | None = None, top_k: 
     cannot be loaded raises (ConfigError, WeightsError, DownloadError, UnknownWeights)."""
     if not 1 <= top_k <= 1000:
         raise ConfigError(f"top_k must be between 1 and 1000, got {top_k}")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        warnings.warn("no CUDA GPU is available here: running on the CPU", stacklevel=2)
+        device = "cpu"
     loaded = load_model(variant, weights, layout=layout, device=device, progress=progress)
     results, good, pictures = [], [], []
     for source in images:
@@ -164,7 +182,13 @@ def predict(images, variant: str, weights, *, layout: str | None = None, top_k: 
             results.append({"image": name})
         except ImageError as err:
             results.append({"image": name, "error": str(err)})
-    for index, top in zip(good, classify(loaded, pictures, top_k)):
+    def on_cpu():
+        return load_model(variant, weights, layout=layout, device="cpu")
+
+    _, tops, note = classify_or_fall_back(loaded, pictures, top_k, on_cpu)
+    if note:
+        warnings.warn(note, stacklevel=2)
+    for index, top in zip(good, tops):
         results[index]["top"] = top
     return results
 

@@ -8,7 +8,7 @@ import torch
 from explorer import charts
 from explorer.download import DownloadError
 from explorer.images import SUPPORTED, ImageError, load_image, preview, sample_images, to_batch
-from explorer.inference import classify, store_upload
+from explorer.inference import classify_or_fall_back, store_upload
 from explorer.pretrained import UnknownWeights, specs_for
 from explorer.saliency import channel_grid, feature_maps, grad_cam, overlay
 from explorer.ui import data
@@ -59,7 +59,7 @@ if not chosen or not images:
 
 
 def ready_model(variant: str):
-    """The loaded model for the sidebar's choice, or None after showing what to do."""
+    """(loaded model, its weights) for the sidebar's choice, or None after showing what to do."""
     weights = choices[variant]
     if weights == UPLOAD:
         file = st.file_uploader(f"Checkpoint for {variant} (.pth, .pt, .safetensors)",
@@ -74,7 +74,7 @@ def ready_model(variant: str):
             st.error(str(err))
             return None
     try:
-        return data.loaded_model(variant, weights, device)
+        return data.loaded_model(variant, weights, device), weights
     except DownloadError as err:
         st.warning(f"No {variant} weights here: {err}", icon=":material/cloud_off:")
     except (WeightsError, UnknownWeights, ConfigError) as err:
@@ -88,19 +88,23 @@ loaded_models = {}
 for col, variant in zip(columns, chosen):
     with col:
         st.subheader(variant)
-        loaded = ready_model(variant)
-        if loaded is None:
+        ready = ready_model(variant)
+        if ready is None:
             continue
-        loaded_models[variant] = loaded
+        loaded, weights = ready
         start = time.perf_counter()
-        tops = classify(loaded, pictures, k=5)
+        loaded, tops, note = classify_or_fall_back(
+            loaded, pictures, 5, lambda: data.loaded_model(variant, weights, "cpu"))
         ms = (time.perf_counter() - start) * 1000
+        if note:
+            st.warning(note, icon=":material/memory:")
+        loaded_models[variant] = loaded
         st.caption(f"{loaded.weights} · {loaded.source} layout · {len(pictures)} image(s) in "
-                   f"{ms:.0f} ms on {device.upper()}")
+                   f"{ms:.0f} ms on {loaded.device.type.upper()}")
         for note in loaded.notes:
             st.caption(f"note: {note}")
-        for (name, _), top in zip(images, tops):
-            st.plotly_chart(charts.top_k_bars(top, title=name), key=f"top_{variant}_{name}")
+        for i, ((name, _), top) in enumerate(zip(images, tops)):
+            st.plotly_chart(charts.top_k_bars(top, title=name), key=f"top_{variant}_{i}")
 
 if not loaded_models:
     st.stop()
@@ -108,9 +112,10 @@ if not loaded_models:
 st.header("What the network sees")
 c1, c2 = st.columns(2)
 variant = c1.selectbox("Network", list(loaded_models), key="see_variant")
-name = c2.selectbox("Photo", [n for n, _ in images], key="see_image")
+picked_index = c2.selectbox("Photo", range(len(images)), format_func=lambda i: images[i][0],
+                            key="see_image")
 loaded = loaded_models[variant]
-image = dict(images)[name]
+image = images[picked_index][1]
 x = to_batch([image], loaded.preprocess).to(loaded.device)
 crop = preview(image, loaded.preprocess)
 
@@ -124,7 +129,7 @@ with cam_col:
 with maps_col:
     maps = feature_maps(loaded.model, x, channels=16)
     names = [m.name for m in maps]
-    block = st.select_slider("Block", names, value=names[len(names) // 2], key="see_block")
+    block = st.select_slider("Block", names, value=names[len(names) // 2], key=f"see_block_{variant}")
     m = maps[names.index(block)]
     st.image(channel_grid(m.maps, columns=8), clamp=True, width="stretch",
              caption=f"{block}: output {m.shape[0]} x {m.shape[1]} x {m.shape[2]}; the 16 "

@@ -743,3 +743,46 @@ def test_constants():
     assert MAX_BYTES == 20 * 2**20
     assert 10e6 <= MAX_PIXELS <= Image.MAX_IMAGE_PIXELS
     assert math.isclose(Preprocess(299, 342).crop_pct, 299 / 342)
+
+
+def test_command_line_answers_every_file_of_the_corpus(bad_files, reference_zoo, tmp_path, capsys):
+    """One batch: every bad file gets its own error naming it, the good photos around them are
+    still classified, and the exit status says that not every image succeeded."""
+    import json
+
+    from explorer.cli import main as cli_main
+
+    paths = []
+    for name, (content, _) in bad_files.items():
+        (tmp_path / name).write_bytes(content)
+        paths.append(str(tmp_path / name))
+    odd = {  # unusual but good: each must be answered
+        "panorama_6000x7.png": encode(gradient(6000, 7), "PNG"),
+        "cmyk.jpg": encode(gradient().convert("CMYK"), "JPEG"),
+        "grey16.png": encode(Image.fromarray((np.arange(64 * 48, dtype=np.uint16) * 20)
+                                             .reshape(48, 64)), "PNG"),
+        "animated.gif": encode(gradient(), "GIF", save_all=True,
+                               append_images=[gradient().rotate(90)]),
+        "rotated.jpg": encode(gradient(), "JPEG", exif=_exif_orientation(6)),
+    }
+    for name, content in odd.items():
+        (tmp_path / name).write_bytes(content)
+    good = [str(p) for p in sample_images().values()][:2] + [str(tmp_path / n) for n in odd]
+    argv = ["predict", good[0], *paths, *good[1:], "--variant", "googlenet", "--weights",
+            str(reference_zoo["torchvision_googlenet"].path), "--json"]
+    with pytest.warns(UserWarning):
+        status = cli_main(argv)
+    results = json.loads(capsys.readouterr().out)
+    assert status == 1
+    assert [r["image"] for r in results] == [good[0], *paths, *good[1:]]
+    for result in [results[0], *results[1 + len(paths):]]:
+        assert len(result["top"]) == 5, result
+    for result, (name, (_, word)) in zip(results[1:1 + len(paths)], bad_files.items()):
+        assert set(result) == {"image", "error"}, name
+        assert name in result["error"] and word.lower() in result["error"].lower(), result
+
+
+def _exif_orientation(value: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = value
+    return exif.tobytes()

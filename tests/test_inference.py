@@ -321,3 +321,35 @@ def test_cli_weights_lists_the_registry(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["tag"] for r in rows] == ["tf_in1k", "tf_ens_adv_in1k"]
     assert rows[0]["location"].startswith("https://huggingface.co/timm/inception_resnet_v2.tf_in1k")
+
+
+def test_gpu_out_of_memory_falls_back_to_the_cpu(reference_zoo):
+    import dataclasses
+
+    from explorer.inference import classify_or_fall_back
+
+    with pytest.warns(UserWarning):
+        cpu = load_model("googlenet", reference_zoo["torchvision_googlenet"].path)
+
+    class OutOfMemory(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    failing = dataclasses.replace(cpu, model=OutOfMemory())
+    photo = Image.open(sample_images()["cat"]).convert("RGB")
+    used, tops, note = classify_or_fall_back(failing, [photo], 3, lambda: cpu)
+    assert used is cpu and "ran out of memory" in note and "CPU" in note
+    assert tops == classify_or_fall_back(cpu, [photo], 3, None)[1]
+
+
+def test_asking_for_a_missing_gpu_runs_on_the_cpu_with_a_warning(reference_zoo):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the fallback does not apply")
+    with pytest.warns(UserWarning, match="no CUDA GPU"):
+        results = predict([sample_images()["cat"]], "googlenet",
+                          reference_zoo["torchvision_googlenet"].path, device="cuda")
+    assert len(results[0]["top"]) == 5

@@ -44,7 +44,7 @@ def test_predict_page_shows_top5_gradcam_and_feature_maps(weights_dir, monkeypat
     assert len(images) == 2, "the Grad-CAM overlay and the feature-map grid"
     captions = " ".join(c.value for c in at.caption)
     assert "googlenet.IMAGENET1K_V1" in captions and "torchvision layout" in captions
-    slider = at.select_slider(key="see_block")
+    slider = at.select_slider(key="see_block_googlenet")
     assert slider.value.startswith("inception_4")
     slider.set_value("inception_3.inception_3a").run()
     assert not at.exception
