@@ -166,3 +166,13 @@ def meta_forward_shapes():
         return seen
 
     return shapes
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small tensors: torch's thread pool only adds overhead (x10 on a busy 2-core machine).
+    A module asks for it with an autouse fixture of its own."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

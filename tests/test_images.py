@@ -57,12 +57,8 @@ def gradient(w: int = 64, h: int = 48) -> Image.Image:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small tensors: torch's thread pool only adds overhead (x10 on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _small_tensors(one_thread):
+    """Small tensors: one torch thread (see conftest's one_thread)."""
 
 
 @pytest.fixture(scope="module")

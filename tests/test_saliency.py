@@ -59,12 +59,8 @@ class Zoo:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These tensors are small: threads only add overhead, and much of it on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _small_tensors(one_thread):
+    """Small tensors: one torch thread (see conftest's one_thread)."""
 
 
 @pytest.fixture(scope="module")
