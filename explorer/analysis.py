@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .export import csv_text
-from .variants import resolve
+from .variants import ConfigError, resolve
 from .variants.blocks import Concat, ConvBN, InceptionNet, Residual, meta_of
 
 DEPTHS = ("stage", "block", "layer")
@@ -75,9 +75,14 @@ def analyze(variant_or_model, *, input_size: int | None = None, depth: str = "bl
             **config) -> Analysis:
     """Rows and totals for a variant name (cached by variant and config) or a built model."""
     if depth not in DEPTHS:
-        raise ValueError(f"depth must be one of {', '.join(DEPTHS)}, got {depth!r}")
+        raise ConfigError(f"depth must be one of {', '.join(DEPTHS)}, got {depth!r}")
     if isinstance(variant_or_model, str):
-        return _analyze_variant(variant_or_model, input_size, depth, _freeze(config))
+        frozen = _freeze(config)
+        try:
+            hash((input_size, frozen))
+        except TypeError:  # an unhashable option value: let the config check name it
+            return _analyze_variant.__wrapped__(variant_or_model, input_size, depth, frozen)
+        return _analyze_variant(variant_or_model, input_size, depth, frozen)
     model = variant_or_model
     if isinstance(model, InceptionNet) and hasattr(model, "variant"):
         cfg = {k: v for k, v in asdict(model.config).items() if k != "input_size"}
@@ -91,12 +96,15 @@ def analyze(variant_or_model, *, input_size: int | None = None, depth: str = "bl
 
 
 def _freeze(config: dict) -> tuple:
-    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in config.items()))
+    """A cache key that tells equal values of different types apart (299 vs 299.0, 1 vs True):
+    only one of each pair may be valid."""
+    return tuple(sorted((k, type(v).__name__, tuple(v) if isinstance(v, list) else v)
+                        for k, v in config.items()))
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=256, typed=True)
 def _analyze_variant(variant: str, input_size, depth: str, frozen: tuple) -> Analysis:
-    config = dict(frozen)
+    config = {k: v for k, _, v in frozen}
     layout = config.pop("layout", "released")
     info, lay, cfg = resolve(variant, layout, input_size=input_size, **config)
     size = input_size or info.native_input_size

@@ -76,7 +76,7 @@ def get_variant(name: str) -> VariantInfo:
 
 def get_layout(info: VariantInfo, layout: str | None) -> Layout:
     layout = layout or info.default_layout
-    if layout not in info.layouts:
+    if not isinstance(layout, str) or layout not in info.layouts:
         offered = ", ".join(info.layouts)
         raise ConfigError(f"{info.name} has no layout {layout!r}; it offers: {offered}")
     return info.layouts[layout]

@@ -74,6 +74,8 @@ def check_config(info: VariantInfo, layout: Layout, cfg: Config) -> None:
             or not 1 <= cfg.num_classes <= MAX_CLASSES:
         raise ConfigError(f"num_classes must be an integer from 1 to {MAX_CLASSES}, "
                           f"got {cfg.num_classes!r}")
+    if not isinstance(cfg.aux_logits, bool):
+        raise ConfigError(f"aux_logits must be True or False, got {cfg.aux_logits!r}")
     if cfg.aux_logits and not layout.has_aux:
         raise ConfigError(f"{name} ({layout.name} layout) has no auxiliary head; "
                           "use aux_logits=False")

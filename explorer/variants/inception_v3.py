@@ -135,8 +135,10 @@ def _build(cfg: Config, layout: str) -> InceptionNet:
     red, ch = reduction_a(ch, w)
     stages["reduction_a"] = stage({"mixed_6a" if layout == "released" else "0": red}, "reduction",
                                   f"{R}, Figure 10")
-    blocks = OrderedDict((name, module_b(ch, c7, w)) for name, c7 in zip(b_names, c7s))
-    ch = 4 * w(192)
+    blocks = OrderedDict()
+    for name, c7 in zip(b_names, c7s):  # each block takes the previous one's output width
+        blocks[name] = module_b(ch, c7, w)
+        ch = 4 * w(192)
     stages["inception_b"] = stage(blocks, "stage", f"{R}, Figure 6")
     red, ch = reduction_b(ch, w)
     stages["reduction_b"] = stage({"mixed_7a" if layout == "released" else "0": red}, "reduction",

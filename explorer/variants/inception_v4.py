@@ -119,19 +119,23 @@ def build(cfg: Config) -> InceptionNet:
     stem, ch = stem_v4(w)
     stages = {"stem": stage(stem, "stem", f"{P}, Figure 3",
                             "299x299 -> 35x35 with parallel pool/conv steps")}
-    stages["inception_a"] = stage([inception_a(ch, w) for _ in range(reps[0])], "stage",
-                                  f"{P}, Figure 4")
+    # Only the first block of a stage takes the stage's input width; the others take the
+    # blocks' own output width (the two differ when the width multiplier rounds unevenly).
+    blocks_a = [inception_a(ch if i == 0 else 4 * w(96), w) for i in range(reps[0])]
+    stages["inception_a"] = stage(blocks_a, "stage", f"{P}, Figure 4")
     ch = 4 * w(96)
     red_a, ch = reduction_a(ch, w(192), w(224), w(256), w(384))
     stages["reduction_a"] = stage([red_a], "reduction", f"{P}, Figure 7")
-    stages["inception_b"] = stage([inception_b(ch, w) for _ in range(reps[1])], "stage",
-                                  f"{P}, Figure 5")
-    ch = w(384) + w(256) + w(256) + w(128)
+    b_out = w(384) + w(256) + w(256) + w(128)
+    blocks_b = [inception_b(ch if i == 0 else b_out, w) for i in range(reps[1])]
+    stages["inception_b"] = stage(blocks_b, "stage", f"{P}, Figure 5")
+    ch = b_out
     red_b, ch = reduction_b(ch, w)
     stages["reduction_b"] = stage([red_b], "reduction", f"{P}, Figure 8")
-    stages["inception_c"] = stage([inception_c(ch, w) for _ in range(reps[2])], "stage",
-                                  f"{P}, Figure 6")
-    ch = w(256) + 2 * w(256) + 2 * w(256) + w(256)
+    c_out = w(256) + 2 * w(256) + 2 * w(256) + w(256)
+    blocks_c = [inception_c(ch if i == 0 else c_out, w) for i in range(reps[2])]
+    stages["inception_c"] = stage(blocks_c, "stage", f"{P}, Figure 6")
+    ch = c_out
     dropout = cfg.dropout if cfg.dropout is not None else 0.2
     return InceptionNet(stages, classifier_head(ch, cfg.num_classes, dropout))
 
