@@ -1,6 +1,7 @@
 """The Streamlit app: ``streamlit run explorer/app.py``. Navigation only; pages are in pages/."""
 
-import streamlit as st
+import pandas  # noqa: F401 -- imported once here, not lazily in one session's thread while
+import streamlit as st  # plotly in another looks it up half-initialised (AttributeError)
 
 from explorer.ui.nav import pages
 

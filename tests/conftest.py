@@ -176,3 +176,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def weights_dir(reference_zoo, tmp_path_factory):
+    """Checkpoints with random weights under the registry's names, in the local weights folder
+    an offline server reads ($INCEPTION_EXPLORER_WEIGHTS): no download is possible here."""
+    import shutil
+    folder = tmp_path_factory.mktemp("weights")
+    shutil.copy(reference_zoo["torchvision_googlenet"].path, folder / "googlenet.IMAGENET1K_V1.pth")
+    shutil.copy(reference_zoo["torchvision_inception_v3"].path,
+                folder / "inception_v3.IMAGENET1K_V1.pth")
+    return folder

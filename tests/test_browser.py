@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,29 +32,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def weights_dir(reference_zoo, tmp_path_factory):
-    """Checkpoints with random weights under the registry's names, in the local weights folder
-    an offline server reads ($INCEPTION_EXPLORER_WEIGHTS): no download is possible here."""
-    import shutil
-    folder = tmp_path_factory.mktemp("weights")
-    shutil.copy(reference_zoo["torchvision_googlenet"].path, folder / "googlenet.IMAGENET1K_V1.pth")
-    shutil.copy(reference_zoo["torchvision_inception_v3"].path,
-                folder / "inception_v3.IMAGENET1K_V1.pth")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, weights_dir):
+@contextmanager
+def streamlit_server(log: Path, env: dict):
+    """`streamlit run explorer/app.py` on a free port of 127.0.0.1, ready (health checked);
+    yields (url, process) and stops it afterwards. Server output goes to ``log``."""
     port = free_port()
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    env = {**os.environ, "INCEPTION_EXPLORER_WEIGHTS": str(weights_dir)}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "explorer/app.py", "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1",
              "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -67,13 +56,20 @@ def server(tmp_path_factory, weights_dir):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"streamlit did not come up:\n{log.read_text()}")
             time.sleep(0.5)
-        yield url
+        yield url, proc
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, weights_dir):
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    with streamlit_server(log, {"INCEPTION_EXPLORER_WEIGHTS": str(weights_dir)}) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -4,21 +4,12 @@
 from pathlib import Path
 
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 from explorer.images import sample_images
 from explorer.inference import predict
 
 APP = str(Path(__file__).resolve().parents[1] / "explorer" / "app.py")
-
-
-@pytest.fixture(scope="module")
-def weights_dir(reference_zoo, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("weights")
-    state = torch.load(reference_zoo["torchvision_googlenet"].path, weights_only=True)
-    torch.save(state, folder / "googlenet.IMAGENET1K_V1.pth")
-    return folder
 
 
 def predict_page(variants, **env) -> AppTest:

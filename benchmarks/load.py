@@ -1,0 +1,394 @@
+"""Many users predicting at once: answers per second and latency, through the app or the library.
+
+    python benchmarks/load.py [--sessions N] [--seconds T] [--variant googlenet]
+                              [--mode browser|library] [--threads K] [--weights DIR]
+
+``--mode browser`` (default) starts ``streamlit run explorer/app.py`` on a free port and opens N
+concurrent Chromium sessions (Playwright, one browser context each) on the Predict page with one
+network (``?predict_variants=<variant>``). Each session then clicks the "coffee" sample pill on
+and off for T seconds; one *answer* is one click followed by the whole page re-rendered: the
+top-5 chart of each photo (cat, or cat + coffee), Grad-CAM and the feature maps. Its latency is
+from the click to the settled page, as the user sees it. The browsers run on the same machine
+and take their share of the CPU.
+
+``--mode library`` runs ``explorer.inference.classify`` on one photo from N threads sharing one
+loaded model, for T seconds: the same model work without Streamlit, the browsers, Grad-CAM or
+the feature maps.
+
+Both print answers per second, p50 / p95 latency (ms), errors and peak RSS (of the server, or of
+this process in library mode).
+
+The weights are RANDOM unless ``--weights DIR`` names a folder of real checkpoints (laid out as
+``$INCEPTION_EXPLORER_WEIGHTS``): the torchvision (GoogLeNet, Inception-v3) or timm (v4,
+Inception-ResNet-v2) model is built with random weights and saved under the registry's name, as
+a machine without internet cannot download the real ones. The predictions are meaningless; the
+cost is the same. ``--threads K`` sets torch's intra-op threads (OMP_NUM_THREADS for the server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+STEP_TIMEOUT_S = 120
+# The page is done: the script idle, nothing stale, exactly these chart titles, 5 bars each, and
+# the Grad-CAM + feature-map images drawn.
+DONE_JS = """titles => {
+  const app = document.querySelector("[data-testid='stApp']");
+  if (!app || app.getAttribute("data-test-script-state") !== "notRunning") return false;
+  if (document.querySelector("[data-stale='true']")) return false;
+  if (document.querySelector("[data-testid='stException']")) return true;  // counted as an error
+  const charts = [...document.querySelectorAll("[data-testid='stPlotlyChart']")];
+  const got = charts.map(c => c.querySelector(".gtitle")?.textContent || "").sort();
+  return JSON.stringify(got) === JSON.stringify([...titles].sort())
+    && charts.every(c => c.querySelectorAll(".ytick text").length === 5)
+    && document.querySelectorAll("[data-testid='stImage'] img").length === 2;
+}"""
+
+
+# -- memory ----------------------------------------------------------------------------------------
+
+
+def status_bytes(pid: int, name: str) -> int:
+    """VmRSS / VmHWM of a process from /proc (kB there), in bytes; 0 when unavailable."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(name + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) from /proc/<pid>/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+class PeakRss:
+    def __init__(self, pid: int):
+        self.pid, self.peak = pid, status_bytes(pid, "VmRSS")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self):
+        while not self._stop.wait(0.1):
+            self.peak = max(self.peak, status_bytes(self.pid, "VmRSS"))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, status_bytes(self.pid, "VmRSS"), status_bytes(self.pid, "VmHWM"))
+
+
+# -- random-weight checkpoints -----------------------------------------------------------------------
+
+
+def make_checkpoint(variant: str, folder: Path) -> Path:
+    """A checkpoint with random weights under the registry name of ``variant``'s default weights,
+    in the layout (torchvision or timm) of the real file; batch-norm statistics measured on a
+    random batch so that the activations stay of order one."""
+    import torch
+
+    from explorer.pretrained import default_spec
+    from explorer.variants import VARIANTS
+
+    spec = default_spec(variant)
+    size = VARIANTS[variant].native_input_size
+    torch.manual_seed(0)
+    if spec is not None and spec.source == "torchvision":
+        import torchvision
+        model = getattr(torchvision.models, variant)(weights=None, aux_logits=True,
+                                                     init_weights=True)
+    elif spec is not None and spec.source == "timm":
+        try:
+            import timm
+        except ImportError:
+            sys.exit(f"{variant}: making its random checkpoint needs timm (pip install timm)")
+        model = timm.create_model(variant, pretrained=False)
+    else:
+        sys.exit(f"{variant}: no torchvision or timm weights to imitate; pass --weights DIR")
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum = None
+    with torch.no_grad():
+        model.train()(torch.randn(2, 3, size, size))
+    path = folder / f"{spec.name}.pth"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def weights_folder(args, tmp: Path) -> Path:
+    if args.weights:
+        print(f"weights: real checkpoints from {args.weights}")
+        return Path(args.weights)
+    path = make_checkpoint(args.variant, tmp)
+    print(f"weights: RANDOM, saved as {path.name} -- this machine cannot download the real ones "
+          "(predictions are meaningless; the cost is that of the real network)")
+    return tmp
+
+
+def stats(latencies_ms: list[float], seconds: float, errors: int, rss: int, who: str,
+          cpu: float) -> None:
+    n = len(latencies_ms)
+    q = statistics.quantiles(latencies_ms, n=20, method="inclusive") if n >= 2 else latencies_ms * 19
+    print(f"answers:        {n} in {seconds:.1f} s = {n / seconds:.2f} answers/s")
+    if n:
+        print(f"latency p50:    {statistics.median(latencies_ms):.0f} ms")
+        print(f"latency p95:    {q[18]:.0f} ms")
+        print(f"latency max:    {max(latencies_ms):.0f} ms")
+    print(f"errors:         {errors}")
+    print(f"peak RSS:       {rss / 2**20:.0f} MiB ({who})")
+    print(f"CPU time:       {cpu:.1f} s = {cpu / seconds:.2f} of {os.cpu_count()} cores on average "
+          f"({who})")
+
+
+# -- library mode ------------------------------------------------------------------------------------
+
+
+def run_library(args) -> None:
+    import warnings
+
+    import torch
+
+    from explorer.images import load_image, sample_images
+    from explorer.inference import classify, load_model
+    from explorer.pretrained import default_spec
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = weights_folder(args, Path(tmp))
+        os.environ["INCEPTION_EXPLORER_WEIGHTS"] = str(folder)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # auxiliary-head tensors dropped
+            loaded = load_model(args.variant, default_spec(args.variant).tag)
+    photos = [load_image(p) for p in sample_images().values()]
+    print(f"mode library: {args.sessions} threads x classify(1 photo) on one shared {args.variant} "
+          f"model, {args.seconds:g} s, torch threads {torch.get_num_threads()}, "
+          f"{os.cpu_count()} CPUs")
+    classify(loaded, photos[:1])  # warm-up
+    latencies: list[float] = []
+    errors = [0]
+    stop = time.monotonic() + args.seconds
+    start_gate = threading.Barrier(args.sessions)
+
+    def worker(t: int) -> None:
+        start_gate.wait()
+        i = t
+        while time.monotonic() < stop:
+            begin = time.perf_counter()
+            try:
+                classify(loaded, [photos[i % len(photos)]])
+            except Exception as err:  # noqa: BLE001 -- counted and shown once
+                if not errors[0]:
+                    print(f"error: {err!r}")
+                errors[0] += 1
+                continue
+            latencies.append((time.perf_counter() - begin) * 1000)
+            i += 1
+
+    with PeakRss(os.getpid()) as rss:
+        cpu0 = cpu_seconds(os.getpid())
+        began = time.monotonic()
+        threads = [threading.Thread(target=worker, args=(t,)) for t in range(args.sessions)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.monotonic() - began
+        cpu = cpu_seconds(os.getpid()) - cpu0
+    stats(latencies, elapsed, errors[0], rss.peak, "this process", cpu)
+
+
+# -- browser mode ------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(folder: Path, threads: int | None, log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "INCEPTION_EXPLORER_WEIGHTS": str(folder)}
+    if threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "explorer/app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1",
+             "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return proc, url
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            sys.exit(f"streamlit did not come up:\n{log.read_text()}")
+        time.sleep(0.3)
+
+
+async def page_errors(tab) -> list[str]:
+    return await tab.evaluate("""() => [...document.querySelectorAll(
+        "[data-testid='stException'], [data-testid='stAlertContentError']")].map(e => e.innerText)""")
+
+
+async def open_predict(browser, url: str, variant: str):
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = await context.new_page()
+    tab.set_default_timeout(STEP_TIMEOUT_S * 1000)
+    await tab.goto(f"{url}/predict?predict_variants={variant}")
+    await tab.wait_for_function(DONE_JS, arg=["cat"], polling=50)
+    return tab
+
+
+async def session(browser, url: str, variant: str, stop_at: list[float], ready: asyncio.Event,
+                  opened: list, latencies: list[float], errors: list[str]) -> None:
+    try:
+        tab = await open_predict(browser, url, variant)
+    except Exception as err:  # noqa: BLE001 -- a session that never opened is an error
+        errors.append(f"open: {err}")
+        opened.append(False)
+        return
+    opened.append(True)
+    await ready.wait()
+    pill = tab.locator("[data-testid='stButtonGroup'] button[data-variant='pills']").filter(
+        has_text="coffee")
+    on = False
+    while time.monotonic() < stop_at[0]:
+        on = not on
+        want = ["cat", "coffee"] if on else ["cat"]
+        begin = time.perf_counter()
+        try:
+            await pill.click()
+            await tab.wait_for_function(DONE_JS, arg=want, polling=50)
+        except Exception as err:  # noqa: BLE001 -- a step that never finished
+            errors.append(f"step: {str(err).splitlines()[0]}")
+            on = "coffee" in await tab.evaluate(
+                "() => [...document.querySelectorAll(\"button[data-variant='pills'][aria-pressed='true']\")]"
+                ".map(b => b.innerText).join(' ')")
+            continue
+        shown = await page_errors(tab)
+        if shown:
+            errors.append(shown[0][:200])
+            continue
+        latencies.append((time.perf_counter() - begin) * 1000)
+
+
+async def drive(url: str, args, server_pid: int) -> tuple[list[float], list[str], float, float]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            # one session first: it loads the model into the server's shared cache (cold start)
+            begin = time.perf_counter()
+            first = await open_predict(browser, url, args.variant)
+            print(f"first page (cold: model load, first run): {time.perf_counter() - begin:.1f} s")
+            await first.context.close()
+            latencies: list[float] = []
+            errors: list[str] = []
+            opened: list[bool] = []
+            stop_at = [float("inf")]
+            ready = asyncio.Event()
+            tasks = [asyncio.create_task(session(browser, url, args.variant, stop_at, ready, opened,
+                                                 latencies, errors))
+                     for _ in range(args.sessions)]
+            begin = time.perf_counter()
+            while len(opened) < args.sessions:
+                await asyncio.sleep(0.1)
+            print(f"{sum(opened)} sessions open after {time.perf_counter() - begin:.1f} s; "
+                  f"clicking for {args.seconds:g} s")
+            began, cpu0 = time.monotonic(), cpu_seconds(server_pid)
+            stop_at[0] = began + args.seconds
+            ready.set()
+            await asyncio.gather(*tasks)
+            elapsed = time.monotonic() - began  # the last answers end a little after T
+            cpu = cpu_seconds(server_pid) - cpu0
+        finally:
+            await browser.close()
+    return latencies, errors, elapsed, cpu
+
+
+def run_browser(args) -> None:
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        sys.exit("browser mode needs playwright (pip install playwright) and Chromium")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = weights_folder(args, Path(tmp))
+        log = Path(tmp) / "server.log"
+        proc, url = start_server(folder, args.threads, log)
+        print(f"mode browser: {args.sessions} Chromium sessions on {url}/predict with {args.variant}, "
+              f"{args.seconds:g} s, server torch threads "
+              f"{args.threads or 'default'}, {os.cpu_count()} CPUs (browsers included)")
+        try:
+            with PeakRss(proc.pid) as rss:
+                latencies, errors, elapsed, cpu = asyncio.run(drive(url, args, proc.pid))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        stats(latencies, elapsed, len(errors), rss.peak, "the streamlit server", cpu)
+        for error in sorted(set(errors))[:5]:
+            print(f"  error: {error}")
+        if errors:
+            print(log.read_text()[-2000:])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=4, help="concurrent users (threads in "
+                        "library mode)")
+    parser.add_argument("--seconds", type=float, default=30, help="how long to keep asking")
+    parser.add_argument("--variant", default="googlenet",
+                        choices=["googlenet", "inception_v3", "inception_v4", "inception_resnet_v2"])
+    parser.add_argument("--mode", choices=["browser", "library"], default="browser")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (the server's OMP_NUM_THREADS); default: torch's")
+    parser.add_argument("--weights", help="a folder of real checkpoints named like "
+                        "$INCEPTION_EXPLORER_WEIGHTS (default: random weights)")
+    args = parser.parse_args(argv)
+    if args.sessions < 1 or args.seconds <= 0:
+        parser.error("--sessions must be >= 1 and --seconds > 0")
+    (run_library if args.mode == "library" else run_browser)(args)
+
+
+if __name__ == "__main__":
+    main()
