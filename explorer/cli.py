@@ -7,7 +7,7 @@
     compare VARIANT... [--input-size N] [--json]
     weights [VARIANT] [--json]
     predict IMAGE... --variant V [--layout L] --weights TAG|URL|FILE [--top-k K]
-            [--device cpu|cuda] [--json]
+            [--preprocess-like TAG] [--device cpu|cuda] [--json]
 
 Bad input gets one line naming the problem and what is allowed, and exit status 2. ``predict``
 answers every image it can and exits with 1 when any image could not be read.
@@ -98,6 +98,9 @@ def make_parser() -> Parser:
                    help="a tag (see the 'weights' command; default: the variant's default), "
                         "a URL or a checkpoint file (.pth, .pt, .safetensors)")
     p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--preprocess-like", metavar="TAG",
+                   help="preprocess a file or URL like these registry weights (default: the "
+                        "variant's default weights of the file's key layout)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--json", action="store_true")
     return parser
@@ -229,9 +232,15 @@ def cmd_weights(args, out) -> None:
 
 def cmd_predict(args, out) -> int:
     from .inference import predict
+    from .pretrained import find_spec
+    from .variants import get_variant
 
+    preprocess = None
+    if args.preprocess_like:
+        preprocess = find_spec(get_variant(args.variant).name, args.preprocess_like).preprocess
     results = predict(args.images, args.variant, args.weights, layout=args.layout,
-                      top_k=args.top_k, device=args.device, progress=_download_bar())
+                      top_k=args.top_k, device=args.device, progress=_download_bar(),
+                      preprocess=preprocess)
     if args.json:
         json.dump(results, out, indent=2)
         out.write("\n")

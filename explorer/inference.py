@@ -163,7 +163,8 @@ def classify_or_fall_back(loaded: LoadedModel, images, k: int, load_on_cpu) -> t
 
 
 def predict(images, variant: str, weights, *, layout: str | None = None, top_k: int = 5,
-            device: str = "cpu", progress: Progress | None = None) -> list[dict]:
+            device: str = "cpu", progress: Progress | None = None,
+            preprocess: Preprocess | None = None) -> list[dict]:
     """One entry per image: ``{"image", "top": [{"index", "label", "prob"}]}`` or
     ``{"image", "error"}``; an image that cannot be read does not stop the others. A model that
     cannot be loaded raises (ConfigError, WeightsError, DownloadError, UnknownWeights)."""
@@ -172,7 +173,8 @@ def predict(images, variant: str, weights, *, layout: str | None = None, top_k: 
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         warnings.warn("no CUDA GPU is available here: running on the CPU", stacklevel=2)
         device = "cpu"
-    loaded = load_model(variant, weights, layout=layout, device=device, progress=progress)
+    loaded = load_model(variant, weights, layout=layout, device=device, progress=progress,
+                        preprocess=preprocess)
     results, good, pictures = [], [], []
     for source in images:
         name = getattr(source, "name", None) or str(source)
@@ -183,7 +185,7 @@ def predict(images, variant: str, weights, *, layout: str | None = None, top_k: 
         except ImageError as err:
             results.append({"image": name, "error": str(err)})
     def on_cpu():
-        return load_model(variant, weights, layout=layout, device="cpu")
+        return load_model(variant, weights, layout=layout, device="cpu", preprocess=preprocess)
 
     _, tops, note = classify_or_fall_back(loaded, pictures, top_k, on_cpu)
     if note:

@@ -353,3 +353,17 @@ def test_asking_for_a_missing_gpu_runs_on_the_cpu_with_a_warning(reference_zoo):
         results = predict([sample_images()["cat"]], "googlenet",
                           reference_zoo["torchvision_googlenet"].path, device="cuda")
     assert len(results[0]["top"]) == 5
+
+
+def test_preprocess_like_overrides_the_guess_for_an_ambiguous_file(reference_zoo, photos, capsys):
+    """A torchvision-layout v3 file could be torchvision's or timm's tv_in1k (same keys):
+    --preprocess-like picks timm's pipeline, and the probabilities follow it."""
+    ref = reference_zoo["timm_inception_v3"]
+    cat = str(sample_images()["cat"])
+    assert cli_main(["predict", cat, "--variant", "inception_v3", "--weights", str(ref.path),
+                     "--preprocess-like", "tf_in1k", "--json"]) == 0
+    ours = json.loads(capsys.readouterr().out)[0]["top"]
+    expected = timm_reference("inception_v3.tf_in1k", ref.state_dict(), [photos["cat"]])[0]
+    assert_same_top(ours, reference_top(expected))
+    assert cli_main(["predict", cat, "--variant", "inception_v3", "--weights", str(ref.path),
+                     "--preprocess-like", "nope"]) == 2
