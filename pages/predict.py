@@ -7,10 +7,10 @@ import torch
 
 from explorer import charts
 from explorer.download import DownloadError
-from explorer.images import SUPPORTED, ImageError, load_image, preview, sample_images, to_batch
+from explorer.images import SUPPORTED, ImageError, load_image, preview, sample_images
 from explorer.inference import classify_or_fall_back, store_upload
 from explorer.pretrained import UnknownWeights, specs_for
-from explorer.saliency import channel_grid, feature_maps, grad_cam, overlay
+from explorer.saliency import channel_grid, overlay
 from explorer.ui import data
 from explorer.variants import VARIANTS, ConfigError
 from explorer.weights import WeightsError
@@ -116,18 +116,16 @@ picked_index = c2.selectbox("Photo", range(len(images)), format_func=lambda i: i
                             key="see_image")
 loaded = loaded_models[variant]
 image = images[picked_index][1]
-x = to_batch([image], loaded.preprocess).to(loaded.device)
 crop = preview(image, loaded.preprocess)
+cam, maps = data.what_it_sees(loaded, image)
 
 cam_col, maps_col = st.columns([2, 3])
 with cam_col:
-    cam = grad_cam(loaded.model, x)
     label = loaded.labels[cam.class_index]
     st.image(overlay(crop, cam.heatmap), caption=f"Grad-CAM for '{label}' on the output of "
              f"{cam.block} ({cam.coarse.shape[0]}x{cam.coarse.shape[1]} grid), over the "
              f"{loaded.preprocess.input_size} px crop the network sees")
 with maps_col:
-    maps = feature_maps(loaded.model, x, channels=16)
     names = [m.name for m in maps]
     block = st.select_slider("Block", names, value=names[len(names) // 2], key=f"see_block_{variant}")
     m = maps[names.index(block)]

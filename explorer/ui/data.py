@@ -115,3 +115,22 @@ def loaded_model(variant: str, weights: str, device: str = "cpu"):
             bar.empty()
 
     return model_cache().get((variant, str(weights), device), load)
+
+
+def what_it_sees(loaded, image):
+    """(Grad-CAM, feature maps) of one photo, cached by model and pixels: reruns of the page
+    (another photo toggled, a slider moved) do not run the network again."""
+    import hashlib
+
+    pixels = hashlib.sha256(image.tobytes()).hexdigest()
+    key = (loaded.variant, loaded.layout, loaded.weights, loaded.source, str(loaded.device))
+    return _saliency(key, pixels, image.size, loaded.preprocess, _loaded=loaded, _image=image)
+
+
+@st.cache_data(show_spinner="Running Grad-CAM and collecting feature maps...", max_entries=64)
+def _saliency(model_key: tuple, pixels: str, size: tuple, preprocess, *, _loaded, _image):
+    from explorer.images import to_batch
+    from explorer.saliency import feature_maps, grad_cam
+
+    x = to_batch([_image], preprocess).to(_loaded.device)
+    return grad_cam(_loaded.model, x), feature_maps(_loaded.model, x, channels=16)
