@@ -6,7 +6,10 @@ module's input and output shape. From those, per row:
 - params: the tensors under the module;
 - MACs: multiply-accumulates of conv and linear layers only (the convention of torchvision's
   "GFLOPS" and of ``torch.utils.flop_counter`` divided by 2; BN, pools and adds are not counted);
-- activation memory: the bytes of the row's output in float32, for one image.
+- activation memory: the bytes of the row's output in float32, for one image;
+- receptive field (``explorer.receptive``): per axis (h, w), the input pixels one output unit
+  sees (``rf``), the input pixels between neighbouring units (``jump``) and the input
+  coordinate of the first unit's centre (``rf_offset``), over the real graph of branches and adds.
 
 Totals are the inference cost (eval mode). Auxiliary heads, when built, get their own rows;
 their MACs are a training cost and are not part of the totals.
@@ -21,6 +24,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 
+from . import receptive
 from .export import csv_text
 from .variants import ConfigError, resolve
 from .variants.blocks import Concat, ConvBN, InceptionNet, Residual, meta_of
@@ -41,6 +45,9 @@ class Row:
     activation_bytes: int
     params_share: float = 0.0
     macs_share: float = 0.0
+    rf: tuple | None = None          # (h, w) input pixels one output unit sees
+    jump: tuple | None = None        # (h, w) input pixels between neighbouring units
+    rf_offset: tuple | None = None   # (h, w) input coordinate of the first unit's centre
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,8 @@ class Analysis:
     total_macs: int
     total_activation_bytes: int
     config: dict = field(default_factory=dict)
+    rf_whole_input: str | None = None   # the first row whose central unit sees every pixel
+    rf_notes: tuple[str, ...] = ()      # joins whose branch centres disagree, or why no fields
 
     def to_dict(self) -> dict:
         out = {"variant": self.variant, "layout": self.layout, "input_size": self.input_size,
@@ -61,10 +70,12 @@ class Analysis:
                "total_macs": self.total_macs,
                "total_activation_bytes": self.total_activation_bytes,
                "macs_convention": MACS_NOTE, "config": self.config,
+               "rf_whole_input": self.rf_whole_input, "rf_notes": list(self.rf_notes),
                "rows": [asdict(r) for r in self.rows]}
         for row in out["rows"]:
-            row["input_shape"] = list(row["input_shape"])
-            row["output_shape"] = list(row["output_shape"])
+            for key in ("input_shape", "output_shape", "rf", "jump", "rf_offset"):
+                if row[key] is not None:
+                    row[key] = list(row[key])
         return out
 
     def to_csv(self) -> str:
@@ -212,12 +223,37 @@ def _run(model: nn.Module, size: int, depth: str, *, name: str, layout: str, con
     rows = [r for _, r in sorted(rows, key=lambda pr: pr[0])]
     rows = [Row(**{**asdict(r), "params_share": r.params / total_params if total_params else 0.0,
                    "macs_share": r.macs / total_macs if total_macs else 0.0}) for r in rows]
+    rows, whole, notes = _with_fields(model, size, rows, aux_prefixes)
     # Whatever the depth, the total counts every layer's output once (the memory a training
     # step keeps for the backward pass, per image), so it compares across depths and variants.
     total_act = sum(_numel(shapes[n][1]) * 4 for n, _ in _layers(model)
                     if n in shapes and not n.startswith(aux_prefixes))
     return Analysis(name, layout, size, depth, tuple(rows), total_params, total_macs, total_act,
-                    config)
+                    config, whole, tuple(notes))
+
+
+def _with_fields(model, size, rows, aux_prefixes):
+    """Rows with their receptive fields, the first row that sees the whole input, and notes."""
+    try:
+        fields, notes = receptive.fields(model, size)
+    except receptive.Unsupported as err:  # a model not built from our blocks
+        return rows, None, [f"no receptive fields: {err}"]
+    out, whole = [], None
+    for r in rows:
+        f = fields.get(r.name)
+        if f is None:
+            out.append(r)
+            continue
+        if len(r.output_shape) == 3 and r.output_shape[1:] != (f[0].size, f[1].size):
+            raise RuntimeError(f"receptive-field walk disagrees with the forward pass at "
+                               f"{r.name}: {(f[0].size, f[1].size)} vs {r.output_shape[1:]}")
+        if whole is None and not r.name.startswith(aux_prefixes) \
+                and receptive.sees_whole_input(f, size):
+            whole = r.name
+        out.append(Row(**{**asdict(r), "rf": tuple(a.rf for a in f),
+                          "jump": tuple(a.jump for a in f),
+                          "rf_offset": tuple(receptive.number(a.start) for a in f)}))
+    return out, whole, notes
 
 
 def _row(name, mod, shapes, params, macs) -> Row:

@@ -147,14 +147,25 @@ def cmd_summary(args, out) -> None:
     out.write(f"{result['variant']} ({result['layout']} layout) at {result['input_size']}x"
               f"{result['input_size']}, depth {result['depth']}\n")
     out.write(f"{'name':<44} {'kind':<18} {'output':>16} {'params':>12} {'MACs':>15} "
-              f"{'%MACs':>6}\n")
+              f"{'%MACs':>6} {'RF h x w':>11} {'jump':>9}\n")
+    whole = result.get("rf_whole_input")
     for r in rows:
         shape = "x".join(map(str, r["output_shape"]))
+        rf = "x".join(map(str, r["rf"])) if r.get("rf") else "-"
+        jump = "x".join(map(str, r["jump"])) if r.get("jump") else "-"
+        mark = " *" if r["name"] == whole else ""
         out.write(f"{r['name'][:44]:<44} {r['kind'][:18]:<18} {shape:>16} {r['params']:>12,} "
-                  f"{r['macs']:>15,} {100 * r['macs_share']:>6.1f}\n")
+                  f"{r['macs']:>15,} {100 * r['macs_share']:>6.1f} {rf:>11} {jump:>9}{mark}\n")
     total_macs = result["total_macs"]
     out.write(f"total params {result['total_params']:,}; total MACs {total_macs:,} "
               f"({total_macs / 1e9:.3f} G); {result['macs_convention']}\n")
+    out.write("RF: input pixels one output unit sees (height x width); jump: input pixels "
+              "between neighbouring units\n")
+    if whole:
+        out.write(f"* {whole}: the first row whose central unit sees the whole "
+                  f"{result['input_size']}x{result['input_size']} input\n")
+    for note in result.get("rf_notes", []):
+        out.write(f"note: {note}\n")
 
 
 def cmd_graph(args, out) -> None:
