@@ -203,16 +203,18 @@ class _Walker:
                           f"{type(m).__name__}")
 
 
-def input_field(size: int) -> Field:
-    one = Axis(size, 1, 1, 0)
-    return (one, one)
+def input_field(height: int, width: int) -> Field:
+    return Axis(height, 1, 1, 0), Axis(width, 1, 1, 0)
 
 
-def fields(model: nn.Module, input_size: int) -> tuple[dict[str, Field], list[str]]:
+def fields(model: nn.Module, input_size) -> tuple[dict[str, Field], list[str]]:
     """Every module path's output field (plus ``<block>.concat`` and ``<block>.add`` for the
-    joins) for a square input, and notes on misaligned branch centres."""
+    joins) for an input of ``input_size`` (n or (height, width)), and notes on joins whose
+    branch centres disagree. Raises ``Unsupported`` for a module without a rule, or for a size
+    at which parallel paths do not line up."""
+    h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
     walker = _Walker()
-    walker.fields[""] = walker.run(model, input_field(input_size), "")
+    walker.fields[""] = walker.run(model, input_field(h, w), "")
     return walker.fields, walker.notes
 
 
@@ -223,3 +225,50 @@ def sees_whole_input(f: Field, input_size: int) -> bool:
         if lo > 0 or lo + a.rf - 1 < input_size - 1:
             return False
     return True
+
+
+# Published receptive fields of the TF-slim models: (receptive field, effective stride,
+# effective padding) at named end-points, from google-research/receptive_field (README and
+# receptive_field/RECEPTIVE_FIELD_TABLE.md), the code of Araujo, Norris & Sim, Distill 2019.
+# Effective padding = how far the first unit's field reaches past the image's top-left edge,
+# i.e. (rf - 1) / 2 - rf_offset. Keys: our variant -> {our row name: figures}.
+PUBLISHED_SOURCE = ("google-research/receptive_field, RECEPTIVE_FIELD_TABLE.md (TF-slim models; "
+                    "Araujo, Norris & Sim, Distill 2019)")
+PUBLISHED = {
+    "inception_v3": {
+        "stem.conv_1a": (3, 2, 0), "stem.conv_2a": (7, 2, 0), "stem.conv_2b": (11, 2, 2),
+        "stem.pool_1": (15, 4, 2), "stem.conv_3b": (15, 4, 2), "stem.conv_4a": (23, 4, 2),
+        "stem.pool_2": (31, 8, 2), "inception_a.mixed_5b": (63, 8, 18),
+        "inception_a.mixed_5c": (95, 8, 34), "inception_a.mixed_5d": (127, 8, 50),
+        "reduction_a.mixed_6a": (159, 16, 58), "inception_b.mixed_6b": (351, 16, 154),
+        "inception_b.mixed_6c": (543, 16, 250), "inception_b.mixed_6d": (735, 16, 346),
+        "inception_b.mixed_6e": (927, 16, 442), "reduction_b.mixed_7a": (1055, 32, 490),
+        "inception_c.mixed_7b": (1183, 32, 554), "inception_c.mixed_7c": (1311, 32, 618)},
+    "inception_v4": {
+        "stem.conv_1a": (3, 2, 0), "stem.conv_2a": (7, 2, 0), "stem.conv_2b": (11, 2, 2),
+        "stem.mixed_3a": (15, 4, 2), "stem.mixed_4a": (47, 4, 14), "stem.mixed_5a": (55, 8, 14),
+        **{f"inception_a.{i}": (87 + 32 * i, 8, 30 + 16 * i) for i in range(4)},  # Mixed_5b-e
+        "reduction_a.0": (215, 16, 86),
+        **{f"inception_b.{i}": (407 + 192 * i, 16, 182 + 96 * i) for i in range(7)},  # 6b-h
+        "reduction_b.0": (1687, 32, 806),
+        **{f"inception_c.{i}": (1815 + 128 * i, 32, 870 + 64 * i) for i in range(3)}},  # 7b-d
+    "inception_resnet_v2": {
+        "stem.conv_1a": (3, 2, 0), "stem.conv_2a": (7, 2, 0), "stem.conv_2b": (11, 2, 2),
+        "stem.pool_3a": (15, 4, 2), "stem.conv_3b": (15, 4, 2), "stem.conv_4a": (23, 4, 2),
+        "stem.pool_5a": (31, 8, 2), "stem.mixed_5b": (63, 8, 18),
+        "reduction_a.0": (415, 16, 186),             # Mixed_6a
+        "inception_resnet_b.19": (2335, 16, 1146),   # PreAuxLogits
+        "reduction_b.0": (2399, 32, 1162),           # Mixed_7a
+        "head.conv_7b": (3039, 32, 1482)},           # Conv2d_7b_1x1
+    # TF-slim's "inception_v2" is BN-Inception. Its SAME padding is asymmetric where the
+    # Caffe model (ours) pads both sides alike, so only field and stride are comparable.
+    "bn_inception": {
+        "stem.conv1": (7, 2, None), "stem.pool1": (11, 4, None),
+        "stem.conv2_reduce": (11, 4, None), "stem.conv2": (19, 4, None),
+        "stem.pool2": (27, 8, None), "inception_3.inception_3a": (59, 8, None),
+        "inception_3.inception_3b": (91, 8, None), "reduction_3.inception_3c": (123, 16, None),
+        "inception_4.inception_4a": (187, 16, None), "inception_4.inception_4b": (251, 16, None),
+        "inception_4.inception_4c": (315, 16, None), "inception_4.inception_4d": (379, 16, None),
+        "reduction_4.inception_4e": (443, 32, None), "inception_5.inception_5a": (571, 32, None),
+        "inception_5.inception_5b": (699, 32, None)},
+}

@@ -1,0 +1,257 @@
+"""Receptive fields: hand-checked cases, published figures, and an independent measurement.
+
+The measurement: with every weight positive, every bias zero, identity batch norms and max
+pools replaced by average pools, every input pixel that can influence an output unit gets a
+non-zero gradient (no ReLU is ever off, no max picks one pixel). So the first and last rows and
+columns of the input whose gradient is non-zero are the unit's receptive field, measured
+without any of the arithmetic under test. Gradients at a field's edge come through ~100 small
+weights (down to 1e-123 for Inception-ResNet-v2): float64 keeps them above zero.
+
+Width only changes channels, never fields, so the networks are measured at width ~0 (one
+channel per conv). Fields are separable (height and width never mix), so the "large enough
+for the whole field" measurement uses a tall image (big x native) for the height and a wide one
+for the width, a fraction of the cost of a big square.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import explorer
+from explorer.analysis import analyze
+from explorer.cli import main
+from explorer.receptive import PUBLISHED, Axis, Unsupported, fields, sees_whole_input
+from explorer.variants import VARIANTS
+from explorer.variants.blocks import Concat, ConvBN, Residual
+from explorer.variants.config import Config
+
+# Each distinct network once (inception_v4's and bn_inception's two layouts are one network).
+NETWORKS = [(v, lay) for v, info in VARIANTS.items() for lay in info.layouts
+            if not (v in ("inception_v4", "bn_inception") and lay == "paper")]
+
+
+def axis(f, i=0) -> tuple:
+    a = f[i]
+    return a.size, a.rf, a.jump, a.start
+
+
+def run(block: nn.Module, size):
+    return fields(nn.Sequential(block), size)
+
+
+# -- hand-checked cases --------------------------------------------------------------------------
+
+def test_two_3x3_see_what_one_5x5_sees():
+    two, _ = run(nn.Sequential(ConvBN(4, 4, 3, padding=1), ConvBN(4, 4, 3, padding=1)), 35)
+    five, _ = run(ConvBN(4, 4, 5, padding=2), 35)
+    assert axis(two[""]) == axis(five[""]) == (35, 5, 1, 0)
+    assert axis(two[""], 1) == axis(five[""], 1)
+
+
+def test_1x7_then_7x1_is_7x7_and_each_alone_is_one_sided():
+    one_by_seven, _ = run(ConvBN(4, 4, (1, 7), padding=(0, 3)), 17)
+    assert (one_by_seven[""][0].rf, one_by_seven[""][1].rf) == (1, 7)
+    pair, _ = run(nn.Sequential(ConvBN(4, 4, (1, 7), padding=(0, 3)),
+                                ConvBN(4, 4, (7, 1), padding=(3, 0))), 17)
+    assert (pair[""][0].rf, pair[""][1].rf) == (7, 7)   # torchscan (first dim only): 13 x 13
+
+
+def test_stride_2_reduction():
+    """Inception-v3's Figure 10 block on 35x35: the deepest branch, 1x1 -> 3x3 -> 3x3/2,
+    sees 5 pixels; the 3x3/2 conv and pool beside it 3, centred on the same pixel 1."""
+    from explorer.variants.inception_v3 import reduction_a
+    block, _ = reduction_a(8, explorer.variants.blocks.Widths(0.05))
+    f, notes = run(block, 35)
+    assert axis(f["0"]) == (17, 5, 2, 1) and notes == []
+    assert axis(f["0.branches.3x3"]) == axis(f["0.branches.pool"]) == (17, 3, 2, 1)
+    pool, _ = run(nn.MaxPool2d(3, 2, ceil_mode=True), 112)  # ceil mode: one more unit
+    assert axis(pool[""]) == (56, 3, 2, 1)
+    assert pool[""][0].size == nn.MaxPool2d(3, 2, ceil_mode=True)(torch.zeros(1, 1, 112, 112)).shape[2]
+
+
+def test_branches_with_different_fields_take_the_largest():
+    block = Concat({"1x1": ConvBN(4, 2, 1), "5x5": nn.Sequential(ConvBN(4, 2, 1), ConvBN(2, 2, 5, padding=2)),
+                    "3x1": ConvBN(4, 2, (3, 1), padding=(1, 0))})
+    f, notes = run(block, 20)
+    assert (f["0"][0].rf, f["0"][1].rf) == (5, 5) and notes == []
+    assert (f["0.branches.3x1"][0].rf, f["0.branches.3x1"][1].rf) == (3, 1)
+
+
+def test_misaligned_branches_are_reported_and_their_field_is_the_hull():
+    """BN-Inception's stride-2 module: a padded 3x3/2 conv (first centre on pixel 0) beside an
+    unpadded 3x3/2 pool (first centre on pixel 1): together they see pixels -1..2."""
+    block = Concat({"conv": ConvBN(4, 4, 3, 2, 1), "pool": nn.MaxPool2d(3, 2, ceil_mode=True)})
+    f, notes = run(block, 28)
+    assert axis(f["0.branches.conv"]) == (14, 3, 2, 0)
+    assert axis(f["0.branches.pool"]) == (14, 3, 2, 1)
+    assert axis(f["0"]) == (14, 4, 2, 0.5)
+    assert notes == ["0: branch centres differ by 1 x 1 input px (h x w); its field is the hull "
+                     "of theirs"]
+
+
+def test_residual_add_joins_the_shortcut_and_the_branch():
+    block = Residual({"3x3": ConvBN(4, 4, 3, padding=1), "1x1": ConvBN(4, 4, 1)}, 4, 0.2)
+    f, _ = fields(nn.Sequential(ConvBN(3, 4, 3), block), 12)
+    assert f["1.concat"][0].rf == 5 and f["1.add"][0].rf == 5 and f["1"] == f["1.add"]
+    shortcut_wider = Residual({"1x1": ConvBN(4, 4, 1)}, 4, 0.2)   # the add never shrinks a field
+    g, _ = fields(nn.Sequential(ConvBN(3, 4, 5), shortcut_wider), 12)
+    assert g["1"][0].rf == 5
+
+
+def test_unmergeable_or_unknown_layers_are_refused():
+    with pytest.raises(Unsupported, match="different jumps"):
+        run(Concat({"a": ConvBN(3, 2, 1), "b": ConvBN(3, 2, 1, 2)}), 16)
+    with pytest.raises(Unsupported, match="Upsample"):
+        run(nn.Upsample(scale_factor=2), 16)
+    result = analyze(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Upsample(scale_factor=2)), input_size=16)
+    assert result.rows[0].rf is None and "Upsample" in result.rf_notes[0]
+
+
+def test_global_pool_and_classifier_see_the_whole_map():
+    f, _ = fields(explorer.build("inception_v3", device="meta"), 299)
+    last = f["inception_c.mixed_7c"][0]
+    assert f["head.pool"][0].rf == f["head"][0].rf == last.rf + 7 * 32 == 1535
+    assert sees_whole_input(f["head"], 299)
+    # GoogLeNet's aux head pools 14 -> 4 in unevenly spaced windows; its fc sees the whole map
+    g, _ = fields(explorer.build("googlenet", device="meta", aux_logits=True), 224)
+    tap = g["inception_4.inception_4a"][0]
+    assert g["aux1.pool"][0].rf == tap.rf + 3 * tap.jump     # the first window spans 4 units
+    assert g["aux1"][0].rf == tap.rf + 13 * tap.jump
+
+
+# -- published figures -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("variant", list(PUBLISHED))
+def test_published_receptive_fields(variant):
+    """Every end-point listed by google-research/receptive_field for this network."""
+    rows = {r.name: r for r in analyze(variant, depth="block").rows}
+    for name, (rf, stride, padding) in PUBLISHED[variant].items():
+        r = rows[name]
+        assert r.rf == (rf, rf) and r.jump == (stride, stride), name
+        if padding is not None:
+            assert (rf - 1) / 2 - r.rf_offset[0] == padding, name
+
+
+# -- the independent measurement ------------------------------------------------------------------
+
+def averaging(model: nn.Module) -> nn.Module:
+    """Positive weights, zero biases, max pools -> average pools; float64, eval mode."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.MaxPool2d):
+                setattr(parent, name, nn.AvgPool2d(child.kernel_size, child.stride, child.padding,
+                                                   child.ceil_mode, count_include_pad=False))
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.fill_(1.0 / m.weight[0].numel())   # averages: activations stay ~1
+                if m.bias is not None:
+                    m.bias.zero_()
+    return model.double().eval()
+
+
+def measured_extents(model: nn.Module, height: int, width: int, units) -> list[tuple]:
+    """For each (i, j) unit of the last feature map: the (first, last) input row and column
+    whose gradient is non-zero (all the unit's channels together)."""
+    x = torch.ones(1, 3, height, width, dtype=torch.float64, requires_grad=True)
+    out, _ = model.forward_features(x)
+    found = []
+    for i, j in units:
+        grad, = torch.autograd.grad(out[0, :, i, j].sum(), x, retain_graph=True)
+        seen = grad[0].abs().sum(0) > 0
+        rows, cols = seen.any(1).nonzero().flatten(), seen.any(0).nonzero().flatten()
+        found.append(((rows.min().item(), rows.max().item()),
+                      (cols.min().item(), cols.max().item())))
+    return found
+
+
+def computed_extents(h: Axis, w: Axis, height: int, width: int, units) -> list[tuple]:
+    return [(h.extent(i, height), w.extent(j, width)) for i, j in units]
+
+
+def fitting(model, size_of, start: int) -> int:
+    """The smallest size >= start at which the network's paths line up (size_of(n) -> input)."""
+    for n in range(start, start + 64):
+        try:
+            fields(model, size_of(n))
+            return n
+        except Unsupported:
+            continue
+    raise AssertionError(f"no size in {start}..{start + 63} fits")
+
+
+@pytest.fixture(scope="module")
+def thin_networks():
+    """Each network at width ~0 (one channel per conv), averaging, float64."""
+    torch.manual_seed(0)
+    return {(v, lay): averaging(VARIANTS[v].layouts[lay].build(Config(width=0.001)))
+            for v, lay in NETWORKS}
+
+
+@pytest.mark.parametrize("variant,layout", NETWORKS)
+def test_gradient_extent_equals_the_computed_field(thin_networks, variant, layout):
+    model = thin_networks[variant, layout]
+    native = VARIANTS[variant].native_input_size
+    last = model.stage_names[-1]
+
+    # native size: the central unit and its neighbour (fields clipped by the image)
+    f, _ = fields(model, native)
+    h, w = f[last]
+    c = (h.size - 1) // 2
+    units = [(c, c), (c + 1, c + 1)]
+    assert measured_extents(model, native, native, units) == \
+        computed_extents(h, w, native, native, units)
+
+    # big enough for the whole field along one axis (the other at native size): the field
+    # is measured unclipped, and moving the unit by one moves it by exactly the jump
+    rf = f[last][0].rf
+    for axis_index in (0, 1):
+        def size_of(n):
+            return (n, native) if axis_index == 0 else (native, n)
+        n = fitting(model, size_of, rf + 2 * h.jump)
+        height, width = size_of(n)
+        fh, fw = fields(model, (height, width))[0][last]
+        ch, cw = (fh.size - 1) // 2, (fw.size - 1) // 2
+        units = [(ch, cw), (ch + 1, cw) if axis_index == 0 else (ch, cw + 1)]
+        big = fh if axis_index == 0 else fw
+        first, moved = measured_extents(model, height, width, units)
+        lo, hi = first[axis_index]
+        assert (lo, hi) == big.extent(units[0][axis_index], n), (variant, layout, axis_index)
+        assert lo > 0 and hi < n - 1 and hi - lo + 1 == big.rf   # unclipped: the whole field
+        assert moved[axis_index][0] - lo == big.jump == 32
+
+
+# -- where the fields are reported ------------------------------------------------------------------
+
+def test_rows_carry_fields_at_every_depth_and_mark_the_whole_input():
+    for depth in ("stage", "block", "layer"):
+        result = analyze("inception_v3", depth=depth)
+        assert all(r.rf and r.jump and r.rf_offset for r in result.rows)
+        whole = [r.name for r in result.rows
+                 if sees_whole_input(tuple(Axis(*((r.output_shape[1:] or (1, 1))[i], r.rf[i],
+                                                      r.jump[i], r.rf_offset[i]))
+                                           for i in (0, 1)), 299)]
+        assert result.rf_whole_input == whole[0]
+    assert analyze("inception_v3").rf_whole_input == "inception_b.mixed_6b"
+    layer = {r.name: r for r in analyze("inception_resnet_v2", depth="layer").rows}
+    assert layer["inception_resnet_a.0.add"].rf == layer["inception_resnet_a.0.concat"].rf == (95, 95)
+
+
+def test_cli_summary_json_and_table(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("INCEPTION_EXPLORER_CACHE", str(tmp_path))
+    assert main(["summary", "bn_inception", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    rows = {r["name"]: r for r in data["rows"]}
+    assert rows["inception_5.inception_5b"]["rf"] == [699, 699]
+    assert rows["inception_5.inception_5b"]["jump"] == [32, 32]
+    assert data["rf_whole_input"] == "inception_4.inception_4b"
+    assert any("inception_3c" in n for n in data["rf_notes"])
+    assert main(["summary", "bn_inception"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("inception_4.inception_4b"))
+    assert "251x251" in line and line.endswith(" *")
+    assert "* inception_4.inception_4b: the first row whose central unit sees the whole" in out
