@@ -36,9 +36,18 @@ def arxiv_month(arxiv: str) -> date:
     return date(2000 + int(arxiv[:2]), int(arxiv[2:4]), 1)
 
 
+def field_text(pair) -> str:
+    """A per-axis (h, w) pair as "7 x 7" ("-" when there is none)."""
+    return " x ".join(f"{v:g}" for v in pair) if pair else "-"
+
+
 def table_records(result: dict) -> list[dict]:
-    """The per-row table: shapes as "C x H x W" text, numbers kept numeric (sortable)."""
+    """The per-row table: shapes as "C x H x W" text, numbers kept numeric (sortable). The
+    first row whose central unit sees the whole input has its field marked with a star."""
+    whole = result.get("rf_whole_input")
     return [{"name": r["name"], "kind": r["kind"], "output": shape_text(r["output_shape"]),
+             "RF (px)": field_text(r.get("rf")) + (" ★" if r["name"] == whole else ""),
+             "jump (px)": field_text(r.get("jump")),
              "params": r["params"], "MACs": r["macs"], "MACs %": 100 * r["macs_share"],
              "params %": 100 * r["params_share"], "input": shape_text(r["input_shape"]),
              "activation KiB": r["activation_bytes"] / 1024, "figure": r["figure"]}
@@ -90,6 +99,40 @@ def feature_maps(result: dict) -> go.Figure:
             ticks.append(h)
     fig.update_yaxes(title_text="height = width (px)", secondary_y=True, rangemode="tozero",
                      tickvals=ticks, showgrid=False)
+    fig.update_xaxes(tickangle=-60, tickfont={"size": 9}, showticklabels=len(rows) <= 40)
+    return fig
+
+
+def receptive_fields(result: dict) -> go.Figure:
+    """Receptive field (per axis) and grid size along depth, against the input size: where a
+    unit comes to see the whole image, and how fast the grid shrinks meanwhile."""
+    rows = [r for r in result["rows"] if r.get("rf") and len(r["output_shape"]) == 3
+            and not r["name"].startswith("aux")]
+    names = [r["name"] for r in rows]
+    size = result["input_size"]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for axis, label, dash in ((0, "field height", "solid"), (1, "field width", "dot")):
+        fig.add_trace(go.Scatter(
+            x=names, y=[r["rf"][axis] for r in rows], name=label, mode="lines+markers",
+            line={"color": "#6a51a3", "dash": dash},
+            customdata=[r["jump"][axis] for r in rows],
+            hovertemplate="%{x}<br>" + label + " %{y} px, jump %{customdata} px<extra></extra>"),
+            secondary_y=False)
+    fig.add_trace(go.Scatter(x=names, y=[r["output_shape"][1] for r in rows],
+                             name="grid height (units)", mode="lines",
+                             line={"shape": "hv", "color": "#d62728"}), secondary_y=True)
+    fig.add_hline(y=size, line_dash="dash", line_color="#636363",
+                  annotation_text=f"input {size} px", annotation_position="top left")
+    whole = result.get("rf_whole_input")
+    if whole in names:
+        fig.add_vline(x=names.index(whole), line_dash="dot", line_color="#31a354")
+        fig.add_annotation(x=whole, y=1, yref="paper", text="sees the whole input",
+                           showarrow=False, xanchor="left", font={"color": "#31a354"})
+    fig.update_layout(title="Receptive field and grid along depth", margin=MARGIN, height=360,
+                      legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"})
+    fig.update_yaxes(title_text="receptive field (input px)", secondary_y=False, rangemode="tozero")
+    fig.update_yaxes(title_text="grid (units)", secondary_y=True, rangemode="tozero",
+                     showgrid=False)
     fig.update_xaxes(tickangle=-60, tickfont={"size": 9}, showticklabels=len(rows) <= 40)
     return fig
 

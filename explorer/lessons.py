@@ -102,3 +102,63 @@ V4_RESULTS = (
     ("Inception-v4", "inception_v4", 20.0, 5.0, 17.7, 3.8),
     ("Inception-ResNet-v2", "inception_resnet_v2", 19.9, 4.9, 17.8, 3.7),
 )
+
+
+# -- receptive fields, measured by the same analysis as the networks ------------------------------
+
+def _measured(layers: list[nn.Module], channels: int, grid: int) -> dict:
+    """Field, jump and MACs of ``layers`` by ``explorer.analyze`` (on meta). analyze feeds an
+    RGB image, so a 1x1 conv lifts it to ``channels`` first: it adds no field, and its MACs
+    are left out."""
+    import torch
+
+    from .analysis import analyze
+    from .variants.blocks import ConvBN
+    with torch.device("meta"):
+        model = nn.Sequential(ConvBN(3, channels, 1), *layers)
+    rows = analyze(model, input_size=grid, depth="layer").rows
+    last = rows[-1]
+    return {"receptive field": " x ".join(map(str, last.rf)),
+            "jump": " x ".join(map(str, last.jump)),
+            "MACs": sum(r.macs for r in rows if not r.name.startswith("0")),
+            "output": " x ".join(map(str, last.output_shape))}
+
+
+def _convs(channels: int, *specs) -> list[nn.Module]:
+    """Convs of ``channels`` to ``channels``, (kernel, padding) each, in sequence."""
+    from .variants.blocks import ConvBN
+    return [ConvBN(channels, channels, k, padding=p) for k, p in specs]
+
+
+def factorization_fields(channels: int, grid: int, n: int | None = None) -> list[dict]:
+    """The two sides of a factorization measured as networks: a 5x5 vs two 3x3 (``n`` None),
+    or an n x n vs 1 x n then n x 1. Same field, different MACs."""
+    if n is None:
+        pairs = (("5x5", _convs(channels, (5, 2))),
+                 ("two 3x3", _convs(channels, (3, 1), (3, 1))))
+    else:
+        h = n // 2  # "same" padding; an even n shifts the centre but keeps the field
+        pairs = ((f"{n}x{n}", _convs(channels, (n, h))),
+                 (f"1x{n} then {n}x1", _convs(channels, ((1, n), (0, h)), ((n, 1), (h, 0)))))
+    return [{"convolution": name, **_measured(layers, channels, grid)} for name, layers in pairs]
+
+
+def reduction_fields(channels: int, grid: int) -> list[dict]:
+    """The three grid reductions of ``grid_reduction`` built as networks (3x3 convs, 3x3/2 max
+    pools, no padding on the stride-2 steps): field and jump before (one input unit) and after,
+    in units of the input grid."""
+    from .variants.blocks import Concat, ConvBN
+    k = channels
+    ways = (
+        ("conv, then pool", [ConvBN(k, 2 * k, 3, padding=1), nn.MaxPool2d(3, 2)]),
+        ("pool, then conv", [nn.MaxPool2d(3, 2), ConvBN(k, 2 * k, 3, padding=1)]),
+        ("stride-2 conv beside a pool", [Concat({"conv": ConvBN(k, k, 3, 2),
+                                                 "pool": nn.MaxPool2d(3, 2)})]),
+    )
+    out = []
+    for name, layers in ways:
+        m = _measured(layers, k, grid)
+        out.append({"method": name, "field before": "1 x 1", "jump before": "1 x 1",
+                    "field after": m["receptive field"], "jump after": m["jump"],
+                    "MACs": m["MACs"], "output": m["output"]})
+    return out

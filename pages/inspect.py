@@ -66,6 +66,13 @@ with table_col:
     st.download_button("CSV", csv_text(result["rows"]), f"{name}.csv", "text/csv",
                        icon=":material/download:")
     st.plotly_chart(charts.feature_maps(by_block))
+    st.plotly_chart(charts.receptive_fields(by_block))
+    if by_block["rf_whole_input"]:
+        st.caption(f"RF: the input pixels one output unit sees (height x width); jump: input "
+                   f"pixels between neighbouring units. ★ {by_block['rf_whole_input']}: the "
+                   f"first block whose central unit sees the whole input.")
+    for note in by_block["rf_notes"]:
+        st.caption(f"Note: {note}.")
 
     st.subheader("Selected block")
     picked = st.selectbox("Block", list(blocks), key="block")
@@ -78,6 +85,10 @@ with table_col:
     st.caption(f"{charts.shape_text(row['input_shape'])} → {charts.shape_text(row['output_shape'])}"
                f" · {row['params']:,} params · {row['macs']:,} MACs "
                f"({100 * row['macs_share']:.1f} % of the total)")
+    if row.get("rf"):
+        st.caption(f"receptive field {charts.field_text(row['rf'])} px · jump "
+                   f"{charts.field_text(row['jump'])} px · first unit centred on input pixel "
+                   f"({charts.field_text(row['rf_offset']).replace(' x ', ', ')})")
 
 notes_col, diff_col = st.columns(2)
 with notes_col:

@@ -22,6 +22,9 @@ with c1:
                  column_config={"MACs": st.column_config.NumberColumn(format="localized")})
     st.metric("saving", f"{100 * f['saving']:.1f} %", help="1 - (2 x 9) / 25, for any channels "
               "and grid: the paper's 28 %")
+    st.dataframe(lessons.factorization_fields(int(channels), int(grid)), hide_index=True,
+                 column_config={"MACs": st.column_config.NumberColumn(format="localized")})
+    st.caption("Measured as networks by the explorer's own analysis: equal fields, unequal MACs.")
 with c2:
     st.markdown("**An n x n conv vs a 1 x n conv then an n x 1 conv** (Rethinking, section 3.2, "
                 "Figures 3 and 6), on the same channels and grid:")
@@ -31,6 +34,11 @@ with c2:
                   for k in ("n x n", "1 x n + n x 1")], hide_index=True,
                  column_config={"MACs": st.column_config.NumberColumn(format="localized")})
     st.metric("saving", f"{100 * g['saving']:.1f} %", help=f"1 - 2n / n² with n = {n}")
+    st.dataframe(lessons.factorization_fields(int(channels), int(grid), n), hide_index=True,
+                 column_config={"MACs": st.column_config.NumberColumn(format="localized")})
+    st.caption("Measured as networks by the explorer's own analysis: equal fields, unequal MACs"
+               + (" (an even n cannot pad both sides alike: the grid grows by one)."
+                  if n % 2 == 0 else "."))
     st.caption("The paper found this factorization works well on medium grids (12 to 20 px; "
                "17x17 in Inception-v3) and poorly early in the network.")
 
@@ -52,6 +60,13 @@ st.caption(f"Pooling first is 4x cheaper but squeezes the representation below t
            f"our Inception-v3: its first grid reduction ({red['name']}, Figure 10 with deeper "
            f"branches) takes {charts.shape_text(red['input_shape'])} to "
            f"{charts.shape_text(red['output_shape'])} in {red['macs']:,} MACs.")
+st.dataframe(lessons.reduction_fields(int(k), int(d)), hide_index=True,
+             column_config={"MACs": st.column_config.NumberColumn(format="localized")})
+before = v3["rows"][v3["rows"].index(red) - 1]
+st.caption(f"Receptive field (in input-grid units) and jump before and after each reduction, "
+           f"measured by the same analysis. On Inception-v3, {red['name']} takes the field "
+           f"from {' x '.join(map(str, before['rf']))} to {' x '.join(map(str, red['rf']))} "
+           f"input px and the jump from {before['jump'][0]} to {red['jump'][0]} px.")
 
 st.header("3. Scaling the residuals")
 st.markdown("Inception-ResNet scales each residual branch down before adding it: with more than "

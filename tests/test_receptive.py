@@ -255,3 +255,54 @@ def test_cli_summary_json_and_table(capsys, tmp_path, monkeypatch):
     line = next(x for x in out.splitlines() if x.startswith("inception_4.inception_4b"))
     assert "251x251" in line and line.endswith(" *")
     assert "* inception_4.inception_4b: the first row whose central unit sees the whole" in out
+
+
+# -- the pages ----------------------------------------------------------------------------------------
+
+def test_charts_and_lessons_show_computed_fields():
+    from explorer import charts, lessons
+    result = analyze("inception_v3").to_dict()
+    records = charts.table_records(result)
+    starred = [r["name"] for r in records if r["RF (px)"].endswith("★")]
+    assert starred == ["inception_b.mixed_6b"]
+    last = next(r for r in records if r["name"] == "inception_c.mixed_7c")
+    assert last["RF (px)"] == "1311 x 1311" and last["jump (px)"] == "32 x 32"
+    fig = charts.receptive_fields(result)
+    at = list(fig.data[0].x).index("inception_c.mixed_7c")
+    assert fig.data[0].y[at] == 1311 and "field" in fig.layout.title.text
+    five, threes = lessons.factorization_fields(64, 17)
+    assert five["receptive field"] == threes["receptive field"] == "5 x 5"
+    assert (five["MACs"], threes["MACs"]) == (lessons.factorize_5x5(64, 17)["5x5"],
+                                              lessons.factorize_5x5(64, 17)["two 3x3"])
+    square, pair = lessons.factorization_fields(64, 17, 7)
+    assert square["receptive field"] == pair["receptive field"] == "7 x 7"
+    assert pair["MACs"] == lessons.factorize_asymmetric(7, 64, 17)["1 x n + n x 1"] < square["MACs"]
+    ways = lessons.reduction_fields(32, 35)
+    assert [(w["field after"], w["jump after"]) for w in ways] == [
+        ("5 x 5", "2 x 2"), ("7 x 7", "2 x 2"), ("3 x 3", "2 x 2")]
+    assert [w["MACs"] for w in ways] == [w["MACs"] for w in lessons.grid_reduction(32, 35)]
+
+
+def test_inspect_and_learn_pages_show_fields():
+    from streamlit.testing.v1 import AppTest
+    app = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "explorer" / "app.py")
+    at = AppTest.from_file(app, default_timeout=90)
+    at.query_params.update({"variant": "bn_inception"})
+    at.switch_page("../pages/inspect.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value
+    assert "RF (px)" in table.columns and "jump (px)" in table.columns
+    assert (table["RF (px)"] == "251 x 251 ★").sum() == 1
+    captions = " ".join(c.value for c in at.caption)
+    assert "receptive field 7 x 7 px · jump 2 x 2 px" in captions   # the first block: conv1
+    assert "inception_3c: branch centres differ by 8 x 8" in captions
+    at.switch_page("../pages/learn.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    fields_tables = [d.value for d in at.dataframe if "receptive field" in d.value.columns]
+    assert [list(t["receptive field"]) for t in fields_tables] == [["5 x 5", "5 x 5"],
+                                                                   ["7 x 7", "7 x 7"]]
+    reduction = next(d.value for d in at.dataframe if "field after" in d.value.columns)
+    assert list(reduction["field after"]) == ["5 x 5", "7 x 7", "3 x 3"]
+    assert any("mixed_6a takes the field from 127 x 127 to 159 x 159" in c.value
+               for c in at.caption)
