@@ -80,6 +80,15 @@ def timeline(rows: list[dict]) -> go.Figure:
     return fig
 
 
+def grid_ticks(rows: list[dict]) -> list[int]:
+    """The rows' grid sizes, largest first, without crowding (for a secondary axis)."""
+    ticks: list[int] = []
+    for h in sorted({r["output_shape"][1] for r in rows}, reverse=True):
+        if not ticks or ticks[-1] - h > 0.08 * ticks[0]:
+            ticks.append(h)
+    return ticks
+
+
 def feature_maps(result: dict) -> go.Figure:
     """Spatial size (line) and channels (bars) of each row's output, along depth."""
     rows = [r for r in result["rows"] if len(r["output_shape"]) == 3]
@@ -93,10 +102,7 @@ def feature_maps(result: dict) -> go.Figure:
     fig.update_layout(title="Feature maps, block by block", margin=MARGIN, height=360,
                       legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"})
     fig.update_yaxes(title_text="channels", secondary_y=False)
-    ticks: list[int] = []
-    for h in sorted({r["output_shape"][1] for r in rows}, reverse=True):
-        if not ticks or ticks[-1] - h > 0.08 * ticks[0]:  # the grid sizes, not crowded
-            ticks.append(h)
+    ticks = grid_ticks(rows)
     fig.update_yaxes(title_text="height = width (px)", secondary_y=True, rangemode="tozero",
                      tickvals=ticks, showgrid=False)
     fig.update_xaxes(tickangle=-60, tickfont={"size": 9}, showticklabels=len(rows) <= 40)
@@ -111,7 +117,10 @@ def receptive_fields(result: dict) -> go.Figure:
     names = [r["name"] for r in rows]
     size = result["input_size"]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    for axis, label, dash in ((0, "field height", "solid"), (1, "field width", "dot")):
+    square = all(r["rf"][0] == r["rf"][1] for r in rows)
+    lines = ((0, "field (h = w)", "solid"),) if square else \
+        ((0, "field height", "solid"), (1, "field width", "dot"))
+    for axis, label, dash in lines:
         fig.add_trace(go.Scatter(
             x=names, y=[r["rf"][axis] for r in rows], name=label, mode="lines+markers",
             line={"color": "#6a51a3", "dash": dash},
@@ -132,7 +141,7 @@ def receptive_fields(result: dict) -> go.Figure:
                       legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"})
     fig.update_yaxes(title_text="receptive field (input px)", secondary_y=False, rangemode="tozero")
     fig.update_yaxes(title_text="grid (units)", secondary_y=True, rangemode="tozero",
-                     showgrid=False)
+                     showgrid=False, tickvals=grid_ticks(rows))
     fig.update_xaxes(tickangle=-60, tickfont={"size": 9}, showticklabels=len(rows) <= 40)
     return fig
 

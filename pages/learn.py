@@ -6,6 +6,8 @@ from explorer import charts, lessons
 from explorer.analysis import MACS_NOTE
 from explorer.ui import data
 
+FIELD_COLUMNS = ("convolution", "receptive field", "jump", "MACs")
+
 st.title("Learn")
 st.caption(f"Every cost on this page is computed, not typed in. {MACS_NOTE}.")
 
@@ -23,6 +25,7 @@ with c1:
     st.metric("saving", f"{100 * f['saving']:.1f} %", help="1 - (2 x 9) / 25, for any channels "
               "and grid: the paper's 28 %")
     st.dataframe(lessons.factorization_fields(int(channels), int(grid)), hide_index=True,
+                 column_order=FIELD_COLUMNS,
                  column_config={"MACs": st.column_config.NumberColumn(format="localized")})
     st.caption("Measured as networks by the explorer's own analysis: equal fields, unequal MACs.")
 with c2:
@@ -35,6 +38,7 @@ with c2:
                  column_config={"MACs": st.column_config.NumberColumn(format="localized")})
     st.metric("saving", f"{100 * g['saving']:.1f} %", help=f"1 - 2n / n² with n = {n}")
     st.dataframe(lessons.factorization_fields(int(channels), int(grid), n), hide_index=True,
+                 column_order=FIELD_COLUMNS,
                  column_config={"MACs": st.column_config.NumberColumn(format="localized")})
     st.caption("Measured as networks by the explorer's own analysis: equal fields, unequal MACs"
                + (" (an even n cannot pad both sides alike: the grid grows by one)."
