@@ -9,8 +9,8 @@ weights (down to 1e-123 for Inception-ResNet-v2): float64 keeps them above zero.
 
 Width only changes channels, never fields, so the networks are measured at width ~0 (one
 channel per conv). Fields are separable (height and width never mix), so the "large enough
-for the whole field" measurement uses a tall image (big x native) for the height and a wide one
-for the width, a fraction of the cost of a big square.
+for the whole field" measurement uses a tall image (big x the network's smallest size) for the
+height and a wide one for the width, a fraction of the cost of a big square.
 """
 
 from __future__ import annotations
@@ -206,12 +206,14 @@ def test_gradient_extent_equals_the_computed_field(thin_networks, variant, layou
     assert measured_extents(model, native, native, units) == \
         computed_extents(h, w, native, native, units)
 
-    # big enough for the whole field along one axis (the other at native size): the field
-    # is measured unclipped, and moving the unit by one moves it by exactly the jump
+    # big enough for the whole field along one axis (the other at the smallest size the
+    # network takes): the field is measured unclipped, and moving the unit by one moves it
+    # by exactly the jump
     rf = f[last][0].rf
+    small = VARIANTS[variant].layouts[layout].min_input_size
     for axis_index in (0, 1):
         def size_of(n):
-            return (n, native) if axis_index == 0 else (native, n)
+            return (n, small) if axis_index == 0 else (small, n)
         n = fitting(model, size_of, rf + 2 * h.jump)
         height, width = size_of(n)
         fh, fw = fields(model, (height, width))[0][last]
