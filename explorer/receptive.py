@@ -272,3 +272,12 @@ PUBLISHED = {
         "reduction_4.inception_4e": (443, 32, None), "inception_5.inception_5a": (571, 32, None),
         "inception_5.inception_5b": (699, 32, None)},
 }
+
+
+def published(variant: str, layout: str, name: str, repeats=None) -> tuple | None:
+    """The published (field, stride, padding) of one of our rows, or None. The TF-slim models
+    are the released layouts at their reference depth (a row's field depends on the blocks
+    before it; the input size does not change it)."""
+    if layout != "released" or repeats is not None:
+        return None
+    return PUBLISHED.get(variant, {}).get(name)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from explorer import charts
+from explorer import charts, receptive
 from explorer.analysis import MACS_NOTE
 from explorer.export import csv_text
 from explorer.graph import GraphvizMissing
@@ -89,6 +89,11 @@ with table_col:
         st.caption(f"receptive field {charts.field_text(row['rf'])} px · jump "
                    f"{charts.field_text(row['jump'])} px · first unit centred on input pixel "
                    f"({charts.field_text(row['rf_offset']).replace(' x ', ', ')})")
+        pub = receptive.published(choice.variant, result["layout"], picked,
+                                  choice.config.get("repeats"))
+        if pub:
+            st.caption(f"Published for the TF-slim model: field {pub[0]} px, stride {pub[1]} px"
+                       f" ({receptive.PUBLISHED_SOURCE})")
 
 notes_col, diff_col = st.columns(2)
 with notes_col:

@@ -24,7 +24,7 @@ from torch import nn
 import explorer
 from explorer.analysis import analyze
 from explorer.cli import main
-from explorer.receptive import PUBLISHED, Axis, Unsupported, fields, sees_whole_input
+from explorer.receptive import PUBLISHED, Axis, Unsupported, fields, published, sees_whole_input
 from explorer.variants import VARIANTS
 from explorer.variants.blocks import Concat, ConvBN, Residual
 from explorer.variants.config import Config
@@ -134,6 +134,9 @@ def test_published_receptive_fields(variant):
         assert r.rf == (rf, rf) and r.jump == (stride, stride), name
         if padding is not None:
             assert (rf - 1) / 2 - r.rf_offset[0] == padding, name
+        assert published(variant, "released", name) == (rf, stride, padding)
+        assert published(variant, "paper", name) is None                 # not the TF model
+        assert published(variant, "released", name, repeats=(1, 1, 1)) is None
 
 
 # -- the independent measurement ------------------------------------------------------------------
@@ -299,6 +302,10 @@ def test_inspect_and_learn_pages_show_fields():
     captions = " ".join(c.value for c in at.caption)
     assert "receptive field 7 x 7 px · jump 2 x 2 px" in captions   # the first block: conv1
     assert "inception_3c: branch centres differ by 8 x 8" in captions
+    at.selectbox(key="block").set_value("inception_5.inception_5b").run()
+    captions = " ".join(c.value for c in at.caption)
+    assert "receptive field 699 x 699 px · jump 32 x 32 px" in captions
+    assert "Published for the TF-slim model: field 699 px, stride 32 px" in captions
     at.switch_page("../pages/learn.py").run()
     assert not at.exception, [e.value for e in at.exception]
     fields_tables = [d.value for d in at.dataframe if "receptive field" in d.value.columns]
