@@ -177,7 +177,10 @@ class _Walker:
             return added
         if isinstance(m, ConvBN):
             return self.run(m.conv, f, sub("conv"))
-        if isinstance(m, (nn.Sequential, AuxHead)):  # both run their children in order
+        # Sequentials (ClassifierHead too) and AuxHead run their children in order; a
+        # subclass with its own forward might not, so it gets no rule.
+        if isinstance(m, AuxHead) or (isinstance(m, nn.Sequential)
+                                      and type(m).forward is nn.Sequential.forward):
             for name, child in m.named_children():
                 f = self.run(child, f, sub(name))
             return f

@@ -107,6 +107,12 @@ def test_unmergeable_or_unknown_layers_are_refused():
         run(Concat({"a": ConvBN(3, 2, 1), "b": ConvBN(3, 2, 1, 2)}), 16)
     with pytest.raises(Unsupported, match="Upsample"):
         run(nn.Upsample(scale_factor=2), 16)
+
+    class Reversed(nn.Sequential):  # a forward of its own: its children's order proves nothing
+        def forward(self, x):
+            return self[1](self[0](x))
+    with pytest.raises(Unsupported, match="Reversed"):
+        run(Reversed(nn.Conv2d(3, 3, 3), nn.Conv2d(3, 3, 1)), 16)
     result = analyze(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Upsample(scale_factor=2)), input_size=16)
     assert result.rows[0].rf is None and "Upsample" in result.rf_notes[0]
 
