@@ -65,7 +65,7 @@ st.caption(f"Pooling first is 4x cheaper but squeezes the representation below t
            f"branches) takes {charts.shape_text(red['input_shape'])} to "
            f"{charts.shape_text(red['output_shape'])} in {red['macs']:,} MACs.")
 st.dataframe(lessons.reduction_fields(int(k), int(d)), hide_index=True,
-             column_config={"MACs": st.column_config.NumberColumn(format="localized")})
+             column_order=("method", "field before", "jump before", "field after", "jump after"))
 before = v3["rows"][v3["rows"].index(red) - 1]
 st.caption(f"Receptive field (in input-grid units) and jump before and after each reduction, "
            f"measured by the same analysis. On Inception-v3, {red['name']} takes the field "
