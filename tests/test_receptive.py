@@ -19,12 +19,14 @@ import json
 
 import pytest
 import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import explorer
 from explorer.analysis import analyze
 from explorer.cli import main
-from explorer.receptive import PUBLISHED, Axis, Unsupported, fields, published, sees_whole_input
+from explorer.receptive import PUBLISHED, Axis, Unsupported, fields, published, sees_whole_input, window
 from explorer.variants import VARIANTS
 from explorer.variants.blocks import Concat, ConvBN, Residual
 from explorer.variants.config import Config
@@ -71,6 +73,19 @@ def test_stride_2_reduction():
     pool, _ = run(nn.MaxPool2d(3, 2, ceil_mode=True), 112)  # ceil mode: one more unit
     assert axis(pool[""]) == (56, 3, 2, 1)
     assert pool[""][0].size == nn.MaxPool2d(3, 2, ceil_mode=True)(torch.zeros(1, 1, 112, 112)).shape[2]
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(1, 40), k=st.integers(1, 7), s=st.integers(1, 3), d=st.integers(1, 2),
+       pad=st.integers(0, 3), ceil=st.booleans())
+def test_window_sizes_follow_pytorch(n, k, s, d, pad, ceil):
+    """Output sizes with padding, dilation and ceil mode, as PyTorch's max pool computes them."""
+    assume(pad <= k // 2 and d * (k - 1) + 1 <= n + 2 * pad)
+    pool = nn.MaxPool2d((k, 1), (s, 1), (pad, 0), (d, 1), ceil_mode=ceil)
+    out = pool(torch.empty(1, 1, n, 1, device="meta"))
+    a = window(Axis(n, 1, 1, 0), k, s, pad, d, ceil)
+    assert a.size == out.shape[2]
+    assert (a.rf, a.jump, a.start) == (d * (k - 1) + 1, s, d * (k - 1) / 2 - pad)
 
 
 def test_branches_with_different_fields_take_the_largest():
