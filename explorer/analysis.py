@@ -229,7 +229,7 @@ def _run(model: nn.Module, size: int, depth: str, *, name: str, layout: str, con
     total_act = sum(_numel(shapes[n][1]) * 4 for n, _ in _layers(model)
                     if n in shapes and not n.startswith(aux_prefixes))
     return Analysis(name, layout, size, depth, tuple(rows), total_params, total_macs, total_act,
-                    config, whole, tuple(notes))
+                    config, rf_whole_input=whole, rf_notes=tuple(notes))
 
 
 def _with_fields(model, size, rows, aux_prefixes):
