@@ -67,10 +67,11 @@ with table_col:
                        icon=":material/download:")
     st.plotly_chart(charts.feature_maps(by_block))
     st.plotly_chart(charts.receptive_fields(by_block))
-    if by_block["rf_whole_input"]:
-        st.caption(f"RF: the input pixels one output unit sees (height x width); jump: input "
-                   f"pixels between neighbouring units. ★ {by_block['rf_whole_input']}: the "
-                   f"first block whose central unit sees the whole input.")
+    whole = by_block["rf_whole_input"]
+    st.caption("RF: the input pixels one output unit sees (height x width); jump: input pixels "
+               "between neighbouring units."
+               + (f" ★ {whole}: the first block whose central unit sees the whole input."
+                  if whole else ""))
     for note in by_block["rf_notes"]:
         st.caption(f"Note: {note}.")
 
