@@ -47,7 +47,7 @@ class LoadedModel:
 
 
 def is_url(text: str) -> bool:
-    return text.startswith(("http://", "https://"))
+    return text.lower().startswith(("http://", "https://"))
 
 
 def resolve_weights(variant: str, weights, *, progress: Progress | None = None,
@@ -57,11 +57,12 @@ def resolve_weights(variant: str, weights, *, progress: Progress | None = None,
     text = str(weights)
     if isinstance(weights, WeightsSpec):
         spec = weights
+    elif not isinstance(weights, Path) and is_url(text):
+        # before the suffix test: ".../v3.pth" is a URL, not a file named "http:/..."
+        return fetch_url(text, progress=progress), None
     elif isinstance(weights, Path) or Path(text).suffix in CHECKPOINT_SUFFIXES or (
-            not is_url(text) and ("/" in text or Path(text).exists())):
+            "/" in text or Path(text).exists()):
         return Path(weights), None
-    elif is_url(str(weights)):
-        return fetch_url(str(weights), progress=progress), None
     else:
         spec = find_spec(variant, str(weights))
     local = local_copy(spec)
