@@ -25,6 +25,8 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from .resources import resource
+
 __all__ = [
     "MAX_BYTES", "MAX_PIXELS", "SAMPLES_DIR", "SUPPORTED", "ImageError", "Preprocess",
     "load_image", "preview", "sample_images", "to_batch", "to_rgb", "to_tensor",
@@ -32,7 +34,7 @@ __all__ = [
 
 MAX_BYTES = 20 * 1024 * 1024   # a larger upload is refused before it is read
 MAX_PIXELS = 40_000_000        # a larger image is refused from its header, before decoding
-SAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "samples"
+SAMPLES_DIR = resource("assets") / "samples"
 SAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 # What we let PIL decode. PIL can open many more formats, some of which run external programs

@@ -33,16 +33,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(log: Path, env: dict):
-    """`streamlit run explorer/app.py` on a free port of 127.0.0.1, ready (health checked);
+def streamlit_server(log: Path, env: dict, command=None, cwd=ROOT):
+    """`streamlit run explorer/app.py` (or ``command``, which takes streamlit's options, e.g. an
+    installed `inception-explorer app`) on a free port of 127.0.0.1, ready (health checked);
     yields (url, process) and stops it afterwards. Server output goes to ``log``."""
     port = free_port()
+    command = command or [sys.executable, "-m", "streamlit", "run", "explorer/app.py"]
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "explorer/app.py", "--server.headless", "true",
+            [*command, "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1",
              "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env})
+            cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
