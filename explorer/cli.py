@@ -2,7 +2,7 @@
 
     variants [--json]
     summary VARIANT [--layout L] [--input-size N] [--depth D] [--width W] [--num-classes K]
-            [--aux] [--repeats A,B,C] [--scale S] [--json | --csv]
+            [--aux] [--repeats A,B,C] [--scale S] [--json | --csv | --format torchinfo]
     graph VARIANT [--depth D] [--format dot|svg|png] [-o FILE] (+ the build options)
     compare VARIANT... [--input-size N] [--json]
     weights [VARIANT] [--json]
@@ -81,6 +81,8 @@ def make_parser() -> Parser:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
+    fmt.add_argument("--format", choices=("table", "json", "csv", "torchinfo"),
+                     help="torchinfo: torchinfo's own table of the same model")
     p = sub.add_parser("graph", help="the module graph as DOT, SVG or PNG")
     p.add_argument("variant")
     _build_options(p)
@@ -201,13 +203,31 @@ def analysis_dict(variant: str, input_size, depth: str, **config) -> dict:
 
 
 def cmd_summary(args, out) -> None:
+    fmt = args.format or ("json" if args.json else "csv" if args.csv else "table")
+    if fmt == "torchinfo":
+        from .cache import cached_json
+
+        def compute():
+            from .torchinfo_view import torchinfo_text
+            return torchinfo_text(args.variant, input_size=args.input_size, depth=args.depth,
+                                  **_config(args))
+
+        from importlib.metadata import version
+        from pathlib import Path
+
+        # the answer also depends on torchinfo and on how we call it
+        request = {"variant": args.variant, "input_size": args.input_size, "depth": args.depth,
+                   "config": _config(args), "torchinfo": version("torchinfo"),
+                   "caller": Path(__file__).with_name("torchinfo_view.py").read_text()}
+        out.write(cached_json("torchinfo", request, compute) + "\n")
+        return
     result = analysis_dict(args.variant, args.input_size, args.depth, **_config(args))
-    if args.json:
+    if fmt == "json":
         json.dump(result, out, indent=2)
         out.write("\n")
         return
     rows = result["rows"]
-    if args.csv:
+    if fmt == "csv":
         from .export import csv_text
         out.write(csv_text(rows))
         return

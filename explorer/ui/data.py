@@ -134,3 +134,10 @@ def _saliency(model_key: tuple, pixels: str, size: tuple, preprocess, *, _loaded
 
     x = to_batch([_image], preprocess).to(_loaded.device)
     return grad_cam(_loaded.model, x), feature_maps(_loaded.model, x, channels=16)
+
+
+@st.cache_data(show_spinner="Running torchinfo on the meta device...", max_entries=32)
+def torchinfo_text(variant: str, depth: str = "block", **config) -> str:
+    from explorer.torchinfo_view import torchinfo_text as text
+    size = config.pop("input_size", None)
+    return text(variant, input_size=size, depth=depth, **config)
