@@ -466,3 +466,18 @@ def sample_images() -> dict[str, Path]:
         return {}
     return {p.stem: p for p in sorted(SAMPLES_DIR.iterdir())
             if p.is_file() and p.suffix.lower() in SAMPLE_SUFFIXES}
+
+
+def distinct(photos: Iterable[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[tuple[str, str]]]:
+    """Photos with the same bytes kept once: (the kept (name, bytes), [(dropped name, kept name)])."""
+    import hashlib
+
+    kept, first, dropped = [], {}, []
+    for name, data in photos:
+        digest = hashlib.sha256(data).digest()
+        if digest in first:
+            dropped.append((name, first[digest]))
+        else:
+            first[digest] = name
+            kept.append((name, data))
+    return kept, dropped

@@ -184,3 +184,43 @@ def verify(folder) -> tuple[list[Check], list[str]]:
             continue
         checks.append(check_file(path, spec, expected_hash(spec, folder)))
     return checks, ignored
+
+
+# ---- what the Predict page tells a user ----------------------------------------------------
+
+def where(spec: WeightsSpec) -> str | None:
+    """Where ``spec``'s file is on this machine: "folder" ($INCEPTION_EXPLORER_WEIGHTS),
+    "cache" (torch.hub's or huggingface_hub's download cache) or None (not here)."""
+    from .download import hub_cache_dir
+    from .inference import local_copy
+
+    if local_copy(spec) is not None:
+        return "folder"
+    if spec.url:
+        return "cache" if (hub_cache_dir() / Path(urlsplit(spec.url).path).name).is_file() else None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        cached = try_to_load_from_cache(spec.hub_id, spec.filename)
+    except Exception:  # noqa: BLE001 -- an unreadable cache is no cache
+        return None
+    return "cache" if isinstance(cached, str) else None
+
+
+def fetch_command(names) -> str:
+    return f"python -m explorer weights fetch {' '.join(names)} --to DIR"
+
+
+def uploader_label(variant: str) -> str:
+    return f"Checkpoint for {variant}"
+
+
+def missing_weights(variant: str, spec: WeightsSpec | None) -> str:
+    """One short message (markdown): what is missing and the one thing to do."""
+    if spec is None:
+        start = ("Upload" if pretrained.specs_for(variant)
+                 else f"{variant} has no public ImageNet weights: upload")
+        return (f"{start} a checkpoint (.pth, .pt or .safetensors) in the sidebar's "
+                f"**{uploader_label(variant)}**.")
+    return (f"The **{spec.tag}** weights are not on this server and cannot be downloaded from "
+            f"here. Where there is internet, run `{fetch_command([spec.name])}`, then start the "
+            "app here with `INCEPTION_EXPLORER_WEIGHTS=DIR`.")
