@@ -31,6 +31,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 from test_browser import CHROMIUM, IDLE, streamlit_server  # tests/ is on sys.path (rootdir conftest)
+from tolerances import PROB_ATOL, ulps
 
 from explorer import analyze, charts
 from explorer.images import sample_images, to_batch
@@ -478,11 +479,13 @@ def test_model_cache_concurrent_gets_predict_correctly(googlenets, fits):
         first = tops[key][0]
         assert [[c["index"] for c in row] for row in first] and all(
             [[c["index"] for c in row] for row in other] == [[c["index"] for c in row] for row in first]
-            and all(abs(x["prob"] - y["prob"]) < 1e-6 for rx, ry in zip(other, first)
+            # one model, one batch, one process: only the thread split of a kernel may differ
+            and all(abs(x["prob"] - y["prob"]) <= ulps(1.0, 8) for rx, ry in zip(other, first)
                     for x, y in zip(rx, ry))
             for other in tops[key]), f"{key}: the same model and photos gave different answers"
         assert [row[0]["index"] for row in first] == truth[key]
-        assert [row[0]["prob"] for row in first] == pytest.approx(confidence.tolist(), abs=1e-5)
+        # against torchvision's own model: logits within 1e-4, so probabilities within PROB_ATOL
+        assert [row[0]["prob"] for row in first] == pytest.approx(confidence.tolist(), abs=PROB_ATOL)
     if fits == 2:
         assert sorted(loads) == sorted(p.name for k, p in paths.items() if k in "ab"), loads
     else:
