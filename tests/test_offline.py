@@ -209,3 +209,19 @@ def test_fetch_needs_names_or_all(capsys, tmp_path):
     assert code == 2 and "--all" in err
     code, _, err = run(capsys, "weights", "fetch", "inception_v4.nope", "--to", str(tmp_path))
     assert code == 2 and "tf_in1k" in err
+
+
+def test_where_says_if_weights_are_in_the_folder_the_cache_or_not_here(registry, server, tmp_path,
+                                                                       monkeypatch, capsys):
+    from explorer.offline import where
+    url_spec, hub_spec = registry
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    assert where(url_spec) is None and where(hub_spec) is None
+    folder = tmp_path / "w"
+    assert run(capsys, "weights", "fetch", "googlenet.hf_test", "--to", str(folder),
+               "--endpoint", server.url)[0] == 0
+    monkeypatch.setenv("INCEPTION_EXPLORER_WEIGHTS", str(folder))
+    assert where(hub_spec) == "folder" and where(url_spec) is None
+    from explorer.download import fetch_url
+    fetch_url(server.url + f"/models/googlenet-{url_spec.sha256_prefix}.pth")  # torch.hub's cache
+    assert where(url_spec) == "cache"
