@@ -33,7 +33,8 @@ def torchinfo_summary(variant: str, *, input_size: int | None = None, depth: str
     with torch.device("meta"):
         model = lay.build(cfg).eval()
     return torchinfo.summary(model, input_size=(1, 3, size, size), device="meta",
-                             depth=TORCHINFO_DEPTH[depth], col_names=COLUMNS, verbose=0,
+                             depth=TORCHINFO_DEPTH[depth], col_names=COLUMNS, col_width=16,
+                             verbose=0,
                              row_settings=("var_names",))
 
 
