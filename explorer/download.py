@@ -41,7 +41,8 @@ def hash_prefix_of(url: str) -> str | None:
 
 def _by_hand(location: str) -> str:
     return (f"Fetch {location} on a machine with internet access and load the file with "
-            "--weights FILE (command line) or upload it on the Predict page.")
+            "--weights FILE (command line) or upload it on the Predict page (sidebar: choose "
+            "'a checkpoint file...' as the network's weights).")
 
 
 def sha256_of(path: Path) -> str:

@@ -371,3 +371,13 @@ def test_preprocess_like_overrides_the_guess_for_an_ambiguous_file(reference_zoo
     assert_same_top(ours, reference_top(expected))
     assert cli_main(["predict", cat, "--variant", "inception_v3", "--weights", str(ref.path),
                      "--preprocess-like", "nope"]) == 2
+
+
+def test_a_file_in_our_own_layout_says_whose_preprocessing_it_gets(tmp_path):
+    path = tmp_path / "mine.pth"
+    torch.save(explorer.build("googlenet", width=1.0).state_dict(), path)
+    loaded = load_model("googlenet", path)
+    assert loaded.source == "explorer"
+    assert loaded.notes == ["a file in explorer layout: preprocessed like googlenet.IMAGENET1K_V1 "
+                            f"({loaded.preprocess.describe()}); choose another if it was trained "
+                            "differently"]
