@@ -64,6 +64,16 @@ def test_the_wheel_lists_every_package():
 
 
 @pytest.fixture(scope="module")
+def weights_dir(reference_zoo, tmp_path_factory):
+    """GoogLeNet's random-weights checkpoint under its registry name (conftest's folder also
+    builds an Inception-v3, which this module does not need)."""
+    import shutil
+    folder = tmp_path_factory.mktemp("googlenet_weights")
+    shutil.copy(reference_zoo["torchvision_googlenet"].path, folder / "googlenet.IMAGENET1K_V1.pth")
+    return folder
+
+
+@pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     """(venv bin folder, a work folder outside the checkout, env without the source tree)."""
     base = tmp_path_factory.mktemp("wheel")
@@ -133,13 +143,18 @@ def test_the_installed_app_serves_every_page(installed, weights_dir, tmp_path, m
         tab = browser.new_page(viewport={"width": 1280, "height": 720})
         tab.set_default_timeout(TIMEOUT_MS)
         for name in PAGES:
-            tab.goto(f"{url}/{name}")
+            # Predict with the one network whose weights are in the folder
+            tab.goto(f"{url}/{name}" + ("?predict_variants=googlenet" if name == "predict" else ""))
             for _ in range(2):  # a rerun triggered by the first run (URL-bound widgets)
                 tab.wait_for_selector(IDLE)
                 tab.wait_for_timeout(500)
             tab.wait_for_selector("h1")
             assert tab.locator(EXCEPTION).count() == 0, (name, tab.locator(EXCEPTION).first.inner_text())
             assert tab.url.split("?")[0] == f"{url}/{name}", "a page the app does not know"
+            if name == "predict":  # the installed app predicts with the weights folder
+                tab.wait_for_selector("[data-testid='stPlotlyChart']")
+                assert "googlenet.IMAGENET1K_V1 · torchvision layout" in tab.locator(
+                    "[data-testid='stMain']").inner_text()
             heads[name] = tab.locator("h1").first.inner_text()
         browser.close()
     assert len(set(heads.values())) == len(PAGES), heads
