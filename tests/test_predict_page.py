@@ -156,3 +156,18 @@ def test_loading_an_upload_names_the_file_not_a_server_path(googlenet_checkpoint
                                                       "application/octet-stream")).run()
     assert not at.exception
     assert texts == ["Loading the googlenet weights (mine\\.safetensors\\.pth)..."]
+
+
+def test_uploads_keep_the_users_name_inside_a_folder_of_their_content(tmp_path, monkeypatch):
+    from explorer.inference import store_upload, upload_dir
+    monkeypatch.setenv("INCEPTION_EXPLORER_CACHE", str(tmp_path))
+    first = store_upload(b"weights", "../../my model.pth")
+    assert first.name == "my model.pth" and first.read_bytes() == b"weights"
+    assert first.parent.parent == upload_dir(), "never a folder of the user's choosing"
+    assert store_upload(b"weights", "my model.pth") == first
+    assert store_upload(b"other", "my model.pth") != first
+    assert store_upload(b"w", "C:\\Users\\me\\v3.safetensors").name == "v3.safetensors"
+    long = store_upload(b"w", "x" * 300 + ".pt")
+    assert long.name.endswith(".pt") and len(long.name) < 200
+    with pytest.raises(ValueError, match="notes.txt is not a checkpoint file"):
+        store_upload(b"w", "notes.txt")
