@@ -158,10 +158,14 @@ def cmd_weights_verify(args, out) -> int:
     for name in ignored:
         out.write(f"--   {name}: not named <variant>.<tag>.safetensors|.pth|.pt of a registry "
                   "entry, so the app does not use it\n")
+    if not checks:
+        out.write(f"no weights files in {args.folder}: fill it with 'weights fetch ... --to "
+                  f"{args.folder}'\n")
+        return 1
     bad = [c.name for c in checks if not c.ok]
     out.write(f"{len(checks) - len(bad)} of {len(checks)} files good"
               + (f"; bad: {', '.join(bad)}" if bad else "") + "\n")
-    return 1 if bad or not checks else 0
+    return 1 if bad else 0
 
 
 def cmd_app(args, out) -> int:

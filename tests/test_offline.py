@@ -204,6 +204,13 @@ def test_fetched_weights_serve_predictions_offline(registry, server, capsys, tmp
     same_answer(json.loads(out)[0]["top"], expected_top)
 
 
+def test_verify_an_empty_or_missing_folder(capsys, tmp_path):
+    code, out, _ = run(capsys, "weights", "verify", str(tmp_path))
+    assert code == 1 and "no weights files in" in out
+    code, _, err = run(capsys, "weights", "verify", str(tmp_path / "nowhere"))
+    assert code == 2 and "no folder" in err
+
+
 def test_fetch_needs_names_or_all(capsys, tmp_path):
     code, _, err = run(capsys, "weights", "fetch", "--to", str(tmp_path))
     assert code == 2 and "--all" in err
