@@ -134,3 +134,45 @@ def _saliency(model_key: tuple, pixels: str, size: tuple, preprocess, *, _loaded
 
     x = to_batch([_image], preprocess).to(_loaded.device)
     return grad_cam(_loaded.model, x), feature_maps(_loaded.model, x, channels=16)
+
+
+# -- the explorer's graph ----------------------------------------------------------------------
+
+@st.cache_data(show_spinner=WARMUP, max_entries=64)
+def all_rows(variant: str, **config) -> list[dict]:
+    """Analysis rows at every depth (stage, block, layer), for details and overlays."""
+    return [r for depth in ("stage", "block", "layer")
+            for r in analysis(variant, depth, **config)["rows"]]
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def graph_names(variant: str, **config) -> tuple[set, dict]:
+    """(every name a node may have, what can be expanded) of the explorer's drawing."""
+    from explorer.graph import expandable
+    opened = expandable(variant, **config)
+    names = {r["name"] for r in all_rows(variant, **config)} | set(opened) | {"input"}
+    return names, opened
+
+
+@st.cache_data(show_spinner="Laying out the graph with Graphviz...", max_entries=64)
+def explorer_svg(variant: str, expanded: tuple, overlay: str | None, values: dict | None,
+                 scale: tuple | None, projector: bool, config: dict) -> tuple[str, str]:
+    """(DOT, SVG) of the explorer's view."""
+    source = to_dot(variant, expanded=expanded, overlay=overlay, values=values, scale=scale,
+                    projector=projector, **config)
+    return source, render(source, "svg").decode()
+
+
+@st.cache_data(show_spinner="Laying out the graph with Graphviz...", max_entries=16)
+def png(dot_source: str) -> bytes:
+    return render(dot_source, "png")
+
+
+@st.cache_data(show_spinner="Timing every block on the CPU (one model built for it)...",
+               max_entries=8)
+def block_latency(variant: str, **config) -> dict[str, float]:
+    """Per-module forward time on the CPU: a model of its own (hooks must never touch the
+    shared cached models), built on request and dropped afterwards."""
+    from explorer.timing import module_latency
+    size = config.pop("input_size", None) or VARIANTS[variant].native_input_size
+    return module_latency(build(variant, device="cpu", **config).eval(), size)
