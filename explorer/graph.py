@@ -40,7 +40,7 @@ FILL = {"conv": "#dbe9f6", "pool": "#fdebd0", "join": "#eeeeee", "block": "#dbe9
         "head": "#e2f0d9", "aux": "#f4f4f4", "layer": "#ffffff"}
 # A sequential colour scale (light yellow -> dark red, as ColorBrewer's YlOrRd) for overlays.
 RAMP = ("#ffffcc", "#fed976", "#fd8d3c", "#e31a1c", "#800026")
-FONTS = {False: (11, 9, 13), True: (16, 12, 18)}  # (node, edge, title) points; True: projector
+FONTS = {False: (14, 11, 16), True: (18, 14, 20)}  # (node, edge, title) points; True: projector
 
 
 class GraphvizMissing(RuntimeError):
@@ -52,8 +52,8 @@ def _freeze(value):
     a pair may be valid, so the cache must never answer one with the other's result."""
     if isinstance(value, Mapping):
         return ("mapping", tuple(sorted((str(k), _freeze(v)) for k, v in value.items())))
-    if isinstance(value, (list, tuple)):
-        return (type(value).__name__, tuple(_freeze(v) for v in value))
+    if isinstance(value, (list, tuple)):  # build takes either: one entry for both
+        return ("tuple", tuple(_freeze(v) for v in value))
     if isinstance(value, (set, frozenset)):
         return ("set", frozenset(value))
     return (type(value).__name__, value)
@@ -63,8 +63,8 @@ def _thaw(key):
     kind, value = key
     if kind == "mapping":
         return {k: _thaw(v) for k, v in value}
-    if kind in ("list", "tuple"):
-        return [_thaw(v) for v in value] if kind == "list" else tuple(_thaw(v) for v in value)
+    if kind == "tuple":
+        return tuple(_thaw(v) for v in value)
     if kind == "set":
         return set(value)
     return value
@@ -72,7 +72,7 @@ def _thaw(key):
 
 def to_dot(variant: str, *, depth: str = "block", collapse: bool = True,
            expanded: Iterable[str] | None = None, values: Mapping[str, float] | None = None,
-           overlay: str | None = None, scale: tuple[float, float] | None = None,
+           overlay: str | None = None, value_scale: tuple[float, float] | None = None,
            projector: bool = False, **config) -> str:
     """Graphviz DOT for ``variant``.
 
@@ -92,7 +92,7 @@ def to_dot(variant: str, *, depth: str = "block", collapse: bool = True,
     reports them: ``unknown_names``).
 
     ``values`` (qualified name -> number, e.g. ``overlay_values``) colours the nodes on a log
-    scale from ``scale`` (low, high; default: the drawn values' range) and adds the figure to
+    scale from ``value_scale`` (low, high; default: the drawn values' range) and adds the figure to
     their labels; ``overlay`` names it in the legend (a key of OVERLAYS). ``projector`` uses
     larger fonts. ``config`` takes build's options (layout, width, aux_logits, input_size, ...);
     invalid ones raise ConfigError.
@@ -104,7 +104,7 @@ def to_dot(variant: str, *, depth: str = "block", collapse: bool = True,
     if overlay is not None and overlay not in OVERLAYS:
         raise ConfigError(f"unknown overlay {overlay!r}; choose one of: {', '.join(OVERLAYS)}")
     view = (depth, bool(collapse), None if expanded is None else frozenset(map(str, expanded)),
-            values, overlay, None if scale is None else tuple(scale), bool(projector))
+            values, overlay, None if value_scale is None else tuple(value_scale), bool(projector))
     key = (variant, _freeze(view), _freeze(config))
     try:
         hash(key)
@@ -331,7 +331,7 @@ class _Drawer:
     def cluster(self, cid: str, label: str):
         """Nodes created inside the ``with`` land in the cluster (a stage, a block, a head)."""
         with self.graphs[-1].subgraph(name=f"cluster_{cid}") as sub:
-            sub.attr(label=_text(label))
+            sub.attr(label=_text(label), labeljust="l")  # edges enter mid-box, clear of it
             self.graphs.append(sub)
             try:
                 yield

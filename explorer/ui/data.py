@@ -158,8 +158,8 @@ def graph_names(variant: str, **config) -> tuple[set, dict]:
 def explorer_svg(variant: str, expanded: tuple, overlay: str | None, values: dict | None,
                  scale: tuple | None, projector: bool, config: dict) -> tuple[str, str]:
     """(DOT, SVG) of the explorer's view."""
-    source = to_dot(variant, expanded=expanded, overlay=overlay, values=values, scale=scale,
-                    projector=projector, **config)
+    source = to_dot(variant, expanded=expanded, overlay=overlay, values=values,
+                    value_scale=scale, projector=projector, **config)
     return source, render(source, "svg").decode()
 
 

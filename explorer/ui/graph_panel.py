@@ -81,7 +81,7 @@ def export_buttons(variant: str, state: GraphState, config: dict, *, stem: str, 
 
     def source():
         return to_dot(variant, expanded=state.expanded, overlay=overlay, values=values,
-                      scale=scale, projector=projector, **config)
+                      value_scale=scale, projector=projector, **config)
 
     suffix = "_projector" if projector else ""
     c1.download_button("DOT", lambda: source(), f"{stem}{suffix}.dot", "text/vnd.graphviz",
@@ -132,13 +132,12 @@ def details(variant: str, state: GraphState, config: dict, key: str) -> None:
     if row is None:
         st.caption("A drawing-only node (no module of its own).")
         return
-    m = st.columns(3)
-    m[0].metric("params", charts.fmt_count(row["params"]))
-    m[1].metric("MACs", charts.fmt_count(row["macs"]),
-                f"{100 * row['macs_share']:.1f} % of the total", delta_color="off")
-    m[2].metric("output", charts.fmt_bytes(row["activation_bytes"]), help="float32, one image")
-    st.caption(f"input {charts.shape_text(row['input_shape'])} → output "
-               f"{charts.shape_text(row['output_shape'])}")
+    st.markdown(
+        f"- **shape**: {charts.shape_text(row['input_shape'])} → "
+        f"{charts.shape_text(row['output_shape'])}\n"
+        f"- **params**: {row['params']:,} ({100 * row['params_share']:.1f} % of the total)\n"
+        f"- **MACs**: {row['macs']:,} ({100 * row['macs_share']:.1f} % of the total)\n"
+        f"- **output memory**: {charts.fmt_bytes(row['activation_bytes'])} (float32, one image)")
     layers = [r for r in data.analysis(variant, "layer", **config)["rows"]
               if r["name"].startswith(name + ".")]
     if layers:
@@ -182,7 +181,7 @@ class InspectGraph:
         def chosen():
             picked = st.session_state[key].selection.rows
             if picked:
-                self.state.select(rows[picked[0]]["name"])
+                self.state.reveal(rows[picked[0]]["name"])
         return chosen
 
 

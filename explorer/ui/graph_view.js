@@ -45,9 +45,13 @@ function fitBox(state, readable, centre) {
 
 function centreOf(state, name) {
   for (const g of state.svg.querySelectorAll("g.node, g.cluster")) {
-    if (nameOf(g) === name) {
-      const b = g.getBBox();
-      return { x: b.x + b.width / 2, y: b.y + b.height / 2 };
+    if (nameOf(g) === name) { // the box in the SVG's viewBox units (dot translates its graph)
+      const b = g.getBBox(), m = state.svg.getScreenCTM().inverse().multiply(g.getScreenCTM());
+      const p = state.svg.createSVGPoint();
+      p.x = b.x + b.width / 2;
+      p.y = b.y + b.height / 2;
+      const c = p.matrixTransform(m);
+      return { x: c.x, y: c.y };
     }
   }
   return null;
@@ -190,7 +194,7 @@ export default function (component) {
   if (!root || !data) return;
   let state = root.__explorerGraph;
   if (!state) {
-    state = root.__explorerGraph = { minScale: 0.8 };
+    state = root.__explorerGraph = { minScale: 0.9 };
     setup(root, state);
   }
   state.send = setTriggerValue; // listeners always use the latest

@@ -82,7 +82,9 @@ class GraphState:
     def __post_init__(self):
         base = f"{self.prefix}:{self.variant}"
         self.k_open, self.k_sel, self.k_focus = f"{base}:open", f"{base}:block", f"{base}:focus"
-        if self.k_open not in st.session_state:
+        if self.k_open in st.session_state:  # a link's notes stay until the view changes
+            self.notes = st.session_state.get(f"{base}:notes", [])
+        else:
             block, opened = None, set()
             if self.url:
                 block = st.query_params.get("block") or None
@@ -98,6 +100,10 @@ class GraphState:
             st.session_state[self.k_open] = opened
             st.session_state[self.k_sel] = block
             st.session_state[self.k_focus] = None
+            st.session_state[f"{base}:notes"] = self.notes
+
+    def _changed(self) -> None:
+        st.session_state[f"{self.prefix}:{self.variant}:notes"] = []
 
     @property
     def expanded(self) -> set[str]:
@@ -114,10 +120,19 @@ class GraphState:
     def select(self, name: str | None) -> None:
         if name is None or name in self.known:
             st.session_state[self.k_sel] = name
+            self._changed()
+
+    def reveal(self, name: str) -> None:
+        """Select ``name`` and open what holds it, so that its node shows (a table row)."""
+        self.select(name)
+        parts = name.split(".")
+        holders = {".".join(parts[:i]) for i in range(1, len(parts))} & set(self.expandable)
+        if holders - self.expanded:
+            st.session_state[self.k_open] = self.expanded | holders
+            st.session_state[self.k_focus] = name
 
     def toggle(self, name: str) -> None:
-        """Expand or collapse ``name`` (a double-click); it also becomes the selection."""
-        self.select(name)
+        """Expand or collapse ``name`` (a double-click, whose clicks have selected it)."""
         if name not in self.expandable:
             return
         opened = set(self.expanded)
@@ -127,6 +142,7 @@ class GraphState:
 
     def command(self, what: str) -> None:
         if what in ("expand_all", "collapse_all"):
+            self._changed()
             st.session_state[self.k_open] = set(self.expandable) if what == "expand_all" else set()
             st.session_state[self.k_focus] = None
 
