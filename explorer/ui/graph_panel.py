@@ -72,9 +72,9 @@ def draw(variant: str, state: GraphState, config: dict, *, key: str, overlay=Non
 
 
 def export_buttons(variant: str, state: GraphState, config: dict, *, stem: str, key: str,
-                   overlay=None, values=None, scale=None) -> None:
-    """The current view (expansion and overlay) as DOT, SVG and PNG; "projector" enlarges the
-    fonts for slides."""
+                   overlay=None, values=None, scale=None, laid_out: bool = True) -> None:
+    """The current view (expansion and overlay) as DOT, SVG and PNG (those two need Graphviz's
+    ``dot``: ``laid_out``); "projector" enlarges the fonts for slides."""
     c0, c1, c2, c3 = st.columns([2, 1, 1, 1], vertical_alignment="center")
     projector = c0.toggle("projector fonts", key=f"{key}_projector",
                           help="larger text for slides and a projector (1280x720)")
@@ -86,6 +86,8 @@ def export_buttons(variant: str, state: GraphState, config: dict, *, stem: str, 
     suffix = "_projector" if projector else ""
     c1.download_button("DOT", lambda: source(), f"{stem}{suffix}.dot", "text/vnd.graphviz",
                        icon=":material/download:", key=f"{key}_dot")
+    if not laid_out:
+        return
     c2.download_button("SVG", lambda: data.explorer_svg(
         variant, tuple(sorted(state.expanded)), overlay, values, scale, projector, config)[1],
         f"{stem}{suffix}.svg", "image/svg+xml", icon=":material/download:", key=f"{key}_svg")
@@ -197,14 +199,14 @@ def inspect(choice, info, stem: str) -> InspectGraph:
         values, note = overlay_data(variant, overlay, config, measure_key="time_blocks")
         if values is None:
             overlay = None
-        draw(variant, state, config, key="graph_inspect", overlay=overlay, values=values,
-             height=640)
+        source = draw(variant, state, config, key="graph_inspect", overlay=overlay,
+                      values=values, height=640)
         if note:
             st.caption(note)
         st.caption("Click: select · double-click: open / close a stage or block · wheel: zoom · "
                    "drag: pan · edges carry C x H x W shapes")
         export_buttons(variant, state, config, stem=stem, key="export_inspect", overlay=overlay,
-                       values=values)
+                       values=values, laid_out=source is not None)
     with detail_col:
         st.subheader("Selected")
         details(variant, state, config, key="details_inspect")
