@@ -148,6 +148,18 @@ def unknown_names(names: Iterable[str], known: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(n for n in names if n not in known))
 
 
+def matching_stage(name: str | None, stages: Iterable[str]) -> str | None:
+    """The stage of ``stages`` (another network's) that matches the stage holding ``name``:
+    same name, where Inception-ResNet's "inception_resnet_a" matches Inception-v4's
+    "inception_a" (the same place in the network, the same grid)."""
+    if not name:
+        return None
+    def plain(stage):
+        return stage.replace("inception_resnet_", "inception_")
+    stage = plain(name.split(".")[0])
+    return next((s for s in stages if plain(s) == stage), None)
+
+
 def overlay_values(rows: Iterable[Mapping], metric: str) -> dict[str, float]:
     """Qualified name -> figure of ``metric`` ("params", "macs", "activations") from analysis
     rows (``Analysis.to_dict()["rows"]``, any depth; pass every depth to colour any view)."""

@@ -200,3 +200,24 @@ def test_table_row_and_node_select_each_other(server, tab):
     time.sleep(0.5)
     assert row_tint(tab, 6) > 0.5 and row_tint(tab, 7) < 0.05
     no_exception(tab)
+
+
+def test_compare_shows_two_graphs_and_matches_stages(server, tab):
+    tab.goto(f"{server}/compare")
+    settle(tab)
+    tab.wait_for_function(f"document.querySelectorAll('{GRAPH}').length === 2")
+    graphs = tab.locator(GRAPH)
+    graphs.first.scroll_into_view_if_needed()
+    counts = [graphs.nth(i).locator("g.node").count() for i in range(2)]
+    assert counts[0] == 1 + 1 + 4 + 1 + 7 + 1 + 3 + 1  # input, stem, blocks, head
+    assert counts[1] == 1 + 1 + 10 + 1 + 20 + 1 + 10 + 1
+    legends = tab.locator("[data-explorer-legend]")
+    assert legends.nth(0).inner_text() == legends.nth(1).inner_text()  # one scale for both
+    title = tab.locator("title", has_text=re.compile("^inception_a.1$"))
+    graphs.first.locator("g.node").filter(has=title).click()
+    tab.wait_for_function(
+        "[...document.querySelectorAll('[data-explorer-graph]')[1].querySelectorAll("
+        "'g.cluster.matched > title')].some(t => t.textContent === 'cluster_inception_resnet_a')")
+    settle(tab)
+    assert tab.locator("[data-explorer-selected='inception_a.1']").count() == 1
+    no_exception(tab)

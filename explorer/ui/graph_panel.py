@@ -12,7 +12,16 @@ from dataclasses import dataclass
 import streamlit as st
 
 from explorer import charts
-from explorer.graph import MISSING, OVERLAYS, GraphvizMissing, legend, overlay_values, to_dot
+from explorer.graph import (
+    MISSING,
+    OVERLAYS,
+    GraphvizMissing,
+    legend,
+    matching_stage,
+    overlay_values,
+    to_dot,
+    value_range,
+)
 from explorer.ui import data
 from explorer.ui.graph_view import GraphState
 
@@ -56,7 +65,7 @@ def overlay_data(variant: str, overlay: str | None, config: dict, *, measure_key
 
 
 def draw(variant: str, state: GraphState, config: dict, *, key: str, overlay=None, values=None,
-         scale=None, height=620, highlight=(), label_size: bool = False):
+         scale=None, height=620, highlight=(), label_size: bool = False, fit: str = "readable"):
     """Lay out and mount the graph; returns the DOT source (None without Graphviz's dot)."""
     try:
         source, svg = data.explorer_svg(variant, tuple(sorted(state.expanded)), overlay, values,
@@ -66,7 +75,7 @@ def draw(variant: str, state: GraphState, config: dict, *, key: str, overlay=Non
         st.graphviz_chart(to_dot(variant, expanded=state.expanded, **config), height="content")
         return None
     items = legend(values, scale, overlay) if values else []
-    state.show(svg, key=key, highlight=highlight, legend=items, height=height,
+    state.show(svg, key=key, highlight=highlight, legend=items, height=height, fit=fit,
                legend_title=f"{OVERLAYS[overlay]}:" if items else "")
     return source
 
@@ -212,3 +221,80 @@ def inspect(choice, info, stem: str) -> InspectGraph:
         details(variant, state, config, key="details_inspect")
     state.sync_url()
     return InspectGraph(state, st.container())
+
+
+def compare_pair(variants: list[str], default=("inception_v4", "inception_resnet_v2")) -> None:
+    """Two networks side by side, their stages open into blocks, coloured on one scale;
+    selecting in one highlights the matching stage in the other."""
+    choices = list(variants)
+    c0, c1, c2 = st.columns([1, 1, 2], vertical_alignment="bottom")
+    left = c0.selectbox("Left", choices, index=choices.index(default[0]), key="graph_left",
+                        bind="query-params")
+    right = c1.selectbox("Right", choices, index=choices.index(default[1]), key="graph_right",
+                         bind="query-params")
+    with c2:
+        picked = st.segmented_control("Colour by", [k for k in OVERLAY_CHOICES if k != "latency (CPU)"],
+                                      default="MACs", key="compare_overlay", bind="query-params")
+    overlay = OVERLAY_CHOICES.get(picked or "none")
+    sides = []
+    for variant in (left, right):
+        names, opened = data.graph_names(variant)
+        stages = [n for n, kind in opened.items() if kind == "stage"]
+        # block level: stages of several blocks open (the stem's are layers: it stays closed)
+        several = [s for s in stages if s != "stem"
+                   and sum(n.startswith(s + ".") for n in opened) > 1]
+        state = GraphState(f"compare_{'lr'[len(sides)]}", variant, names, opened, url=False,
+                           default_open=tuple(several))
+        values = overlay_values(data.all_rows(variant), overlay) if overlay else None
+        sides.append((variant, state, stages, values))
+    # one scale for both: the same colour is the same cost on either side
+    scale = value_range(*(v for *_, v in sides if v)) if overlay else None
+    columns = st.columns(2, gap="medium")
+    for i, (col, (variant, state, _, values)) in enumerate(zip(columns, sides)):
+        other_variant, other_state, other_stages, _ = sides[1 - i]
+        match = matching_stage(other_state.selected, [n for n in state.expandable
+                                                      if state.expandable[n] == "stage"])
+        with col:
+            st.markdown(f"**{variant}**")
+            draw(variant, state, {}, key=f"graph_compare_{'lr'[i]}", overlay=overlay,
+                 values=values, scale=scale, height=560, highlight=[match] if match else [],
+                 fit="all")
+            sel = state.selected
+            if sel:
+                st.html(f'<div data-explorer-selected="{html.escape(sel, quote=True)}">selected: '
+                        f'<b>{html.escape(sel)}</b></div>')
+                row = next((r for r in data.all_rows(variant) if r["name"] == sel), None)
+                if row:
+                    st.caption(f"{charts.shape_text(row['input_shape'])} → "
+                               f"{charts.shape_text(row['output_shape'])} · "
+                               f"{charts.fmt_count(row['params'])} params · "
+                               f"{charts.fmt_count(row['macs'])} MACs")
+    st.caption("Both graphs share one colour scale (log), so a colour is the same cost on either "
+               "side. Click a stage or block: the matching stage of the other network is outlined "
+               "(dashed).")
+
+
+def block_picker(variant: str, names: list[str], key: str) -> None:
+    """A small graph of ``variant`` (stages open into blocks) whose click sets the block
+    widget ``key`` (one of ``names``) before the page draws it."""
+    all_names, opened = data.graph_names(variant)
+    stages = [n for n, kind in opened.items() if kind == "stage"]
+    state = GraphState(f"predict_{key}", variant, all_names, opened, url=False,
+                       default_open=tuple(stages))
+    current = st.session_state.get(key)
+
+    def pick(name: str) -> None:
+        state.select(name)
+        if name in names:
+            st.session_state[key] = name
+
+    try:
+        _, svg = data.explorer_svg(variant, tuple(sorted(state.expanded)), None, None, None,
+                                   False, {})
+    except GraphvizMissing:
+        st.info(MISSING)
+        return
+    from explorer.ui.graph_view import graph_view
+    graph_view(svg, key=f"graph_{key}", selected=current, height=380, on_click=pick,
+               on_toggle=state.toggle, on_command=state.command)
+    st.caption("Click a block to see its feature maps.")

@@ -129,7 +129,7 @@ function draw(state) {
     const vp = viewport(state), s = Math.max(vp.w / old.w, state.minScale);
     setBox(state, { x: focus.x - vp.w / s / 2, y: focus.y - vp.h / s / 2, w: vp.w / s, h: vp.h / s });
   } else {
-    setBox(state, fitBox(state, true, d.selected ? centreOf(state, d.selected) : null));
+    setBox(state, fitBox(state, d.fit !== "all", d.selected ? centreOf(state, d.selected) : null));
   }
   for (const g of svg.querySelectorAll("g.node, g.cluster")) {
     g.addEventListener("click", (ev) => {

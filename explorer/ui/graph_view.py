@@ -45,12 +45,13 @@ def drawing_id(svg: str) -> str:
 
 def graph_view(svg: str, *, key: str, selected: str | None = None, highlight: Iterable[str] = (),
                legend: Iterable[tuple[str, str]] = (), legend_title: str = "",
-               focus: str | None = None, height: int = 620,
+               focus: str | None = None, height: int = 620, fit: str = "readable",
                on_click: Callable[[str], None] | None = None,
                on_toggle: Callable[[str], None] | None = None,
                on_command: Callable[[str], None] | None = None) -> None:
     """Mount the graph. The handlers run before the next script run (Streamlit callbacks), so
-    the run that follows a click already draws and lays out the new state."""
+    the run that follows a click already draws and lays out the new state. A new drawing
+    first shows readable text ("readable") or all of it ("all")."""
 
     def handler(event, fn):
         def run():
@@ -62,7 +63,8 @@ def graph_view(svg: str, *, key: str, selected: str | None = None, highlight: It
     _component(key=key, height="content", data={
         "svg": svg, "drawing": drawing_id(svg), "instance": key, "selected": selected or "",
         "highlight": list(highlight), "legend": [list(x) for x in legend],
-        "legend_title": legend_title, "focus": focus or "", "height": int(height)},
+        "legend_title": legend_title, "focus": focus or "", "height": int(height),
+        "fit": fit},
         on_click_change=handler("click", on_click), on_toggle_change=handler("toggle", on_toggle),
         on_command_change=handler("command", on_command))
 
@@ -77,6 +79,7 @@ class GraphState:
     known: set[str]                  # every name that may be selected
     expandable: dict[str, str]       # name -> "stage" / "block" / "head"
     url: bool = True                 # mirror into ?block=&open=
+    default_open: tuple = ()         # expanded at first (without a link saying otherwise)
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self):
@@ -85,8 +88,8 @@ class GraphState:
         if self.k_open in st.session_state:  # a link's notes stay until the view changes
             self.notes = st.session_state.get(f"{base}:notes", [])
         else:
-            block, opened = None, set()
-            if self.url:
+            block, opened = None, set(self.default_open) & set(self.expandable)
+            if self.url and ("block" in st.query_params or "open" in st.query_params):
                 block = st.query_params.get("block") or None
                 raw = [n.strip() for n in (st.query_params.get("open") or "").split(",")]
                 raw = [n for n in raw if n]
