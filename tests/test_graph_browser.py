@@ -18,9 +18,9 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, weights_dir):
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    with streamlit_server(log, {}) as (url, _):
+    with streamlit_server(log, {"INCEPTION_EXPLORER_WEIGHTS": str(weights_dir)}) as (url, _):
         yield url
 
 
@@ -220,4 +220,19 @@ def test_compare_shows_two_graphs_and_matches_stages(server, tab):
         "'g.cluster.matched > title')].some(t => t.textContent === 'cluster_inception_resnet_a')")
     settle(tab)
     assert tab.locator("[data-explorer-selected='inception_a.1']").count() == 1
+    no_exception(tab)
+
+
+def test_predict_graph_picks_the_block_of_the_feature_maps(server, tab):
+    tab.goto(f"{server}/predict")
+    settle(tab)
+    tab.wait_for_selector(NODES)
+    tab.wait_for_selector("[data-testid='stImage'] img")
+    captions = tab.locator("[data-testid='stImageCaption']")
+    assert not any(c.startswith("inception_4.inception_4c:") for c in captions.all_inner_texts())
+    node(tab, "inception_4.inception_4c").click()
+    tab.wait_for_function(
+        "[...document.querySelectorAll(\"[data-testid='stImageCaption']\")]"
+        ".some(c => c.innerText.startsWith('inception_4.inception_4c: output 512 x 14 x 14'))")
+    settle(tab)
     no_exception(tab)
