@@ -289,3 +289,35 @@ def test_render_without_dot_says_how_to_get_it(monkeypatch):
         render(source, "png")
     assert str(info.value).startswith("Graphviz's `dot` program is not installed")
     assert isinstance(info.value, RuntimeError)
+
+
+def test_module_latency_times_every_module_once_per_pass():
+    import torch
+
+    from explorer.timing import module_latency
+    model = build("googlenet", device="cpu").eval()
+    times = module_latency(model, 96, repeats=2)
+    called = {n for n, m in model.named_modules()  # aux heads run in training only
+              if n and not n.startswith("aux") and not isinstance(m, torch.nn.ModuleDict)}
+    assert set(times) == called
+    assert all(t > 0 for t in times.values())
+    # a stage's time holds its blocks' (hooks nest): never less than their sum, give or take
+    # the timer's resolution
+    blocks = [times[f"inception_4.{b}"] for b in ("inception_4a", "inception_4b", "inception_4c")]
+    assert times["inception_4"] >= sum(blocks) - 0.05
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+def test_inspect_latency_overlay_is_measured_on_request():
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file("../explorer/app.py", default_timeout=120)
+    at.switch_page("../pages/inspect.py")
+    at.run()
+    at.button_group(key="overlay").set_value("latency (CPU)").run()
+    graph = at.get("bidi_component")[0].proto.json
+    assert '"legend": []' in graph and not at.exception
+    at.button(key="time_blocks").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    graph = at.get("bidi_component")[0].proto.json
+    assert '"legend_title": "measured latency:"' in graph and " ms" in graph
+    assert any("forward hooks" in c.value for c in at.caption)
