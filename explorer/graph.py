@@ -340,10 +340,12 @@ class _Drawer:
         return b
 
     @contextmanager
-    def cluster(self, cid: str, label: str):
-        """Nodes created inside the ``with`` land in the cluster (a stage, a block, a head)."""
+    def cluster(self, cid: str, label: str, bottom: bool = False):
+        """Nodes created inside the ``with`` land in the cluster (a stage, a block, a head).
+        Titles sit at the left, clear of the edges that enter mid-box; an open block's title
+        sits at its bottom, as its branches' edges fan out from the top."""
         with self.graphs[-1].subgraph(name=f"cluster_{cid}") as sub:
-            sub.attr(label=_text(label), labeljust="l")  # edges enter mid-box, clear of it
+            sub.attr(label=_text(label), labeljust="l", labelloc="b" if bottom else "t")
             self.graphs.append(sub)
             try:
                 yield
@@ -452,13 +454,15 @@ class _Drawer:
             src = self.edge(src, self.node(stage_name, label, self.shapes[id(stage[-1])], style))
             taps.update({f"{stage_name}.{name}": src for name, _ in children})
             return src
-        with self.cluster(stage_name, _titled(stage_name, stage)):
+        fans_out = len(children) == 1 and isinstance(children[0][1], Concat)
+        with self.cluster(stage_name, _titled(stage_name, stage), bottom=fans_out):
             for name, block in children:
                 bid = f"{stage_name}.{name}"
                 if isinstance(block, Concat) and len(children) == 1:
                     src = self.walk(block, src)
                 elif isinstance(block, Concat) and bid in self.expanded:
-                    with self.cluster(bid, self.block_label(stage_name, [(name, block)], bid)[0]):
+                    with self.cluster(bid, self.block_label(stage_name, [(name, block)], bid)[0],
+                                      bottom=True):
                         src = self.walk(block, src)
                 else:
                     label, style = self.block_label(stage_name, [(name, block)], bid)
