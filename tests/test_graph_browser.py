@@ -85,9 +85,15 @@ def test_click_selects_and_double_click_expands_and_collapses(server, tab):
     open_graph(tab, f"{server}/inspect?variant=inception_v4")
     assert count(tab) == 8  # input, six stages, head
     assert selected(tab) == ""
+    svg = tab.locator(f"{GRAPH} svg")
+    svg.hover()
+    tab.mouse.wheel(0, -400)  # zoom in around the pointer
+    tab.wait_for_timeout(300)
+    zoomed = svg.get_attribute("viewBox")
     node(tab, "reduction_a").click()
     tab.wait_for_selector("[data-explorer-selected='reduction_a']")
     settle(tab)
+    assert svg.get_attribute("viewBox") == zoomed  # a rerun with the same drawing keeps the view
     details = tab.locator("[data-testid='stMain']").inner_text()
     assert "v4 paper, Figure 7" in details and "1024 x 17 x 17" in details
     assert "reduction_a" in tab.url
@@ -109,6 +115,12 @@ def test_click_selects_and_double_click_expands_and_collapses(server, tab):
     wait_count(tab, 11)
     tab.get_by_role("button", name="collapse all").click()
     wait_count(tab, 8)
+    tab.locator(f"{GRAPH} button.fit").click()
+    box = [float(v) for v in svg.get_attribute("viewBox").split()]
+    width, height = tab.evaluate(  # the drawing's own size, in the SVG's units
+        "s => { const b = document.querySelector(s).getBBox(); return [b.width, b.height]; }",
+        f"{GRAPH} svg g.graph")
+    assert box[2] >= width and box[3] >= height  # all of it in view
     tab.get_by_role("button", name="expand all").click()
     tab.wait_for_function(f"document.querySelectorAll('{NODES}').length > 100")
     settle(tab)
