@@ -22,6 +22,7 @@ from explorer.graph import (
     to_dot,
     value_range,
 )
+from explorer.text import md_escape
 from explorer.ui import data
 from explorer.ui.graph_view import GraphState
 
@@ -32,8 +33,7 @@ OVERLAY_CHOICES = {"none": None, "params": "params", "MACs": "macs",
 def show_notes(notes: list[str]) -> None:
     """Unknown names from the URL: shown as text (never as markup), then ignored."""
     for note in notes:
-        st.warning(f"Unknown name in the link, {note.replace('`', '')}",
-                   icon=":material/link_off:")
+        st.warning(f"Unknown name in the link, {md_escape(note)}", icon=":material/link_off:")
 
 
 def overlay_picker(key: str) -> str | None:
