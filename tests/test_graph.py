@@ -21,6 +21,7 @@ from explorer.graph import (
     unknown_names,
     value_range,
 )
+from explorer.torchinfo_view import torchinfo_text
 
 SHAPE = re.compile(r'label="(\d+ x \d+ x \d+|\d+)"')
 
@@ -251,16 +252,17 @@ def test_overlay_colours_nodes_on_one_scale_with_a_legend(dot_binary):
     lambda **kw: to_dot("googlenet", expanded=(), **kw),
     lambda **kw: analyze("googlenet", **kw),
     lambda **kw: expandable("googlenet", **kw),
-], ids=["to_dot", "to_dot-expanded", "analyze", "expandable"])
+    lambda **kw: torchinfo_text("googlenet", **kw),
+], ids=["to_dot", "to_dot-expanded", "analyze", "expandable", "torchinfo_text"])
 @pytest.mark.parametrize("valid,invalid", [
     ({"aux_logits": True}, {"aux_logits": 1}),
     ({"num_classes": 10}, {"num_classes": 10.0}),
 ])
 def test_cached_functions_validate_whatever_the_call_order(call, valid, invalid):
-    from explorer import analysis, graph
+    from explorer import analysis, graph, torchinfo_view
     for order in ((valid, invalid), (invalid, valid)):
         graph._to_dot.cache_clear(), graph._expandable.cache_clear()
-        analysis._analyze_variant.cache_clear()
+        analysis._analyze_variant.cache_clear(), torchinfo_view._text.cache_clear()
         for kwargs in order:
             if kwargs is invalid:
                 with pytest.raises(ConfigError):
