@@ -323,3 +323,20 @@ def test_inspect_latency_overlay_is_measured_on_request():
     graph = at.get("bidi_component")[0].proto.json
     assert '"legend_title": "measured latency:"' in graph and " ms" in graph
     assert any("forward hooks" in c.value for c in at.caption)
+
+
+def test_a_link_names_one_variant_and_another_starts_afresh():
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file("../explorer/app.py", default_timeout=120)
+    at.query_params.update(variant="inception_v4", open="inception_a,bogus",
+                           block="inception_a.1")
+    at.switch_page("../pages/inspect.py")
+    at.run()
+    notes = [w.value for w in at.warning]  # markdown source: the note's text escaped
+    assert len(notes) == 1 and "open=" in notes[0] and notes[0].endswith(" bogus")
+    assert at.query_params["open"] in ("inception_a", ["inception_a"])
+    assert at.query_params["block"] in ("inception_a.1", ["inception_a.1"])
+    at.selectbox(key="variant").set_value("inception_resnet_v2").run()
+    assert not at.warning and not at.exception
+    assert "open" not in at.query_params and "block" not in at.query_params
+    assert at.get("bidi_component")[0].proto.json.count('class=\\"node\\"') == 8

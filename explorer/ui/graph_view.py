@@ -89,7 +89,11 @@ class GraphState:
             self.notes = st.session_state.get(f"{base}:notes", [])
         else:
             block, opened = None, set(self.default_open) & set(self.expandable)
-            if self.url and ("block" in st.query_params or "open" in st.query_params):
+            # a link speaks for the variant the session opened with; another variant chosen
+            # later starts afresh (the URL still holds the previous one's names until synced)
+            first = f"{self.prefix}:link_read" not in st.session_state
+            st.session_state[f"{self.prefix}:link_read"] = True
+            if self.url and first and ("block" in st.query_params or "open" in st.query_params):
                 block = st.query_params.get("block") or None
                 raw = [n.strip() for n in (st.query_params.get("open") or "").split(",")]
                 raw = [n for n in raw if n]
