@@ -87,6 +87,8 @@ class GraphState:
         self.k_open, self.k_sel, self.k_focus = f"{base}:open", f"{base}:block", f"{base}:focus"
         if self.k_open in st.session_state:  # a link's notes stay until the view changes
             self.notes = st.session_state.get(f"{base}:notes", [])
+            if st.session_state[self.k_sel] not in self.known:  # another config: gone
+                st.session_state[self.k_sel] = None
         else:
             block, opened = None, set(self.default_open) & set(self.expandable)
             # a link speaks for the variant the session opened with; another variant chosen
