@@ -25,16 +25,6 @@ def analysis(variant: str, depth: str = "block", **config) -> dict:
     return analyze(variant, input_size=size, depth=depth, **config).to_dict()
 
 
-@st.cache_data(show_spinner=WARMUP, max_entries=64)
-def dot(variant: str, depth: str = "block", **config) -> str:
-    return to_dot(variant, depth=depth, **config)
-
-
-@st.cache_data(show_spinner="Laying out the graph with Graphviz...", max_entries=32)
-def svg(dot_source: str) -> bytes:
-    return render(dot_source, "svg")
-
-
 @st.cache_data(show_spinner=False, max_entries=64)
 def blocks(variant: str, **config) -> dict[str, dict]:
     """Block name -> kind, paper figure and idea (a block without its own falls back to its
