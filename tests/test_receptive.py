@@ -313,20 +313,22 @@ def test_inspect_and_learn_pages_show_fields():
     from streamlit.testing.v1 import AppTest
     app = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "explorer" / "app.py")
     at = AppTest.from_file(app, default_timeout=90)
-    at.query_params.update({"variant": "bn_inception"})
+    at.query_params.update({"variant": "bn_inception", "block": "inception_5.inception_5b",
+                            "overlay": "receptive field"})
     at.switch_page("../pages/inspect.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    table = at.dataframe[0].value
-    assert "RF (px)" in table.columns and "jump (px)" in table.columns
+    table = next(d.value for d in at.dataframe if "RF (px)" in d.value.columns)
+    assert "jump (px)" in table.columns
     assert (table["RF (px)"] == "251 x 251 ★").sum() == 1
     captions = " ".join(c.value for c in at.caption)
-    assert "receptive field 7 x 7 px · jump 2 x 2 px" in captions   # the first block: conv1
+    assert "★ inception_4.inception_4b: the first block whose central unit" in captions
     assert "inception_3c: branch centres differ by 8 x 8" in captions
-    at.selectbox(key="block").set_value("inception_5.inception_5b").run()
-    captions = " ".join(c.value for c in at.caption)
-    assert "receptive field 699 x 699 px · jump 32 x 32 px" in captions
-    assert "Published for the TF-slim model: field 699 px, stride 32 px" in captions
+    details = " ".join(m.value for m in at.markdown)
+    assert "**receptive field**: 699 x 699 px, jump 32 x 32 px" in details
+    assert "**published** (TF-slim): field 699 px, stride 32 px" in details
+    graph = at.get("bidi_component")[0].proto.json   # the overlay: colour and label by field
+    assert "colour: receptive field" in graph and "891 px" in graph   # the head sees 891 px
     at.switch_page("../pages/learn.py").run()
     assert not at.exception, [e.value for e in at.exception]
     fields_tables = [d.value for d in at.dataframe if "receptive field" in d.value.columns]
@@ -336,3 +338,13 @@ def test_inspect_and_learn_pages_show_fields():
     assert list(reduction["field after"]) == ["5 x 5", "7 x 7", "3 x 3"]
     assert any("mixed_6a takes the field from 127 x 127 to 159 x 159" in c.value
                for c in at.caption)
+
+
+def test_graph_overlay_colours_by_field():
+    from explorer.graph import overlay_values, to_dot, value_text
+    rows = analyze("inception_v3", depth="stage").to_dict()["rows"]
+    values = overlay_values(rows, "rf")
+    assert values["inception_c"] == 1311 and values["stem"] == 31
+    assert value_text(1311.0, "rf") == "1311 px"
+    source = to_dot("inception_v3", expanded=(), values=values, overlay="rf")
+    assert "colour: receptive field" in source and "1311 px" in source
