@@ -314,7 +314,7 @@ def test_inspect_and_learn_pages_show_fields():
     app = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "explorer" / "app.py")
     at = AppTest.from_file(app, default_timeout=90)
     at.query_params.update({"variant": "bn_inception", "block": "inception_5.inception_5b",
-                            "overlay": "receptive field"})
+                            "overlay": "RF"})
     at.switch_page("../pages/inspect.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]

@@ -28,7 +28,7 @@ from explorer.ui.graph_view import GraphState
 
 OVERLAY_CHOICES = {"none": None, "params": "params", "MACs": "macs",
                    "activation memory": "activations", "latency (CPU)": "latency",
-                   "receptive field": "rf"}
+                   "RF": "rf"}  # receptive field: short, so the choices fit in one row
 
 
 def show_notes(notes: list[str]) -> None:
