@@ -7,10 +7,13 @@
     compare VARIANT... [--input-size N] [--json]
     weights [VARIANT] [--json]
     predict IMAGE... --variant V [--layout L] --weights TAG|URL|FILE [--top-k K]
-            [--preprocess-like TAG] [--device cpu|cuda] [--json]
+            [--preprocess-like TAG] [--device cpu|cuda] [--max-memory SIZE] [--json]
+    time VARIANT [--device cpu|cuda] [--runs N] [--max-memory SIZE] [--json] (+ build options)
 
 Bad input gets one line naming the problem and what is allowed, and exit status 2. ``predict``
-answers every image it can and exits with 1 when any image could not be read.
+answers every image it can and exits with 1 when any image could not be read. ``predict`` and
+``time`` build real models: an estimated peak memory above the budget (``--max-memory``, else
+``$INCEPTION_EXPLORER_MAX_MEMORY``, else half of the machine) is refused before anything is built.
 """
 
 from __future__ import annotations
@@ -102,8 +105,23 @@ def make_parser() -> Parser:
                    help="preprocess a file or URL like these registry weights (default: the "
                         "variant's default weights of the file's key layout)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    _max_memory(p)
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("time", help="build a variant with random weights and time a forward pass")
+    p.add_argument("variant")
+    _build_options(p)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--runs", type=int, default=5, help="timed runs after one warm-up")
+    _max_memory(p)
     p.add_argument("--json", action="store_true")
     return parser
+
+
+def _max_memory(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-memory", metavar="SIZE",
+                   help="refuse to build a model whose estimated peak memory is above SIZE "
+                        "(4GiB, 500MB, bytes or a share such as 40%%; default: "
+                        "$INCEPTION_EXPLORER_MAX_MEMORY, else half of this machine's memory)")
 
 
 def cmd_variants(args, out) -> None:
@@ -240,7 +258,7 @@ def cmd_predict(args, out) -> int:
         preprocess = find_spec(get_variant(args.variant).name, args.preprocess_like).preprocess
     results = predict(args.images, args.variant, args.weights, layout=args.layout,
                       top_k=args.top_k, device=args.device, progress=_download_bar(),
-                      preprocess=preprocess)
+                      preprocess=preprocess, max_memory=args.max_memory)
     if args.json:
         json.dump(results, out, indent=2)
         out.write("\n")
@@ -253,6 +271,28 @@ def cmd_predict(args, out) -> int:
             for t in r["top"]:
                 out.write(f"  {100 * t['prob']:6.2f} %  {t['index']:4d}  {t['label']}\n")
     return 0 if all("top" in r for r in results) else 1
+
+
+def cmd_time(args, out) -> None:
+    from .memory import check, estimate_inference
+    from .timing import time_variant
+
+    if args.runs < 1:
+        raise UsageError(f"--runs must be at least 1, got {args.runs}")
+    config = _config(args)
+    need = estimate_inference(args.variant, input_size=args.input_size, device=args.device,
+                              **config)
+    check(need, max_memory=args.max_memory)
+    t = time_variant(args.variant, device=args.device, input_size=args.input_size,
+                     repeats=args.runs, **config)
+    t["estimated_peak_bytes"] = need.total
+    if args.json:
+        json.dump(t, out, indent=2)
+        out.write("\n")
+        return
+    out.write(f"{args.variant} at {t['input_size']} px on {t['device_name']}: median "
+              f"{t['median_ms']:.1f} ms (min {t['min_ms']:.1f}, max {t['max_ms']:.1f}) over "
+              f"{t['repeats']} runs; {need.needs()} ({need.parts()})\n")
 
 
 def _download_bar():
@@ -272,7 +312,8 @@ def _download_bar():
 
 
 COMMANDS = {"variants": cmd_variants, "summary": cmd_summary, "graph": cmd_graph,
-            "compare": cmd_compare, "weights": cmd_weights, "predict": cmd_predict}
+            "compare": cmd_compare, "weights": cmd_weights, "predict": cmd_predict,
+            "time": cmd_time}
 
 
 def main(argv=None, out=None) -> int:

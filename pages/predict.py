@@ -8,7 +8,8 @@ import torch
 from explorer import charts
 from explorer.download import DownloadError
 from explorer.images import SUPPORTED, ImageError, load_image, preview, sample_images
-from explorer.inference import classify_or_fall_back, store_upload
+from explorer.inference import classify_or_fall_back, load_estimate, store_upload
+from explorer.memory import MemoryRefused
 from explorer.pretrained import UnknownWeights, specs_for
 from explorer.saliency import channel_grid, overlay
 from explorer.ui import data
@@ -74,7 +75,9 @@ def ready_model(variant: str):
             st.error(str(err))
             return None
     try:
-        return data.loaded_model(variant, weights, device), weights
+        return data.loaded_model(variant, weights, device, len(images)), weights
+    except MemoryRefused as err:
+        st.error(str(err), icon=":material/memory:")
     except DownloadError as err:
         st.warning(f"No {variant} weights here: {err}", icon=":material/cloud_off:")
     except (WeightsError, UnknownWeights, ConfigError) as err:
@@ -88,6 +91,8 @@ loaded_models = {}
 for col, variant in zip(columns, chosen):
     with col:
         st.subheader(variant)
+        st.caption(f"{load_estimate(variant, len(images), device=device).needs()} to load and "
+                   f"run {len(images)} photo(s)")
         ready = ready_model(variant)
         if ready is None:
             continue

@@ -97,9 +97,12 @@ def model_cache():
     return ModelCache(MODEL_CACHE_BYTES)
 
 
-def loaded_model(variant: str, weights: str, device: str = "cpu"):
-    """A model with real weights from the shared cache; the first load shows its download."""
-    from explorer.inference import load_model
+def loaded_model(variant: str, weights: str, device: str = "cpu", images: int = 1):
+    """A model with real weights from the shared cache; the first load shows its download.
+    A load that would not fit the memory budget (with ``images`` photos to run) raises
+    MemoryRefused before it starts."""
+    from explorer.inference import guard_load, load_model
+    from explorer.jobs import HEAVY
 
     def load():
         bar = st.progress(0.0, text=f"Fetching the {variant} weights ({weights})...")
@@ -114,7 +117,10 @@ def loaded_model(variant: str, weights: str, device: str = "cpu"):
         finally:
             bar.empty()
 
-    return model_cache().get((variant, str(weights), device), load)
+    cache, key = model_cache(), (variant, str(weights), device)
+    if key not in cache.keys():
+        guard_load(variant, images, device=device, reserved=HEAVY.reserved(device))
+    return cache.get(key, load)
 
 
 def what_it_sees(loaded, image):
