@@ -36,13 +36,13 @@ MEMORY_ENV = "INCEPTION_EXPLORER_MAX_MEMORY"
 GPU_MEMORY_ENV = "INCEPTION_EXPLORER_MAX_GPU_MEMORY"
 DEFAULT_SHARE = 0.5      # of the machine's memory (or its cgroup limit) when no budget is set
 FREE_MARGIN = 0.9        # never plan to use more than this share of what the kernel says is free
-# Calibration (benchmarks/memory.py, CPU float32, 2 threads): the measured peak RSS of a fresh
-# process exceeds weights + simulated tensors by 25-56 MiB for inference; a training step's
-# backward kernels need about 1.5 x the simulated activations and ~150 MiB more.
+# Calibration (benchmarks/memory.py, CPU float32, 2 threads): the measured peak RSS exceeds
+# weights + simulated tensors by 25-56 MiB for inference (kernel code pages, oneDNN scratch and
+# weight reorders, the allocator's slack); a training step's backward kernels hold about 10 %
+# more than the simulated tensors.
 RUNTIME_BYTES = 32 * 2**20
-RUNTIME_SHARE = 0.05     # of weights + activations: allocator slack, oneDNN weight reorders
-TRAIN_RUNTIME_BYTES = 150 * 2**20
-TRAIN_ACTIVATION_FACTOR = 1.5
+RUNTIME_SHARE = 0.05     # of weights + activations
+TRAIN_ACTIVATION_FACTOR = 1.1
 OPTIMIZER_STATES = {"sgd": 0, "sgd_momentum": 1, "adam": 2, "adamw": 2}  # copies of the weights
 
 
@@ -295,7 +295,7 @@ def estimate_training(variant: str, *, batch: int, input_size: int | None = None
     # the simulated peak already counts the gradients (they are born in the backward pass)
     act = max(0, act - params)
     weights = params * (2 + OPTIMIZER_STATES[optimizer])
-    runtime = TRAIN_RUNTIME_BYTES + int((TRAIN_ACTIVATION_FACTOR - 1) * act)
+    runtime = RUNTIME_BYTES + int((TRAIN_ACTIVATION_FACTOR - 1) * act)
     return Estimate(_describe(variant, size, batch, "a training step"), str(device), weights,
                     act, runtime)
 
