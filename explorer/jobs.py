@@ -2,8 +2,9 @@
 
 At most ``slots`` jobs run at once (``INCEPTION_EXPLORER_HEAVY_JOBS``, default 1: one timing at
 a time also keeps the measured times honest on a shared CPU); the others wait in arrival order
-and can see their place. A job holds its memory estimate as a reservation while it runs, so the
-budget check of the next one counts it. Analysis, graphs and tables never enter the queue.
+and can see their place. A job holds its memory estimate as a reservation while it runs; the
+next in line starts only when its own ``fits(reserved)`` says the memory the running jobs leave
+is enough (or when nothing else runs). Analysis, graphs and tables never enter the queue.
 
     with HEAVY.enter("time inception_v3", estimate) as ticket:
         while not ticket.wait(0.25):
@@ -22,8 +23,10 @@ JOBS_ENV = "INCEPTION_EXPLORER_HEAVY_JOBS"
 
 
 class Ticket:
-    def __init__(self, queue: JobQueue, label: str, device: str, reserve: int, number: int):
+    def __init__(self, queue: JobQueue, label: str, device: str, reserve: int, number: int,
+                 fits=None):
         self.queue, self.label, self.device, self.reserve = queue, label, device, reserve
+        self.fits = fits
         self.number = number
         self.running = False
         self.done = False
@@ -58,9 +61,11 @@ class JobQueue:
         self._running: list[Ticket] = []
         self._numbers = itertools.count(1)
 
-    def enter(self, label: str, *, device: str = "cpu", reserve: int = 0) -> Ticket:
+    def enter(self, label: str, *, device: str = "cpu", reserve: int = 0, fits=None) -> Ticket:
+        """A place at the end of the line. ``fits(reserved_bytes) -> bool``, when given, says
+        whether the job can start while others running on ``device`` hold ``reserved_bytes``."""
         with self._cond:
-            ticket = Ticket(self, label, device, reserve, next(self._numbers))
+            ticket = Ticket(self, label, device, reserve, next(self._numbers), fits)
             self._waiting.append(ticket)
             self._admit()
             return ticket
@@ -79,6 +84,10 @@ class JobQueue:
     def _admit(self) -> None:
         # first come, first served: only the head of the line may start
         while self._waiting and len(self._running) < self.slots:
+            head = self._waiting[0]
+            held = sum(t.reserve for t in self._running if t.device == head.device)
+            if held and head.fits is not None and not head.fits(held):
+                break  # it waits for memory, and the others wait behind it
             ticket = self._waiting.popleft()
             ticket.running = True
             self._running.append(ticket)

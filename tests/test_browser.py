@@ -33,16 +33,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(log: Path, env: dict):
+def streamlit_server(log: Path, env: dict, preexec_fn=None):
     """`streamlit run explorer/app.py` on a free port of 127.0.0.1, ready (health checked);
-    yields (url, process) and stops it afterwards. Server output goes to ``log``."""
+    yields (url, process) and stops it afterwards. Server output goes to ``log``;
+    ``preexec_fn`` runs in the server's process before it starts (e.g. to set rlimits)."""
     port = free_port()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "explorer/app.py", "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1",
              "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env})
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env},
+            preexec_fn=preexec_fn)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

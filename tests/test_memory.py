@@ -304,3 +304,14 @@ def test_predict_refuses_a_model_over_the_budget(monkeypatch, weights_dir):
     assert [c.value for c in at.caption if "needs about" in c.value] == [
         f"{estimate_inference(v, input_size=s).needs()} to load and run 1 photo(s)"
         for v, s in (("googlenet", 224), ("inception_v3", 299))]
+
+
+def test_a_job_the_running_ones_crowd_out_waits_instead_of_failing():
+    q = JobQueue(slots=2)
+    big = q.enter("big", reserve=80)
+    assert big.wait(0)
+    room = {"left": 100}
+    small = q.enter("small", reserve=30, fits=lambda reserved: reserved + 30 <= room["left"])
+    assert not small.wait(0.05) and small.place == 1  # 80 + 30 > 100: it waits, not refused
+    big.release()
+    assert small.wait(0)  # alone, it runs

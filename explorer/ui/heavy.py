@@ -22,10 +22,18 @@ def needs(estimate: Estimate, what: str = "") -> None:
     """The caption next to a button: "needs about 1.2 GiB", over budget said at once."""
     text = f"{what}{' ' if what else ''}{estimate.needs()} of memory ({estimate.parts()})"
     try:
-        check(estimate, reserved=HEAVY.reserved(estimate.device))
+        check(estimate)
     except MemoryRefused as err:
         text += f" · over what this server allows now ({fmt_bytes(err.budget.available)})"
     st.caption(text)
+
+
+def _fits(estimate: Estimate, reserved: int) -> bool:
+    try:
+        check(estimate, reserved=reserved)
+    except MemoryRefused:
+        return False
+    return True
 
 
 def cancelled(key: str) -> bool:
@@ -40,12 +48,13 @@ def run(label: str, estimate: Estimate, work: Callable[[], object], *, key: str,
         advice: str = ""):
     """``work()`` 's result once this request's turn comes, or None after showing why not."""
     device = estimate.device.split(":")[0]
-    try:
-        check(estimate, reserved=HEAVY.reserved(device), advice=advice)
+    try:  # what could never fit is refused at once; what the running jobs crowd out waits
+        check(estimate, advice=advice)
     except MemoryRefused as err:
         st.error(str(err), icon=":material/memory:")
         return None
-    ticket = HEAVY.enter(label, device=device, reserve=estimate.total)
+    ticket = HEAVY.enter(label, device=device, reserve=estimate.total,
+                         fits=lambda reserved: _fits(estimate, reserved))
     try:
         if not ticket.wait(0):
             box = st.empty()
