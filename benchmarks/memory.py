@@ -3,11 +3,12 @@
     python benchmarks/memory.py [--device cpu|cuda|all] [--cases inference|training|all] [--markdown]
 
 Each case runs in a fresh Python process: torch imported, its CPU kernels warmed up on a tiny
-convolution and the configuration validated (a meta-device pass, as the app does first), then the resident set (VmRSS) noted and the peak counter (VmHWM) reset; then
-the model is built with random weights and run once (inference: batch B without autograd;
-training: forward, backward and an SGD-with-momentum step). Measured = VmHWM - the RSS before
-the build; on a GPU, ``torch.cuda.max_memory_allocated()`` is measured as well (the estimate
-there has no runtime term calibrated on a GPU yet: see the ratio). Goal: estimate within 25 %.
+convolution and the configuration validated (a meta-device pass, as the app does first); then
+the resident set (VmRSS) is noted and the peak counter (VmHWM) reset; then the model is built
+with random weights and run once (inference: batch B without autograd; training: forward,
+backward and an SGD-with-momentum step). Measured = VmHWM - the RSS before the build; on a
+GPU, ``torch.cuda.max_memory_allocated()`` is measured instead (the estimate has no runtime
+term calibrated on a GPU yet: see the ratio). Goal: estimate within 25 %.
 """
 
 from __future__ import annotations
