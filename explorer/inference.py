@@ -264,8 +264,9 @@ class ModelCache:
                     self._models.move_to_end(key)
                     return self._models[key]
             loaded = load()
-            from .memory import track
-            track(loaded.model)  # the memory budget counts what the cache holds
+            if isinstance(getattr(loaded, "model", None), nn.Module):
+                from .memory import track
+                track(loaded.model)  # the memory budget counts what the cache holds
             with self._lock:
                 self._models[key] = loaded
                 self._evict()

@@ -75,8 +75,9 @@ def compare_row(variant: str, input_size: int | None) -> dict:
 @st.cache_resource(show_spinner="Building the model (random weights)...", max_entries=3)
 def model(variant: str, device: str, **config):
     """A built model in eval mode, shared by all sessions: run it, never change it."""
+    from explorer.memory import track
     config.pop("input_size", None)
-    return build(variant, device=device, **config)
+    return track(build(variant, device=device, **config))  # counted by the memory budget
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
