@@ -319,3 +319,15 @@ def test_a_job_the_running_ones_crowd_out_waits_instead_of_failing():
     assert not small.wait(0.05) and small.place == 1  # 80 + 30 > 100: it waits, not refused
     big.release()
     assert small.wait(0)  # alone, it runs
+
+
+def test_an_allocation_that_fails_anyway_is_a_message_not_a_crash(monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't "
+                           "allocate memory: you tried to allocate 123 bytes")
+    monkeypatch.setattr("explorer.timing.time_variant", fail)
+    at = clean(app("inspect", variant="googlenet", size="96"))
+    next(b for b in at.button if b.label.startswith("Time a forward pass")).click().run()
+    clean(at)
+    assert len(at.error) == 1 and at.error[0].value.startswith("timing googlenet ran out of memory")
+    assert not at.success

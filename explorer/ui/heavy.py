@@ -28,6 +28,13 @@ def needs(estimate: Estimate, what: str = "") -> None:
     st.caption(text)
 
 
+def out_of_memory(err: BaseException) -> bool:
+    """An allocation failure (CPU or GPU), as opposed to a bug."""
+    import torch
+    return isinstance(err, (MemoryError, torch.OutOfMemoryError)) or (
+        isinstance(err, RuntimeError) and "can't allocate memory" in str(err))
+
+
 def _fits(estimate: Estimate, reserved: int) -> bool:
     try:
         check(estimate, reserved=reserved)
@@ -71,6 +78,12 @@ def run(label: str, estimate: Estimate, work: Callable[[], object], *, key: str,
         return work()
     except MemoryRefused as err:
         st.error(str(err), icon=":material/memory:")
+        return None
+    except Exception as err:  # an allocation that failed anyway: say so, keep the server
+        if not out_of_memory(err):
+            raise
+        st.error(f"{label} ran out of memory although it was estimated to need about "
+                 f"{fmt_bytes(estimate.total)}: {err}", icon=":material/memory:")
         return None
     finally:
         ticket.release()
