@@ -70,8 +70,9 @@ def measure_all():
     timings = []
     for i, r in enumerate(rows):
         progress.progress(i / len(rows), text=f"building {r['variant']}...")
-        t = time_variant(r["variant"], input_size=r["input_size"], repeats=5, on_step=lambda k, n, i=i, r=r: (
-            progress.progress((i + k / n) / len(rows), text=f"{r['variant']}: run {k} of {n}")))
+        t = time_variant(r["variant"], input_size=r["input_size"], repeats=5,
+                         on_step=lambda k, n, i=i, r=r: progress.progress(
+                             (i + k / n) / len(rows), text=f"{r['variant']}: run {k} of {n}"))
         timings.append({"variant": r["variant"], "input": r["input_size"],
                         "median ms": t["median_ms"], "min ms": t["min_ms"], "max ms": t["max_ms"],
                         "runs": t["repeats"], "device": f"{t['device_name']}, {t['threads']} threads"})

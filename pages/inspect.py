@@ -93,12 +93,18 @@ need = memory.estimate_inference(choice.variant, device=choice.device, **choice.
 heavy.cancelled("time")
 clicked = st.button(f"Time a forward pass on {device_name} (batch 1, random weights)")
 heavy.needs(need, "Builds the model for real:")
-if clicked:
-    progress = st.empty()
-    t = heavy.run(f"timing {choice.variant}", need, key="time", work=lambda: time_variant(
-        choice.variant, device=choice.device, repeats=5, **choice.config,
-        on_step=lambda i, n: progress.progress(i / n, text=f"run {i} of {n}")))
+
+
+def timed():
+    progress = st.progress(0.0, text="building the model...")
+    t = time_variant(choice.variant, device=choice.device, repeats=5, **choice.config,
+                     on_step=lambda i, n: progress.progress(i / n, text=f"run {i} of {n}"))
     progress.empty()
+    return t
+
+
+if clicked:
+    t = heavy.run(f"timing {choice.variant}", need, timed, key="time")
     if t:
         st.success(f"median {t['median_ms']:.1f} ms (min {t['min_ms']:.1f}, max {t['max_ms']:.1f}) "
                    f"over {t['repeats']} runs after a warm-up, on {t['device_name']}"
