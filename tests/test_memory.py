@@ -335,3 +335,16 @@ def test_an_allocation_that_fails_anyway_is_a_message_not_a_crash(monkeypatch):
     clean(at)
     assert len(at.error) == 1 and at.error[0].value.startswith("timing googlenet ran out of memory")
     assert not at.success
+
+
+def test_the_graphs_latency_overlay_is_guarded_too(monkeypatch):
+    monkeypatch.setenv(memory.MEMORY_ENV, "1MiB")
+    at = clean(app("inspect", variant="googlenet", size="96"))
+    at.button_group(key="overlay").set_value("latency (CPU)").run()
+    assert any(estimate_inference("googlenet", input_size=96).needs() in c.value
+               for c in clean(at).caption)
+    at.button(key="time_blocks").click().run()
+    clean(at)
+    assert any("needs about" in e.value and "INCEPTION_EXPLORER_MAX_MEMORY" in e.value
+               for e in at.error)
+    assert '"legend_title": "measured latency:"' not in at.get("bidi_component")[0].proto.json
