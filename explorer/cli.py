@@ -314,21 +314,10 @@ def cmd_signal(args, out) -> None:
 
 
 def race_configs(names, args) -> list:
-    """VARIANT or VARIANT@SCALE, with the shared options; --scale goes to residual networks."""
-    from .lab import LabConfig
-    from .variants import ConfigError
+    from .lab.present import parse_network
 
-    configs = []
-    for name in names:
-        variant, _, scale = name.partition("@")
-        try:
-            scale = float(scale) if scale else args.scale if "resnet" in variant else None
-        except ValueError:
-            raise ConfigError(f"expected VARIANT@SCALE such as inception_resnet_v2@0.1, "
-                              f"got {name!r}") from None
-        configs.append(LabConfig(variant, args.width, args.repeats, scale, args.input_size,
-                                 args.layout))
-    return configs
+    return [parse_network(name, width=args.width, repeats=args.repeats, input_size=args.input_size,
+                          scale=args.scale, layout=args.layout) for name in names]
 
 
 def cmd_race(args, out) -> None:
