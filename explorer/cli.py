@@ -115,7 +115,7 @@ def make_parser() -> Parser:
     p = sub.add_parser("race", help="Lab: train networks side by side on real MNIST digits")
     p.add_argument("variants", nargs="+", metavar="VARIANT[@SCALE]")
     _lab_options(p)
-    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--steps", type=int, default=400, help="training steps (batch 32)")
     p.add_argument("--seeds", type=_csv_ints, default=(0,), help="e.g. 0,1,2")
     p.add_argument("--optimizer", default="rmsprop", help="rmsprop (the papers' recipe) or adam")
     p.add_argument("--batch", type=int, default=32)

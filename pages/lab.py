@@ -7,9 +7,17 @@ import streamlit as st
 from explorer.lab import RECIPES, make_request
 from explorer.lab.charts import race_figure, signal_figure
 from explorer.lab.data import SOURCE
-from explorer.lab.present import SECTIONS, measured_result, network_choices, parse_network, summary_rows
+from explorer.lab.present import (
+    SECTIONS,
+    finding_text,
+    measured_result,
+    network_choices,
+    parse_network,
+    summary_rows,
+)
 from explorer.lab.probe import cached_signal
 from explorer.lab.queue import DONE, FAILED, STOPPED, get_queue
+from explorer.lab.training import DEFAULT_STEPS
 from explorer.variants import ConfigError
 
 
@@ -59,14 +67,14 @@ st.caption(
 st.header("2. A training race")
 who = st.session_state.setdefault("lab_who", uuid.uuid4().hex)
 with st.form("race"):
-    a, b, c = st.columns(3)
+    a, b, c = st.columns([2, 1, 1])
     networks = a.multiselect("Networks (VARIANT@SCALE: residual scale)", network_choices(),
                              default=["inception_v4", "inception_resnet_v2"], key="lab_networks")
     optimizer = a.radio("Optimizer", list(RECIPES), key="lab_optimizer",
                         format_func=lambda k: {"rmsprop": "the papers' recipe (RMSProp)",
                                                "adam": "Adam"}[k])
     race_width = b.selectbox("Width multiplier", (0.1, 0.25, 0.5), index=1, key="lab_width")
-    steps = b.number_input("Steps (batch 32)", 1, 2000, 300, key="lab_steps")
+    steps = b.number_input("Steps (batch 32)", 1, 2000, DEFAULT_STEPS, key="lab_steps")
     seeds = c.multiselect("Seeds", list(range(5)), default=[0], key="lab_seeds")
     target = c.slider("Target validation accuracy", 0.5, 0.99, 0.9, 0.01, key="lab_target")
     started = st.form_submit_button("Start race", type="primary", icon=":material/sprint:")
@@ -125,7 +133,7 @@ measured = measured_result()
 if measured is None:
     st.info("The default race has not been measured yet (assets/lab/default_race.json).")
 else:
-    st.markdown(measured["finding"])
+    st.markdown(finding_text(measured["summary"]))
     st.dataframe(summary_rows(measured["summary"]), hide_index=True, key="lab_measured")
     st.plotly_chart(race_figure(measured["runs"]), key="lab_measured_chart")
     st.caption(f"Measured: {measured['conditions']} The claims it tests: {link('speed')}; "

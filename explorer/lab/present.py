@@ -62,3 +62,17 @@ def measured_result() -> dict | None:
         return json.loads(MEASURED.read_text())
     except (OSError, ValueError):
         return None
+
+
+def finding_text(summary: list[dict]) -> str:
+    """The measured race in words: steps to the target and final accuracy per network."""
+    parts = []
+    for s in summary:
+        n, st, acc = len(s["seeds"]), s["steps_to_target"], s["final_val_acc"]
+        reached = (f"reached {100 * s['target_acc']:.0f} % validation accuracy in "
+                   f"{st['mean']:.0f} ± {st['std']:.0f} steps ({s['reached']} of {n} seeds)"
+                   if st["mean"] is not None else
+                   f"did not reach {100 * s['target_acc']:.0f} % in {s['steps']} steps (0 of {n} seeds)")
+        parts.append(f"**{s['label']}** {reached}; after {s['steps']} steps "
+                     f"{100 * acc['mean']:.1f} ± {100 * acc['std']:.1f} %")
+    return "; ".join(parts) + " (mean ± sample standard deviation over seeds)."

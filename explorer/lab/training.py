@@ -39,7 +39,7 @@ THREADS = 1
 MAX_CONFIGS, MAX_SEEDS, MAX_STEPS = 4, 5, 5000
 MAX_WIDTH = 1.0      # the Lab is for small networks; 1.0 is already ~60x slower than 0.25
 DEFAULT_CONFIGS = (LabConfig("inception_v4"), LabConfig("inception_resnet_v2"))
-DEFAULT_STEPS, DEFAULT_BATCH, DEFAULT_TARGET, DEFAULT_POINTS = 300, 32, 0.9, 12
+DEFAULT_STEPS, DEFAULT_BATCH, DEFAULT_TARGET, DEFAULT_POINTS = 400, 32, 0.9, 12
 
 
 @dataclass(frozen=True)
@@ -325,10 +325,12 @@ def race(request: RaceRequest, *, on_progress: Callable[[dict], None] | None = N
                     runs.append(hit)
                     done += request.steps
                 else:
+                    if should_stop():  # building and the first evaluation take seconds: ask first
+                        return {"runs": runs, "summary": summarize(runs, request.target),
+                                "stopped": True}
                     live.append(_Trainer(cfg, seed, request))
-            for t in live:
-                t.start()
-            report(live)
+                    live[-1].start()
+                    report(live)
             for until in range(request.eval_every, request.steps + request.eval_every,
                                request.eval_every):
                 until = min(until, request.steps)
