@@ -7,6 +7,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from test_browser import CHROMIUM, IDLE, PLOT, screenshot, settle, streamlit_server
 
+from explorer.lab.present import measured_result
+
 APP = str(Path(__file__).resolve().parents[1] / "explorer" / "app.py")
 EXCEPTION = "[data-testid='stException']"
 
@@ -48,6 +50,13 @@ def test_lab_page_shows_signal_race_form_and_the_finding(lab_cache):
     assert "Inception-v4" in chart and "Inception-ResNet-v2" in chart
     text = " ".join(m.value for m in [*at.markdown, *at.caption])
     assert "arxiv.org/abs/1602.07261" in text and "mlxtend" in text
+    # the measured default race, in words and as a table, from assets/lab/default_race.json
+    measured = measured_result()
+    assert len(measured["runs"]) >= 6 and {r["seed"] for r in measured["runs"]} >= {0, 1, 2}
+    finding = next(m.value for m in at.markdown if "validation accuracy" in m.value)
+    for s in measured["summary"]:
+        assert s["label"] in finding and f"{100 * s['final_val_acc']['mean']:.1f} ±" in finding
+    assert list(at.dataframe[-1].value["network"]) == [s["label"] for s in measured["summary"]]
     at.segmented_control(key="lab_compare").set_value("Residual scale 1.0 / 0.3 / 0.1")
     at.selectbox(key="lab_sig_width").set_value(0.1)
     spec = clean(at.run()).get("plotly_chart")[0].proto.spec
@@ -98,7 +107,7 @@ def test_lab_page_in_a_browser(lab_tab):
     # a race starts, shows its progress, and stops on the stop button (AppTest runs one to the end)
     tab.get_by_role("button", name="Start race").click()
     tab.wait_for_selector("[data-testid='stProgress']")
-    tab.get_by_role("button", name="Stop").click()
+    tab.locator(".st-key-lab_stop button").click()  # not the header's own "Stop"
     tab.wait_for_selector("text=Stopped", timeout=300_000)
     tab.wait_for_selector(IDLE)
     assert tab.locator(EXCEPTION).count() == 0

@@ -45,6 +45,8 @@ def summary_rows(summary: list[dict]) -> list[dict]:
     def fmt(stats, scale=1.0, digits=0):
         if stats["mean"] is None:
             return "not reached"
+        if sum(v is not None for v in stats["per_seed"]) == 1:  # one value has no spread
+            return f"{scale * stats['mean']:.{digits}f}"
         return f"{scale * stats['mean']:.{digits}f} ± {scale * stats['std']:.{digits}f}"
 
     return [{"network": s["label"], "seeds": len(s["seeds"]),
@@ -69,8 +71,9 @@ def finding_text(summary: list[dict]) -> str:
     parts = []
     for s in summary:
         n, st, acc = len(s["seeds"]), s["steps_to_target"], s["final_val_acc"]
+        spread = f" ± {st['std']:.0f}" if s["reached"] > 1 else ""
         reached = (f"reached {100 * s['target_acc']:.0f} % validation accuracy in "
-                   f"{st['mean']:.0f} ± {st['std']:.0f} steps ({s['reached']} of {n} seeds)"
+                   f"{st['mean']:.0f}{spread} steps ({s['reached']} of {n} seeds)"
                    if st["mean"] is not None else
                    f"did not reach {100 * s['target_acc']:.0f} % in {s['steps']} steps (0 of {n} seeds)")
         parts.append(f"**{s['label']}** {reached}; after {s['steps']} steps "
