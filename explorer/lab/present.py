@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+from ..resources import resource
 from ..variants import ConfigError
 from .config import LAB_VARIANTS, LabConfig
 
-MEASURED = Path(__file__).resolve().parents[2] / "assets" / "lab" / "default_race.json"
+MEASURED = resource("assets") / "lab" / "default_race.json"
 V4 = "https://arxiv.org/abs/1602.07261"
 SECTIONS = {
     "speed": ("Inception-v4 paper, Section 5 and Figures 21-26: residual networks reach a given "
