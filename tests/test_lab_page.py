@@ -114,3 +114,36 @@ def test_lab_page_in_a_browser(lab_tab):
     tab.set_viewport_size({"width": 1280, "height": 720})
     tab.get_by_text("Stopped").scroll_into_view_if_needed()
     tab.screenshot(path=Path(__file__).resolve().parents[1] / "assets" / "screenshots" / "lab_720.png")
+
+
+def test_lab_page_shows_its_place_in_line_and_leaves_it(lab_cache, monkeypatch):
+    """While another race trains on the server, a new one waits and says where it stands; its
+    stop button takes it out of the line."""
+    import threading
+
+    from explorer.lab import LabConfig, make_request
+    from explorer.lab.queue import QUEUED, STOPPED, get_queue
+
+    queue = get_queue()
+    release = threading.Event()
+    real_runner = queue._runner
+
+    def held(request, on_progress, should_stop):  # the other race, held until we are done
+        release.wait(60)
+        return {"runs": [], "summary": [], "stopped": True}
+
+    monkeypatch.setattr(queue, "_runner", held)
+    other = queue.submit(make_request([LabConfig("inception_v4", width=0.1, repeats=(1, 1, 1))],
+                                      steps=3, device="cpu"), who="someone else")
+    try:
+        at = start(clean(lab_app()), lab_networks=["inception_resnet_v1"], lab_width=0.1, lab_steps=2)
+        assert any("yours is number 1 in line" in i.value for i in at.info)
+        job = at.session_state["lab_job"]
+        assert job.status == QUEUED
+        at.button(key="lab_stop").click()
+        clean(at.run())
+        assert job.status == STOPPED and queue.place(job) == -1
+    finally:
+        release.set()
+        other.wait(60)
+        monkeypatch.setattr(queue, "_runner", real_runner)
