@@ -305,6 +305,10 @@ def race(request: RaceRequest, *, on_progress: Callable[[dict], None] | None = N
     after every chunk. Returns ``{"runs", "summary", "stopped"}``; a stopped race returns what
     it has and caches only finished runs.
     """
+    if request.device == "cuda":
+        # cuDNN's deterministic kernels (its fastest ones may sum in any order); the cache keeps
+        # GPU and CPU runs apart, since their float rounding differs anyway
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     runs: list[dict] = []
     total = len(request.seeds) * len(request.configs) * request.steps
     done, trained, started = 0, 0, time.perf_counter()
