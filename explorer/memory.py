@@ -43,7 +43,8 @@ FREE_MARGIN = 0.9        # never plan to use more than this share of what the ke
 RUNTIME_BYTES = 32 * 2**20
 RUNTIME_SHARE = 0.05     # of weights + activations
 TRAIN_ACTIVATION_FACTOR = 1.1
-OPTIMIZER_STATES = {"sgd": 0, "sgd_momentum": 1, "adam": 2, "adamw": 2}  # copies of the weights
+# copies of the weights an optimizer keeps (RMSprop: squares, and momentum when it has one)
+OPTIMIZER_STATES = {"sgd": 0, "sgd_momentum": 1, "rmsprop": 2, "adam": 2, "adamw": 2}
 
 
 class MemoryRefused(ConfigError):

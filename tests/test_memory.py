@@ -348,3 +348,16 @@ def test_the_graphs_latency_overlay_is_guarded_too(monkeypatch):
     assert any("needs about" in e.value and "INCEPTION_EXPLORER_MAX_MEMORY" in e.value
                for e in at.error)
     assert '"legend_title": "measured latency:"' not in at.get("bidi_component")[0].proto.json
+
+
+def test_the_labs_race_is_guarded_too(monkeypatch, capsys, tmp_path):
+    from explorer.lab.training import make_request
+
+    monkeypatch.setenv("INCEPTION_EXPLORER_CACHE", str(tmp_path / "cache"))
+    assert len(make_request().configs) == 2  # the default race fits the default budget
+    monkeypatch.setenv(memory.MEMORY_ENV, "50MiB")
+    with pytest.raises(MemoryRefused, match=r"a race of 2 network\(s\) training side by side"):
+        make_request()
+    code = main(["race", "inception_v4", "--steps", "1"])  # refused before any training
+    err = capsys.readouterr().err
+    assert code == 2 and "INCEPTION_EXPLORER_MAX_MEMORY=50MiB" in err and "fewer networks" in err
