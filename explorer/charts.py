@@ -39,7 +39,8 @@ def arxiv_month(arxiv: str) -> date:
 def table_records(result: dict) -> list[dict]:
     """The per-row table: shapes as "C x H x W" text, numbers kept numeric (sortable)."""
     return [{"name": r["name"], "kind": r["kind"], "output": shape_text(r["output_shape"]),
-             "params": r["params"], "MACs": r["macs"], "MACs %": 100 * r["macs_share"],
+             "params": r["params"], "bn_params": r.get("bn_params", 0), "MACs": r["macs"],
+             "MACs %": 100 * r["macs_share"],
              "params %": 100 * r["params_share"], "input": shape_text(r["input_shape"]),
              "activation KiB": r["activation_bytes"] / 1024, "figure": r["figure"]}
             for r in result["rows"]]

@@ -141,19 +141,20 @@ def cmd_summary(args, out) -> None:
         return
     rows = result["rows"]
     if args.csv:
-        from .export import csv_text
-        out.write(csv_text(rows))
+        from .export import analysis_csv
+        out.write(analysis_csv(result))
         return
     out.write(f"{result['variant']} ({result['layout']} layout) at {result['input_size']}x"
               f"{result['input_size']}, depth {result['depth']}\n")
-    out.write(f"{'name':<44} {'kind':<18} {'output':>16} {'params':>12} {'MACs':>15} "
-              f"{'%MACs':>6}\n")
+    out.write(f"{'name':<44} {'kind':<18} {'output':>16} {'params':>12} {'bn_params':>9} "
+              f"{'MACs':>15} {'%MACs':>6}\n")
     for r in rows:
         shape = "x".join(map(str, r["output_shape"]))
         out.write(f"{r['name'][:44]:<44} {r['kind'][:18]:<18} {shape:>16} {r['params']:>12,} "
-                  f"{r['macs']:>15,} {100 * r['macs_share']:>6.1f}\n")
+                  f"{r['bn_params']:>9,} {r['macs']:>15,} {100 * r['macs_share']:>6.1f}\n")
     total_macs = result["total_macs"]
-    out.write(f"total params {result['total_params']:,}; total MACs {total_macs:,} "
+    out.write(f"total params {result['total_params']:,} (BatchNorm scale and shift: "
+              f"{result['total_bn_params']:,} of them); total MACs {total_macs:,} "
               f"({total_macs / 1e9:.3f} G); {result['macs_convention']}\n")
 
 
