@@ -3,7 +3,7 @@ compare rows: pure functions, testable without Streamlit."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -49,26 +49,28 @@ def table_records(result: dict) -> list[dict]:
 def timeline(rows: list[dict]) -> go.Figure:
     """The family over time: arXiv month vs MACs, marker area ~ parameters.
 
+    Networks of one paper share its date (v2 and v3; v4 and both Inception-ResNets); their
+    labels alternate right and left, by cost, so that they stay readable.
     ``rows``: dicts with title, arxiv, total_macs, total_params and top1 (or None).
     """
     fig = go.Figure()
-    seen: dict[date, int] = {}
     for r in rows:
-        month = arxiv_month(r["arxiv"])
-        nth = seen[month] = seen.get(month, -1) + 1  # spread a paper's variants a little
+        paper = sorted((o for o in rows if o["arxiv"] == r["arxiv"]), key=lambda o: o["total_macs"])
+        side = ("middle right", "middle left")[paper.index(r) % 2]
         top1 = f"{r['top1']:.1f} %" if r.get("top1") is not None else "none published"
         fig.add_trace(go.Scatter(
-            x=[month + timedelta(days=24 * nth)], y=[r["total_macs"] / 1e9], mode="markers+text",
-            name=short_title(r["title"]), text=[short_title(r["title"])],
-            textposition=("top center", "bottom center", "middle right")[nth % 3],
-            marker={"size": 10 + 4 * (r["total_params"] / 1e6) ** 0.5, "opacity": 0.8},
+            x=[arxiv_month(r["arxiv"])], y=[r["total_macs"] / 1e9], mode="markers+text",
+            name=short_title(r["title"]), text=[short_title(r["title"])], textposition=side,
+            textfont={"size": 14},
+            marker={"size": 10 + 4 * (r["total_params"] / 1e6) ** 0.5, "opacity": 0.7},
             hovertemplate=(f"<b>{r['title']}</b><br>arXiv {r['arxiv']}<br>%{{y:.2f}} GMACs, "
                            f"{r['total_params'] / 1e6:.1f} M params<br>top-1 {top1}<extra></extra>")))
-    fig.update_layout(showlegend=False, margin=MARGIN, height=380,
+    fig.update_layout(showlegend=False, margin=MARGIN, height=420,
                       title="The Inception family: cost by publication date (marker size ~ params)",
-                      xaxis_title="arXiv submission", yaxis_title="GMACs at native input")
+                      xaxis_title="arXiv submission (one paper, one date)",
+                      yaxis_title="GMACs at native input")
     fig.update_yaxes(range=[0, 1.2 * max(r["total_macs"] for r in rows) / 1e9])
-    fig.update_xaxes(range=[date(2014, 6, 1), date(2016, 8, 1)])
+    fig.update_xaxes(range=[date(2014, 3, 1), date(2016, 9, 1)], tickformat="%b %Y")
     return fig
 
 
@@ -127,20 +129,44 @@ def accuracy_vs_macs(rows: list[dict]) -> go.Figure:
     return fig
 
 
+# A stage's role in the network, its legend text and colour (Inception A/B/C: the first, second
+# and third grid of Inception blocks; GoogLeNet and BN-Inception number them 3, 4, 5).
+ROLES = {"stem": ("stem", "#969696"), "A": ("Inception A (GoogLeNet: 3)", "#6baed6"),
+         "reduction": ("reduction / pool", "#fd8d3c"), "B": ("Inception B (4)", "#3182bd"),
+         "C": ("Inception C (5)", "#08519c"), "aux": ("auxiliary head", "#bcbddc"),
+         "head": ("head", "#e6550d")}
+
+
+def stage_role(name: str) -> str:
+    """"inception_resnet_b" -> "B", "pool_3" / "reduction_a" -> "reduction", "inception_3" -> "A"."""
+    if name in ("stem", "head"):
+        return name
+    if name.startswith(("reduction", "pool")):
+        return "reduction"
+    if name.startswith("aux"):
+        return "aux"
+    last = name.rsplit("_", 1)[-1]
+    return {"a": "A", "3": "A", "b": "B", "4": "B", "c": "C", "5": "C"}.get(last, "B")
+
+
 def stage_macs(stage_results: dict[str, dict]) -> go.Figure:
-    """Stacked bars: each variant's MACs split by stage (``{variant: stage-depth analysis}``)."""
-    stages: list[str] = []
-    for result in stage_results.values():
-        stages += [r["name"] for r in result["rows"] if r["name"] not in stages]
+    """Stacked bars: each variant's MACs split by stage (``{variant: stage-depth analysis}``),
+    stacked in network order (stem at the bottom), coloured by role, one legend entry a role."""
     fig = go.Figure()
-    variants = list(stage_results)
-    for stage in stages:
-        y = [next((r["macs"] / 1e9 for r in stage_results[v]["rows"] if r["name"] == stage), 0)
-             for v in variants]
-        fig.add_trace(go.Bar(x=variants, y=y, name=stage,
-                             hovertemplate=f"{stage}: %{{y:.3f}} GMACs<extra>%{{x}}</extra>"))
-    fig.update_layout(barmode="stack", title="Where the MACs go, stage by stage",
-                      yaxis_title="GMACs", margin=MARGIN, height=420)
+    shown: set[str] = set()
+    for variant, result in stage_results.items():
+        for r in result["rows"]:  # rows come in network order; traces stack in trace order
+            role = stage_role(r["name"])
+            label, colour = ROLES[role]
+            fig.add_trace(go.Bar(
+                x=[variant], y=[r["macs"] / 1e9], name=label, legendgroup=role,
+                showlegend=role not in shown, marker_color=colour,
+                legendrank=1000 - 10 * list(ROLES).index(role),  # head on top, as in the stack
+                marker_line={"color": "white", "width": 1},
+                hovertemplate=f"{r['name']}: %{{y:.3f}} GMACs<extra>%{{x}}</extra>"))
+            shown.add(role)
+    fig.update_layout(barmode="stack", title="Where the MACs go, stage by stage (stem at the bottom)",
+                      yaxis_title="GMACs", margin=MARGIN, height=420, legend={"title": "role"})
     return fig
 
 
