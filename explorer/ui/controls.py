@@ -24,9 +24,8 @@ class Choice:
     device: str = "cpu"
 
 
-# Inspect's settings and their reference values (what Overview's cards show).
-INSPECT_REFERENCE = {"size": None, "width": 1.0, "classes": 1000, "aux": False, "scale": None,
-                     **dict.fromkeys(REPEAT_KEYS), "depth": "block", "device": CPU}
+# Inspect's settings besides variant and layout (their defaults: what Overview's cards show).
+INSPECT_REFERENCE = ("size", "width", "classes", "aux", "scale", *REPEAT_KEYS, "depth", "device")
 URL_NOTES = "_url_notes"
 
 
@@ -47,10 +46,8 @@ def open_in_inspect(variant: str) -> None:
     pages and that state wins over a link's query parameters: set both, then switch."""
     st.session_state["variant"] = variant
     st.session_state["layout"] = VARIANTS[variant].default_layout
-    for key, value in INSPECT_REFERENCE.items():
-        if key in st.session_state:
-            st.session_state[key] = value
-    st.session_state.pop("block", None)
+    for key in (*INSPECT_REFERENCE, "block"):  # forgotten: the widgets start at their defaults
+        st.session_state.pop(key, None)
     st.session_state.pop(URL_NOTES, None)
     st.switch_page(page("inspect"), query_params={"variant": variant})
 
@@ -221,3 +218,58 @@ def _alias_layout(snapshot: dict[str, list[str]]) -> None:
     layout = (snapshot.get("layout") or [""])[-1]
     if info is not None and layout in info.aliases:
         st.query_params["layout"] = snapshot["layout"] = [info.aliases[layout]]
+
+
+# -- Compare -----------------------------------------------------------------------------------
+
+COMPARE_DEFAULT = ["inception_v3", "inception_v4", "inception_resnet_v2"]
+COMPARE_REPEATS = ("compare_rep_1", "compare_rep_2", "compare_rep_3")
+
+
+@dataclass
+class CompareChoice:
+    variants: list[str]
+    input_size: int | None
+    options: dict = field(default_factory=dict)  # layout, width, num_classes, scale, repeats
+
+
+def compare_controls() -> CompareChoice:
+    """Compare's controls: the variants, then the build options Inspect offers, each applied
+    to the variants it fits (``cli.compare_config`` says which it skips). URL-bound."""
+    snapshot = url_snapshot()
+    left, right = st.columns([3, 1])
+    chosen = left.multiselect("Variants", list(VARIANTS), default=COMPARE_DEFAULT,
+                              key="variants", bind="query-params")
+    size = right.number_input("Input size (px)", min_value=1, max_value=4096, value=None, step=1,
+                              key="compare_size", bind="query-params",
+                              placeholder="each one's native size")
+    cols = st.columns([1.2, 1, 1, 1, 0.7, 0.7, 0.7])
+    layout = cols[0].selectbox("Layout", ("released", "paper"), key="compare_layout",
+                               bind="query-params", help="paper: for the variants that have one")
+    width = cols[1].number_input("Width multiplier", min_value=0.05, max_value=4.0, value=1.0,
+                                 step=0.25, key="compare_width", bind="query-params")
+    classes = cols[2].number_input("Classes", min_value=1, max_value=100_000, value=1000, step=1,
+                                   key="compare_classes", bind="query-params")
+    scale = cols[3].number_input("Residual scale", min_value=0.01, max_value=1.0, value=None,
+                                 step=0.05, key="compare_scale", bind="query-params",
+                                 placeholder="reference",
+                                 help="Inception-ResNet only; empty = the reference scales")
+    reps = [col.number_input(f"blocks {stage}", min_value=1, max_value=64, value=None, step=1,
+                             key=key, bind="query-params", placeholder="ref.",
+                             help=f"Inception {stage} blocks, for v4 and the Inception-ResNets; "
+                                  "empty = each one's reference")
+            for col, key, stage in zip(cols[4:], COMPARE_REPEATS, "ABC")]
+    options = {"layout": layout}
+    if width != 1.0:
+        options["width"] = float(width)
+    if classes != 1000:
+        options["num_classes"] = int(classes)
+    if scale is not None:
+        options["scale"] = float(scale)
+    if any(r is not None for r in reps):
+        options["repeats"] = tuple(None if r is None else int(r) for r in reps)
+    shown = {"variants": chosen, "compare_size": size, "compare_layout": layout,
+             "compare_width": width, "compare_classes": classes, "compare_scale": scale,
+             **dict(zip(COMPARE_REPEATS, reps))}
+    show_url_notes("compare", snapshot, shown)
+    return CompareChoice(chosen, None if size is None else int(size), options)
