@@ -15,8 +15,8 @@ st.markdown("Seven networks of the Inception family, from GoogLeNet (2014) to In
 
 rows = data.overview()
 st.plotly_chart(charts.timeline(rows))
-st.caption(f"Params and MACs: each variant's default layout at its native input size. "
-           f"{MACS_NOTE}.")
+st.caption(f"Params and MACs: each variant's default layout at its native input size. Params "
+           f"include BatchNorm's scale and shift. {MACS_NOTE}.")
 
 for start in range(0, len(rows), 4):
     for col, r in zip(st.columns(4), rows[start:start + 4]):
