@@ -194,3 +194,44 @@ def top_k_bars(top: list[dict], title: str = "") -> go.Figure:
     fig.update_layout(title=title, margin=MARGIN, height=60 + 36 * len(top),
                       xaxis={"title": "probability (%)", "range": [0, 100]})
     return fig
+
+
+def kernel_diagram(n: int, stacked: bool = False) -> go.Figure:
+    """Two receptive fields of the same size, side by side, one cell per input pixel.
+
+    Left: one n x n kernel (n² weights). Right, ``stacked=False``: a 1 x n conv (one row) then
+    an n x 1 conv (one column) over its outputs: 2n weights, the n x n field still covered.
+    ``stacked=True`` (n = 5): two 3x3 convs, 2 x 9 = 18 weights for the 5 x 5 field.
+    """
+    fig = go.Figure()
+    gap = 2
+    mid = n // 2
+
+    def cell(x0, y0, colour, line="white"):
+        fig.add_shape(type="rect", x0=x0, x1=x0 + 1, y0=y0, y1=y0 + 1, fillcolor=colour,
+                      line={"color": line, "width": 2})
+
+    for i in range(n):
+        for j in range(n):
+            cell(i, j, "#6baed6")  # left: every weight of the n x n kernel
+            if stacked:  # the second 3x3 sees 3x3 outputs of the first: the centre 3x3
+                inner = abs(i - mid) <= 1 and abs(j - mid) <= 1
+                cell(n + gap + i, j, "#fd8d3c" if inner else "#fdd0a2")
+            else:
+                colour = ("#31a354" if i == mid else "#fd8d3c" if j == mid else "#fdd0a2")
+                cell(n + gap + i, j, colour)
+    if stacked:
+        left, right = (f"one {n}x{n}: {n * n} weights",
+                       f"3x3 then 3x3: 2 x 9 = 18 weights, field still {n}x{n}")
+    else:
+        left, right = (f"one {n}x{n}: n² = {n * n} weights",
+                       f"1x{n} (orange) then {n}x1 (green): 2n = {2 * n} weights, "
+                       f"field still {n}x{n}")
+    for x, text in ((n / 2, left), (n + gap + n / 2, right)):
+        fig.add_annotation(x=x, y=n + 0.3, text=text, showarrow=False, yanchor="bottom",
+                           font={"size": 13})
+    fig.update_xaxes(visible=False, range=[-0.5, 2 * n + gap + 0.5], constrain="domain")
+    fig.update_yaxes(visible=False, range=[-0.5, n + 1.6], scaleanchor="x")
+    fig.update_layout(margin={"l": 0, "r": 0, "t": 10, "b": 0}, height=220, showlegend=False,
+                      plot_bgcolor="rgba(0,0,0,0)")
+    return fig

@@ -40,16 +40,28 @@ def _variant_changed() -> None:
             st.session_state[key] = value
 
 
-def open_in_inspect(variant: str) -> None:
+def open_in_inspect(variant: str, depth: str | None = None, block: str | None = None) -> None:
     """Show ``variant`` on the Inspect page in its reference configuration (the one Overview's
-    card describes), whatever Inspect showed before. URL-bound widgets keep their state across
-    pages and that state wins over a link's query parameters: set both, then switch."""
+    card describes), whatever Inspect showed before; optionally at a depth, with a block
+    selected. URL-bound widgets keep their state across pages and that state wins over a
+    link's query parameters: set both, then switch."""
     st.session_state["variant"] = variant
     st.session_state["layout"] = VARIANTS[variant].default_layout
     for key in (*INSPECT_REFERENCE, "block"):  # forgotten: the widgets start at their defaults
         st.session_state.pop(key, None)
     st.session_state.pop(URL_NOTES, None)
-    st.switch_page(page("inspect"), query_params={"variant": variant})
+    if block is not None:
+        st.session_state["block"] = block
+    query = {"variant": variant} if depth is None else {"variant": variant, "depth": depth}
+    st.switch_page(page("inspect"), query_params=query)
+
+
+def inspect_link(label: str, variant: str, depth: str | None = None, block: str | None = None,
+                 key: str | None = None, container=st) -> None:
+    """A link-like button that opens an Inspect view (``open_in_inspect``)."""
+    if container.button(label, key=key or f"open_{variant}_{depth}_{block}", type="tertiary",
+                        icon=":material/account_tree:", help="open this view on the Inspect page"):
+        open_in_inspect(variant, depth, block)
 
 
 # -- links with values the page cannot take ----------------------------------------------------
