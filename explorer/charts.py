@@ -46,17 +46,36 @@ def table_records(result: dict) -> list[dict]:
             for r in result["rows"]]
 
 
+def name_width(result: dict, px_per_char: int = 8, most: int = 380) -> int:
+    """Pixels for the table's name column to show its longest name whole (a projector's
+    1280x720 leaves no room for a hover to read a cut name)."""
+    longest = max((len(r["name"]) for r in result["rows"]), default=4)
+    return min(most, px_per_char * longest + 24)
+
+
 def timeline(rows: list[dict]) -> go.Figure:
     """The family over time: arXiv month vs MACs, marker area ~ parameters.
 
     Networks of one paper share its date (v2 and v3; v4 and both Inception-ResNets); their
-    labels alternate right and left, by cost, so that they stay readable.
+    labels are placed apart so that they stay readable.
     ``rows``: dicts with title, arxiv, total_macs, total_params and top1 (or None).
     """
     fig = go.Figure()
+    papers = sorted({r["arxiv"] for r in rows})
+    top = max(r["total_macs"] for r in rows)
     for r in rows:
+        # labels right of the markers, left where the next paper came within three months
+        # (v2/v3 in Dec 2015, v4 in Feb 2016); two networks of one paper with close costs: the
+        # cheaper one's label below, the other's above
+        month = arxiv_month(r["arxiv"])
+        soon = any(0 < (arxiv_month(p) - month).days <= 92 for p in papers)
+        side = "left" if soon else "right"
         paper = sorted((o for o in rows if o["arxiv"] == r["arxiv"]), key=lambda o: o["total_macs"])
-        side = ("middle right", "middle left")[paper.index(r) % 2]
+        i = paper.index(r)
+        close = [abs(o["total_macs"] - r["total_macs"]) < 0.1 * top for o in paper]
+        above = i > 0 and close[i - 1] and paper[i - 1] is not r
+        below = i + 1 < len(paper) and close[i + 1]
+        side = f"{'top' if above else 'bottom' if below else 'middle'} {side}"
         top1 = f"{r['top1']:.1f} %" if r.get("top1") is not None else "none published"
         fig.add_trace(go.Scatter(
             x=[arxiv_month(r["arxiv"])], y=[r["total_macs"] / 1e9], mode="markers+text",
@@ -204,7 +223,7 @@ def kernel_diagram(n: int, stacked: bool = False) -> go.Figure:
     ``stacked=True`` (n = 5): two 3x3 convs, 2 x 9 = 18 weights for the 5 x 5 field.
     """
     fig = go.Figure()
-    gap = 2
+    gap = max(3, n // 2)
     mid = n // 2
 
     def cell(x0, y0, colour, line="white"):
@@ -221,14 +240,11 @@ def kernel_diagram(n: int, stacked: bool = False) -> go.Figure:
                 colour = ("#31a354" if i == mid else "#fd8d3c" if j == mid else "#fdd0a2")
                 cell(n + gap + i, j, colour)
     if stacked:
-        left, right = (f"one {n}x{n}: {n * n} weights",
-                       f"3x3 then 3x3: 2 x 9 = 18 weights, field still {n}x{n}")
+        left, right = f"{n}x{n}: {n * n} weights", "3x3 + 3x3: 18 weights"
     else:
-        left, right = (f"one {n}x{n}: n² = {n * n} weights",
-                       f"1x{n} (orange) then {n}x1 (green): 2n = {2 * n} weights, "
-                       f"field still {n}x{n}")
+        left, right = f"{n}x{n}: {n * n} weights", f"1x{n} + {n}x1: {2 * n} weights"
     for x, text in ((n / 2, left), (n + gap + n / 2, right)):
-        fig.add_annotation(x=x, y=n + 0.3, text=text, showarrow=False, yanchor="bottom",
+        fig.add_annotation(x=x, y=n + 0.2, text=text, showarrow=False, yanchor="bottom",
                            font={"size": 13})
     fig.update_xaxes(visible=False, range=[-0.5, 2 * n + gap + 0.5], constrain="domain")
     fig.update_yaxes(visible=False, range=[-0.5, n + 1.6], scaleanchor="x")

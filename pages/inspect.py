@@ -63,7 +63,7 @@ with table_col:
         column_order=("name", "output", "params", "MACs", "MACs %", "bn_params", "kind",
                       "params %", "input", "activation KiB", "figure"),
         column_config={
-            "name": st.column_config.TextColumn(pinned=True),
+            "name": st.column_config.TextColumn(width=charts.name_width(result)),
             "params": st.column_config.NumberColumn(format="localized", help=PARAMS_NOTE),
             "bn_params": st.column_config.NumberColumn(
                 format="localized", help="BatchNorm scale and shift: already inside params"),

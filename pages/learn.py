@@ -34,6 +34,8 @@ with c1:
                 "the receptive field stays 5x5 and the weights per channel pair go from 25 to "
                 "2 x 9 = 18.")
     st.plotly_chart(charts.kernel_diagram(5, stacked=True), key="diagram_5x5")
+    st.caption("Both see 5x5 pixels: the second 3x3 (dark) reads 3x3 outputs of the first, "
+               "each of which saw 3x3 pixels.")
     a, b = st.columns(2)
     channels = a.number_input("channels in = out", 1, 4096, 192, key="f_channels")
     grid = b.number_input("grid (px)", 1, 512, 35, key="f_grid")
@@ -51,7 +53,8 @@ with c2:
                 "weights per channel pair go from n² to 2n.")
     n = st.slider("n", 2, 9, 7, key="f_n")
     st.caption(f"n = {n}: {n * n} weights per channel pair become {2 * n}; both see {n}x{n} "
-               "pixels (pale: reached through the other rows of the 1xn conv).")
+               f"pixels. Orange: one 1x{n} kernel; green: the {n}x1 kernel, over {n} outputs "
+               f"of the 1x{n} conv; pale: the pixels those other outputs saw.")
     st.plotly_chart(charts.kernel_diagram(n), key="diagram_1xn")
     g = lessons.factorize_asymmetric(n, int(channels), int(grid))
     st.table(lessons.formatted([{"convolution": k.replace("n", str(n)), "MACs": g[k]}

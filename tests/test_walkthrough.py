@@ -107,6 +107,8 @@ def test_bn_params_are_the_batchnorm_share_of_params():
     assert all("bn_params" in r for r in data["rows"])
     _, csv_rows = read_csv(stage.to_csv())
     assert [int(r["bn_params"]) for r in csv_rows] == [r.bn_params for r in stage.rows]
+    longest = max(len(r.name) for r in rows.values())  # the name column shows whole names
+    assert charts.name_width({"rows": [{"name": n} for n in rows]}) >= min(380, 8 * longest)
     table = charts.table_records(stage.to_dict())
     assert [r["bn_params"] for r in table] == [r.bn_params for r in stage.rows]
 
@@ -211,7 +213,7 @@ def test_learn_numbers_share_one_format():
     assert rows == [{"a": "–", "b": "1,234,567", "c": "0.5", "d": "yes", "e": "x"}]
     fig = charts.kernel_diagram(7)
     assert len(fig.layout.shapes) == 2 * 49
-    assert any("2n = 14" in a.text for a in fig.layout.annotations)
+    assert [a.text for a in fig.layout.annotations] == ["7x7: 49 weights", "1x7 + 7x1: 14 weights"]
     assert any("18 weights" in a.text for a in charts.kernel_diagram(5, stacked=True).layout.annotations)
 
 
@@ -241,9 +243,10 @@ def test_timeline_puts_one_paper_on_one_date():
     assert x["Inception-v2"] == x["Inception-v3"]
     assert x["Inception-v4"] == x["Inception-ResNet-v1"] == x["Inception-ResNet-v2"]
     assert x["GoogLeNet"] != x["Inception-v4"]
-    v4_paper = sorted((t for t in fig.data if t.x[0] == x["Inception-v4"]), key=lambda t: t.y[0])
-    sides = [t.textposition for t in v4_paper]
-    assert sides == ["middle right", "middle left", "middle right"]  # neighbours on both sides
+    side = {t.name: t.textposition for t in fig.data}  # close costs: one label above the other
+    assert (side["Inception-v4"], side["Inception-ResNet-v2"]) == ("bottom right", "top right")
+    assert (side["Inception-v3"], side["Inception-v2"]) == ("bottom left", "top left")
+    assert side["GoogLeNet"] == side["Inception-ResNet-v1"] == "middle right"
 
 
 # -- 12. Inception-v4's one layout ----------------------------------------------------------------
