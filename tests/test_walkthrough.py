@@ -83,6 +83,14 @@ def test_other_unusable_link_values_are_named_and_escaped():
     assert not clean(app("inspect", variant="inception_v4", width="0.50")).warning
 
 
+def test_the_users_own_changes_get_no_note():
+    at = clean(app("inspect", variant="inception_resnet_v2", scale="0.3", rep_1="2"))
+    assert not at.warning
+    # the URL still holds scale and rep_1 as this run starts: they are the page's, not a link's
+    at.selectbox(key="variant").set_value("googlenet").run()
+    assert not clean(at).warning
+
+
 def test_url_problems_pure():
     snap = {"variant": ["bogus"], "width": ["0.5"], "x": ["1"]}
     notes = url_problems(snap, {"width": ["0.5"]}, {"variant": "googlenet", "width": 0.5})

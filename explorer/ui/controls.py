@@ -27,6 +27,7 @@ class Choice:
 # Inspect's settings besides variant and layout (their defaults: what Overview's cards show).
 INSPECT_REFERENCE = ("size", "width", "classes", "aux", "scale", *REPEAT_KEYS, "depth", "device")
 URL_NOTES = "_url_notes"
+URL_LAST = "_url_last"
 
 
 def _variant_changed() -> None:
@@ -123,7 +124,11 @@ def show_url_notes(page_name: str, snapshot: dict[str, list[str]], shown: dict[s
     """Warn about what the link asked for and did not get. Kept for this page across the
     reruns that follow (the URL no longer holds the bad value), until the variant changes."""
     now = {key: st.query_params.get_all(key) for key in st.query_params}
-    notes = url_problems(snapshot, now, shown, elsewhere)
+    # A URL this page wrote itself at the end of its last run is no link: a rerun after a
+    # widget change starts from it (the new values reach the URL only as widgets register).
+    ours = st.session_state.get(URL_LAST) == (page_name, snapshot)
+    st.session_state[URL_LAST] = (page_name, now)
+    notes = [] if ours else url_problems(snapshot, now, shown, elsewhere)
     saved = st.session_state.get(URL_NOTES)
     if notes:
         old = saved[1] if saved and saved[0] == page_name else []
