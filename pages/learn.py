@@ -112,7 +112,8 @@ with a:
                 "batch-normalised (the 'BN-auxiliary' step that made Inception-v3).")
     st.latex(r"\mathcal{L} = \mathcal{L}_{main} + w \cdot \mathcal{L}_{aux}")
     st.caption(f"Measured: Inception-v3's auxiliary head adds {with_aux - v3['total_params']:,} "
-               f"parameters ({v3['total_params']:,} → {with_aux:,}) and no inference cost.")
+               f"parameters ({v3['total_params']:,} → {with_aux:,}, BatchNorm's scale and "
+               f"shift included) and no inference cost.")
 with b:
     st.markdown("**Label smoothing** (Rethinking, section 7) replaces the one-hot target with a "
                 "mixture of it and the uniform distribution over the K classes, so the logits "
