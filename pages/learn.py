@@ -5,9 +5,10 @@ import streamlit as st
 from explorer import charts, lessons
 from explorer.analysis import MACS_NOTE
 from explorer.ui import data
-from explorer.ui.controls import inspect_link
+from explorer.ui.controls import inspect_link, show_url_notes, url_snapshot
 
 st.title("Learn")
+show_url_notes("learn", url_snapshot(), {})  # this page takes nothing from a link
 st.caption(f"Every cost on this page is computed, not typed in. {MACS_NOTE}.")
 
 # Everything measured on our networks first, then the layout: no table waits half-drawn.

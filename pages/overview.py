@@ -5,9 +5,10 @@ import streamlit as st
 from explorer import charts
 from explorer.analysis import MACS_NOTE
 from explorer.ui import data
-from explorer.ui.controls import open_in_inspect
+from explorer.ui.controls import open_in_inspect, show_url_notes, url_snapshot
 
 st.title("Inception Explorer")
+show_url_notes("overview", url_snapshot(), {})  # this page takes nothing from a link
 st.markdown("Seven networks of the Inception family, from GoogLeNet (2014) to Inception-ResNet-v2 "
             "(2016), built in PyTorch. Every parameter count, MAC and shape shown here is "
             "measured from the models themselves; accuracies are the published ones, with "

@@ -83,6 +83,13 @@ def test_other_unusable_link_values_are_named_and_escaped():
     assert not clean(app("inspect", variant="inception_v4", width="0.50")).warning
 
 
+@pytest.mark.parametrize("page", [None, "learn"])
+def test_pages_without_settings_name_a_links_parameters(page):
+    at = clean(app(page, variant="inception_v4"))
+    assert len(at.warning) == 1 and '"variant" is not a setting of this page' in at.warning[0].value
+    assert not clean(app(page)).warning
+
+
 def test_the_users_own_changes_get_no_note():
     at = clean(app("inspect", variant="inception_resnet_v2", scale="0.3", rep_1="2"))
     assert not at.warning
