@@ -106,6 +106,14 @@ def test_url_problems_pure():
     assert url_problems({"depth": ["block"]}, {}, {"depth": "block"}) == []
 
 
+def test_compare_names_what_the_link_asked_for_and_did_not_get():
+    at = clean(app("compare", variants=["bogus", "inception_v4"], compare_layout="papr"))
+    text = at.warning[0].value
+    assert 'variants "bogus" is not one it offers, so it shows inception\\_v4' in text
+    assert 'compare_layout "papr"' in text
+    assert list(at.dataframe[0].value["variant"]) == ["inception_v4"]
+
+
 # -- 6. BatchNorm inside the parameter counts ---------------------------------------------------
 
 def test_bn_params_are_the_batchnorm_share_of_params():

@@ -113,6 +113,9 @@ def url_problems(snapshot: dict[str, list[str]], now: dict[str, list[str]],
             notes.append(f"\"{_plain(key)}\" is not a setting of this page (ignored)")
         elif not (_same(now.get(key), values) or _same(_as_query(shown[key]), values)):
             current = shown[key]
+            if isinstance(current, (list, tuple)):  # a multiselect keeps the values it knows
+                value = ", ".join(v for v in values if v not in map(str, current))
+                current = ", ".join(map(str, current)) or "none"
             current = "empty (the reference)" if current is None else _plain(str(current))
             notes.append(f"{key} \"{_plain(value)}\" is not one it offers, so it shows "
                          f"{current}")
