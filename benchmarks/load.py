@@ -56,7 +56,8 @@ DONE_JS = """titles => {
   const got = charts.map(c => c.querySelector(".gtitle")?.textContent || "").sort();
   return JSON.stringify(got) === JSON.stringify([...titles].sort())
     && charts.every(c => c.querySelectorAll(".ytick text").length === 5)
-    && document.querySelectorAll("[data-testid='stImage'] img").length === 2;
+    // each photo as the one network crops it, then Grad-CAM and the feature maps
+    && document.querySelectorAll("[data-testid='stImage'] img").length === titles.length + 2;
 }"""
 
 

@@ -2,11 +2,14 @@
 
     variants [--json]
     summary VARIANT [--layout L] [--input-size N] [--depth D] [--width W] [--num-classes K]
-            [--aux] [--repeats A,B,C] [--scale S] [--json | --csv]
+            [--aux] [--repeats A,B,C] [--scale S] [--json | --csv | --format torchinfo]
     graph VARIANT [--depth D] [--format dot|svg|png] [-o FILE] (+ the build options)
     compare VARIANT... [--input-size N] [--layout L] [--width W] [--num-classes K]
             [--scale S] [--repeats A,B,C] [--json]
     weights [VARIANT] [--json]
+    weights fetch [VARIANT.TAG ...|--all] --to DIR [--endpoint URL]
+    weights verify DIR
+    app [STREAMLIT OPTIONS]
     predict IMAGE... --variant V [--layout L] --weights TAG|URL|FILE [--top-k K]
             [--preprocess-like TAG] [--device cpu|cuda] [--json]
 
@@ -79,6 +82,8 @@ def make_parser() -> Parser:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
+    fmt.add_argument("--format", choices=("table", "json", "csv", "torchinfo"),
+                     help="torchinfo: torchinfo's own table of the same model")
     p = sub.add_parser("graph", help="the module graph as DOT, SVG or PNG")
     p.add_argument("variant")
     _build_options(p)
@@ -94,9 +99,12 @@ def make_parser() -> Parser:
     p.add_argument("--scale", type=_csv_floats, help="residual scale(s), for the IR variants")
     p.add_argument("--repeats", type=_csv_ints, help="blocks per stage, e.g. 4,7,3 (v4 / IR)")
     p.add_argument("--json", action="store_true")
-    p = sub.add_parser("weights", help="the public pretrained weights of each variant")
+    p = sub.add_parser("weights", help="the public pretrained weights of each variant",
+                       epilog="'weights fetch --help' and 'weights verify --help': a folder of "
+                              "weights for a server without internet")
     p.add_argument("variant", nargs="?")
     p.add_argument("--json", action="store_true")
+    sub.add_parser("app", help="start the app (any streamlit run options follow)", add_help=False)
     p = sub.add_parser("predict", help="top-k ImageNet classes of images, with real weights")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--variant", required=True)
@@ -111,6 +119,71 @@ def make_parser() -> Parser:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--json", action="store_true")
     return parser
+
+
+def weights_parser() -> Parser:
+    """``weights fetch`` / ``weights verify``: parsed apart, so that ``weights VARIANT`` keeps
+    listing a variant's weights."""
+    parser = Parser(prog="inception-explorer weights")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    p = sub.add_parser("fetch", help="download weights into a folder for a server without internet")
+    p.add_argument("names", nargs="*", metavar="VARIANT.TAG",
+                   help="e.g. inception_v4.tf_in1k (a bare variant: its default weights)")
+    p.add_argument("--all", action="store_true", help="every weights file in the registry")
+    p.add_argument("--to", required=True, metavar="DIR",
+                   help="the folder the server names in $INCEPTION_EXPLORER_WEIGHTS")
+    p.add_argument("--endpoint", metavar="URL",
+                   help="a mirror with the original paths (default: the original hosts; "
+                        "$HF_ENDPOINT for Hugging Face files)")
+    p = sub.add_parser("verify", help="check every weights file in a folder (hash, loads)")
+    p.add_argument("folder", metavar="DIR")
+    return parser
+
+
+def cmd_weights_fetch(args, out) -> int:
+    from .offline import fetch, select
+
+    if args.all == bool(args.names):
+        raise UsageError("name the weights to fetch (e.g. inception_v4.tf_in1k) or give --all")
+    specs = select(None if args.all else args.names)
+    results = fetch(specs, args.to, endpoint=args.endpoint, progress_for=lambda _: _download_bar(),
+                    say=lambda line: out.write(line + "\n"))
+    bad = [r.name for r in results if not r.ok]
+    out.write(f"{len(results) - len(bad)} of {len(results)} ready in {args.to}"
+              + (f"; failed: {', '.join(bad)}" if bad else "") + "\n")
+    if not bad:
+        out.write(f"on the server: export INCEPTION_EXPLORER_WEIGHTS={args.to}\n")
+    return 1 if bad else 0
+
+
+def cmd_weights_verify(args, out) -> int:
+    from .offline import verify
+
+    checks, ignored = verify(args.folder)
+    for c in checks:
+        out.write(f"{'ok ' if c.ok else 'BAD'}  {c.name}: {c.message}\n")
+    for name in ignored:
+        out.write(f"--   {name}: not named <variant>.<tag>.safetensors|.pth|.pt of a registry "
+                  "entry, so the app does not use it\n")
+    if not checks:
+        out.write(f"no weights files in {args.folder}: fill it with 'weights fetch ... --to "
+                  f"{args.folder}'\n")
+        return 1
+    bad = [c.name for c in checks if not c.ok]
+    out.write(f"{len(checks) - len(bad)} of {len(checks)} files good"
+              + (f"; bad: {', '.join(bad)}" if bad else "") + "\n")
+    return 1 if bad else 0
+
+
+def cmd_app(args, out) -> int:
+    """``streamlit run`` on the installed app, with the caller's streamlit options."""
+    from pathlib import Path
+
+    from streamlit.web import cli as stcli
+
+    app = Path(__file__).with_name("app.py")
+    sys.argv = ["streamlit", "run", str(app), *args.rest]
+    return stcli.main()
 
 
 def cmd_variants(args, out) -> None:
@@ -141,13 +214,31 @@ def analysis_dict(variant: str, input_size, depth: str, **config) -> dict:
 
 
 def cmd_summary(args, out) -> None:
+    fmt = args.format or ("json" if args.json else "csv" if args.csv else "table")
+    if fmt == "torchinfo":
+        from .cache import cached_json
+
+        def compute():
+            from .torchinfo_view import torchinfo_text
+            return torchinfo_text(args.variant, input_size=args.input_size, depth=args.depth,
+                                  **_config(args))
+
+        from importlib.metadata import version
+        from pathlib import Path
+
+        # the answer also depends on torchinfo and on how we call it
+        request = {"variant": args.variant, "input_size": args.input_size, "depth": args.depth,
+                   "config": _config(args), "torchinfo": version("torchinfo"),
+                   "caller": Path(__file__).with_name("torchinfo_view.py").read_text()}
+        out.write(cached_json("torchinfo", request, compute) + "\n")
+        return
     result = analysis_dict(args.variant, args.input_size, args.depth, **_config(args))
-    if args.json:
+    if fmt == "json":
         json.dump(result, out, indent=2)
         out.write("\n")
         return
     rows = result["rows"]
-    if args.csv:
+    if fmt == "csv":
         from .export import analysis_csv
         out.write(analysis_csv(result))
         return
@@ -327,13 +418,23 @@ def _download_bar():
 
 
 COMMANDS = {"variants": cmd_variants, "summary": cmd_summary, "graph": cmd_graph,
-            "compare": cmd_compare, "weights": cmd_weights, "predict": cmd_predict}
+            "compare": cmd_compare, "weights": cmd_weights, "predict": cmd_predict,
+            "fetch": cmd_weights_fetch, "verify": cmd_weights_verify, "app": cmd_app}
+
+
+def parse(argv: list[str]):
+    if argv[:1] == ["weights"] and argv[1:2] in (["fetch"], ["verify"]):
+        return weights_parser().parse_args(argv[1:])
+    if argv[:1] == ["app"]:  # everything after "app" belongs to streamlit
+        return argparse.Namespace(command="app", rest=argv[1:])
+    return make_parser().parse_args(argv)
 
 
 def main(argv=None, out=None) -> int:
     out = out or sys.stdout
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = make_parser().parse_args(argv)
+        args = parse(argv)
         status = COMMANDS[args.command](args, out)
     except (UsageError, ValueError, OSError) as err:
         # ValueError covers ConfigError and WeightsError

@@ -41,7 +41,8 @@ def hash_prefix_of(url: str) -> str | None:
 
 def _by_hand(location: str) -> str:
     return (f"Fetch {location} on a machine with internet access and load the file with "
-            "--weights FILE (command line) or upload it on the Predict page.")
+            "--weights FILE (command line) or upload it on the Predict page (sidebar: choose "
+            "'a checkpoint file...' as the network's weights).")
 
 
 def sha256_of(path: Path) -> str:
@@ -54,15 +55,16 @@ def sha256_of(path: Path) -> str:
 
 def fetch_url(url: str, *, sha256_prefix: str | None = None, cache_dir: Path | None = None,
               progress: Progress | None = None, max_bytes: int = MAX_DOWNLOAD_BYTES,
-              timeout: float = 30.0) -> Path:
-    """The cached file for ``url``, downloading it first when it is not cached yet.
+              timeout: float = 30.0, name: str | None = None) -> Path:
+    """The cached file for ``url`` (``cache_dir / name``, by default the URL's last segment),
+    downloading it first when it is not cached yet.
 
     ``sha256_prefix`` defaults to the one in the file name, as torch.hub's ``check_hash`` does.
     """
     cache_dir = Path(cache_dir) if cache_dir else hub_cache_dir()
-    name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "checkpoint.pth"
+    name = name or url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "checkpoint.pth"
     dest = cache_dir / name
-    expected = sha256_prefix or hash_prefix_of(name)
+    expected = sha256_prefix or hash_prefix_of(url.split("?", 1)[0])
     if dest.is_file():
         if expected is None or sha256_of(dest).startswith(expected):
             return dest

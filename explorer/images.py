@@ -25,6 +25,8 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from .resources import resource
+
 __all__ = [
     "MAX_BYTES", "MAX_PIXELS", "SAMPLES_DIR", "SUPPORTED", "ImageError", "Preprocess",
     "load_image", "preview", "sample_images", "to_batch", "to_rgb", "to_tensor",
@@ -32,7 +34,7 @@ __all__ = [
 
 MAX_BYTES = 20 * 1024 * 1024   # a larger upload is refused before it is read
 MAX_PIXELS = 40_000_000        # a larger image is refused from its header, before decoding
-SAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "samples"
+SAMPLES_DIR = resource("assets") / "samples"
 SAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 # What we let PIL decode. PIL can open many more formats, some of which run external programs
@@ -464,3 +466,18 @@ def sample_images() -> dict[str, Path]:
         return {}
     return {p.stem: p for p in sorted(SAMPLES_DIR.iterdir())
             if p.is_file() and p.suffix.lower() in SAMPLE_SUFFIXES}
+
+
+def distinct(photos: Iterable[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[tuple[str, str]]]:
+    """Photos with the same bytes kept once: (the kept (name, bytes), [(dropped name, kept name)])."""
+    import hashlib
+
+    kept, first, dropped = [], {}, []
+    for name, data in photos:
+        digest = hashlib.sha256(data).digest()
+        if digest in first:
+            dropped.append((name, first[digest]))
+        else:
+            first[digest] = name
+            kept.append((name, data))
+    return kept, dropped

@@ -22,6 +22,7 @@ from .pretrained import WeightsSpec, default_spec, find_spec, imagenet_labels
 from .variants import VARIANTS, ConfigError, build, resolve
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
+NATIVE_LAYOUT = "explorer"  # a checkpoint saved from our own modules
 MAX_BATCH = 32  # images run through the network at once
 
 
@@ -47,7 +48,7 @@ class LoadedModel:
 
 
 def is_url(text: str) -> bool:
-    return text.startswith(("http://", "https://"))
+    return text.lower().startswith(("http://", "https://"))
 
 
 def resolve_weights(variant: str, weights, *, progress: Progress | None = None,
@@ -57,11 +58,12 @@ def resolve_weights(variant: str, weights, *, progress: Progress | None = None,
     text = str(weights)
     if isinstance(weights, WeightsSpec):
         spec = weights
+    elif not isinstance(weights, Path) and is_url(text):
+        # before the suffix test: ".../v3.pth" is a URL, not a file named "http:/..."
+        return fetch_url(text, progress=progress), None
     elif isinstance(weights, Path) or Path(text).suffix in CHECKPOINT_SUFFIXES or (
-            not is_url(text) and ("/" in text or Path(text).exists())):
+            "/" in text or Path(text).exists()):
         return Path(weights), None
-    elif is_url(str(weights)):
-        return fetch_url(str(weights), progress=progress), None
     else:
         spec = find_spec(variant, str(weights))
     local = local_copy(spec)
@@ -96,7 +98,7 @@ def default_preprocess(variant: str, source: str) -> tuple[Preprocess, str | Non
     if spec is not None and spec.source == source:
         return spec.preprocess, None
     if spec is not None:
-        return spec.preprocess, (f"a {source}-layout file: preprocessed like {spec.name} "
+        return spec.preprocess, (f"a file in {source} layout: preprocessed like {spec.name} "
                                  f"({spec.preprocess.describe()}); choose another if it was "
                                  "trained differently")
     info = VARIANTS[variant]
@@ -202,24 +204,41 @@ def upload_dir() -> Path:
 
 
 def store_upload(data: bytes, filename: str) -> Path:
-    """An uploaded checkpoint saved under its content hash (same bytes -> same file, so the
-    model cache recognises a re-upload); only the suffix of the user's name is kept."""
+    """An uploaded checkpoint saved as ``uploads/<content hash>/<the user's file name>``: the
+    same upload is the same file (the model cache recognises it), and every message about the
+    file names it as the user did."""
     import hashlib
     import os
     import tempfile
 
-    suffix = Path(filename).suffix.lower()
+    name = Path(filename.replace("\\", "/")).name  # never a folder of the user's choosing
+    suffix = Path(name).suffix.lower()
     if suffix not in CHECKPOINT_SUFFIXES:
-        raise ValueError(f"{filename}: a checkpoint must be a {', '.join(CHECKPOINT_SUFFIXES)} file")
-    folder = upload_dir()
+        raise ValueError(f"{name} is not a checkpoint file: choose a "
+                         f"{', '.join(CHECKPOINT_SUFFIXES)} file")
+    if len(name.encode()) > 200:  # file systems stop at 255 bytes
+        name = name.encode()[:180].decode(errors="ignore") + suffix
+    folder = upload_dir() / hashlib.sha256(data).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
+    path = folder / name
     if not path.exists():
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".partial")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".partial")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
     return path
+
+
+def preprocess_for(variant: str, weights) -> Preprocess:
+    """The preprocessing a prediction with ``weights`` (a tag, or None for a file not chosen
+    yet) will use, before any file is read: the tag's, else the variant's default weights'."""
+    if weights is not None:
+        try:
+            return find_spec(variant, str(weights)).preprocess
+        except ValueError:
+            pass
+    spec = default_spec(variant)
+    return default_preprocess(variant, spec.source if spec else NATIVE_LAYOUT)[0]
 
 
 class ModelCache:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 from .images import Preprocess
 from .published import TIMM_CSV
+from .resources import resource
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
+ASSETS = resource("assets")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 HALF = (0.5, 0.5, 0.5)

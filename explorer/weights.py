@@ -35,8 +35,10 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
         try:
             state = load_file(str(path), device="cpu")
-        except (SafetensorError, OSError, ValueError) as err:
-            raise WeightsError(f"{path.name} is not a readable safetensors file ({err})") from None
+        except (SafetensorError, OSError, ValueError):
+            # the parser's own words ("HeaderTooLarge") mean nothing to the person who has the file
+            raise WeightsError(f"{path.name} is not a readable safetensors file: it is truncated, "
+                               "or not a safetensors file at all. Download it again.") from None
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -50,14 +52,6 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
         except Exception as err:  # noqa: BLE001 -- garbage bytes raise anything (IndexError, KeyError, ...)
             raise _unreadable(path, err) from None
     return unwrap(state, path.name)
-
-
-def _first_line(err) -> str:
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    if lines and lines[0].startswith("Weights only load failed"):
-        # torch's long advice to set weights_only=False is exactly what we must not do
-        lines = [ln for ln in lines if ln.startswith(("Unsupported", "invalid"))] or ["bad pickle"]
-    return lines[0] if lines else type(err).__name__
 
 
 def _names_code(err) -> bool:
@@ -74,9 +68,10 @@ def _blocked_global(err) -> str | None:
 
 
 def _unreadable(path: Path, err) -> WeightsError:
-    return WeightsError(f"{path.name} is not a readable PyTorch checkpoint (truncated, or not a "
-                        f"checkpoint: {_first_line(err)}). Re-download it, or save it again "
-                        "with torch.save(model.state_dict(), path).")
+    # the unpickler's own words ("pop from empty list") would only confuse: say it in user terms
+    return WeightsError(f"{path.name} is not a readable PyTorch checkpoint: it is truncated, or "
+                        "not a checkpoint at all. Download it again, or save it again with "
+                        "torch.save(model.state_dict(), path).")
 
 
 def unwrap(state, name: str = "checkpoint") -> dict[str, torch.Tensor]:

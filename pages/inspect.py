@@ -112,3 +112,11 @@ if st.button(f"Time a forward pass on {device_name} (batch 1, random weights)"):
     st.success(f"median {t['median_ms']:.1f} ms (min {t['min_ms']:.1f}, max {t['max_ms']:.1f}) "
                f"over {t['repeats']} runs after a warm-up, on {t['device_name']}"
                + (f" with {t['threads']} threads" if t["device"] == "cpu" else ""))
+
+# torchinfo's own table of the same model, for those who know it: computed only when asked
+st.subheader("torchinfo")
+if st.toggle("Show torchinfo's summary of this model", key="torchinfo"):
+    st.code(data.torchinfo_text(choice.variant, choice.depth, **choice.config), language=None)
+    st.caption("torchinfo on the meta device, at this depth. Its parameter total is ours; its "
+               "mult-adds also count BatchNorm's scale and shift and the biases, which our MACs "
+               "leave out.")

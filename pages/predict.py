@@ -1,5 +1,6 @@
 """Predict: top-5 ImageNet classes of real photos with real weights, and what each network sees."""
 
+import html
 import time
 
 import streamlit as st
@@ -7,34 +8,55 @@ import torch
 
 from explorer import charts
 from explorer.download import DownloadError
-from explorer.images import SUPPORTED, ImageError, load_image, preview, sample_images
-from explorer.inference import classify_or_fall_back, store_upload
-from explorer.pretrained import UnknownWeights, specs_for
+from explorer.images import SUPPORTED, ImageError, distinct, load_image, preview, sample_images
+from explorer.inference import classify_or_fall_back, preprocess_for, store_upload
+from explorer.offline import fetch_command, missing_weights, uploader_label, where
+from explorer.pretrained import REGISTRY, UnknownWeights, find_spec, specs_for
 from explorer.saliency import channel_grid, overlay
+from explorer.text import md_escape
 from explorer.ui import data
 from explorer.variants import VARIANTS, ConfigError
 from explorer.weights import WeightsError
 
 UPLOAD = "a checkpoint file..."
 DEFAULT = ["googlenet", "inception_v3", "inception_v4", "inception_resnet_v2"]
+HERE = {"folder": "on this server", "cache": "downloaded", None: "not here"}
 
 st.title("Predict")
 st.markdown("Real ImageNet weights, each with its own preprocessing. Choose photos and networks; "
-            "the first use of a checkpoint downloads it into the standard cache "
-            "(torch.hub or Hugging Face).")
+            "weights not yet on this server are downloaded on first use (torch.hub or Hugging "
+            "Face cache), or read from the folder in `$INCEPTION_EXPLORER_WEIGHTS`.")
 
 with st.sidebar:
     chosen = st.multiselect("Variants", list(VARIANTS), default=DEFAULT[:2], key="predict_variants",
                             bind="query-params")
-    choices = {}
+    choices, checkpoints = {}, {}
     for variant in chosen:
         tags = [s.tag for s in specs_for(variant)] + [UPLOAD]
-        choices[variant] = st.selectbox(f"{variant} weights", tags, key=f"weights_{variant}",
-                                        help="public weights (downloaded once), or your own file")
+        choices[variant] = st.selectbox(
+            f"{variant} weights", tags, key=f"weights_{variant}",
+            format_func=lambda t, v=variant: t if t == UPLOAD else f"{t} ({HERE[where(find_spec(v, t))]})",
+            help="public weights (on this server, or downloaded once), or your own file")
+        if choices[variant] == UPLOAD:
+            # in the sidebar, so that it is drawn on every run: what it shows is what is used
+            checkpoints[variant] = st.file_uploader(
+                uploader_label(variant), type=["pth", "pt", "safetensors", "bin"],
+                key=f"ckpt_{variant}", help="torchvision, timm, Cadene, facenet or explorer layout; "
+                                            "read without unpickling code")
     cuda = torch.cuda.is_available()
     device = st.radio("Device", ("CPU", "GPU (cuda)"), key="predict_device", disabled=not cuda,
                       captions=("", "" if cuda else "no CUDA GPU on this server"))
     device = "cuda" if device != "CPU" and cuda else "cpu"
+
+with st.expander("Weights on this server"):
+    status = {s.name: where(s) for s in REGISTRY}
+    st.dataframe([{"weights": name, "where": HERE[w]} for name, w in status.items()],
+                 hide_index=True)
+    missing = [name for name, w in status.items() if w is None]
+    if missing:
+        st.markdown("For a server without internet, fetch the others where there is internet and "
+                    "start the app with `INCEPTION_EXPLORER_WEIGHTS=DIR`:")
+        st.code(fetch_command(missing), language="bash")
 
 samples = sample_images()
 left, right = st.columns([3, 2])
@@ -43,73 +65,85 @@ uploads = left.file_uploader(f"Photos ({SUPPORTED})", accept_multiple_files=True
 picked = right.pills("Or samples", list(samples), selection_mode="multi", default=["cat"],
                      key="samples", help="openly licensed photos; see assets/samples/CREDITS.md")
 
+photos, same = distinct([*((u.name, u.getvalue()) for u in uploads or []),
+                          *((name, samples[name].read_bytes()) for name in picked or [])])
 images, problems = [], []
-for upload in uploads or []:
+for name, raw in photos:
     try:
-        images.append((upload.name, load_image(upload, name=upload.name)))
+        images.append((name, load_image(raw, name=name)))
     except ImageError as err:
         problems.append(str(err))
-for name in picked or []:
-    images.append((name, load_image(samples[name])))
 for problem in problems:
-    st.error(problem, icon=":material/broken_image:")
+    st.error(md_escape(problem), icon=":material/broken_image:")
+for name, kept in same:
+    st.caption(f"{md_escape(name)} is the same photo as {md_escape(kept)}: shown once.")
 if not chosen or not images:
     st.info("Choose at least one variant and one photo.")
     st.stop()
 
 
 def ready_model(variant: str):
-    """(loaded model, its weights) for the sidebar's choice, or None after showing what to do."""
+    """(loaded model, its weights, its name for the user) for the sidebar's choice, or None
+    after one short message: what is missing and the one thing to do."""
     weights = choices[variant]
-    if weights == UPLOAD:
-        file = st.file_uploader(f"Checkpoint for {variant} (.pth, .pt, .safetensors)",
-                                type=["pth", "pt", "safetensors", "bin"], key=f"ckpt_{variant}")
+    spec = None if weights == UPLOAD else find_spec(variant, weights)
+    if spec is None:
+        file = checkpoints.get(variant)
         if file is None:
-            st.info(f"Upload a {variant} checkpoint in torchvision, timm, Cadene, facenet or "
-                    "explorer layout; it is loaded without unpickling code.")
+            st.info(missing_weights(variant, None), icon=":material/upload_file:")
             return None
         try:
-            weights = str(store_upload(file.getvalue(), file.name))
+            weights, label = str(store_upload(file.getvalue(), file.name)), file.name
         except ValueError as err:
-            st.error(str(err))
+            st.error(md_escape(err))
             return None
+    else:
+        label = spec.name
     try:
-        return data.loaded_model(variant, weights, device), weights
-    except DownloadError as err:
-        st.warning(f"No {variant} weights here: {err}", icon=":material/cloud_off:")
+        return data.loaded_model(variant, weights, device, label=label), weights, label
+    except DownloadError:  # the socket's words help nobody here: say what to do
+        st.warning(missing_weights(variant, spec), icon=":material/cloud_off:")
     except (WeightsError, UnknownWeights, ConfigError) as err:
-        st.error(f"These weights do not load into {variant}: {err}")
+        st.error(f"{md_escape(label)} does not load into {variant}: {md_escape(err)}")
     return None
 
 
-pictures = [img for _, img in images]
 columns = st.columns(len(chosen))
 loaded_models = {}
 for col, variant in zip(columns, chosen):
     with col:
         st.subheader(variant)
+        pre = preprocess_for(variant, None if choices[variant] == UPLOAD else choices[variant])
+        # the photos as this network sees them, whatever happens next
+        st.image([preview(img, pre) for _, img in images], width=96,
+                 caption=[name for name, _ in images])
+        st.caption(f"the {pre.input_size} px crop {variant} sees ({pre.describe()})")
         ready = ready_model(variant)
         if ready is None:
             continue
-        loaded, weights = ready
+        loaded, weights, label = ready
         start = time.perf_counter()
         loaded, tops, note = classify_or_fall_back(
-            loaded, pictures, 5, lambda: data.loaded_model(variant, weights, "cpu"))
+            loaded, [img for _, img in images], 5,
+            lambda: data.loaded_model(variant, weights, "cpu", label=label))
         ms = (time.perf_counter() - start) * 1000
         if note:
             st.warning(note, icon=":material/memory:")
         loaded_models[variant] = loaded
-        st.caption(f"{loaded.weights} · {loaded.source} layout · {len(pictures)} image(s) in "
+        shown = md_escape(label) if choices[variant] == UPLOAD else label  # a user's file name
+        st.caption(f"{shown} · {loaded.source} layout · {len(images)} image(s) in "
                    f"{ms:.0f} ms on {loaded.device.type.upper()}")
         for note in loaded.notes:
-            st.caption(f"note: {note}")
+            st.caption(f"note: {md_escape(note)}")
         for i, ((name, _), top) in enumerate(zip(images, tops)):
-            st.plotly_chart(charts.top_k_bars(top, title=name), key=f"top_{variant}_{i}")
-
-if not loaded_models:
-    st.stop()
+            st.plotly_chart(charts.top_k_bars(top, title=html.escape(name)), key=f"top_{variant}_{i}")
 
 st.header("What the network sees")
+if not loaded_models:
+    st.info("Grad-CAM and the feature maps of every block appear here once a network has "
+            "weights.", icon=":material/visibility:")
+    st.stop()
+
 c1, c2 = st.columns(2)
 variant = c1.selectbox("Network", list(loaded_models), key="see_variant")
 picked_index = c2.selectbox("Photo", range(len(images)), format_func=lambda i: images[i][0],

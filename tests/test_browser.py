@@ -33,16 +33,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(log: Path, env: dict):
-    """`streamlit run explorer/app.py` on a free port of 127.0.0.1, ready (health checked);
+def streamlit_server(log: Path, env: dict, command=None, cwd=ROOT):
+    """`streamlit run explorer/app.py` (or ``command``, which takes streamlit's options, e.g. an
+    installed `inception-explorer app`) on a free port of 127.0.0.1, ready (health checked);
     yields (url, process) and stops it afterwards. Server output goes to ``log``."""
     port = free_port()
+    command = command or [sys.executable, "-m", "streamlit", "run", "explorer/app.py"]
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "explorer/app.py", "--server.headless", "true",
+            [*command, "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1",
              "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env})
+            cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -177,8 +179,29 @@ def test_predict(server, page):
     visit(page, f"{server}/predict")
     page.wait_for_function(f"document.querySelectorAll(\"{PLOT}\").length >= 2")
     page.wait_for_selector("[data-testid='stImage'] img")
-    assert page.locator("[data-testid='stImage'] img").count() == 2  # Grad-CAM + feature maps
+    # the crop each of the 2 networks sees, then Grad-CAM + feature maps
+    assert page.locator("[data-testid='stImage'] img").count() == 4
     text = page.locator("[data-testid='stMain']").inner_text()
     assert "googlenet.IMAGENET1K_V1" in text and "inception_v3.IMAGENET1K_V1" in text
     no_exception(page)
     screenshot(page, "predict")
+
+
+def test_predict_without_weights_and_a_hostile_file_name(server, page):
+    """A network without weights here gets one short message and still shows the crop it would
+    see; a photo named like HTML is shown as text (no element, no script)."""
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    visit(page, f"{server}/predict?predict_variants=inception_v4")
+    hostile = "<img src=x onerror=alert(1)>.jpg"
+    photo = (ROOT / "assets" / "samples" / "coffee.jpg").read_bytes()
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(
+        [{"name": hostile, "mimeType": "image/jpeg", "buffer": photo}])
+    page.wait_for_function("document.querySelectorAll(\"[data-testid='stImage'] img\").length >= 2")
+    settle(page)
+    main = page.locator("[data-testid='stMain']").inner_text()
+    assert "inception_v4.tf_in1k --to DIR" in main and "Errno" not in main
+    assert "the 299 px crop inception_v4 sees" in main and hostile in main
+    assert page.locator("img[src='x']").count() == 0 and dialogs == []
+    no_exception(page)
+    screenshot(page, "predict_offline")

@@ -18,6 +18,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
+from tolerances import ulps
 
 from explorer import images
 from explorer.images import (
@@ -77,9 +78,11 @@ def photos() -> dict[str, Image.Image]:
 
 
 def assert_same(ours: torch.Tensor, ref: torch.Tensor, what: str):
+    # the same uint8 pixels through the same few float32 operations (/255, -mean, /std): only
+    # rounding may differ, a few ulps at the values' magnitude (up to ~150 for Caffe's 0..255)
     assert ours.dtype == torch.float32 and ours.shape == ref.shape, what
     diff = (ours - ref).abs().max().item()
-    assert diff <= 1e-6, f"{what}: max abs diff {diff}"
+    assert diff <= ulps(ref.abs().max(), 4), f"{what}: max abs diff {diff}"
 
 
 @pytest.mark.parametrize("weights, pre", [

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tolerances import NORMALISED_ATOL, ulps
 from torch import nn
 
 import explorer
@@ -165,7 +166,7 @@ def test_every_variant_against_analysis_and_reference(zoo, variant):
         a = outputs[b.name][b.top_channels].flatten(1)
         lo, hi = a.min(1, keepdim=True).values, a.max(1, keepdim=True).values
         expected = torch.where(hi > lo, (a - lo) / (hi - lo), torch.zeros_like(a))
-        torch.testing.assert_close(b.maps.flatten(1), expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(b.maps.flatten(1), expected, atol=NORMALISED_ATOL, rtol=0)
 
     # Grad-CAM: by default the top class at the last block; then at a finer, earlier block
     for cam in (grad_cam(model, x), grad_cam(model, x, block=mid)):
@@ -173,8 +174,8 @@ def test_every_variant_against_analysis_and_reference(zoo, variant):
         assert cam.class_index == top
         assert cam.coarse.shape == coarse.shape and min(coarse.shape) >= 2
         assert cam.heatmap.shape == (size, size)
-        torch.testing.assert_close(cam.coarse, coarse, atol=1e-5, rtol=0)
-        torch.testing.assert_close(cam.heatmap, heat, atol=1e-5, rtol=0)
+        torch.testing.assert_close(cam.coarse, coarse, atol=NORMALISED_ATOL, rtol=0)
+        torch.testing.assert_close(cam.heatmap, heat, atol=NORMALISED_ATOL, rtol=0)
         for t in (cam.coarse, cam.heatmap):
             assert t.dtype == torch.float32 and t.device.type == "cpu"
             assert float(t.min()) >= 0.0 and float(t.max()) <= 1.0
@@ -217,7 +218,7 @@ def test_grad_cam_of_a_chosen_class(zoo):
     (grad,) = torch.autograd.grad(logits[0, low], act["a"])
     ref = torch.relu((grad[0].mean(dim=(1, 2))[:, None, None] * act["a"][0]).sum(0)).detach()
     ref = ref / ref.max() if ref.max() > 0 else ref
-    torch.testing.assert_close(cam.coarse, ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(cam.coarse, ref, atol=NORMALISED_ATOL, rtol=0)
     assert not torch.equal(cam.coarse, grad_cam(model, x, block=block).coarse)
 
 
@@ -274,7 +275,8 @@ def test_frozen_parameters_give_the_same_cam(zoo):
     cam = grad_cam(frozen, x, 5, block="inception_4.inception_4a")
     assert_unchanged(frozen, before)
     assert all(not p.requires_grad for p in frozen.parameters())
-    torch.testing.assert_close(cam.heatmap, expected.heatmap, atol=1e-6, rtol=0)
+    # the same model, input and kernels; frozen parameters only skip their own gradients
+    torch.testing.assert_close(cam.heatmap, expected.heatmap, atol=ulps(1.0, 8), rtol=0)
 
 
 def test_works_under_no_grad_and_inference_mode(zoo):

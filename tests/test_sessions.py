@@ -31,6 +31,7 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 from test_browser import CHROMIUM, IDLE, streamlit_server  # tests/ is on sys.path (rootdir conftest)
+from tolerances import PROB_ATOL, ulps
 
 from explorer import analyze, charts
 from explorer.images import sample_images, to_batch
@@ -258,12 +259,17 @@ async def inspect_session(browser, url: str, user: InspectUser) -> dict:
     return {"tab": tab, "state": s, "done": time.monotonic()}
 
 
+def shown_images(photos: list[str]) -> int:
+    """Each photo as each network crops it, then one Grad-CAM and one feature-map grid."""
+    return len(photos) * len(PREDICT_VARIANTS) + 2
+
+
 async def predict_session(browser, url: str, user: PredictUser) -> dict:
     tab = await new_tab(browser)
     await tab.goto(f"{url}/predict")
     # first, the default: the cat sample through both networks
-    await wait_until(tab, lambda s: len(s["charts"]) == len(PREDICT_VARIANTS) and s["images"] == 2,
-                     f"{user.name} (first run)")
+    await wait_until(tab, lambda s: len(s["charts"]) == len(PREDICT_VARIANTS)
+                     and s["images"] == shown_images(["cat"]), f"{user.name} (first run)")
     if user.uploads:
         await tab.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(
             [str(p) for p in user.uploads])
@@ -280,7 +286,8 @@ async def predict_session(browser, url: str, user: PredictUser) -> dict:
     want = sorted((v, t) for v in PREDICT_VARIANTS for t in user.good)
     s = await wait_until(
         tab, lambda s: sorted((c["column"], c["title"]) for c in s["charts"]) == want
-        and all(len(c["ticks"]) == 5 for c in s["charts"]) and s["images"] == 2, user.name)
+        and all(len(c["ticks"]) == 5 for c in s["charts"]) and s["images"] == shown_images(user.good),
+        user.name)
     return {"tab": tab, "state": s, "done": time.monotonic()}
 
 
@@ -379,7 +386,7 @@ def test_a_classroom_of_sessions_at_once(server, weights_dir, tmp_path):
                 margins.append(want["margin"])
                 # plotly draws the bars bottom-up: the most likely class is the last tick
                 assert chart["ticks"][-1] == want["tick"], (user.name, chart, want)
-            assert s["images"] == 2, (user.name, "Grad-CAM + feature maps")
+            assert s["images"] == shown_images(user.good), (user.name, "crops, Grad-CAM, feature maps")
     print(f"top-1 checked on {len(margins)} charts; smallest top-1/top-2 margin "
           f"{min(margins):.4f}")
     assert rss.peak < MAX_RSS, f"server peak RSS {rss.peak / 2**30:.2f} GiB"
@@ -478,11 +485,13 @@ def test_model_cache_concurrent_gets_predict_correctly(googlenets, fits):
         first = tops[key][0]
         assert [[c["index"] for c in row] for row in first] and all(
             [[c["index"] for c in row] for row in other] == [[c["index"] for c in row] for row in first]
-            and all(abs(x["prob"] - y["prob"]) < 1e-6 for rx, ry in zip(other, first)
+            # one model, one batch, one process: only the thread split of a kernel may differ
+            and all(abs(x["prob"] - y["prob"]) <= ulps(1.0, 8) for rx, ry in zip(other, first)
                     for x, y in zip(rx, ry))
             for other in tops[key]), f"{key}: the same model and photos gave different answers"
         assert [row[0]["index"] for row in first] == truth[key]
-        assert [row[0]["prob"] for row in first] == pytest.approx(confidence.tolist(), abs=1e-5)
+        # against torchvision's own model: logits within 1e-4, so probabilities within PROB_ATOL
+        assert [row[0]["prob"] for row in first] == pytest.approx(confidence.tolist(), abs=PROB_ATOL)
     if fits == 2:
         assert sorted(loads) == sorted(p.name for k, p in paths.items() if k in "ab"), loads
     else:

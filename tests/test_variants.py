@@ -248,7 +248,7 @@ def test_below_minimum_input_size_is_refused(variant, layout):
     minimum = VARIANTS[variant].layouts[layout].min_input_size
     with pytest.raises(ConfigError, match=rf"minimum of {minimum}x{minimum}\b"):
         build(variant, layout=layout, input_size=minimum - 1, device="meta")
-    assert build(variant, layout=layout, input_size=minimum, device="meta") is not None
+    assert build(variant, layout=layout, input_size=minimum, device="meta").config.input_size == minimum
 
 
 @pytest.mark.parametrize("variant,layout", ALL_LAYOUTS)
@@ -274,14 +274,15 @@ def test_recorded_aux_minimum_is_the_true_minimum(variant, layout):
     extra = " with the auxiliary head" if lay.min_input_size_aux else ""
     with pytest.raises(ConfigError, match=rf"minimum of {minimum}x{minimum}{extra}"):
         build(variant, layout=layout, aux_logits=True, input_size=minimum - 1, device="meta")
-    assert build(variant, layout=layout, aux_logits=True, input_size=minimum, device="meta")
+    assert build(variant, layout=layout, aux_logits=True, input_size=minimum,
+                 device="meta").config.input_size == minimum
 
 
 def test_aux_minimum_differs_where_the_aux_head_needs_more():
     # the v3 aux head (5x5/3 pool, then a 5x5 conv) needs a 17x17 map, i.e. a 299 input
     v3 = VARIANTS["inception_v3"].layouts["released"]
     assert v3.min_input_size == 75 and v3.min_input_size_aux == 299
-    assert build("inception_v3", input_size=75, device="meta") is not None
+    assert build("inception_v3", input_size=75, device="meta").config.input_size == 75
     with pytest.raises(ConfigError, match="299x299 with the auxiliary head"):
         build("inception_v3", aux_logits=True, input_size=298, device="meta")
 
@@ -302,7 +303,7 @@ def test_bn_inception_sizes_that_do_not_fit_name_the_nearest_that_do():
     assert below < bad < above
     assert runs(model, below) and runs(model, above)
     assert not any(runs(model, s) for s in range(below + 1, above)), "not the nearest sizes"
-    assert build("bn_inception", input_size=below, device="meta") is not None
+    assert build("bn_inception", input_size=below, device="meta").config.input_size == below
 
 
 def test_input_size_bounds_and_type():
@@ -310,7 +311,7 @@ def test_input_size_bounds_and_type():
         build("googlenet", input_size=4096, device="meta")
     with pytest.raises(ConfigError, match="input_size must be an integer"):
         build("googlenet", input_size="224", device="meta")
-    assert build("inception_v3", input_size=512, device="meta") is not None
+    assert build("inception_v3", input_size=512, device="meta").config.input_size == 512
 
 
 # ---------------------------------------------------------------------------------------------

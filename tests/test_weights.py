@@ -15,11 +15,12 @@ import warnings
 import pytest
 import torch
 from safetensors.torch import save_file
+from tolerances import LOGIT_ATOL
 
 import explorer
 from explorer.weights import WeightsError
 
-ATOL = 1e-4
+ATOL = LOGIT_ATOL  # the contract: same weights, logits within 1e-4 (tests/tolerances.py)
 
 
 def logits_of(model, x):

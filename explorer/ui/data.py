@@ -97,12 +97,14 @@ def model_cache():
     return ModelCache(MODEL_CACHE_BYTES)
 
 
-def loaded_model(variant: str, weights: str, device: str = "cpu"):
-    """A model with real weights from the shared cache; the first load shows its download."""
+def loaded_model(variant: str, weights: str, device: str = "cpu", label: str | None = None):
+    """A model with real weights from the shared cache; the first load shows its download.
+    ``label`` names the weights for the user (an upload's file name, never a server path)."""
     from explorer.inference import load_model
+    from explorer.text import md_escape
 
     def load():
-        bar = st.progress(0.0, text=f"Fetching the {variant} weights ({weights})...")
+        bar = st.progress(0.0, text=f"Loading the {variant} weights ({md_escape(label or weights)})...")
 
         def progress(done, total):
             frac = min(1.0, done / total) if total else 0.0
@@ -134,3 +136,10 @@ def _saliency(model_key: tuple, pixels: str, size: tuple, preprocess, *, _loaded
 
     x = to_batch([_image], preprocess).to(_loaded.device)
     return grad_cam(_loaded.model, x), feature_maps(_loaded.model, x, channels=16)
+
+
+@st.cache_data(show_spinner="Running torchinfo on the meta device...", max_entries=32)
+def torchinfo_text(variant: str, depth: str = "block", **config) -> str:
+    from explorer.torchinfo_view import torchinfo_text as text
+    size = config.pop("input_size", None)
+    return text(variant, input_size=size, depth=depth, **config)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
-PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
+from ..resources import resource
+
+PAGES_DIR = resource("pages")
 
 # name -> (title, icon); the first is the default page
 PAGES = {
