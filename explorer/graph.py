@@ -3,16 +3,27 @@
 ``to_dot`` builds the network on the meta device (no memory, no weights), runs one forward pass
 with hooks to learn every module's output shape, and walks the block vocabulary (``ConvBN``,
 ``Concat``, ``Residual``, heads). Stages become clusters labelled with their paper figure; edges
-carry "C x H x W" shapes.
+carry "C x H x W" shapes. The drawing is built with the ``graphviz`` package and laid out by its
+``dot`` program.
+
+Two ways to choose what is drawn:
+
+- ``depth`` ("stage", "block", "layer") draws the whole network at one level;
+- ``expanded`` (a set of qualified names) draws the interactive explorer's view: every stage is
+  one node unless it is expanded (then its blocks, each one node unless expanded into its
+  branches and layers). Node ids are the modules' qualified names as in the analysis rows
+  (``inception_a.0``, ``reduction_a``, ``inception_a.0.branches.1x1.0``, ``inception_a.0.concat``).
 """
 
 from __future__ import annotations
 
+import math
 import shutil
-import subprocess
+from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
 
+import graphviz
 import torch
 from torch import nn
 
@@ -21,18 +32,51 @@ from .variants.blocks import Concat, ConvBN, Residual, meta_of
 
 DEPTHS = ("stage", "block", "layer")
 FORMATS = ("svg", "png")
+OVERLAYS = {"params": "parameters", "macs": "MACs", "activations": "activation memory",
+            "latency": "measured latency"}
 MISSING = ("Graphviz's `dot` program is not installed; install it (e.g. `apt-get install "
            "graphviz`, or see https://graphviz.org/download/) or download the DOT source instead")
 FILL = {"conv": "#dbe9f6", "pool": "#fdebd0", "join": "#eeeeee", "block": "#dbe9f6",
         "head": "#e2f0d9", "aux": "#f4f4f4", "layer": "#ffffff"}
+# A sequential colour scale (light yellow -> dark red, as ColorBrewer's YlOrRd) for overlays.
+RAMP = ("#ffffcc", "#fed976", "#fd8d3c", "#e31a1c", "#800026")
+FONTS = {False: (14, 11, 16), True: (18, 14, 20)}  # (node, edge, title) points; True: projector
 
 
 class GraphvizMissing(RuntimeError):
     """The ``dot`` binary is not on PATH; the DOT source itself is still available."""
 
 
-def to_dot(variant: str, *, depth: str = "block", collapse: bool = True, **config) -> str:
-    """Graphviz DOT for ``variant`` at ``depth``:
+def _freeze(value):
+    """A hashable cache key that keeps types apart (True vs 1, 299 vs 299.0): only one of such
+    a pair may be valid, so the cache must never answer one with the other's result."""
+    if isinstance(value, Mapping):
+        return ("mapping", tuple(sorted((str(k), _freeze(v)) for k, v in value.items())))
+    if isinstance(value, (list, tuple)):  # build takes either: one entry for both
+        return ("tuple", tuple(_freeze(v) for v in value))
+    if isinstance(value, (set, frozenset)):
+        return ("set", frozenset(value))
+    return (type(value).__name__, value)
+
+
+def _thaw(key):
+    kind, value = key
+    if kind == "mapping":
+        return {k: _thaw(v) for k, v in value}
+    if kind == "tuple":
+        return tuple(_thaw(v) for v in value)
+    if kind == "set":
+        return set(value)
+    return value
+
+
+def to_dot(variant: str, *, depth: str = "block", collapse: bool = True,
+           expanded: Iterable[str] | None = None, values: Mapping[str, float] | None = None,
+           overlay: str | None = None, value_scale: tuple[float, float] | None = None,
+           projector: bool = False, **config) -> str:
+    """Graphviz DOT for ``variant``.
+
+    Without ``expanded``, the whole network at ``depth``:
 
     - "stage": one node per stage;
     - "block": one node per block (stem layers count as blocks);
@@ -40,40 +84,166 @@ def to_dot(variant: str, *, depth: str = "block", collapse: bool = True, **confi
       blocks add the linear 1x1 filter expansion, the scaled add with its identity shortcut and
       the ReLU.
 
-    ``collapse`` draws a run of identical consecutive blocks once, marked "xN". ``config`` takes
-    build's options (layout, width, aux_logits, input_size, ...); invalid ones raise ConfigError.
+    ``collapse`` draws a run of identical consecutive blocks once, marked "xN".
+
+    With ``expanded`` (qualified names, see ``expandable``), the explorer's view: each stage is
+    one node unless expanded, each block one node unless expanded (into its branches, joins and
+    layers); ``depth`` and ``collapse`` are then ignored. Unknown names are ignored (the caller
+    reports them: ``unknown_names``).
+
+    ``values`` (qualified name -> number, e.g. ``overlay_values``) colours the nodes on a log
+    scale from ``value_scale`` (low, high; default: the drawn values' range) and adds the figure to
+    their labels; ``overlay`` names it in the legend (a key of OVERLAYS). ``projector`` uses
+    larger fonts. ``config`` takes build's options (layout, width, aux_logits, input_size, ...);
+    invalid ones raise ConfigError.
     """
     if depth not in DEPTHS:
         raise ConfigError(f"unknown depth {depth!r}; choose one of: {', '.join(DEPTHS)}")
     if {"device", "weights"} & set(config):  # a drawing needs shapes only: always meta, no weights
         raise ConfigError("to_dot takes no device or weights: it draws a meta-device build")
-    key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in config.items()))
+    if overlay is not None and overlay not in OVERLAYS:
+        raise ConfigError(f"unknown overlay {overlay!r}; choose one of: {', '.join(OVERLAYS)}")
+    view = (depth, bool(collapse), None if expanded is None else frozenset(map(str, expanded)),
+            values, overlay, None if value_scale is None else tuple(value_scale), bool(projector))
+    key = (variant, _freeze(view), _freeze(config))
     try:
         hash(key)
     except TypeError:  # an odd value: let build() reject it with its own message, uncached
-        return _to_dot.__wrapped__(variant, depth, bool(collapse), key)
-    return _to_dot(variant, depth, bool(collapse), key)
+        return _to_dot.__wrapped__(*key)
+    return _to_dot(*key)
 
 
 @lru_cache(maxsize=64)
-def _to_dot(variant: str, depth: str, collapse: bool, config: tuple) -> str:
-    model = build(variant, device="meta", **dict(config))
+def _to_dot(variant: str, view: tuple, config: tuple) -> str:
+    depth, collapse, expanded, values, overlay, scale, projector = _thaw(view)
+    model = build(variant, device="meta", **_thaw(config))
     size = model.config.input_size or VARIANTS[variant].native_input_size
-    return _Drawer(model, _shapes(model, size), depth, collapse).draw(variant, size)
+    drawer = _Drawer(model, _shapes(model, size), depth, collapse, expanded,
+                     _Colours(values, scale, overlay), projector)
+    return drawer.draw(variant, size)
+
+
+def expandable(variant: str, **config) -> dict[str, str]:
+    """What the explorer's view can expand, in model order: qualified name -> "stage", "block"
+    or "head" (heads and aux classifiers open into their layers)."""
+    return dict(_expandable(variant, _freeze(config)))
+
+
+@lru_cache(maxsize=64)
+def _expandable(variant: str, config: tuple) -> tuple:
+    model = build(variant, device="meta", **_thaw(config))
+    out = []
+    for stage_name in model.stage_names:
+        stage = getattr(model, stage_name)
+        out.append((stage_name, "stage"))
+        out += [(f"{stage_name}.{name}", "block") for name, block in stage.named_children()
+                if isinstance(block, Concat)]
+    out += [("head", "head")] + [(aux, "head") for aux in model.aux_taps.values()]
+    return tuple(out)
+
+
+def unknown_names(names: Iterable[str], known: Iterable[str]) -> list[str]:
+    """The names that are not in ``known``, in their order, without repeats."""
+    known = set(known)
+    return list(dict.fromkeys(n for n in names if n not in known))
+
+
+def matching_stage(name: str | None, stages: Iterable[str]) -> str | None:
+    """The stage of ``stages`` (another network's) that matches the stage holding ``name``:
+    same name, where Inception-ResNet's "inception_resnet_a" matches Inception-v4's
+    "inception_a" (the same place in the network, the same grid)."""
+    if not name:
+        return None
+    def plain(stage):
+        return stage.replace("inception_resnet_", "inception_")
+    stage = plain(name.split(".")[0])
+    return next((s for s in stages if plain(s) == stage), None)
+
+
+def overlay_values(rows: Iterable[Mapping], metric: str) -> dict[str, float]:
+    """Qualified name -> figure of ``metric`` ("params", "macs", "activations") from analysis
+    rows (``Analysis.to_dict()["rows"]``, any depth; pass every depth to colour any view)."""
+    field = {"params": "params", "macs": "macs", "activations": "activation_bytes"}
+    if metric not in field:
+        raise ConfigError(f"unknown metric {metric!r}; choose one of: {', '.join(field)}")
+    return {r["name"]: float(r[field[metric]]) for r in rows}
+
+
+def value_text(value: float, overlay: str | None) -> str:
+    """A figure as a node label shows it: "1.2 M", "3.4 MiB", "5.6 ms"."""
+    if overlay == "latency":
+        return f"{value:.2f} ms" if value < 10 else f"{value:.1f} ms"
+    if overlay == "activations":
+        return f"{value / 2**20:.1f} MiB" if value >= 2**20 else f"{value / 2**10:.0f} KiB"
+    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:.2f} {unit}"
+    return f"{value:g}"
+
+
+def legend(values: Mapping[str, float], scale: tuple[float, float] | None = None,
+           overlay: str | None = None, steps: int = 5) -> list[tuple[str, str]]:
+    """The overlay's legend: (colour, figure) from the low to the high end of the scale."""
+    colours = _Colours(values, scale, overlay)
+    if colours.lo is None:
+        return []
+    out = []
+    for i in range(steps):
+        v = math.exp(math.log(colours.lo) + i / (steps - 1) * (math.log(colours.hi) - math.log(colours.lo)))
+        out.append((colours.colour(v), value_text(v, overlay)))
+    return out
+
+
+def value_range(*value_maps: Mapping[str, float], names: Iterable[str] | None = None):
+    """(low, high) of the positive values over several maps (one scale for two graphs), only
+    over ``names`` when given; None when there is none."""
+    keep = None if names is None else set(names)
+    vals = [v for m in value_maps for k, v in m.items() if v > 0 and (keep is None or k in keep)]
+    return (min(vals), max(vals)) if vals else None
+
+
+class _Colours:
+    """Maps a value to a fill colour on a log scale (costs span orders of magnitude)."""
+
+    def __init__(self, values, scale, overlay):
+        self.values, self.overlay = dict(values or {}), overlay
+        self.lo = self.hi = None
+        rng = tuple(scale) if scale else value_range(self.values)
+        if rng and rng[0] > 0:
+            self.lo, self.hi = rng
+
+    def colour(self, value: float) -> str:
+        span = math.log(self.hi) - math.log(self.lo)
+        t = 0.0 if span <= 0 else (math.log(max(value, self.lo)) - math.log(self.lo)) / span
+        t = min(max(t, 0.0), 1.0) * (len(RAMP) - 1)
+        i = min(int(t), len(RAMP) - 2)
+        a, b = RAMP[i], RAMP[i + 1]
+        mix = [round(int(a[j:j + 2], 16) * (1 - (t - i)) + int(b[j:j + 2], 16) * (t - i))
+               for j in (1, 3, 5)]
+        return "#" + "".join(f"{c:02x}" for c in mix)
+
+    def attrs(self, name: str) -> dict:
+        """Fill and font colour of node ``name`` (empty when it has no value to show)."""
+        value = self.values.get(name)
+        if self.lo is None or value is None or value <= 0:
+            return {}
+        fill = self.colour(value)
+        dark = sum(int(fill[j:j + 2], 16) for j in (1, 3, 5)) < 3 * 140
+        return {"fillcolor": fill, "fontcolor": "white" if dark else "black"}
 
 
 def render(dot_source: str, fmt: str = "svg") -> bytes:
     """Lay out ``dot_source`` with Graphviz's ``dot`` and return the SVG or PNG bytes."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    dot = shutil.which("dot")
-    if dot is None:
+    if shutil.which("dot") is None:
         raise GraphvizMissing(MISSING)
-    done = subprocess.run([dot, f"-T{fmt}"], input=dot_source.encode(), capture_output=True,
-                          timeout=120, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"dot failed: {done.stderr.decode(errors='replace').strip()}")
-    return done.stdout
+    try:
+        return graphviz.Source(dot_source).pipe(format=fmt, engine="dot")
+    except graphviz.ExecutableNotFound as err:
+        raise GraphvizMissing(MISSING) from err
+    except graphviz.CalledProcessError as err:
+        raise RuntimeError(f"dot failed: {(err.stderr or b'').decode(errors='replace').strip()}") from err
 
 
 def _shapes(model: nn.Module, size: int) -> dict[int, tuple]:
@@ -93,9 +263,10 @@ def _shapes(model: nn.Module, size: int) -> dict[int, tuple]:
     return shapes
 
 
-def _quote(text: str) -> str:
-    """A DOT double-quoted string: safe for any id or label (newlines become line breaks)."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+def _text(text: str) -> str:
+    """A label for the graphviz package (which quotes it and escapes double quotes): a
+    backslash stays a backslash, a newline becomes a line break."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
 
 
 def _shape_text(shape: tuple) -> str:
@@ -142,37 +313,44 @@ def _leaves(m: nn.Module) -> list[nn.Module]:
 
 
 class _Drawer:
-    def __init__(self, model, shapes, depth, collapse):
+    def __init__(self, model, shapes, depth, collapse, expanded=None, colours=None,
+                 projector=False):
         self.model, self.shapes, self.depth, self.collapse = model, shapes, depth, collapse
+        self.expanded, self.colours = expanded, colours or _Colours(None, None, None)
+        self.fonts = FONTS[bool(projector)]
         self.names = {id(m): name for name, m in model.named_modules()}
         self.node_shape: dict[str, tuple] = {}
-        self.body: list[str] = []
+        self.graphs: list[graphviz.Digraph] = []  # the root, then the clusters we are inside
         # edges go at the root: an edge written inside a cluster pulls its nodes into it
-        self.edges: list[list[str]] = []
-        self.indent = "  "
+        self.edges: list[list] = []
 
     def node(self, nid: str, label: str, shape: tuple, style: str = "layer") -> str:
-        attrs = f"label={_quote(label)}, fillcolor={_quote(FILL[style])}"
-        if style == "join":
-            attrs += ", shape=ellipse"
-        self.body.append(f"{self.indent}{_quote(nid)} [{attrs}];")
+        attrs = {"fillcolor": FILL[style], **({"shape": "ellipse"} if style == "join" else {})}
+        value = self.colours.values.get(nid)
+        if value is not None and self.colours.lo is not None and style != "join":
+            label += "\n" + value_text(value, self.colours.overlay)
+        attrs.update(self.colours.attrs(nid))
+        self.graphs[-1].node(nid, label=_text(label), **attrs)
         self.node_shape[nid] = shape
         return nid
 
-    def edge(self, a: str, b: str, extra: str = "") -> str:
+    def edge(self, a: str, b: str, **extra) -> str:
         """An edge labelled with the shape ``a`` produces; returns ``b`` to chain on from."""
-        self.edges.append([a, b, f"label={_quote(_shape_text(self.node_shape[a]))}{extra}"])
+        self.edges.append([a, b, {"label": _shape_text(self.node_shape[a]), **extra}])
         return b
 
     @contextmanager
-    def cluster(self, cid: str, label: str):
-        """Nodes created inside the ``with`` land in the cluster (a stage, a block, a head)."""
-        self.body.append(f"{self.indent}subgraph {_quote('cluster_' + cid)} {{")
-        self.indent += "  "
-        self.body.append(f"{self.indent}label={_quote(label)};")
-        yield
-        self.indent = self.indent[:-2]
-        self.body.append(f"{self.indent}}}")
+    def cluster(self, cid: str, label: str, bottom: bool = False):
+        """Nodes created inside the ``with`` land in the cluster (a stage, a block, a head).
+        Titles sit at the left, clear of the edges that enter mid-box; an open block's title
+        sits at its bottom, as its branches' edges fan out from the top."""
+        with self.graphs[-1].subgraph(name=f"cluster_{cid}") as sub:
+            sub.attr(label=_text(label), labeljust="l", labelloc="b" if bottom else "t")
+            self.graphs.append(sub)
+            try:
+                yield
+            finally:
+                self.graphs.pop()
 
     def runs(self, stage_name: str, stage: nn.Sequential) -> list[list[tuple[str, nn.Module]]]:
         """Consecutive identical blocks grouped; a block an aux head taps ends its group."""
@@ -186,15 +364,16 @@ class _Drawer:
             prev = None if f"{stage_name}.{name}" in self.model.aux_taps else sig
         return groups
 
-    def block_label(self, stage_name: str, run) -> tuple[str, str]:
+    def block_label(self, stage_name: str, run, title: str | None = None) -> tuple[str, str]:
         (first, m), n = run[0], len(run)
         times = f"\nx{n}" if n > 1 else ""
         if not isinstance(m, Concat):
             label, style = layer_label(m)
-            return label + times, style
-        title = stage_name if first.isdigit() else first
-        if n > 1 and not first.isdigit():
-            title = f"{first} .. {run[-1][0]}"
+            return (f"{title}\n{label}" if title else label) + times, style
+        if title is None:
+            title = stage_name if first.isdigit() else first
+            if n > 1 and not first.isdigit():
+                title = f"{first} .. {run[-1][0]}"
         kind = meta_of(m).get("kind", "block")
         kind = "parallel branches" if kind == "stem" else kind  # a small concat block in a stem
         if isinstance(m, Residual):
@@ -209,17 +388,17 @@ class _Drawer:
             shape = self.shapes[id(m.up if isinstance(m, Residual) else m)]
             if isinstance(m, Residual):  # the concat's shape is the expansion's input
                 shape = (sum(self.node_shape[e][0] for e in ends),) + shape[1:]
-            cat = self.node(f"{name}/concat", f"concat {shape[0]}", shape, "join")
+            cat = self.node(f"{name}.concat", f"concat {shape[0]}", shape, "join")
             for end in ends:
                 self.edge(end, cat)
             if not isinstance(m, Residual):
                 return cat
-            add = self.node(f"{name}/add", f"+ x{m.scale:g}", self.shapes[id(m)], "join")
+            add = self.node(f"{name}.add", f"+ x{m.scale:g}", self.shapes[id(m)], "join")
             self.edge(self.walk(m.up, cat), add)
-            self.edge(src, add, ', color="#777777", fontcolor="#777777"')  # identity shortcut
+            self.edge(src, add, color="#777777", fontcolor="#777777")  # identity shortcut
             if m.act is None:  # the released networks' last block
                 return add
-            return self.edge(add, self.node(f"{name}/relu", "ReLU", self.shapes[id(m)]))
+            return self.edge(add, self.node(f"{name}.relu", "ReLU", self.shapes[id(m)]))
         if not isinstance(m, ConvBN) and list(m.children()):  # Sequential, heads
             for child in m.children():
                 src = self.walk(child, src)
@@ -230,10 +409,12 @@ class _Drawer:
         return self.edge(src, self.node(self.names[id(m)], label, self.shapes[id(m)], style))
 
     def part(self, nid: str, m: nn.Module, src: str, style: str) -> str:
-        """A head: layer by layer at layer depth, else one node listing its layers."""
-        if self.depth == "layer":
+        """A head: layer by layer at layer depth (or expanded), else one node of its layers."""
+        if self.depth == "layer" if self.expanded is None else nid in self.expanded:
             return self.walk(m, src)
         label = "\n".join(layer_label(leaf)[0] for leaf in _leaves(m))
+        if self.expanded is not None:
+            label = f"{nid}\n{label}"
         return self.edge(src, self.node(nid, label, self.shapes[id(m)], style))
 
     def stage(self, stage_name: str, stage: nn.Sequential, src: str, taps: dict) -> str:
@@ -257,11 +438,59 @@ class _Drawer:
             taps[f"{stage_name}.{last}"] = src
         return src
 
+    def explorer_stage(self, stage_name: str, stage: nn.Sequential, src: str, taps: dict) -> str:
+        """The explorer's view of one stage: a node, or (expanded) its blocks, each a node or
+        (expanded) its layers. A stage of one block opens straight into that block's layers."""
+        children = list(stage.named_children())
+        if stage_name not in self.expanded:
+            runs = self.runs(stage_name, stage)
+            if len(runs) == 1:
+                label, style = self.block_label(stage_name, runs[0], title=stage_name)
+            else:
+                what = "layers" if stage_name == "stem" else "blocks"
+                label, style = f"{stage_name}\n{len(stage)} {what}", "block"
+            figure = meta_of(stage).get("figure")
+            label += f"\n{figure}" if figure and figure not in label else ""
+            src = self.edge(src, self.node(stage_name, label, self.shapes[id(stage[-1])], style))
+            taps.update({f"{stage_name}.{name}": src for name, _ in children})
+            return src
+        fans_out = len(children) == 1 and isinstance(children[0][1], Concat)
+        with self.cluster(stage_name, _titled(stage_name, stage), bottom=fans_out):
+            for name, block in children:
+                bid = f"{stage_name}.{name}"
+                if isinstance(block, Concat) and len(children) == 1:
+                    src = self.walk(block, src)
+                elif isinstance(block, Concat) and bid in self.expanded:
+                    with self.cluster(bid, self.block_label(stage_name, [(name, block)], bid)[0],
+                                      bottom=True):
+                        src = self.walk(block, src)
+                else:
+                    label, style = self.block_label(stage_name, [(name, block)], bid)
+                    src = self.edge(src, self.node(bid, label, self.shapes[id(block)], style))
+                taps[bid] = src
+        return src
+
     def draw(self, variant: str, size: int) -> str:
         model, taps = self.model, {}
+        title = f"{VARIANTS[variant].title} ({model.layout} layout), {size}x{size} input"
+        if self.colours.lo is not None:
+            lo, hi = (value_text(v, self.colours.overlay) for v in (self.colours.lo, self.colours.hi))
+            what = OVERLAYS.get(self.colours.overlay, "value")
+            title += f"\ncolour: {what}, {lo} (light) to {hi} (dark), log scale"
+        node_pt, edge_pt, title_pt = self.fonts
+        root = graphviz.Digraph(variant)
+        root.attr("graph", rankdir="TB", label=_text(title), labelloc="t", fontname="Helvetica",
+                  fontsize=str(title_pt), nodesep="0.25", ranksep="0.3")
+        root.attr("node", shape="box", style="rounded,filled", fontname="Helvetica",
+                  fontsize=str(node_pt), height="0.3")
+        root.attr("edge", fontname="Helvetica", fontsize=str(edge_pt), arrowsize="0.6")
+        self.graphs = [root]
         src = self.node("input", "input", (3, size, size))
         for stage_name in model.stage_names:
             stage = getattr(model, stage_name)
+            if self.expanded is not None:
+                src = self.explorer_stage(stage_name, stage, src, taps)
+                continue
             with self.cluster(stage_name, _titled(stage_name, stage)):
                 src = self.stage(stage_name, stage, src, taps)
         with self.cluster("head", "classifier head"):
@@ -271,14 +500,7 @@ class _Drawer:
             with self.cluster(aux_name, _titled(f"auxiliary classifier ({aux_name})", aux)):
                 first = len(self.edges)
                 self.part(aux_name, aux, taps[tap], "aux")
-                self.edges[first][2] += ", style=dashed"  # a side branch, not the main path
-        title = f"{VARIANTS[variant].title} ({model.layout} layout), {size}x{size} input"
-        return "\n".join([
-            f"digraph {_quote(variant)} {{",
-            f'  graph [rankdir=TB, label={_quote(title)}, labelloc=t, fontname="Helvetica", '
-            'fontsize=12, nodesep=0.2, ranksep=0.3];',
-            '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10, '
-            'height=0.3];',
-            '  edge [fontname="Helvetica", fontsize=8, arrowsize=0.6];',
-            *self.body, *(f"  {_quote(a)} -> {_quote(b)} [{attrs}];" for a, b, attrs in self.edges),
-            "}", ""])
+                self.edges[first][2]["style"] = "dashed"  # a side branch, not the main path
+        for a, b, attrs in self.edges:
+            root.edge(a, b, **attrs)
+        return root.source

@@ -38,3 +38,43 @@ def forward_latency(model: nn.Module, input_size: int, *, repeats: int = 5, warm
             "repeats": repeats, "device": str(device),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU",
             "threads": torch.get_num_threads()}
+
+
+def module_latency(model: nn.Module, input_size: int, *, repeats: int = 3) -> dict[str, float]:
+    """Milliseconds each named module takes in a forward pass (forward hooks around every
+    module; a stage's time includes its blocks'), median over ``repeats`` passes after a
+    warm-up, batch 1, no autograd. Hooks are removed afterwards; pass a model of your own,
+    never one shared with other sessions while it runs."""
+    param = next(model.parameters())
+    x = torch.randn(1, 3, input_size, input_size, device=param.device, dtype=param.dtype)
+    starts: dict[str, float] = {}
+    runs: dict[str, list[float]] = {}
+    sync = torch.cuda.synchronize if param.device.type == "cuda" else (lambda: None)
+
+    def before(name):
+        def hook(module, args):
+            sync()
+            starts[name] = time.perf_counter()
+        return hook
+
+    def after(name):
+        def hook(module, args, output):
+            sync()
+            runs.setdefault(name, []).append((time.perf_counter() - starts[name]) * 1000)
+        return hook
+
+    with torch.no_grad():
+        model(x)  # warm-up, unhooked
+        handles = []
+        for name, module in model.named_modules():
+            if name:
+                handles += [module.register_forward_pre_hook(before(name)),
+                            module.register_forward_hook(after(name))]
+        try:
+            for _ in range(repeats):
+                model(x)
+        finally:
+            for h in handles:
+                h.remove()
+    # a module called twice in one pass (none in our networks) would count both calls
+    return {name: statistics.median(times) for name, times in runs.items()}

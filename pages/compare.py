@@ -5,9 +5,9 @@ import streamlit as st
 from explorer import charts
 from explorer.analysis import MACS_NOTE
 from explorer.timing import forward_latency
-from explorer.ui import data
+from explorer.ui import data, graph_panel
 from explorer.ui.controls import compare_controls
-from explorer.variants import ConfigError
+from explorer.variants import VARIANTS, ConfigError
 
 st.title("Compare")
 choice = compare_controls()
@@ -56,6 +56,9 @@ a, b = st.columns(2)
 a.plotly_chart(charts.params_macs_bars(rows))
 b.plotly_chart(charts.accuracy_vs_macs(rows))
 st.plotly_chart(charts.stage_macs(stages))
+
+st.subheader("Graphs side by side")
+graph_panel.compare_pair(list(VARIANTS))
 
 st.subheader("Measured latency")
 st.caption("On request: each model is built with random weights and run on one random image "

@@ -7,9 +7,8 @@ import streamlit as st
 from explorer import charts
 from explorer.analysis import MACS_NOTE, PARAMS_NOTE
 from explorer.export import analysis_csv, file_stem
-from explorer.graph import GraphvizMissing
 from explorer.timing import forward_latency
-from explorer.ui import data
+from explorer.ui import data, graph_panel
 from explorer.ui.controls import inspect_controls
 from explorer.variants import VARIANTS, ConfigError
 
@@ -21,8 +20,6 @@ st.markdown(f"{info.year} · [{info.paper}](https://arxiv.org/abs/{info.arxiv}) 
 
 try:
     result = data.analysis(choice.variant, choice.depth, **choice.config)
-    dot = data.dot(choice.variant, choice.depth, **choice.config)
-    blocks = data.blocks(choice.variant, **choice.config)
     by_block = data.analysis(choice.variant, "block", **choice.config)
 except ConfigError as err:
     st.error(f"This configuration cannot be built: {err}")
@@ -38,30 +35,20 @@ m[2].metric("activations / image", charts.fmt_bytes(result["total_activation_byt
 m[3].metric("rows", len(result["rows"]), help=f"at depth {choice.depth}")
 m[4].metric("input", f"{result['input_size']} px", help=f"{result['layout']} layout")
 
-if choice.depth == "layer":  # a wide drawing: give it the page's width
-    graph_col, table_col = st.container(), st.container()
-else:
-    graph_col, table_col = st.columns([2, 3], gap="large")
-with graph_col:
-    st.subheader("Graph")
-    st.graphviz_chart(dot, width="content" if choice.depth == "layer" else "stretch", height="content",
-                      alt=f"{info.title} drawn at {choice.depth} depth with tensor shapes on edges")
-    d1, d2 = st.columns(2)
-    d1.download_button("DOT", dot, f"{name}.dot", "text/vnd.graphviz", icon=":material/download:")
-    try:
-        d2.download_button("SVG", data.svg(dot), f"{name}.svg", "image/svg+xml",
-                           icon=":material/download:")
-    except GraphvizMissing as err:
-        st.info(str(err))
+graph = graph_panel.inspect(choice, info, name)
 
-with table_col:
+with graph.table_col:
     st.subheader(f"Per {choice.depth}")
+    picked = graph.table_row(result["rows"])
+    table_key = f"table_{choice.variant}_{choice.depth}_{graph.state.selected}"
     st.dataframe(
-        charts.table_records(result), hide_index=True,
+        graph.highlight(charts.table_records(result), picked), hide_index=True,
         height=min(560, 35 * (len(result["rows"]) + 1) + 3),
-        # what a projector must show first: the name (pinned), then shape, params and MACs
+        # what a projector must show first: the name (whole), then shape, params and MACs
         column_order=("name", "output", "params", "MACs", "MACs %", "bn_params", "kind",
                       "params %", "input", "activation KiB", "figure"),
+        key=table_key, on_select=graph.on_table_select(table_key, result["rows"]),
+        selection_mode="single-row",
         column_config={
             "name": st.column_config.TextColumn(width=charts.name_width(result)),
             "params": st.column_config.NumberColumn(format="localized", help=PARAMS_NOTE),
@@ -72,26 +59,14 @@ with table_col:
             "params %": st.column_config.NumberColumn(format="%.1f"),
             "activation KiB": st.column_config.NumberColumn(format="%.0f")})
     st.caption(f"{MACS_NOTE}. Params include BatchNorm's scale and shift (bn_params: that "
-               "share). Auxiliary heads, when built, get rows but are not in the totals.")
+               "share). Auxiliary heads, when built, get rows but are not in the totals. "
+               "Choose a row to select its node in the graph.")
     e1, e2 = st.columns(2)
     e1.download_button("CSV", analysis_csv(result), f"{name}.csv", "text/csv",
                        icon=":material/download:", help="settings on its first line (# settings)")
     e2.download_button("JSON", json.dumps(result, indent=1), f"{name}.json", "application/json",
                        icon=":material/download:", help="settings under its \"config\" key")
     st.plotly_chart(charts.feature_maps(by_block))
-
-    st.subheader("Selected block")
-    picked = st.selectbox("Block", list(blocks), key="block")
-    meta = blocks[picked]
-    row = next(r for r in by_block["rows"] if r["name"] == picked)
-    st.markdown(f"**{picked}** — {meta['kind'] or 'layer'}"
-                + (f" · *{meta['figure']}*" if meta["figure"] else ""))
-    if meta["idea"]:
-        st.markdown(f"> {meta['idea']}")
-    st.caption(f"{charts.shape_text(row['input_shape'])} → {charts.shape_text(row['output_shape'])}"
-               f" · {row['params']:,} params ({row['bn_params']:,} of them BatchNorm scale "
-               f"and shift) · {row['macs']:,} MACs "
-               f"({100 * row['macs_share']:.1f} % of the total)")
 
 notes_col, diff_col = st.columns(2)
 with notes_col:

@@ -14,7 +14,7 @@ from explorer.offline import fetch_command, missing_weights, uploader_label, whe
 from explorer.pretrained import REGISTRY, UnknownWeights, find_spec, specs_for
 from explorer.saliency import channel_grid, overlay
 from explorer.text import md_escape
-from explorer.ui import data
+from explorer.ui import data, graph_panel
 from explorer.variants import VARIANTS, ConfigError
 from explorer.weights import WeightsError
 
@@ -161,7 +161,10 @@ with cam_col:
              f"{loaded.preprocess.input_size} px crop the network sees")
 with maps_col:
     names = [m.name for m in maps]
-    block = st.select_slider("Block", names, value=names[len(names) // 2], key=f"see_block_{variant}")
+    key = f"see_block_{variant}"
+    st.session_state.setdefault(key, names[len(names) // 2])  # the graph's clicks set it too
+    graph_panel.block_picker(variant, names, key=key)
+    block = st.select_slider("Block", names, key=key)
     m = maps[names.index(block)]
     st.image(channel_grid(m.maps, columns=8), clamp=True, width="stretch",
              caption=f"{block}: output {m.shape[0]} x {m.shape[1]} x {m.shape[2]}; the 16 "

@@ -59,15 +59,16 @@ def test_overview_lists_the_family_and_opens_inspect():
 
 def test_inspect_has_its_widgets_graph_table_and_downloads():
     at = clean(app("inspect"))
-    for key in ("variant", "layout", "block"):
+    for key in ("variant", "layout"):
         assert at.selectbox(key=key)
     for key in ("size", "width", "classes"):
         assert at.number_input(key=key)
     assert at.checkbox(key="aux")
     assert at.radio(key="depth").value == "block"
-    assert len(at.get("graphviz_chart")) == 1
+    graph = at.get("bidi_component")  # the explorer's graph: Graphviz's SVG, a node per stage
+    assert len(graph) == 1 and graph[0].proto.json.count('class=\\"node\\"') == 8  # input, 6 stages, head
     assert len(at.get("plotly_chart")) == 1
-    assert {b.label for b in at.get("download_button")} >= {"DOT", "CSV", "SVG"}
+    assert {b.label for b in at.get("download_button")} >= {"DOT", "CSV", "SVG", "PNG"}
     table = first_table(at)
     assert at.selectbox(key="variant").value == "googlenet"  # the family's first
     assert table["output"].iloc[0] == "64 x 112 x 112"  # shapes as "C x H x W" text
@@ -92,7 +93,7 @@ def test_the_url_carries_the_config():
     assert at.title[0].value == "Inception-ResNet-v2"
     expected = analyze("inception_resnet_v2", layout="paper", scale=0.3)
     assert metric(at, "parameters") == charts.fmt_count(expected.total_params)
-    assert "residual, + x0.3" in at.get("graphviz_chart")[0].proto.spec
+    assert "residual, + x0.3" in at.get("bidi_component")[0].proto.json
 
 
 def test_options_appear_only_where_they_apply():
@@ -118,7 +119,7 @@ def test_a_bad_config_is_an_error_message_not_an_exception():
     clean(at)
     assert len(at.error) == 1
     assert "below inception_v3's minimum of 75x75" in at.error[0].value
-    assert not at.get("graphviz_chart") and not at.dataframe
+    assert not at.get("bidi_component") and not at.dataframe
     at.number_input(key="size").set_value(None).run()
     assert not clean(at).error
 
@@ -213,6 +214,6 @@ def test_inspect_times_a_forward_pass_on_request():
 def test_without_graphviz_the_svg_download_becomes_a_note(monkeypatch):
     monkeypatch.setattr("explorer.graph.shutil.which", lambda name: None)
     at = clean(app("inspect", width="0.75"))  # a config whose SVG is not cached yet
-    assert "SVG" not in {b.label for b in at.get("download_button")}
+    assert not {"SVG", "PNG"} & {b.label for b in at.get("download_button")}
     assert any("Graphviz's `dot` program is not installed" in i.value for i in at.info)
     assert len(at.get("graphviz_chart")) == 1  # the browser draws it without `dot`

@@ -201,7 +201,7 @@ STATE_JS = """() => {
     warnings: all("[data-testid='stAlertContentWarning']").map(e => e.innerText),
     exceptions: all("[data-testid='stException']").map(e => e.innerText),
     images: all("[data-testid='stImage'] img").length,
-    graphs: all("[data-testid='stGraphVizChart'] svg").length,
+    graphs: all("[data-explorer-graph] svg g.node").length,
     h1: document.querySelector("h1")?.textContent || "",
     metrics: Object.fromEntries(all("[data-testid='stMetric']").map(m => [
       m.querySelector("[data-testid='stMetricLabel']")?.innerText.trim(),

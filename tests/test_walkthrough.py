@@ -141,7 +141,9 @@ def test_inspect_says_params_include_batchnorm():
     assert "bn_params" in at.dataframe[0].value.columns
     assert any("BatchNorm's scale and shift" in c.value for c in at.caption)
     assert next(m for m in at.metric if m.label == "parameters").help.startswith("params: every")
-    assert any("of them BatchNorm scale and shift" in c.value for c in at.caption)
+    at = clean(app("inspect", variant="inception_v4", width="0.5", block="stem.conv_1a"))
+    details = " ".join(m.value for m in at.markdown)  # the selected node's panel
+    assert "**params**: 464 (" in details and "32 of them BatchNorm scale and shift" in details
 
 
 def test_the_cli_shows_bn_params(capsys):
@@ -253,7 +255,7 @@ def test_learn_page_field_cost_links_and_no_none():
     at.button(key="link_1xn").click().run()
     clean(at)
     assert at.title[0].value == "Inception-v3" and at.radio(key="depth").value == "layer"
-    assert at.selectbox(key="block").value.startswith("inception_b.")
+    assert at.session_state["inspect:inception_v3:block"].startswith("inception_b.")  # selected
 
 
 # -- 11. timeline ------------------------------------------------------------------------------------

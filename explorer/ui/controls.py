@@ -48,12 +48,19 @@ def open_in_inspect(variant: str, depth: str | None = None, block: str | None = 
     link's query parameters: set both, then switch."""
     st.session_state["variant"] = variant
     st.session_state["layout"] = VARIANTS[variant].default_layout
-    for key in (*INSPECT_REFERENCE, "block"):  # forgotten: the widgets start at their defaults
+    for key in (*INSPECT_REFERENCE, "overlay"):  # forgotten: the widgets start at their defaults
         st.session_state.pop(key, None)
     st.session_state.pop(URL_NOTES, None)
+    # The graph's view of this variant (selection, open blocks: ui.graph_view.GraphState) starts
+    # afresh too, reading the link's block= as a link opened in a new session would.
+    for key in [k for k in st.session_state if str(k).startswith(f"inspect:{variant}:")]:
+        del st.session_state[key]
+    st.session_state.pop("inspect:link_read", None)
+    query = {"variant": variant}
+    if depth is not None:
+        query["depth"] = depth
     if block is not None:
-        st.session_state["block"] = block
-    query = {"variant": variant} if depth is None else {"variant": variant, "depth": depth}
+        query["block"] = block
     st.switch_page(page("inspect"), query_params=query)
 
 
@@ -98,15 +105,21 @@ def _as_query(value) -> list[str]:
     return [str(value).lower() if isinstance(value, bool) else str(value)]
 
 
+# Query parameters that the graph panels read and check themselves (ui.graph_panel).
+GRAPH_KEYS = ("block", "open", "overlay", "graph_left", "graph_right", "compare_overlay")
+
+
 def url_problems(snapshot: dict[str, list[str]], now: dict[str, list[str]],
                  shown: dict[str, object], elsewhere: dict[str, str] | None = None) -> list[str]:
     """What the page did not take from a link: parameters it does not know, or whose value
     was dropped or corrected by their widget. ``now``: the query after the widgets ran;
     ``shown``: the page's URL-bound settings in use (key -> value); ``elsewhere``: settings of
-    this page that do not apply now (key -> why)."""
+    this page that do not apply now (key -> why). The graph's own keys are left to it."""
     notes = []
     for key, values in snapshot.items():
         value = ", ".join(values)
+        if key in GRAPH_KEYS:
+            continue
         if key in (elsewhere or {}):
             notes.append(f"{_plain(key)} \"{_plain(value)}\" is ignored: {elsewhere[key]}")
         elif key not in shown:

@@ -25,16 +25,6 @@ def analysis(variant: str, depth: str = "block", **config) -> dict:
     return analyze(variant, input_size=size, depth=depth, **config).to_dict()
 
 
-@st.cache_data(show_spinner=WARMUP, max_entries=64)
-def dot(variant: str, depth: str = "block", **config) -> str:
-    return to_dot(variant, depth=depth, **config)
-
-
-@st.cache_data(show_spinner="Laying out the graph with Graphviz...", max_entries=32)
-def svg(dot_source: str) -> bytes:
-    return render(dot_source, "svg")
-
-
 @st.cache_data(show_spinner=False, max_entries=64)
 def blocks(variant: str, **config) -> dict[str, dict]:
     """Block name -> kind, paper figure and idea (a block without its own falls back to its
@@ -143,3 +133,45 @@ def torchinfo_text(variant: str, depth: str = "block", **config) -> str:
     from explorer.torchinfo_view import torchinfo_text as text
     size = config.pop("input_size", None)
     return text(variant, input_size=size, depth=depth, **config)
+
+
+# -- the explorer's graph ----------------------------------------------------------------------
+
+@st.cache_data(show_spinner=WARMUP, max_entries=64)
+def all_rows(variant: str, **config) -> list[dict]:
+    """Analysis rows at every depth (stage, block, layer), for details and overlays."""
+    return [r for depth in ("stage", "block", "layer")
+            for r in analysis(variant, depth, **config)["rows"]]
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def graph_names(variant: str, **config) -> tuple[set, dict]:
+    """(every name a node may have, what can be expanded) of the explorer's drawing."""
+    from explorer.graph import expandable
+    opened = expandable(variant, **config)
+    names = {r["name"] for r in all_rows(variant, **config)} | set(opened) | {"input"}
+    return names, opened
+
+
+@st.cache_data(show_spinner="Laying out the graph with Graphviz...", max_entries=64)
+def explorer_svg(variant: str, expanded: tuple, overlay: str | None, values: dict | None,
+                 scale: tuple | None, projector: bool, config: dict) -> tuple[str, str]:
+    """(DOT, SVG) of the explorer's view."""
+    source = to_dot(variant, expanded=expanded, overlay=overlay, values=values,
+                    value_scale=scale, projector=projector, **config)
+    return source, render(source, "svg").decode()
+
+
+@st.cache_data(show_spinner="Laying out the graph with Graphviz...", max_entries=16)
+def png(dot_source: str) -> bytes:
+    return render(dot_source, "png")
+
+
+@st.cache_data(show_spinner="Timing every block on the CPU (one model built for it)...",
+               max_entries=8)
+def block_latency(variant: str, **config) -> dict[str, float]:
+    """Per-module forward time on the CPU: a model of its own (hooks must never touch the
+    shared cached models), built on request and dropped afterwards."""
+    from explorer.timing import module_latency
+    size = config.pop("input_size", None) or VARIANTS[variant].native_input_size
+    return module_latency(build(variant, device="cpu", **config).eval(), size)
