@@ -12,6 +12,9 @@
     app [STREAMLIT OPTIONS]
     predict IMAGE... --variant V [--layout L] --weights TAG|URL|FILE [--top-k K]
             [--preprocess-like TAG] [--device cpu|cuda] [--json]
+    signal VARIANT [--width W] [--repeats A,B,C] [--scale S] [--input-size N] [--json]
+    race VARIANT[@SCALE]... [--width W] [--repeats A,B,C] [--scale S] [--input-size N]
+         [--steps N] [--seeds 0,1,2] [--optimizer rmsprop|adam] [--target ACC] [--json]
 
 Bad input gets one line naming the problem and what is allowed, and exit status 2. ``predict``
 answers every image it can and exits with 1 when any image could not be read.
@@ -118,7 +121,31 @@ def make_parser() -> Parser:
                         "variant's default weights of the file's key layout)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("signal", help="Lab: activation std and gradient norm per block at init")
+    p.add_argument("variant")
+    _lab_options(p)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("race", help="Lab: train networks side by side on real MNIST digits")
+    p.add_argument("variants", nargs="+", metavar="VARIANT[@SCALE]")
+    _lab_options(p)
+    p.add_argument("--steps", type=int, default=400, help="training steps (batch 32)")
+    p.add_argument("--seeds", type=_csv_ints, default=(0,), help="e.g. 0,1,2")
+    p.add_argument("--optimizer", default="rmsprop", help="rmsprop (the papers' recipe) or adam")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--target", type=float, default=0.9, help="validation accuracy to reach")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when there is one")
+    p.add_argument("--json", action="store_true")
     return parser
+
+
+def _lab_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--layout", default="paper")
+    p.add_argument("--width", type=float, default=0.25, help="channel multiplier (default 0.25)")
+    p.add_argument("--repeats", type=_csv_ints, help="blocks per stage, e.g. 10,20,10")
+    p.add_argument("--scale", type=float, help="residual scale of the IR variants, e.g. 0.1")
+    p.add_argument("--input-size", type=int, help="default: the network's minimum, 75")
 
 
 def weights_parser() -> Parser:
@@ -417,8 +444,60 @@ def _download_bar():
     return report
 
 
+def cmd_signal(args, out) -> None:
+    from .lab import signal
+
+    result = signal(args.variant, width=args.width, repeats=args.repeats, scale=args.scale,
+                    input_size=args.input_size, layout=args.layout, batch=args.batch, seed=args.seed)
+    if args.json:
+        json.dump(result, out, indent=2)
+        out.write("\n")
+        return
+    out.write(f"{result['variant']} {result['config']}\n{'block':<32} {'activation std':>15} "
+              f"{'grad norm':>12}\n")
+    for r in result["rows"]:
+        out.write(f"{r['name']:<32} {r['activation_std']:>15.4f} {r['grad_norm']:>12.4g}\n")
+
+
+def race_configs(names, args) -> list:
+    from .lab.present import parse_network
+
+    return [parse_network(name, width=args.width, repeats=args.repeats, input_size=args.input_size,
+                          scale=args.scale, layout=args.layout) for name in names]
+
+
+def cmd_race(args, out) -> None:
+    from .lab import make_request, race
+
+    request = make_request(race_configs(args.variants, args), seeds=args.seeds, steps=args.steps,
+                           optimizer=args.optimizer, batch=args.batch, device=args.device,
+                           target=args.target)
+
+    def progress(p):
+        left = f", about {p['seconds_left']:.0f} s left" if p["seconds_left"] is not None else ""
+        print(f"\rrace: {100 * p['done'] / p['total']:5.1f} %{left}   ", end="", file=sys.stderr,
+              flush=True)
+
+    result = race(request, on_progress=progress if sys.stderr.isatty() else None)
+    result.pop("stopped", None)
+    if args.json:
+        json.dump(result, out, indent=2)
+        out.write("\n")
+        return
+    target = 100 * request.target
+    out.write(f"{'network':<40} {'seeds':>5} {'reached':>7} {f'steps to {target:.0f} %':>16} "
+              f"{'seconds':>13} {'final val acc %':>16}\n")
+    for s in result["summary"]:
+        st, sec, acc = s["steps_to_target"], s["seconds_to_target"], s["final_val_acc"]
+        steps = f"{st['mean']:.0f} +- {st['std']:.0f}" if st["mean"] is not None else "-"
+        secs = f"{sec['mean']:.1f} +- {sec['std']:.1f}" if sec["mean"] is not None else "-"
+        out.write(f"{s['label'][:40]:<40} {len(s['seeds']):>5} {s['reached']:>7} {steps:>16} "
+                  f"{secs:>13} {100 * acc['mean']:>9.1f} +- {100 * acc['std']:.1f}\n")
+
+
 COMMANDS = {"variants": cmd_variants, "summary": cmd_summary, "graph": cmd_graph,
             "compare": cmd_compare, "weights": cmd_weights, "predict": cmd_predict,
+            "signal": cmd_signal, "race": cmd_race,
             "fetch": cmd_weights_fetch, "verify": cmd_weights_verify, "app": cmd_app}
 
 

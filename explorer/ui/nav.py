@@ -15,6 +15,7 @@ PAGES = {
     "compare": ("Compare", ":material/compare_arrows:"),
     "predict": ("Predict", ":material/image_search:"),
     "learn": ("Learn", ":material/school:"),
+    "lab": ("Lab", ":material/science:"),
 }
 
 

@@ -1,0 +1,13 @@
+"""The Lab: the v4 paper's training claims, run here.
+
+- ``signal``: activations and gradients per block of a freshly initialised network;
+- ``race``: networks trained side by side on real digits, deterministic and cached;
+- ``get_queue``: one race at a time per server, the others in line.
+"""
+
+from .config import LAB_VARIANTS, LabConfig
+from .probe import measure, signal
+from .training import DEFAULT_CONFIGS, RECIPES, cached_race, make_request, race, summarize
+
+__all__ = ["DEFAULT_CONFIGS", "LAB_VARIANTS", "LabConfig", "RECIPES", "cached_race",
+           "make_request", "measure", "race", "signal", "summarize"]

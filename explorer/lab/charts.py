@@ -1,0 +1,55 @@
+"""Plotly figures of the Lab: signal along the depth, and race curves."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+COLORS = qualitative.Plotly
+
+
+def signal_figure(results: list[tuple[str, dict]]) -> go.Figure:
+    """One line per (label, signal result): activation std (left) and gradient norm (right,
+    log scale) against the block's position in the network."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(
+        "activation std of each block's output", "gradient norm reaching it (log scale)"))
+    for i, (label, result) in enumerate(results):
+        rows = result["rows"]
+        names = [r["name"] for r in rows]
+        for col, key in ((1, "activation_std"), (2, "grad_norm")):
+            fig.add_trace(go.Scatter(
+                x=list(range(len(rows))), y=[r[key] for r in rows], mode="lines+markers",
+                name=label, legendgroup=label, showlegend=col == 1, customdata=names,
+                line={"color": COLORS[i % len(COLORS)]}, marker={"size": 4},
+                hovertemplate="%{customdata}<br>%{y:.4g}<extra>" + label + "</extra>"),
+                row=1, col=col)
+    fig.update_xaxes(title_text="block (network order: stem ... head)")
+    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_layout(height=420, margin={"t": 40, "b": 40}, legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+def race_figure(runs: list[dict]) -> go.Figure:
+    """Training loss and validation accuracy against the step, one colour per network, one line
+    per seed."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(
+        "training loss (mean since the previous point)", "validation accuracy (1,000 unseen digits)"))
+    labels = list(dict.fromkeys(r["label"] for r in runs))
+    shown = set()
+    for run in runs:
+        color = COLORS[labels.index(run["label"]) % len(COLORS)]
+        steps = [p["step"] for p in run["curve"]]
+        for col, key in ((1, "train_loss"), (2, "val_acc")):
+            fig.add_trace(go.Scatter(
+                x=steps, y=[p[key] for p in run["curve"]], mode="lines+markers",
+                name=run["label"], legendgroup=run["label"],
+                showlegend=col == 1 and run["label"] not in shown,
+                line={"color": color}, marker={"size": 4},
+                hovertemplate=f"seed {run['seed']}<br>step %{{x}}<br>%{{y:.4g}}<extra>"
+                              f"{run['label']}</extra>"), row=1, col=col)
+        shown.add(run["label"])
+    fig.update_xaxes(title_text="training step")
+    fig.update_yaxes(range=[0, 1], row=1, col=2)
+    fig.update_layout(height=400, margin={"t": 40, "b": 40}, legend={"orientation": "h", "y": -0.25})
+    return fig

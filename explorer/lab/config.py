@@ -1,0 +1,103 @@
+"""What the Lab builds: a variant in its paper layout, small enough to run here, 10 classes."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from ..variants import ConfigError, build, resolve
+from ..variants.config import min_input_size, residual_scales
+
+LAB_VARIANTS = ("inception_v3", "inception_v4", "inception_resnet_v1", "inception_resnet_v2")
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """One network of the Lab. ``repeats``/``scale`` None mean the paper's reference values;
+    ``input_size`` None means the network's minimum (75 px for all four)."""
+
+    variant: str
+    width: float = 0.25
+    repeats: tuple[int, ...] | None = None
+    scale: float | None = None
+    input_size: int | None = None
+    layout: str = "paper"
+
+    def resolved(self) -> LabConfig:
+        """Validated, with every default made explicit (so equal networks get equal keys)."""
+        if self.variant not in LAB_VARIANTS:
+            raise ConfigError(f"the Lab trains {', '.join(LAB_VARIANTS)}; got {self.variant!r}")
+        repeats = tuple(self.repeats) if isinstance(self.repeats, (list, tuple)) else self.repeats
+        options = {"width": self.width, "repeats": repeats, "scale": self.scale}
+        _, lay, _ = resolve(self.variant, self.layout, num_classes=10,
+                            **{k: v for k, v in options.items() if v is not None})
+        size = self.input_size if self.input_size is not None else min_input_size(lay)
+        _, lay, cfg = resolve(self.variant, self.layout, num_classes=10, input_size=size,
+                              **{k: v for k, v in options.items() if v is not None})
+        scale = residual_scales(lay, cfg) if lay.scale is not None else None
+        return LabConfig(self.variant, float(cfg.width), tuple(cfg.repeats or lay.repeats or ()) or None,
+                         None if scale is None else (scale[0] if len(set(scale)) == 1 else scale),
+                         size, lay.name)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["repeats"] = list(d["repeats"]) if d["repeats"] else None
+        d["scale"] = list(d["scale"]) if isinstance(d["scale"], tuple) else d["scale"]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> LabConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown option(s) {', '.join(sorted(unknown))}; "
+                              f"the options are: {', '.join(sorted(known))}")
+        d = dict(d)
+        for key in ("repeats", "scale"):
+            if isinstance(d.get(key), list):
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+    def label(self) -> str:
+        if self.scale is None:
+            return self.variant
+        scales = self.scale if isinstance(self.scale, tuple) else (self.scale,)
+        return f"{self.variant} (scale {'/'.join(f'{s:g}' for s in scales)})"
+
+
+def build_lab_model(cfg: LabConfig, generator: torch.Generator, device="cpu",
+                    dropout: float = 0.0) -> nn.Module:
+    """Build ``cfg`` (resolved) with weights drawn from ``generator`` only.
+
+    PyTorch's default initialisation (kaiming-uniform with a = sqrt(5), biases uniform in
+    +-1/sqrt(fan_in), batch norm at 1 and 0), reproduced with a private generator: the global
+    random state is shared by every thread of a server, so it cannot make a run repeatable.
+    """
+    with torch.device("meta"):
+        model = build(cfg.variant, layout=cfg.layout, num_classes=10, device="meta",
+                      width=cfg.width, repeats=cfg.repeats, dropout=dropout,
+                      **({"scale": cfg.scale} if cfg.scale is not None else {}))
+    model = model.to_empty(device="cpu")
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
+                if m.bias is not None:
+                    fan_in = m.weight[0].numel()
+                    bound = 1 / math.sqrt(fan_in)
+                    nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+            elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.reset_parameters()
+    return model.to(device)
+
+
+def blocks(model: nn.Module):
+    """(name, module) of every block in network order: the children of each stage, then the
+    classifier head."""
+    for stage_name in model.stage_names:
+        for block_name, block in getattr(model, stage_name).named_children():
+            yield f"{stage_name}.{block_name}", block
+    yield "head", model.head

@@ -1,0 +1,389 @@
+"""A training race: several networks trained side by side on the same digits, in the same order,
+for the same number of steps, from the same seeds; validation accuracy on digits never trained on.
+
+Runs are deterministic (weights and data order from private generators, no dropout, a fixed
+number of CPU threads) and cached on disk by (configuration, seed, recipe, steps, device, code
+version), so a repeated race is answered at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..cache import cache_dir
+from ..variants import ConfigError
+from . import data
+from .config import LabConfig, build_lab_model
+
+V4_PAPER = "https://arxiv.org/abs/1602.07261"
+RETHINKING = "https://arxiv.org/abs/1512.00567"
+ADAM = "https://arxiv.org/abs/1412.6980"
+# One CPU thread, fixed: a run is then repeatable on any CPU (one reduction order), and on a
+# shared machine two threads were 18x slower than one here (OpenMP threads waiting on each other).
+THREADS = 1
+MAX_CONFIGS, MAX_SEEDS, MAX_STEPS = 4, 5, 5000
+MAX_WIDTH = 1.0      # the Lab is for small networks; 1.0 is already ~60x slower than 0.25
+DEFAULT_CONFIGS = (LabConfig("inception_v4"), LabConfig("inception_resnet_v2"))
+DEFAULT_STEPS, DEFAULT_BATCH, DEFAULT_TARGET, DEFAULT_POINTS = 400, 32, 0.9, 12
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    title: str
+    lr: float
+    label_smoothing: float
+    clip: float | None
+    decay: float            # learning-rate factor ...
+    decay_epochs: float     # ... applied every this many epochs of the training split
+    source: str
+
+    def optimizer(self, params):
+        if self.name == "rmsprop":
+            # TF's RMSProp, as the papers used it: decay 0.9, epsilon 1.0, momentum 0.9 (the
+            # released training code's value). PyTorch adds epsilon outside the square root,
+            # TF inside: with epsilon = 1 both damp small second moments alike.
+            return torch.optim.RMSprop(params, lr=self.lr, alpha=0.9, eps=1.0, momentum=0.9)
+        return torch.optim.Adam(params, lr=self.lr)
+
+
+RECIPES = {
+    "rmsprop": Recipe(
+        "rmsprop", "the papers' recipe: RMSProp (decay 0.9, epsilon 1.0), lr 0.045 x 0.94 every "
+        "2 epochs, label smoothing 0.1, gradient clipping at 2.0", 0.045, 0.1, 2.0, 0.94, 2.0,
+        f"Inception-v4 paper, Section 4 ({V4_PAPER}); label smoothing: Rethinking paper, "
+        f"Section 7; clipping 2.0 and the RMSProp settings: Rethinking paper, Section 8 "
+        f"({RETHINKING}). Scaled to the Lab: an epoch is the 4,000 training digits (125 steps "
+        "at batch 32), not ImageNet's 1.28 M images."),
+    "adam": Recipe(
+        "adam", "Adam, lr 0.001 (its defaults), constant, no smoothing, no clipping", 1e-3, 0.0,
+        None, 1.0, 1.0, f"Kingma & Ba, 'Adam' ({ADAM}): the default settings of Algorithm 1"),
+}
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Hash of the code that shapes a run's numbers (this package's training code, the
+    variants) and of the data's package version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted([here / "training.py", here / "config.py", here / "data.py",
+                        *(here.parent / "variants").glob("*.py")]):
+        digest.update(path.name.encode() + path.read_bytes())
+    try:
+        digest.update(version("mlxtend").encode())
+    except PackageNotFoundError:
+        pass
+    return digest.hexdigest()[:16]
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass(frozen=True)
+class RaceRequest:
+    """A validated race: everything that decides its numbers."""
+
+    configs: tuple[LabConfig, ...]
+    seeds: tuple[int, ...] = (0,)
+    steps: int = DEFAULT_STEPS
+    optimizer: str = "rmsprop"
+    batch: int = DEFAULT_BATCH
+    device: str = "cpu"
+    target: float = DEFAULT_TARGET
+    points: int = DEFAULT_POINTS  # validation points along the curve (after step 0)
+
+    @property
+    def eval_every(self) -> int:
+        return math.ceil(self.steps / self.points)
+
+    def key(self) -> str:
+        return json.dumps({"configs": [c.to_dict() for c in self.configs], "seeds": self.seeds,
+                           "steps": self.steps, "optimizer": self.optimizer, "batch": self.batch,
+                           "device": self.device, "target": self.target, "points": self.points},
+                          sort_keys=True)
+
+    def run_key(self, cfg: LabConfig, seed: int) -> dict:
+        return {"code": code_version(), "config": cfg.to_dict(), "seed": seed, "steps": self.steps,
+                "optimizer": self.optimizer, "batch": self.batch, "eval_every": self.eval_every,
+                "device": self.device, "threads": THREADS if self.device == "cpu" else None}
+
+
+def make_request(configs=DEFAULT_CONFIGS, *, seeds=(0,), steps=DEFAULT_STEPS, optimizer="rmsprop",
+                 batch=DEFAULT_BATCH, device=None, target=DEFAULT_TARGET,
+                 points=DEFAULT_POINTS) -> RaceRequest:
+    """Validate a race; ConfigError says what is wrong and what is allowed."""
+    configs = [c if isinstance(c, LabConfig) else
+               LabConfig.from_dict(c) if isinstance(c, dict) else LabConfig(c) for c in configs]
+    if not 1 <= len(configs) <= MAX_CONFIGS:
+        raise ConfigError(f"a race takes 1 to {MAX_CONFIGS} networks, got {len(configs)}")
+    resolved = tuple(c.resolved() for c in configs)
+    for c in resolved:
+        if c.width > MAX_WIDTH:
+            raise ConfigError(f"the Lab trains widths up to {MAX_WIDTH} (got {c.width}): wider "
+                              "networks take far too long on a CPU")
+    if len(set(resolved)) != len(resolved):
+        raise ConfigError("the same network is in the race twice; change a variant or an option")
+    seeds = tuple(seeds)
+    if not 1 <= len(seeds) <= MAX_SEEDS or len(set(seeds)) != len(seeds) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**31 for s in seeds):
+        raise ConfigError(f"seeds must be 1 to {MAX_SEEDS} different integers from 0 to 2**31-1, "
+                          f"got {seeds!r}")
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= MAX_STEPS:
+        raise ConfigError(f"steps must be an integer from 1 to {MAX_STEPS}, got {steps!r}")
+    if optimizer not in RECIPES:
+        raise ConfigError(f"unknown optimizer {optimizer!r}; choose one of: {', '.join(RECIPES)}")
+    if not isinstance(batch, int) or isinstance(batch, bool) or not 2 <= batch <= 256:
+        raise ConfigError(f"batch must be an integer from 2 to 256, got {batch!r}")
+    device = device or default_device()
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available here; use cpu")
+    if not isinstance(target, (int, float)) or not 0.0 < target <= 1.0:
+        raise ConfigError(f"target accuracy must be in (0, 1], got {target!r}")
+    if not isinstance(points, int) or isinstance(points, bool) or not 1 <= points <= 100:
+        raise ConfigError(f"points must be an integer from 1 to 100, got {points!r}")
+    return RaceRequest(resolved, seeds, steps, optimizer, batch, device, float(target), points)
+
+
+# -- the on-disk cache of finished runs ------------------------------------------------------
+
+def _run_path(key: dict) -> Path:
+    text = json.dumps(key, sort_keys=True)
+    return cache_dir() / "lab" / (hashlib.sha256(text.encode()).hexdigest()[:32] + ".json")
+
+
+def load_run(key: dict) -> dict | None:
+    try:
+        return json.loads(_run_path(key).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def save_run(key: dict, run: dict) -> None:
+    path = _run_path(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
+            json.dump(run, f)
+        os.replace(f.name, path)
+    except OSError:
+        pass  # a read-only cache only costs time
+
+
+def cached_race(request: RaceRequest) -> dict | None:
+    """The race's result if every run of it is in the cache, else None."""
+    runs = [load_run(request.run_key(c, s)) for s in request.seeds for c in request.configs]
+    if any(r is None for r in runs):
+        return None
+    return {"runs": runs, "summary": summarize(runs, request.target), "stopped": False}
+
+
+# -- training --------------------------------------------------------------------------------
+
+@contextmanager
+def _threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class _Trainer:
+    """One network and seed, trained a chunk of steps at a time."""
+
+    def __init__(self, cfg: LabConfig, seed: int, request: RaceRequest):
+        self.cfg, self.seed, self.request = cfg, seed, request
+        self.recipe = RECIPES[request.optimizer]
+        self.device = torch.device(request.device)
+        self.model = build_lab_model(cfg, torch.Generator().manual_seed(seed), self.device)
+        self.opt = self.recipe.optimizer(self.model.parameters())
+        train_images, self.train_labels = data.split()["train"]
+        self.train_images = train_images
+        n = len(self.train_labels)
+        self.steps_per_epoch = n / request.batch
+        epochs = math.ceil(request.steps * request.batch / n)
+        order = torch.Generator().manual_seed(seed)  # the same order for every network
+        self.order = torch.cat([torch.randperm(n, generator=order) for _ in range(epochs)])
+        self.step, self.seconds, self.losses = 0, 0.0, []
+        self.curve = []
+
+    def _loss(self, logits, labels):
+        return F.cross_entropy(logits, labels, label_smoothing=self.recipe.label_smoothing)
+
+    def _batch(self, step: int):
+        b = self.request.batch
+        idx = self.order[step * b:(step + 1) * b]
+        return (data.to_input(self.train_images[idx], self.cfg.input_size, self.device),
+                self.train_labels[idx].to(self.device))
+
+    def start(self) -> None:
+        """The step-0 point: the first batch's loss and the validation accuracy at init."""
+        x, y = self._batch(0)
+        self.model.train()
+        with torch.no_grad():
+            # a copy, so that measuring does not move the batch norms' running statistics
+            loss = float(self._loss(copy.deepcopy(self.model)(x), y))
+        self.curve.append({"step": 0, "train_loss": loss, "val_acc": self.evaluate(),
+                           "seconds": 0.0})
+
+    def train(self, until: int, should_stop: Callable[[], bool]) -> bool:
+        """Train up to step ``until``; False when stopped."""
+        recipe = self.recipe
+        self.model.train()
+        while self.step < until:
+            if should_stop():
+                return False
+            start = time.perf_counter()
+            epoch = self.step / self.steps_per_epoch
+            lr = recipe.lr * recipe.decay ** math.floor(epoch / recipe.decay_epochs)
+            for group in self.opt.param_groups:
+                group["lr"] = lr
+            x, y = self._batch(self.step)
+            loss = self._loss(self.model(x), y)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if recipe.clip is not None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), recipe.clip)
+            self.opt.step()
+            self.losses.append(float(loss.detach()))
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.seconds += time.perf_counter() - start
+            self.step += 1
+        recent = self.losses[-(self.step - self.curve[-1]["step"]):]
+        self.curve.append({"step": self.step, "train_loss": sum(recent) / len(recent),
+                           "val_acc": self.evaluate(), "seconds": round(self.seconds, 3)})
+        return True
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        self.model.eval()
+        images, labels = data.split()["val"]
+        correct = 0
+        for i in range(0, len(labels), 250):
+            x = data.to_input(images[i:i + 250], self.cfg.input_size, self.device)
+            correct += int((self.model(x).argmax(1).cpu() == labels[i:i + 250]).sum())
+        self.model.train()
+        return correct / len(labels)
+
+    def result(self) -> dict:
+        return {"variant": self.cfg.variant, "config": self.cfg.to_dict(), "label": self.cfg.label(),
+                "seed": self.seed, "optimizer": self.request.optimizer, "steps": self.request.steps,
+                "batch": self.request.batch, "device": self.request.device,
+                "threads": THREADS if self.request.device == "cpu" else None,
+                "curve": list(self.curve)}
+
+
+def race(request: RaceRequest, *, on_progress: Callable[[dict], None] | None = None,
+         should_stop: Callable[[], bool] = lambda: False) -> dict:
+    """Train every (network, seed) of ``request`` (cached runs are taken from the cache).
+
+    Networks of one seed advance together, a chunk of ``eval_every`` steps at a time, so live
+    curves grow side by side. ``on_progress`` gets ``{"runs", "done", "total", "seconds_left"}``
+    after every chunk. Returns ``{"runs", "summary", "stopped"}``; a stopped race returns what
+    it has and caches only finished runs.
+    """
+    if request.device == "cuda":
+        # cuDNN's deterministic kernels (its fastest ones may sum in any order); the cache keeps
+        # GPU and CPU runs apart, since their float rounding differs anyway
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    runs: list[dict] = []
+    total = len(request.seeds) * len(request.configs) * request.steps
+    done, trained, started = 0, 0, time.perf_counter()
+
+    def report(live):
+        if on_progress:
+            rate = (time.perf_counter() - started) / trained if trained else None
+            left = None if rate is None else rate * (total - done)
+            on_progress({"runs": runs + [t.result() for t in live], "done": done, "total": total,
+                         "seconds_left": left})
+
+    with _threads(THREADS if request.device == "cpu" else torch.get_num_threads()):
+        for seed in request.seeds:
+            live = []
+            for cfg in request.configs:
+                hit = load_run(request.run_key(cfg, seed))
+                if hit is not None:
+                    runs.append(hit)
+                    done += request.steps
+                else:
+                    if should_stop():  # building and the first evaluation take seconds: ask first
+                        return {"runs": runs, "summary": summarize(runs, request.target),
+                                "stopped": True}
+                    live.append(_Trainer(cfg, seed, request))
+                    live[-1].start()
+                    report(live)
+            for until in range(request.eval_every, request.steps + request.eval_every,
+                               request.eval_every):
+                until = min(until, request.steps)
+                for t in live:
+                    before = t.step
+                    if not t.train(until, should_stop):
+                        runs.extend(t.result() for t in live)
+                        return {"runs": runs, "summary": summarize(runs, request.target),
+                                "stopped": True}
+                    done += t.step - before
+                    trained += t.step - before
+                report(live)
+                if until == request.steps:
+                    break
+            for t in live:
+                save_run(request.run_key(t.cfg, seed), t.result())
+                runs.append(t.result())
+    return {"runs": runs, "summary": summarize(runs, request.target), "stopped": False}
+
+
+# -- the summary -----------------------------------------------------------------------------
+
+def _stats(values: list) -> dict:
+    got = [v for v in values if v is not None]
+    return {"mean": statistics.fmean(got) if got else None,
+            "std": statistics.stdev(got) if len(got) > 1 else (0.0 if got else None),
+            "per_seed": values}
+
+
+def summarize(runs: list[dict], target: float = DEFAULT_TARGET) -> list[dict]:
+    """Per network: steps and training seconds to reach ``target`` validation accuracy, and the
+    final accuracy and loss: mean, spread (sample standard deviation) and each seed's value.
+    A seed that never reaches the target counts in ``reached`` and gives None."""
+    groups: dict[str, list[dict]] = {}
+    for run in runs:
+        groups.setdefault(json.dumps(run["config"], sort_keys=True), []).append(run)
+    out = []
+    for group in groups.values():
+        hits = [next((p for p in r["curve"] if p["val_acc"] >= target), None) for r in group]
+        out.append({
+            "variant": group[0]["variant"], "config": group[0]["config"], "label": group[0]["label"],
+            "seeds": [r["seed"] for r in group], "target_acc": target,
+            "reached": sum(h is not None for h in hits),
+            "steps_to_target": _stats([h and h["step"] for h in hits]),
+            "seconds_to_target": _stats([h and h["seconds"] for h in hits]),
+            "final_val_acc": _stats([r["curve"][-1]["val_acc"] for r in group]),
+            "best_val_acc": _stats([max(p["val_acc"] for p in r["curve"]) for r in group]),
+            "final_train_loss": _stats([r["curve"][-1]["train_loss"] for r in group]),
+            "steps": group[0]["curve"][-1]["step"],
+            "seconds": _stats([r["curve"][-1]["seconds"] for r in group]),
+        })
+    return out

@@ -1,0 +1,233 @@
+"""The Lab: signal at initialisation and training races (explorer.lab), and its command line."""
+
+import io
+import json
+import threading
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from explorer import cli
+from explorer.lab import LabConfig, cached_race, data, make_request, measure, race, signal, training
+from explorer.lab.queue import DONE, QUEUED, STOPPED, RaceQueue
+from explorer.variants import ConfigError
+from explorer.variants.blocks import ConvBN, InceptionNet, Residual, classifier_head
+
+TINY = {"width": 0.1, "repeats": (1, 1, 1)}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    pass
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("INCEPTION_EXPLORER_CACHE", str(tmp_path))
+    return tmp_path
+
+
+# -- signal ----------------------------------------------------------------------------------
+
+def _tiny_net():
+    torch.manual_seed(0)
+    stages = {"stem": nn.Sequential(ConvBN(3, 4, 3)),
+              "body": nn.Sequential(Residual({"1x1": ConvBN(4, 4, 1)}, 4, 0.5))}
+    return InceptionNet(stages, classifier_head(4, 3, 0.0))
+
+
+def test_signal_matches_a_hand_computation():
+    net = _tiny_net()
+    x, y = torch.randn(5, 3, 6, 6, generator=torch.Generator().manual_seed(1)), torch.tensor([0, 1, 2, 0, 1])
+    rows = measure(net, x, y)
+    assert [r["name"] for r in rows] == ["stem.0", "body.0", "head"]
+
+    # by hand: conv -> batch norm with this batch's statistics (biased variance, eps 1e-3,
+    # weight 1, bias 0) -> ReLU; then the residual block; then average pool and the fc
+    def conv_bn_relu(conv, t):
+        z = F.conv2d(t, conv.weight)
+        mean, var = z.mean((0, 2, 3), keepdim=True), z.var((0, 2, 3), unbiased=False, keepdim=True)
+        return torch.relu((z - mean) / torch.sqrt(var + 1e-3))
+
+    stem = conv_bn_relu(net.stem[0].conv, x).requires_grad_()
+    block = net.body[0]
+    branch = conv_bn_relu(block.branches["1x1"][0].conv, stem)
+    body = torch.relu(stem + 0.5 * F.conv2d(branch, block.up.weight, block.up.bias))
+    pooled = body.mean((2, 3))
+    fc = net.head.fc
+    logits = pooled @ fc.weight.T + fc.bias
+    probs = torch.softmax(logits, 1)
+    onehot = F.one_hot(y, 3).float()
+    grad_logits = (probs - onehot) / len(y)                         # d mean CE / d logits
+    grad_body = (grad_logits @ fc.weight)[:, :, None, None].expand_as(body) / (4 * 4)  # pool
+    (grad_stem,) = torch.autograd.grad(body, stem, grad_body)
+
+    expected = [(stem, grad_stem), (body, grad_body), (logits, grad_logits)]
+    for row, (act, grad) in zip(rows, expected):
+        assert row["activation_std"] == pytest.approx(float(act.detach().std()), rel=1e-4)
+        assert row["grad_norm"] == pytest.approx(float(grad.detach().norm()), rel=1e-4)
+
+
+def test_unscaled_residuals_grow_activations_and_gradients():
+    """Scale 1.0 against 0.1 on the same weights draw: larger activations deep in the stack, a
+    larger growth through it, and larger gradients reaching the stem (Section 3.3's argument)."""
+    def rows(scale, repeats=(4, 1, 1)):
+        out = signal("inception_resnet_v2", width=0.1, repeats=repeats, scale=scale, batch=8)
+        return {r["name"]: r for r in out["rows"]}
+
+    big, small = rows(1.0), rows(0.1)
+    first, last = "inception_resnet_a.0", "inception_resnet_a.3"
+    assert big[last]["activation_std"] > 1.1 * small[last]["activation_std"]
+    assert (big[last]["activation_std"] / big[first]["activation_std"]
+            > small[last]["activation_std"] / small[first]["activation_std"])
+    assert big["stem.conv_1a"]["grad_norm"] > 2 * small["stem.conv_1a"]["grad_norm"]
+    deeper = rows(1.0, (8, 1, 1))
+    assert deeper["inception_resnet_a.7"]["activation_std"] > big[last]["activation_std"]
+
+
+def test_signal_command_prints_the_contract():
+    out = io.StringIO()
+    assert cli.main(["signal", "inception_resnet_v2", "--width", "0.1", "--repeats", "1,1,1",
+                     "--scale", "0.3", "--json"], out=out) == 0
+    result = json.loads(out.getvalue())
+    assert set(result) == {"variant", "config", "rows"}
+    assert result["variant"] == "inception_resnet_v2" and result["config"]["scale"] == 0.3
+    names = [r["name"] for r in result["rows"]]
+    assert names[0] == "stem.conv_1a" and names[-1] == "head" and "reduction_b.0" in names
+    assert all(set(r) == {"name", "activation_std", "grad_norm"} and r["grad_norm"] > 0
+               for r in result["rows"])
+
+
+# -- races -----------------------------------------------------------------------------------
+
+def _tiny_request(**kw):
+    kw = {"seeds": (0,), "steps": 24, "batch": 16, "points": 2, "device": "cpu", **kw}
+    return make_request([LabConfig("inception_v4", **TINY), LabConfig("inception_resnet_v2", **TINY)],
+                        **kw)
+
+
+@pytest.fixture(scope="module")
+def tiny_race(tmp_path_factory):
+    """One short race, trained once for the module (its cache in a temporary folder)."""
+    mp = pytest.MonkeyPatch()
+    folder = tmp_path_factory.mktemp("labcache")
+    mp.setenv("INCEPTION_EXPLORER_CACHE", str(folder))
+    try:
+        request = _tiny_request()
+        yield request, race(request), folder
+    finally:
+        mp.undo()
+
+
+def test_a_short_race_learns_from_real_varied_digits(tiny_race):
+    request, result, _ = tiny_race
+    assert [r["variant"] for r in result["runs"]] == ["inception_v4", "inception_resnet_v2"]
+    labels = data.split()["train"][1]
+    first_batches = labels[training._Trainer(request.configs[0], 0, request).order[:24 * 16]]
+    assert len(set(first_batches.tolist())) == 10      # real digits of every class
+    images, _ = data.digits()
+    assert images.float().std() > 50                   # not a constant placeholder
+    for run in result["runs"]:
+        curve = run["curve"]
+        assert [p["step"] for p in curve] == [0, 12, 24]
+        assert curve[-1]["train_loss"] < curve[0]["train_loss"]
+        assert all(0.0 <= p["val_acc"] <= 1.0 for p in curve)
+    assert {s["variant"] for s in result["summary"]} == {"inception_v4", "inception_resnet_v2"}
+
+
+def test_validation_digits_are_never_trained_on():
+    train, val = data.split()["train"][0], data.split()["val"][0]
+    assert len(train) == 4000 and len(val) == 1000
+    flat_train = {bytes(t.numpy()) for t in train}
+    assert not any(bytes(v.numpy()) in flat_train for v in val)
+
+
+def test_a_race_is_deterministic_and_cached(tiny_race, cache, monkeypatch):
+    request, first, folder = tiny_race
+    again = race(request)  # a fresh cache: trained again from scratch
+    def numbers(runs):  # everything but the wall-clock seconds
+        return [[{k: v for k, v in p.items() if k != "seconds"} for p in r["curve"]] for r in runs]
+    assert numbers(again["runs"]) == numbers(first["runs"])
+    assert len(list((cache / "lab").glob("*.json"))) == 2
+
+    def no_training(*args, **kw):
+        raise AssertionError("a cached race must not train")
+    monkeypatch.setattr(training, "_Trainer", no_training)
+    monkeypatch.setenv("INCEPTION_EXPLORER_CACHE", str(folder))
+    assert cached_race(request)["runs"] == first["runs"]
+    assert race(request)["runs"] == first["runs"]
+
+
+def test_a_queue_trains_one_race_at_a_time(tiny_race, monkeypatch):
+    request, first, folder = tiny_race
+    monkeypatch.setenv("INCEPTION_EXPLORER_CACHE", str(folder))
+    queue = RaceQueue()
+    started = threading.Event()
+    release = threading.Event()
+
+    def slow(req, on_progress, should_stop):  # the real race, held at its start
+        started.set()
+        release.wait(30)
+        return race(req, on_progress=on_progress, should_stop=should_stop)
+
+    queue._runner = slow
+    a = queue.submit(_tiny_request(seeds=(1,), steps=4), who="alice")
+    b = queue.submit(_tiny_request(seeds=(2,), steps=4), who="bob")
+    shared = queue.submit(_tiny_request(seeds=(2,), steps=4), who="carol")
+    assert started.wait(30)
+    assert queue.place(a) == 0 and queue.place(b) == 1 and b.status == QUEUED
+    assert shared is b and b.watchers == {"bob", "carol"}
+    queue.leave(b, "bob")
+    assert b.status == QUEUED                 # carol still waits for it
+    cached = queue.submit(request, who="dave")
+    assert cached.status == DONE and cached.result["runs"] == first["runs"]
+    release.set()
+    assert a.wait(120) and b.wait(120)
+    assert a.status == DONE and b.status == DONE
+    assert b.started >= a.finished
+    assert b.result["runs"][0]["seed"] == 2
+    # the last watcher's stop stops it
+    c = queue.submit(_tiny_request(seeds=(3,), steps=4), who="erin")
+    queue.leave(c, "erin")
+    assert c.wait(60) and c.status == STOPPED
+
+
+def test_a_stopped_race_returns_what_it_has_and_caches_nothing(cache):
+    calls = []
+    result = race(_tiny_request(seeds=(4,), steps=4), should_stop=lambda: len(calls) > 0,
+                  on_progress=calls.append)
+    assert result["stopped"] and not (cache / "lab").exists()
+
+
+@pytest.mark.parametrize("configs, options, message", [
+    (["inception_v4", "nope"], {}, "the Lab trains"),
+    ([{"variant": "inception_v4", "scale": 0.1}], {}, "scale applies to residual blocks"),
+    ([{"variant": "inception_v4", "width": 2.0}], {}, "widths up to 1.0"),
+    ([{"variant": "inception_v4", "input_size": 60}], {}, "minimum of 75x75"),
+    (["inception_v4", "inception_v4"], {}, "twice"),
+    (["inception_v4"], {"steps": 0}, "steps must be"),
+    (["inception_v4"], {"seeds": (1, 1)}, "seeds must be"),
+    (["inception_v4"], {"optimizer": "sgd"}, "unknown optimizer"),
+    (["inception_v4"] * 5, {}, "1 to 4 networks"),
+])
+def test_bad_races_are_refused_with_a_message(configs, options, message):
+    with pytest.raises(ConfigError, match=message):
+        make_request(configs, **options)
+
+
+def test_race_command_prints_the_contract_and_refuses_bad_input(cache, capsys):
+    out = io.StringIO()
+    assert cli.main(["race", "inception_v4", "inception_resnet_v2@0.3", "--width", "0.1",
+                     "--repeats", "1,1,1", "--steps", "2", "--batch", "8", "--json"], out=out) == 0
+    result = json.loads(out.getvalue())
+    assert set(result) == {"runs", "summary"}
+    assert [r["config"].get("scale") for r in result["runs"]] == [None, 0.3]
+    for run in result["runs"]:
+        assert {"variant", "config", "seed", "curve"} <= set(run)
+        assert all({"step", "train_loss", "val_acc"} <= set(p) for p in run["curve"])
+    assert len(result["summary"]) == 2 and "steps_to_target" in result["summary"][0]
+    assert list((cache / "lab").glob("*.json"))       # $INCEPTION_EXPLORER_CACHE moves the cache
+    assert cli.main(["race", "inception_v4@0.1"], out=io.StringIO()) == 2
+    assert "scale applies to residual blocks" in capsys.readouterr().err

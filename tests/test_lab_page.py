@@ -1,0 +1,149 @@
+"""The Lab page: in AppTest (widgets, a short race through the queue, bad input) and in Chromium."""
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from test_browser import CHROMIUM, IDLE, PLOT, screenshot, settle, streamlit_server
+
+from explorer.lab.present import measured_result
+
+APP = str(Path(__file__).resolve().parents[1] / "explorer" / "app.py")
+EXCEPTION = "[data-testid='stException']"
+
+
+@pytest.fixture(scope="module")
+def lab_cache(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    folder = tmp_path_factory.mktemp("labcache")
+    mp.setenv("INCEPTION_EXPLORER_CACHE", str(folder))
+    yield folder
+    mp.undo()
+
+
+def lab_app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.switch_page("../pages/lab.py")
+    return at.run()
+
+
+def clean(at):
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def start(at, **values):
+    for key, value in values.items():
+        at.session_state[key] = value
+    next(b for b in at.button if b.label == "Start race").click()
+    return clean(at.run())
+
+
+def test_lab_page_shows_signal_race_form_and_the_finding(lab_cache):
+    at = clean(lab_app())
+    assert at.title[0].value == "Lab"
+    assert [h.value for h in at.header] == ["1. Signal through the network at initialisation",
+                                            "2. A training race", "3. What it found"]
+    assert at.multiselect(key="lab_networks").value == ["inception_v4", "inception_resnet_v2"]
+    chart = at.get("plotly_chart")[0].proto.spec
+    assert "Inception-v4" in chart and "Inception-ResNet-v2" in chart
+    text = " ".join(m.value for m in [*at.markdown, *at.caption])
+    assert "arxiv.org/abs/1602.07261" in text and "mlxtend" in text
+    # the measured default race, in words and as a table, from assets/lab/default_race.json
+    measured = measured_result()
+    assert len(measured["runs"]) >= 6 and {r["seed"] for r in measured["runs"]} >= {0, 1, 2}
+    finding = next(m.value for m in at.markdown if "validation accuracy" in m.value)
+    for s in measured["summary"]:
+        assert s["label"] in finding and f"{100 * s['final_val_acc']['mean']:.1f} ±" in finding
+    assert list(at.dataframe[-1].value["network"]) == [s["label"] for s in measured["summary"]]
+    at.segmented_control(key="lab_compare").set_value("Residual scale 1.0 / 0.3 / 0.1")
+    at.selectbox(key="lab_sig_width").set_value(0.1)
+    spec = clean(at.run()).get("plotly_chart")[0].proto.spec
+    assert all(f"scale {s}" in spec for s in ("1", "0.3", "0.1"))
+
+
+def test_lab_page_runs_a_short_race_and_refuses_a_bad_one(lab_cache):
+    at = clean(lab_app())
+    at = start(at, lab_networks=[], lab_steps=2)
+    assert any("1 to 4 networks" in e.value for e in at.error)
+    at = start(at, lab_networks=["inception_v4", "inception_resnet_v2@0.1"], lab_width=0.1,
+               lab_steps=2)
+    deadline = time.monotonic() + 240
+    while not at.success and time.monotonic() < deadline:
+        time.sleep(1)
+        clean(at.run())
+    assert at.success and "Done: 2 runs" in at.success[0].value
+    rows = at.dataframe[0].value
+    assert list(rows["network"]) == ["inception_v4", "inception_resnet_v2 (scale 0.1)"]
+    assert len(list((lab_cache / "lab").glob("*.json"))) == 2
+    # the same race again: from the cache, at once
+    at = start(at)
+    assert at.success and at.dataframe[0].value.equals(rows)
+
+
+@pytest.fixture(scope="module")
+def lab_tab(tmp_path_factory, lab_cache):
+    from playwright.sync_api import sync_playwright
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    with streamlit_server(log, {"INCEPTION_EXPLORER_CACHE": str(lab_cache)}) as (url, _):
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+            tab.set_default_timeout(180_000)
+            yield url, tab
+            browser.close()
+
+
+def test_lab_page_in_a_browser(lab_tab):
+    url, tab = lab_tab
+    tab.goto(f"{url}/lab")
+    settle(tab)
+    tab.wait_for_selector(PLOT)
+    assert tab.locator(EXCEPTION).count() == 0
+    assert tab.get_by_role("button", name="Start race").count() == 1
+    screenshot(tab, "lab")
+    # a race starts, shows its progress, and stops on the stop button (AppTest runs one to the end)
+    tab.get_by_role("button", name="Start race").click()
+    tab.wait_for_selector("[data-testid='stProgress']")
+    tab.locator(".st-key-lab_stop button").click()  # not the header's own "Stop"
+    tab.wait_for_selector("text=Stopped", timeout=300_000)
+    tab.wait_for_selector(IDLE)
+    assert tab.locator(EXCEPTION).count() == 0
+    tab.set_viewport_size({"width": 1280, "height": 720})
+    tab.get_by_text("Stopped").scroll_into_view_if_needed()
+    tab.screenshot(path=Path(__file__).resolve().parents[1] / "assets" / "screenshots" / "lab_720.png")
+
+
+def test_lab_page_shows_its_place_in_line_and_leaves_it(lab_cache, monkeypatch):
+    """While another race trains on the server, a new one waits and says where it stands; its
+    stop button takes it out of the line."""
+    import threading
+
+    from explorer.lab import LabConfig, make_request
+    from explorer.lab.queue import QUEUED, STOPPED, get_queue
+
+    queue = get_queue()
+    release = threading.Event()
+    real_runner = queue._runner
+
+    def held(request, on_progress, should_stop):  # the other race, held until we are done
+        release.wait(60)
+        return {"runs": [], "summary": [], "stopped": True}
+
+    monkeypatch.setattr(queue, "_runner", held)
+    other = queue.submit(make_request([LabConfig("inception_v4", width=0.1, repeats=(1, 1, 1))],
+                                      steps=3, device="cpu"), who="someone else")
+    try:
+        at = start(clean(lab_app()), lab_networks=["inception_resnet_v1"], lab_width=0.1, lab_steps=2)
+        assert any("yours is number 1 in line" in i.value for i in at.info)
+        job = at.session_state["lab_job"]
+        assert job.status == QUEUED
+        at.button(key="lab_stop").click()
+        clean(at.run())
+        assert job.status == STOPPED and queue.place(job) == -1
+    finally:
+        release.set()
+        other.wait(60)
+        monkeypatch.setattr(queue, "_runner", real_runner)
