@@ -140,3 +140,10 @@ def test_predict_on_a_projector(server, tab):
     visit(tab, f"{server}/predict")
     tab.wait_for_function(f"document.querySelectorAll(\"{PLOT}\").length >= 2")
     shoot(tab, "predict")
+
+
+def test_lab_on_a_projector(server, tab):
+    visit(tab, f"{server}/lab")
+    tab.wait_for_selector(PLOT)
+    assert on_screen(tab.locator("h1").first)
+    shoot(tab, "lab")
