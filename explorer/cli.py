@@ -11,13 +11,16 @@
     weights verify DIR
     app [STREAMLIT OPTIONS]
     predict IMAGE... --variant V [--layout L] --weights TAG|URL|FILE [--top-k K]
-            [--preprocess-like TAG] [--device cpu|cuda] [--json]
+            [--preprocess-like TAG] [--device cpu|cuda] [--max-memory SIZE] [--json]
+    time VARIANT [--device cpu|cuda] [--runs N] [--max-memory SIZE] [--json] (+ build options)
     signal VARIANT [--width W] [--repeats A,B,C] [--scale S] [--input-size N] [--json]
     race VARIANT[@SCALE]... [--width W] [--repeats A,B,C] [--scale S] [--input-size N]
          [--steps N] [--seeds 0,1,2] [--optimizer rmsprop|adam] [--target ACC] [--json]
 
 Bad input gets one line naming the problem and what is allowed, and exit status 2. ``predict``
-answers every image it can and exits with 1 when any image could not be read.
+answers every image it can and exits with 1 when any image could not be read. ``predict`` and
+``time`` build real models: an estimated peak memory above the budget (``--max-memory``, else
+``$INCEPTION_EXPLORER_MAX_MEMORY``, else half of the machine) is refused before anything is built.
 """
 
 from __future__ import annotations
@@ -120,6 +123,14 @@ def make_parser() -> Parser:
                    help="preprocess a file or URL like these registry weights (default: the "
                         "variant's default weights of the file's key layout)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    _max_memory(p)
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("time", help="build a variant with random weights and time a forward pass")
+    p.add_argument("variant")
+    _build_options(p)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--runs", type=int, default=5, help="timed runs after one warm-up")
+    _max_memory(p)
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("signal", help="Lab: activation std and gradient norm per block at init")
     p.add_argument("variant")
@@ -138,6 +149,13 @@ def make_parser() -> Parser:
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when there is one")
     p.add_argument("--json", action="store_true")
     return parser
+
+
+def _max_memory(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-memory", metavar="SIZE",
+                   help="refuse to build a model whose estimated peak memory is above SIZE "
+                        "(4GiB, 500MB, bytes or a share such as 40%%; default: "
+                        "$INCEPTION_EXPLORER_MAX_MEMORY, else half of this machine's memory)")
 
 
 def _lab_options(p: argparse.ArgumentParser) -> None:
@@ -413,7 +431,7 @@ def cmd_predict(args, out) -> int:
         preprocess = find_spec(get_variant(args.variant).name, args.preprocess_like).preprocess
     results = predict(args.images, args.variant, args.weights, layout=args.layout,
                       top_k=args.top_k, device=args.device, progress=_download_bar(),
-                      preprocess=preprocess)
+                      preprocess=preprocess, max_memory=args.max_memory)
     if args.json:
         json.dump(results, out, indent=2)
         out.write("\n")
@@ -426,6 +444,28 @@ def cmd_predict(args, out) -> int:
             for t in r["top"]:
                 out.write(f"  {100 * t['prob']:6.2f} %  {t['index']:4d}  {t['label']}\n")
     return 0 if all("top" in r for r in results) else 1
+
+
+def cmd_time(args, out) -> None:
+    from .memory import check, estimate_inference
+    from .timing import time_variant
+
+    if args.runs < 1:
+        raise UsageError(f"--runs must be at least 1, got {args.runs}")
+    config = _config(args)
+    need = estimate_inference(args.variant, input_size=args.input_size, device=args.device,
+                              **config)
+    check(need, max_memory=args.max_memory)
+    t = time_variant(args.variant, device=args.device, input_size=args.input_size,
+                     repeats=args.runs, **config)
+    t["estimated_peak_bytes"] = need.total
+    if args.json:
+        json.dump(t, out, indent=2)
+        out.write("\n")
+        return
+    out.write(f"{args.variant} at {t['input_size']} px on {t['device_name']}: median "
+              f"{t['median_ms']:.1f} ms (min {t['min_ms']:.1f}, max {t['max_ms']:.1f}) over "
+              f"{t['repeats']} runs; {need.needs()} ({need.parts()})\n")
 
 
 def _download_bar():
@@ -497,7 +537,7 @@ def cmd_race(args, out) -> None:
 
 COMMANDS = {"variants": cmd_variants, "summary": cmd_summary, "graph": cmd_graph,
             "compare": cmd_compare, "weights": cmd_weights, "predict": cmd_predict,
-            "signal": cmd_signal, "race": cmd_race,
+            "time": cmd_time, "signal": cmd_signal, "race": cmd_race,
             "fetch": cmd_weights_fetch, "verify": cmd_weights_verify, "app": cmd_app}
 
 

@@ -166,15 +166,18 @@ def classify_or_fall_back(loaded: LoadedModel, images, k: int, load_on_cpu) -> t
 
 def predict(images, variant: str, weights, *, layout: str | None = None, top_k: int = 5,
             device: str = "cpu", progress: Progress | None = None,
-            preprocess: Preprocess | None = None) -> list[dict]:
+            preprocess: Preprocess | None = None, max_memory=None) -> list[dict]:
     """One entry per image: ``{"image", "top": [{"index", "label", "prob"}]}`` or
     ``{"image", "error"}``; an image that cannot be read does not stop the others. A model that
-    cannot be loaded raises (ConfigError, WeightsError, DownloadError, UnknownWeights)."""
+    cannot be loaded raises (ConfigError, WeightsError, DownloadError, UnknownWeights), and one
+    that would not fit the memory budget (``max_memory``, else ``explorer.memory``'s default)
+    raises MemoryRefused before anything is built."""
     if not 1 <= top_k <= 1000:
         raise ConfigError(f"top_k must be between 1 and 1000, got {top_k}")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         warnings.warn("no CUDA GPU is available here: running on the CPU", stacklevel=2)
         device = "cpu"
+    guard_load(variant, len(images), device=device, layout=layout, max_memory=max_memory)
     loaded = load_model(variant, weights, layout=layout, device=device, progress=progress,
                         preprocess=preprocess)
     results, good, pictures = [], [], []
@@ -195,6 +198,23 @@ def predict(images, variant: str, weights, *, layout: str | None = None, top_k: 
     for index, top in zip(good, tops):
         results[index]["top"] = top
     return results
+
+
+def load_estimate(variant: str, images: int = MAX_BATCH, *, device: str = "cpu",
+                  layout: str | None = None):
+    """The memory a load and a classification of ``images`` photos (one batch at most) need."""
+    from .memory import estimate_inference
+    return estimate_inference(variant, batch=max(1, min(images, MAX_BATCH)), device=device,
+                              layout=layout or "released")
+
+
+def guard_load(variant: str, images: int = MAX_BATCH, *, device: str = "cpu",
+               layout: str | None = None, max_memory=None, reserved: int = 0):
+    """MemoryRefused unless loading ``variant`` and running it fits the budget."""
+    from .memory import check
+    check(load_estimate(variant, images, device=device, layout=layout), max_memory=max_memory,
+          reserved=reserved, advice="choose a smaller network or fewer photos, or ask the "
+          "server's operator for a larger budget")
 
 
 def upload_dir() -> Path:
@@ -263,6 +283,9 @@ class ModelCache:
                     self._models.move_to_end(key)
                     return self._models[key]
             loaded = load()
+            if isinstance(getattr(loaded, "model", None), nn.Module):
+                from .memory import track
+                track(loaded.model)  # the memory budget counts what the cache holds
             with self._lock:
                 self._models[key] = loaded
                 self._evict()

@@ -40,6 +40,23 @@ def forward_latency(model: nn.Module, input_size: int, *, repeats: int = 5, warm
             "threads": torch.get_num_threads()}
 
 
+def time_variant(variant: str, *, device: str = "cpu", input_size: int | None = None,
+                 repeats: int = 5, on_step: Callable[[int, int], None] | None = None,
+                 **config) -> dict:
+    """Build ``variant`` with random weights, time it (``forward_latency``), and let it go: the
+    memory is held only while the job runs (``explorer.memory.estimate_inference`` says how
+    much), never cached between requests."""
+    from .variants import build, get_variant
+
+    model = build(variant, device=device, input_size=input_size, **config)
+    size = input_size or get_variant(variant).native_input_size
+    try:
+        return {**forward_latency(model, size, repeats=repeats, on_step=on_step),
+                "input_size": size}
+    finally:
+        del model
+
+
 def module_latency(model: nn.Module, input_size: int, *, repeats: int = 3) -> dict[str, float]:
     """Milliseconds each named module takes in a forward pass (forward hooks around every
     module; a stage's time includes its blocks'), median over ``repeats`` passes after a

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from explorer import charts
+from explorer import charts, memory
 from explorer.analysis import MACS_NOTE
-from explorer.timing import forward_latency
-from explorer.ui import data, graph_panel
+from explorer.timing import time_variant
+from explorer.ui import data, graph_panel, heavy
 from explorer.ui.controls import compare_controls
 from explorer.variants import VARIANTS, ConfigError
 
@@ -64,19 +64,33 @@ st.subheader("Measured latency")
 st.caption("On request: each model is built with random weights and run on one random image "
            "(batch 1, no autograd): one warm-up, then the median of 5 runs. Weights do not "
            "change the time; the machine does.")
-if st.button("Measure on CPU", icon=":material/timer:"):
+needs = [memory.estimate_inference(r["variant"], input_size=r["input_size"], **r["build"])
+         for r in rows]
+biggest = max(needs, key=lambda e: e.total)  # one model is built at a time, then let go
+heavy.cancelled("measure")
+clicked = st.button("Measure on CPU", icon=":material/timer:")
+heavy.needs(biggest, "One model at a time, built for real: the largest")
+
+
+def measure_all():
     progress = st.progress(0.0)
     timings = []
     for i, r in enumerate(rows):
         progress.progress(i / len(rows), text=f"building {r['variant']}...")
-        model = data.model(r["variant"], "cpu", **r["build"])
-        t = forward_latency(model, r["input_size"], repeats=5, on_step=lambda k, n, i=i: (
-            progress.progress((i + k / n) / len(rows), text=f"{r['variant']}: run {k} of {n}")))
+        t = time_variant(r["variant"], input_size=r["input_size"], repeats=5, **r["build"],
+                         on_step=lambda k, n, i=i, r=r: progress.progress(
+                             (i + k / n) / len(rows), text=f"{r['variant']}: run {k} of {n}"))
         timings.append({"variant": r["variant"], "input": r["input_size"],
                         "median ms": t["median_ms"], "min ms": t["min_ms"], "max ms": t["max_ms"],
                         "runs": t["repeats"], "device": f"{t['device_name']}, {t['threads']} threads"})
     progress.empty()
-    st.session_state["timings"] = (tuple(chosen), size, repr(choice.options), timings)
+    return timings
+
+
+if clicked:
+    timings = heavy.run(f"measuring {len(rows)} variant(s)", biggest, measure_all, key="measure")
+    if timings:
+        st.session_state["timings"] = (tuple(chosen), size, repr(choice.options), timings)
 saved = st.session_state.get("timings")
 if saved and saved[:3] == (tuple(chosen), size, repr(choice.options)):
     st.dataframe(saved[3], hide_index=True,

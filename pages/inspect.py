@@ -4,11 +4,11 @@ import json
 
 import streamlit as st
 
-from explorer import charts
+from explorer import charts, memory
 from explorer.analysis import MACS_NOTE, PARAMS_NOTE
 from explorer.export import analysis_csv, file_stem
-from explorer.timing import forward_latency
-from explorer.ui import data, graph_panel
+from explorer.timing import time_variant
+from explorer.ui import data, graph_panel, heavy
 from explorer.ui.controls import inspect_controls
 from explorer.variants import VARIANTS, ConfigError
 
@@ -78,15 +78,26 @@ with diff_col:
 
 st.subheader("Forward latency")
 device_name = "GPU (cuda)" if choice.device == "cuda" else "CPU"
-if st.button(f"Time a forward pass on {device_name} (batch 1, random weights)"):
-    progress = st.progress(0.0, text="building...")
-    model = data.model(choice.variant, choice.device, **choice.config)
-    t = forward_latency(model, result["input_size"], repeats=5,
-                        on_step=lambda i, n: progress.progress(i / n, text=f"run {i} of {n}"))
+need = memory.estimate_inference(choice.variant, device=choice.device, **choice.config)
+heavy.cancelled("time")
+clicked = st.button(f"Time a forward pass on {device_name} (batch 1, random weights)")
+heavy.needs(need, "Builds the model for real:")
+
+
+def timed():
+    progress = st.progress(0.0, text="building the model...")
+    t = time_variant(choice.variant, device=choice.device, repeats=5, **choice.config,
+                     on_step=lambda i, n: progress.progress(i / n, text=f"run {i} of {n}"))
     progress.empty()
-    st.success(f"median {t['median_ms']:.1f} ms (min {t['min_ms']:.1f}, max {t['max_ms']:.1f}) "
-               f"over {t['repeats']} runs after a warm-up, on {t['device_name']}"
-               + (f" with {t['threads']} threads" if t["device"] == "cpu" else ""))
+    return t
+
+
+if clicked:
+    t = heavy.run(f"timing {choice.variant}", need, timed, key="time")
+    if t:
+        st.success(f"median {t['median_ms']:.1f} ms (min {t['min_ms']:.1f}, max {t['max_ms']:.1f}) "
+                   f"over {t['repeats']} runs after a warm-up, on {t['device_name']}"
+                   + (f" with {t['threads']} threads" if t["device"] == "cpu" else ""))
 
 # torchinfo's own table of the same model, for those who know it: computed only when asked
 st.subheader("torchinfo")

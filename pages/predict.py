@@ -9,7 +9,8 @@ import torch
 from explorer import charts
 from explorer.download import DownloadError
 from explorer.images import SUPPORTED, ImageError, distinct, load_image, preview, sample_images
-from explorer.inference import classify_or_fall_back, preprocess_for, store_upload
+from explorer.inference import classify_or_fall_back, load_estimate, preprocess_for, store_upload
+from explorer.memory import MemoryRefused
 from explorer.offline import fetch_command, missing_weights, uploader_label, where
 from explorer.pretrained import REGISTRY, UnknownWeights, find_spec, specs_for
 from explorer.saliency import channel_grid, overlay
@@ -100,7 +101,10 @@ def ready_model(variant: str):
     else:
         label = spec.name
     try:
-        return data.loaded_model(variant, weights, device, label=label), weights, label
+        return (data.loaded_model(variant, weights, device, label=label, images=len(images)),
+                weights, label)
+    except MemoryRefused as err:
+        st.error(md_escape(err), icon=":material/memory:")
     except DownloadError:  # the socket's words help nobody here: say what to do
         st.warning(missing_weights(variant, spec), icon=":material/cloud_off:")
     except (WeightsError, UnknownWeights, ConfigError) as err:
@@ -118,6 +122,8 @@ for col, variant in zip(columns, chosen):
         st.image([preview(img, pre) for _, img in images], width=96,
                  caption=[name for name, _ in images])
         st.caption(f"the {pre.input_size} px crop {variant} sees ({pre.describe()})")
+        st.caption(f"{load_estimate(variant, len(images), device=device).needs()} to load and "
+                   f"run {len(images)} photo(s)")
         ready = ready_model(variant)
         if ready is None:
             continue

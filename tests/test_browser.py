@@ -33,10 +33,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(log: Path, env: dict, command=None, cwd=ROOT):
+def streamlit_server(log: Path, env: dict, command=None, cwd=ROOT, preexec_fn=None):
     """`streamlit run explorer/app.py` (or ``command``, which takes streamlit's options, e.g. an
     installed `inception-explorer app`) on a free port of 127.0.0.1, ready (health checked);
-    yields (url, process) and stops it afterwards. Server output goes to ``log``."""
+    yields (url, process) and stops it afterwards. Server output goes to ``log``;
+    ``preexec_fn`` runs in the server's process before it starts (e.g. to set rlimits)."""
     port = free_port()
     command = command or [sys.executable, "-m", "streamlit", "run", "explorer/app.py"]
     with open(log, "wb") as out:
@@ -44,7 +45,8 @@ def streamlit_server(log: Path, env: dict, command=None, cwd=ROOT):
             [*command, "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1",
              "--browser.gatherUsageStats", "false"],
-            cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env})
+            cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env},
+            preexec_fn=preexec_fn)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -162,7 +162,26 @@ def make_request(configs=DEFAULT_CONFIGS, *, seeds=(0,), steps=DEFAULT_STEPS, op
         raise ConfigError(f"target accuracy must be in (0, 1], got {target!r}")
     if not isinstance(points, int) or isinstance(points, bool) or not 1 <= points <= 100:
         raise ConfigError(f"points must be an integer from 1 to 100, got {points!r}")
+    guard_memory(resolved, batch, optimizer, device)
     return RaceRequest(resolved, seeds, steps, optimizer, batch, device, float(target), points)
+
+
+def guard_memory(configs, batch: int, optimizer: str, device: str) -> None:
+    """MemoryRefused (a ConfigError) when the race's networks, which train side by side, would
+    not fit the server's memory budget together (explorer.memory)."""
+    from ..memory import Estimate, check, estimate_training
+
+    parts = []
+    for c in configs:
+        options = {k: v for k, v in (("repeats", c.repeats), ("scale", c.scale)) if v is not None}
+        parts.append(estimate_training(
+            c.variant, batch=batch, input_size=c.input_size, device=device, layout=c.layout,
+            optimizer=optimizer if optimizer in ("adam", "adamw") else "rmsprop",
+            width=c.width, num_classes=10, **options))
+    total = Estimate(f"a race of {len(parts)} network(s) training side by side (batch {batch})",
+                     device, sum(e.weights for e in parts), sum(e.activations for e in parts),
+                     sum(e.runtime for e in parts))
+    check(total, advice="race fewer networks, a smaller width, input or batch")
 
 
 # -- the on-disk cache of finished runs ------------------------------------------------------

@@ -65,8 +65,9 @@ def compare_row(variant: str, input_size: int | None, **options) -> dict:
 @st.cache_resource(show_spinner="Building the model (random weights)...", max_entries=3)
 def model(variant: str, device: str, **config):
     """A built model in eval mode, shared by all sessions: run it, never change it."""
+    from explorer.memory import track
     config.pop("input_size", None)
-    return build(variant, device=device, **config)
+    return track(build(variant, device=device, **config))  # counted by the memory budget
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -87,10 +88,14 @@ def model_cache():
     return ModelCache(MODEL_CACHE_BYTES)
 
 
-def loaded_model(variant: str, weights: str, device: str = "cpu", label: str | None = None):
+def loaded_model(variant: str, weights: str, device: str = "cpu", label: str | None = None,
+                 images: int = 1):
     """A model with real weights from the shared cache; the first load shows its download.
-    ``label`` names the weights for the user (an upload's file name, never a server path)."""
-    from explorer.inference import load_model
+    ``label`` names the weights for the user (an upload's file name, never a server path).
+    A load that would not fit the memory budget (with ``images`` photos to run) raises
+    MemoryRefused before it starts."""
+    from explorer.inference import guard_load, load_model
+    from explorer.jobs import HEAVY
     from explorer.text import md_escape
 
     def load():
@@ -106,7 +111,10 @@ def loaded_model(variant: str, weights: str, device: str = "cpu", label: str | N
         finally:
             bar.empty()
 
-    return model_cache().get((variant, str(weights), device), load)
+    cache, key = model_cache(), (variant, str(weights), device)
+    if key not in cache.keys():
+        guard_load(variant, images, device=device, reserved=HEAVY.reserved(device))
+    return cache.get(key, load)
 
 
 def what_it_sees(loaded, image):

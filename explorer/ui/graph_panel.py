@@ -53,10 +53,19 @@ def overlay_data(variant: str, overlay: str | None, config: dict, *, measure_key
     done = st.session_state.setdefault("latency_done", set())
     ask = (variant, repr(sorted(config.items())))
     if ask not in done:
+        from explorer import memory
+        from explorer.ui import heavy
+
+        need = memory.estimate_inference(variant, **config)
         if not st.button("Time every block on the CPU (builds the model: a few seconds)",
                          key=measure_key, icon=":material/timer:"):
             st.caption("Latency needs a real model: press the button to build one on the CPU "
-                       "(random weights) and time one forward pass per block.")
+                       f"(random weights) and time one forward pass per block; {need.needs()}.")
+            return None, ""
+        # a real build: the memory budget and the server-wide queue of heavy work apply
+        values = heavy.run(f"timing every block of {variant}", need,
+                           lambda: data.block_latency(variant, **config), key=f"{measure_key}_job")
+        if values is None:
             return None, ""
         done.add(ask)
     values = data.block_latency(variant, **config)
