@@ -3,7 +3,9 @@
 One forward pass on the "meta" device (no weights, no memory) with forward hooks records every
 module's input and output shape. From those, per row:
 
-- params: the tensors under the module;
+- params: the tensors under the module, BatchNorm's scale and shift included (``bn_params``
+  is that BatchNorm share, already inside ``params``: a 3x3 conv from 3 to 32 channels has 864
+  weights + 64 BN = 928);
 - MACs: multiply-accumulates of conv and linear layers only (the convention of torchvision's
   "GFLOPS" and of ``torch.utils.flop_counter`` divided by 2; BN, pools and adds are not counted);
 - activation memory: the bytes of the row's output in float32, for one image;
@@ -25,12 +27,14 @@ import torch
 from torch import nn
 
 from . import receptive
-from .export import csv_text
+from .export import analysis_csv
 from .variants import ConfigError, resolve
 from .variants.blocks import Concat, ConvBN, InceptionNet, Residual, meta_of
 
 DEPTHS = ("stage", "block", "layer")
 MACS_NOTE = "MACs: multiply-accumulates of conv and linear layers (1 MAC = 2 FLOPs)"
+PARAMS_NOTE = ("params: every learnable tensor, BatchNorm's scale and shift included "
+               "(bn_params: that BatchNorm share)")
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class Row:
     activation_bytes: int
     params_share: float = 0.0
     macs_share: float = 0.0
+    bn_params: int = 0  # BatchNorm scale + shift, already counted in params
     rf: tuple | None = None          # (h, w) input pixels one output unit sees
     jump: tuple | None = None        # (h, w) input pixels between neighbouring units
     rf_offset: tuple | None = None   # (h, w) input coordinate of the first unit's centre
@@ -61,6 +66,7 @@ class Analysis:
     total_macs: int
     total_activation_bytes: int
     config: dict = field(default_factory=dict)
+    total_bn_params: int = 0  # BatchNorm scale + shift, already counted in total_params
     rf_whole_input: str | None = None   # the first row whose central unit sees every pixel
     rf_notes: tuple[str, ...] = ()      # joins whose branch centres disagree, or why no fields
 
@@ -69,7 +75,11 @@ class Analysis:
                "depth": self.depth, "total_params": self.total_params,
                "total_macs": self.total_macs,
                "total_activation_bytes": self.total_activation_bytes,
-               "macs_convention": MACS_NOTE, "config": self.config,
+               "macs_convention": MACS_NOTE,
+               # every setting, so that a saved file says what it is
+               "config": {"variant": self.variant, "layout": self.layout,
+                          "input_size": self.input_size, "depth": self.depth, **self.config},
+               "total_bn_params": self.total_bn_params, "params_convention": PARAMS_NOTE,
                "rf_whole_input": self.rf_whole_input, "rf_notes": list(self.rf_notes),
                "rows": [asdict(r) for r in self.rows]}
         for row in out["rows"]:
@@ -79,7 +89,7 @@ class Analysis:
         return out
 
     def to_csv(self) -> str:
-        return csv_text(self.to_dict()["rows"])
+        return analysis_csv(self.to_dict())
 
 
 def analyze(variant_or_model, *, input_size: int | None = None, depth: str = "block",
@@ -203,6 +213,8 @@ def _run(model: nn.Module, size: int, depth: str, *, name: str, layout: str, con
             h.remove()
 
     params = {n: sum(p.numel() for p in m.parameters()) for n, m in model.named_modules()}
+    bn = {n: sum(p.numel() for b in m.modules() if isinstance(b, nn.modules.batchnorm._BatchNorm)
+                 for p in b.parameters()) for n, m in model.named_modules()}
     aux_prefixes = tuple(f"{a}." for a in taps.values())
     total_params = params[""]
     total_macs = sum(v for k, v in macs.items() if not k.startswith(aux_prefixes))
@@ -222,14 +234,16 @@ def _run(model: nn.Module, size: int, depth: str, *, name: str, layout: str, con
                          _row(unit_name, mod, shapes, params[unit_name], macs_under(unit_name))))
     rows = [r for _, r in sorted(rows, key=lambda pr: pr[0])]
     rows = [Row(**{**asdict(r), "params_share": r.params / total_params if total_params else 0.0,
-                   "macs_share": r.macs / total_macs if total_macs else 0.0}) for r in rows]
+                   "macs_share": r.macs / total_macs if total_macs else 0.0,
+                   "bn_params": bn[r.name] if r.name in bn else 0}) for r in rows]
     rows, whole, notes = _with_fields(model, size, rows, aux_prefixes)
     # Whatever the depth, the total counts every layer's output once (the memory a training
     # step keeps for the backward pass, per image), so it compares across depths and variants.
     total_act = sum(_numel(shapes[n][1]) * 4 for n, _ in _layers(model)
                     if n in shapes and not n.startswith(aux_prefixes))
     return Analysis(name, layout, size, depth, tuple(rows), total_params, total_macs, total_act,
-                    config, rf_whole_input=whole, rf_notes=tuple(notes))
+                    config, total_bn_params=bn[""], rf_whole_input=whole,
+                    rf_notes=tuple(notes))
 
 
 def _with_fields(model, size, rows, aux_prefixes):

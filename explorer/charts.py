@@ -3,7 +3,7 @@ compare rows: pure functions, testable without Streamlit."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -46,37 +46,59 @@ def table_records(result: dict) -> list[dict]:
     first row whose central unit sees the whole input has its field marked with a star."""
     whole = result.get("rf_whole_input")
     return [{"name": r["name"], "kind": r["kind"], "output": shape_text(r["output_shape"]),
+             "params": r["params"], "bn_params": r.get("bn_params", 0), "MACs": r["macs"],
+             "MACs %": 100 * r["macs_share"],
              "RF (px)": field_text(r.get("rf")) + (" ★" if r["name"] == whole else ""),
              "jump (px)": field_text(r.get("jump")),
-             "params": r["params"], "MACs": r["macs"], "MACs %": 100 * r["macs_share"],
              "params %": 100 * r["params_share"], "input": shape_text(r["input_shape"]),
              "activation KiB": r["activation_bytes"] / 1024, "figure": r["figure"]}
             for r in result["rows"]]
 
 
+def name_width(result: dict, px_per_char: int = 8, most: int = 380) -> int:
+    """Pixels for the table's name column to show its longest name whole (a projector's
+    1280x720 leaves no room for a hover to read a cut name)."""
+    longest = max((len(r["name"]) for r in result["rows"]), default=4)
+    return min(most, px_per_char * longest + 24)
+
+
 def timeline(rows: list[dict]) -> go.Figure:
     """The family over time: arXiv month vs MACs, marker area ~ parameters.
 
+    Networks of one paper share its date (v2 and v3; v4 and both Inception-ResNets); their
+    labels are placed apart so that they stay readable.
     ``rows``: dicts with title, arxiv, total_macs, total_params and top1 (or None).
     """
     fig = go.Figure()
-    seen: dict[date, int] = {}
+    papers = sorted({r["arxiv"] for r in rows})
+    top = max(r["total_macs"] for r in rows)
     for r in rows:
+        # labels right of the markers, left where the next paper came within three months
+        # (v2/v3 in Dec 2015, v4 in Feb 2016); two networks of one paper with close costs: the
+        # cheaper one's label below, the other's above
         month = arxiv_month(r["arxiv"])
-        nth = seen[month] = seen.get(month, -1) + 1  # spread a paper's variants a little
+        soon = any(0 < (arxiv_month(p) - month).days <= 92 for p in papers)
+        side = "left" if soon else "right"
+        paper = sorted((o for o in rows if o["arxiv"] == r["arxiv"]), key=lambda o: o["total_macs"])
+        i = paper.index(r)
+        close = [abs(o["total_macs"] - r["total_macs"]) < 0.1 * top for o in paper]
+        above = i > 0 and close[i - 1] and paper[i - 1] is not r
+        below = i + 1 < len(paper) and close[i + 1]
+        side = f"{'top' if above else 'bottom' if below else 'middle'} {side}"
         top1 = f"{r['top1']:.1f} %" if r.get("top1") is not None else "none published"
         fig.add_trace(go.Scatter(
-            x=[month + timedelta(days=24 * nth)], y=[r["total_macs"] / 1e9], mode="markers+text",
-            name=short_title(r["title"]), text=[short_title(r["title"])],
-            textposition=("top center", "bottom center", "middle right")[nth % 3],
-            marker={"size": 10 + 4 * (r["total_params"] / 1e6) ** 0.5, "opacity": 0.8},
+            x=[arxiv_month(r["arxiv"])], y=[r["total_macs"] / 1e9], mode="markers+text",
+            name=short_title(r["title"]), text=[short_title(r["title"])], textposition=side,
+            textfont={"size": 14},
+            marker={"size": 10 + 4 * (r["total_params"] / 1e6) ** 0.5, "opacity": 0.7},
             hovertemplate=(f"<b>{r['title']}</b><br>arXiv {r['arxiv']}<br>%{{y:.2f}} GMACs, "
                            f"{r['total_params'] / 1e6:.1f} M params<br>top-1 {top1}<extra></extra>")))
-    fig.update_layout(showlegend=False, margin=MARGIN, height=380,
+    fig.update_layout(showlegend=False, margin=MARGIN, height=420,
                       title="The Inception family: cost by publication date (marker size ~ params)",
-                      xaxis_title="arXiv submission", yaxis_title="GMACs at native input")
+                      xaxis_title="arXiv submission (one paper, one date)",
+                      yaxis_title="GMACs at native input")
     fig.update_yaxes(range=[0, 1.2 * max(r["total_macs"] for r in rows) / 1e9])
-    fig.update_xaxes(range=[date(2014, 6, 1), date(2016, 8, 1)])
+    fig.update_xaxes(range=[date(2014, 3, 1), date(2016, 9, 1)], tickformat="%b %Y")
     return fig
 
 
@@ -178,20 +200,44 @@ def accuracy_vs_macs(rows: list[dict]) -> go.Figure:
     return fig
 
 
+# A stage's role in the network, its legend text and colour (Inception A/B/C: the first, second
+# and third grid of Inception blocks; GoogLeNet and BN-Inception number them 3, 4, 5).
+ROLES = {"stem": ("stem", "#969696"), "A": ("Inception A (GoogLeNet: 3)", "#6baed6"),
+         "reduction": ("reduction / pool", "#fd8d3c"), "B": ("Inception B (4)", "#3182bd"),
+         "C": ("Inception C (5)", "#08519c"), "aux": ("auxiliary head", "#bcbddc"),
+         "head": ("head", "#e6550d")}
+
+
+def stage_role(name: str) -> str:
+    """"inception_resnet_b" -> "B", "pool_3" / "reduction_a" -> "reduction", "inception_3" -> "A"."""
+    if name in ("stem", "head"):
+        return name
+    if name.startswith(("reduction", "pool")):
+        return "reduction"
+    if name.startswith("aux"):
+        return "aux"
+    last = name.rsplit("_", 1)[-1]
+    return {"a": "A", "3": "A", "b": "B", "4": "B", "c": "C", "5": "C"}.get(last, "B")
+
+
 def stage_macs(stage_results: dict[str, dict]) -> go.Figure:
-    """Stacked bars: each variant's MACs split by stage (``{variant: stage-depth analysis}``)."""
-    stages: list[str] = []
-    for result in stage_results.values():
-        stages += [r["name"] for r in result["rows"] if r["name"] not in stages]
+    """Stacked bars: each variant's MACs split by stage (``{variant: stage-depth analysis}``),
+    stacked in network order (stem at the bottom), coloured by role, one legend entry a role."""
     fig = go.Figure()
-    variants = list(stage_results)
-    for stage in stages:
-        y = [next((r["macs"] / 1e9 for r in stage_results[v]["rows"] if r["name"] == stage), 0)
-             for v in variants]
-        fig.add_trace(go.Bar(x=variants, y=y, name=stage,
-                             hovertemplate=f"{stage}: %{{y:.3f}} GMACs<extra>%{{x}}</extra>"))
-    fig.update_layout(barmode="stack", title="Where the MACs go, stage by stage",
-                      yaxis_title="GMACs", margin=MARGIN, height=420)
+    shown: set[str] = set()
+    for variant, result in stage_results.items():
+        for r in result["rows"]:  # rows come in network order; traces stack in trace order
+            role = stage_role(r["name"])
+            label, colour = ROLES[role]
+            fig.add_trace(go.Bar(
+                x=[variant], y=[r["macs"] / 1e9], name=label, legendgroup=role,
+                showlegend=role not in shown, marker_color=colour,
+                legendrank=1000 - 10 * list(ROLES).index(role),  # head on top, as in the stack
+                marker_line={"color": "white", "width": 1},
+                hovertemplate=f"{r['name']}: %{{y:.3f}} GMACs<extra>%{{x}}</extra>"))
+            shown.add(role)
+    fig.update_layout(barmode="stack", title="Where the MACs go, stage by stage (stem at the bottom)",
+                      yaxis_title="GMACs", margin=MARGIN, height=420, legend={"title": "role"})
     return fig
 
 
@@ -218,4 +264,42 @@ def top_k_bars(top: list[dict], title: str = "") -> go.Figure:
                            texttemplate="%{x:.1f} %", textposition="auto"))
     fig.update_layout(title=title, margin=MARGIN, height=60 + 36 * len(top),
                       xaxis={"title": "probability (%)", "range": [0, 100]})
+    return fig
+
+
+def kernel_diagram(n: int, stacked: bool = False) -> go.Figure:
+    """Two receptive fields of the same size, side by side, one cell per input pixel.
+
+    Left: one n x n kernel (n² weights). Right, ``stacked=False``: a 1 x n conv (one row) then
+    an n x 1 conv (one column) over its outputs: 2n weights, the n x n field still covered.
+    ``stacked=True`` (n = 5): two 3x3 convs, 2 x 9 = 18 weights for the 5 x 5 field.
+    """
+    fig = go.Figure()
+    gap = max(3, n // 2)
+    mid = n // 2
+
+    def cell(x0, y0, colour, line="white"):
+        fig.add_shape(type="rect", x0=x0, x1=x0 + 1, y0=y0, y1=y0 + 1, fillcolor=colour,
+                      line={"color": line, "width": 2})
+
+    for i in range(n):
+        for j in range(n):
+            cell(i, j, "#6baed6")  # left: every weight of the n x n kernel
+            if stacked:  # the second 3x3 sees 3x3 outputs of the first: the centre 3x3
+                inner = abs(i - mid) <= 1 and abs(j - mid) <= 1
+                cell(n + gap + i, j, "#fd8d3c" if inner else "#fdd0a2")
+            else:
+                colour = ("#31a354" if i == mid else "#fd8d3c" if j == mid else "#fdd0a2")
+                cell(n + gap + i, j, colour)
+    if stacked:
+        left, right = f"{n}x{n}: {n * n} weights", "3x3 + 3x3: 18 weights"
+    else:
+        left, right = f"{n}x{n}: {n * n} weights", f"1x{n} + {n}x1: {2 * n} weights"
+    for x, text in ((n / 2, left), (n + gap + n / 2, right)):
+        fig.add_annotation(x=x, y=n + 0.2, text=text, showarrow=False, yanchor="bottom",
+                           font={"size": 13})
+    fig.update_xaxes(visible=False, range=[-0.5, 2 * n + gap + 0.5], constrain="domain")
+    fig.update_yaxes(visible=False, range=[-0.5, n + 1.6], scaleanchor="x")
+    fig.update_layout(margin={"l": 0, "r": 0, "t": 10, "b": 0}, height=220, showlegend=False,
+                      plot_bgcolor="rgba(0,0,0,0)")
     return fig

@@ -4,7 +4,8 @@
     summary VARIANT [--layout L] [--input-size N] [--depth D] [--width W] [--num-classes K]
             [--aux] [--repeats A,B,C] [--scale S] [--json | --csv | --format torchinfo]
     graph VARIANT [--depth D] [--format dot|svg|png] [-o FILE] (+ the build options)
-    compare VARIANT... [--input-size N] [--json]
+    compare VARIANT... [--input-size N] [--layout L] [--width W] [--num-classes K]
+            [--scale S] [--repeats A,B,C] [--json]
     weights [VARIANT] [--json]
     weights fetch [VARIANT.TAG ...|--all] --to DIR [--endpoint URL]
     weights verify DIR
@@ -97,6 +98,12 @@ def make_parser() -> Parser:
     p = sub.add_parser("compare", help="totals of several variants side by side")
     p.add_argument("variants", nargs="+", metavar="VARIANT")
     p.add_argument("--input-size", type=int, help="one input size for all (default: each native)")
+    p.add_argument("--layout", default="released",
+                   help="released or paper, for the variants that have it")
+    p.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = reference)")
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--scale", type=_csv_floats, help="residual scale(s), for the IR variants")
+    p.add_argument("--repeats", type=_csv_ints, help="blocks per stage, e.g. 4,7,3 (v4 / IR)")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("weights", help="the public pretrained weights of each variant",
                        epilog="'weights fetch --help' and 'weights verify --help': a folder of "
@@ -277,13 +284,13 @@ def cmd_summary(args, out) -> None:
         return
     rows = result["rows"]
     if fmt == "csv":
-        from .export import csv_text
-        out.write(csv_text(rows))
+        from .export import analysis_csv
+        out.write(analysis_csv(result))
         return
     out.write(f"{result['variant']} ({result['layout']} layout) at {result['input_size']}x"
               f"{result['input_size']}, depth {result['depth']}\n")
-    out.write(f"{'name':<44} {'kind':<18} {'output':>16} {'params':>12} {'MACs':>15} "
-              f"{'%MACs':>6} {'RF h x w':>11} {'jump':>9}\n")
+    out.write(f"{'name':<44} {'kind':<18} {'output':>16} {'params':>12} {'bn_params':>9} "
+              f"{'MACs':>15} {'%MACs':>6} {'RF h x w':>11} {'jump':>9}\n")
     whole = result.get("rf_whole_input")
     for r in rows:
         shape = "x".join(map(str, r["output_shape"]))
@@ -291,9 +298,11 @@ def cmd_summary(args, out) -> None:
         jump = "x".join(map(str, r["jump"])) if r.get("jump") else "-"
         mark = " *" if r["name"] == whole else ""
         out.write(f"{r['name'][:44]:<44} {r['kind'][:18]:<18} {shape:>16} {r['params']:>12,} "
-                  f"{r['macs']:>15,} {100 * r['macs_share']:>6.1f} {rf:>11} {jump:>9}{mark}\n")
+                  f"{r['bn_params']:>9,} {r['macs']:>15,} {100 * r['macs_share']:>6.1f} {rf:>11} "
+                  f"{jump:>9}{mark}\n")
     total_macs = result["total_macs"]
-    out.write(f"total params {result['total_params']:,}; total MACs {total_macs:,} "
+    out.write(f"total params {result['total_params']:,} (BatchNorm scale and shift: "
+              f"{result['total_bn_params']:,} of them); total MACs {total_macs:,} "
               f"({total_macs / 1e9:.3f} G); {result['macs_convention']}\n")
     out.write("RF: input pixels one output unit sees (height x width); jump: input pixels "
               "between neighbouring units\n")
@@ -324,37 +333,84 @@ def cmd_graph(args, out) -> None:
         out.write(data.decode())
 
 
-def compare_rows(variants, input_size=None) -> list[dict]:
-    """Totals and published accuracy of several variants (their released/default layouts)."""
+def compare_config(variant: str, **options) -> tuple[dict, list[str]]:
+    """The build options of a comparison that apply to ``variant``, and what was left out and
+    why: layout where the variant has it, scale only for residual networks, repeats only where
+    blocks per stage are configurable (three stages). Width and classes apply to all."""
+    from .variants import get_variant
+
+    info = get_variant(variant)
+    config, skipped = {}, []
+    layout = options.pop("layout", None)
+    if layout not in (None, "released"):
+        if layout in info.layouts or layout in info.aliases:
+            config["layout"] = layout
+        else:
+            skipped.append(f"{variant} has no {layout} layout ({info.default_layout} shown)")
+    default_layout = info.layouts[info.default_layout]
+    lay = info.layouts.get(info.aliases.get(config.get("layout"), config.get("layout")),
+                           default_layout)
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key == "scale" and lay.scale is None:
+            skipped.append(f"scale: {variant} has no residual blocks")
+        elif key == "repeats" and lay.repeats is None:
+            skipped.append(f"repeats: {variant}'s blocks per stage are fixed")
+        elif key == "repeats":  # None for a stage: this variant's reference count there
+            config[key] = tuple(ref if v is None else v for v, ref in zip(value, lay.repeats))
+        else:
+            config[key] = value
+    return config, skipped
+
+
+def compare_rows(variants, input_size=None, **options) -> list[dict]:
+    """Totals and published accuracy of several variants, each built with the ``options``
+    (layout, width, num_classes, scale, repeats) that apply to it (``compare_config``)."""
     from .published import best_published
 
     rows = []
     for name in variants:
-        result = analysis_dict(name, input_size, "block")
+        config, skipped = compare_config(name, **options)
+        result = analysis_dict(name, input_size, "block", **config)
         pub = best_published(name)
         rows.append({"variant": name, "layout": result["layout"],
                      "input_size": result["input_size"], "total_params": result["total_params"],
+                     "total_bn_params": result["total_bn_params"],
                      "total_macs": result["total_macs"], "blocks": len(result["rows"]),
                      "activation_bytes": result["total_activation_bytes"],
                      "top1": pub.top1 if pub else None, "top5": pub.top5 if pub else None,
-                     "accuracy_source": pub.source if pub else "none published"})
+                     "accuracy_source": pub.source if pub else "none published",
+                     "config": result["config"], "build": config, "skipped": skipped})
     return rows
 
 
 def cmd_compare(args, out) -> None:
-    rows = compare_rows(args.variants, args.input_size)
+    rows = compare_rows(args.variants, args.input_size, layout=args.layout, width=args.width,
+                        num_classes=args.num_classes, scale=args.scale, repeats=args.repeats)
     if args.json:
         json.dump(rows, out, indent=2)
         out.write("\n")
         return
-    out.write(f"{'variant':<21} {'input':>5} {'params':>12} {'GMACs':>7} {'act. MiB':>9} "
-              f"{'top-1':>6} {'top-5':>6}  source\n")
+    chosen = {k: v for k, v in vars(args).items()
+              if k in ("layout", "width", "num_classes", "scale", "repeats")
+              and v not in (None, 1.0, 1000, "released")}
+    if chosen:
+        out.write("built with " + ", ".join(f"{k} {v}" for k, v in chosen.items())
+                  + " (where it applies)\n")
+    out.write(f"{'variant':<21} {'layout':<8} {'input':>5} {'params':>12} {'GMACs':>7} "
+              f"{'act. MiB':>9} {'top-1':>6} {'top-5':>6}  source\n")
     for r in rows:
         top1 = f"{r['top1']:.1f}" if r["top1"] is not None else "-"
         top5 = f"{r['top5']:.1f}" if r["top5"] is not None else "-"
-        out.write(f"{r['variant']:<21} {r['input_size']:>5} {r['total_params']:>12,} "
+        out.write(f"{r['variant']:<21} {r['layout']:<8} {r['input_size']:>5} {r['total_params']:>12,} "
                   f"{r['total_macs'] / 1e9:>7.3f} {r['activation_bytes'] / 2**20:>9.1f} "
                   f"{top1:>6} {top5:>6}  {r['accuracy_source']}\n")
+    for r in rows:
+        for why in r["skipped"]:
+            out.write(f"note: {why}\n")
+    out.write("params include BatchNorm's scale and shift; accuracy: published, at the native "
+              "size with the reference build, whatever options are chosen here\n")
 
 
 def cmd_weights(args, out) -> None:

@@ -162,3 +162,35 @@ def reduction_fields(channels: int, grid: int) -> list[dict]:
                     "field after": m["receptive field"], "jump after": m["jump"],
                     "MACs": m["MACs"], "output": m["output"]})
     return out
+
+
+# -- one number format for the Learn page ------------------------------------------------------
+
+MISSING = "–"  # a value the source does not give
+
+
+def fmt_factor(x: float) -> str:
+    """A growth factor: "x1.37", "x1,048,576" (thousands separated, no decimals from 100 up)."""
+    return f"x{x:,.0f}" if x >= 100 else f"x{x:,.2f}"
+
+
+def formatted(rows: list[dict], decimals: dict[str, int] | None = None) -> list[dict]:
+    """Rows as display text: integers with thousands separators, floats with ``decimals[col]``
+    places (default 2), None as "–", the rest as is."""
+    decimals = decimals or {}
+    out = []
+    for row in rows:
+        cells = {}
+        for col, v in row.items():
+            if v is None:
+                cells[col] = MISSING
+            elif isinstance(v, bool) or isinstance(v, str):
+                cells[col] = "yes" if v is True else "no" if v is False else v
+            elif isinstance(v, int):
+                cells[col] = f"{v:,}"
+            elif isinstance(v, float):
+                cells[col] = f"{v:,.{decimals.get(col, 2)}f}"
+            else:
+                cells[col] = str(v)
+        out.append(cells)
+    return out

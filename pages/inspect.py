@@ -1,10 +1,12 @@
 """Inspect: one variant, configured, drawn and measured block by block."""
 
+import json
+
 import streamlit as st
 
 from explorer import charts, memory
-from explorer.analysis import MACS_NOTE
-from explorer.export import csv_text
+from explorer.analysis import MACS_NOTE, PARAMS_NOTE
+from explorer.export import analysis_csv, file_stem
 from explorer.timing import time_variant
 from explorer.ui import data, graph_panel, heavy
 from explorer.ui.controls import inspect_controls
@@ -23,9 +25,10 @@ except ConfigError as err:
     st.error(f"This configuration cannot be built: {err}")
     st.stop()
 
-name = f"{choice.variant}_{result['layout']}_{result['input_size']}px_{choice.depth}"
+name = file_stem(result)  # every setting that is not the reference one
 m = st.columns(5)
-m[0].metric("parameters", charts.fmt_count(result["total_params"]))
+m[0].metric("parameters", charts.fmt_count(result["total_params"]),
+            help=f"{PARAMS_NOTE}: {result['total_bn_params']:,} of these")
 m[1].metric("MACs", charts.fmt_count(result["total_macs"]), help=MACS_NOTE)
 m[2].metric("activations / image", charts.fmt_bytes(result["total_activation_bytes"]),
             help="every layer's float32 output once: what a training step keeps for backward")
@@ -41,18 +44,28 @@ with graph.table_col:
     st.dataframe(
         graph.highlight(charts.table_records(result), picked), hide_index=True,
         height=min(560, 35 * (len(result["rows"]) + 1) + 3),
+        # what a projector must show first: the name (whole), then shape, params and MACs
+        column_order=("name", "output", "params", "MACs", "MACs %", "bn_params", "kind",
+                      "params %", "input", "activation KiB", "figure"),
         key=table_key, on_select=graph.on_table_select(table_key, result["rows"]),
         selection_mode="single-row",
         column_config={
-            "params": st.column_config.NumberColumn(format="localized"),
+            "name": st.column_config.TextColumn(width=charts.name_width(result)),
+            "params": st.column_config.NumberColumn(format="localized", help=PARAMS_NOTE),
+            "bn_params": st.column_config.NumberColumn(
+                format="localized", help="BatchNorm scale and shift: already inside params"),
             "MACs": st.column_config.NumberColumn(format="localized", help=MACS_NOTE),
             "MACs %": st.column_config.ProgressColumn(format="%.1f", min_value=0, max_value=100),
             "params %": st.column_config.NumberColumn(format="%.1f"),
             "activation KiB": st.column_config.NumberColumn(format="%.0f")})
-    st.caption(f"{MACS_NOTE}. Auxiliary heads, when built, get rows but are not in the totals. "
+    st.caption(f"{MACS_NOTE}. Params include BatchNorm's scale and shift (bn_params: that "
+               "share). Auxiliary heads, when built, get rows but are not in the totals. "
                "Choose a row to select its node in the graph.")
-    st.download_button("CSV", csv_text(result["rows"]), f"{name}.csv", "text/csv",
-                       icon=":material/download:")
+    e1, e2 = st.columns(2)
+    e1.download_button("CSV", analysis_csv(result), f"{name}.csv", "text/csv",
+                       icon=":material/download:", help="settings on its first line (# settings)")
+    e2.download_button("JSON", json.dumps(result, indent=1), f"{name}.json", "application/json",
+                       icon=":material/download:", help="settings under its \"config\" key")
     st.plotly_chart(charts.feature_maps(by_block))
     st.plotly_chart(charts.receptive_fields(by_block))
     whole = by_block["rf_whole_input"]

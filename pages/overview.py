@@ -5,9 +5,10 @@ import streamlit as st
 from explorer import charts
 from explorer.analysis import MACS_NOTE
 from explorer.ui import data
-from explorer.ui.controls import open_in_inspect
+from explorer.ui.controls import open_in_inspect, show_url_notes, url_snapshot
 
 st.title("Inception Explorer")
+show_url_notes("overview", url_snapshot(), {})  # this page takes nothing from a link
 st.markdown("Seven networks of the Inception family, from GoogLeNet (2014) to Inception-ResNet-v2 "
             "(2016), built in PyTorch. Every parameter count, MAC and shape shown here is "
             "measured from the models themselves; accuracies are the published ones, with "
@@ -15,8 +16,8 @@ st.markdown("Seven networks of the Inception family, from GoogLeNet (2014) to In
 
 rows = data.overview()
 st.plotly_chart(charts.timeline(rows))
-st.caption(f"Params and MACs: each variant's default layout at its native input size. "
-           f"{MACS_NOTE}.")
+st.caption(f"Params and MACs: each variant's default layout at its native input size. Params "
+           f"include BatchNorm's scale and shift. {MACS_NOTE}.")
 
 for start in range(0, len(rows), 4):
     for col, r in zip(st.columns(4), rows[start:start + 4]):

@@ -133,5 +133,5 @@ def test_json_and_csv_exports():
     assert {"variant", "layout", "input_size", "total_params", "total_macs", "rows"} <= set(data)
     assert {"name", "kind", "output_shape", "params", "macs"} <= set(data["rows"][0])
     lines = result.to_csv().strip().splitlines()
-    assert len(lines) == len(result.rows) + 1
-    assert lines[0].startswith("name,kind,figure")
+    assert len(lines) == len(result.rows) + 2  # the settings line, the header, the rows
+    assert lines[0].startswith("# settings: ") and lines[1].startswith("name,kind,figure")

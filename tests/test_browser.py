@@ -170,7 +170,7 @@ def test_compare(server, page):
 
 def test_learn(server, page):
     visit(page, f"{server}/learn")
-    page.wait_for_selector(TABLE)
+    page.wait_for_selector("[data-testid='stTable']")  # static tables: drawn with the page
     page.wait_for_selector(PLOT)
     page.wait_for_selector(".katex")
     no_exception(page)

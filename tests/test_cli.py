@@ -52,7 +52,9 @@ def test_summary_table_and_csv(capsys):
     code, out, _ = run(capsys, "summary", "googlenet")
     assert code == 0 and "inception_4.inception_4e" in out and "total params 6,624,904" in out
     code, out, _ = run(capsys, "summary", "googlenet", "--aux", "--csv")
-    assert code == 0 and out.splitlines()[0].startswith("name,kind") and "\naux1," in out
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("# settings: ") and "\naux1," in out
+    assert lines[1].startswith("name,kind")
 
 
 def test_compare_json_has_accuracy_and_source(capsys):

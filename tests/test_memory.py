@@ -280,6 +280,21 @@ def test_inspect_refuses_the_issues_request_without_building_it(monkeypatch):
     assert "needs about 16." in text and "this server allows" in text and "smaller width" in text
 
 
+def test_compare_refuses_the_issues_request_without_building_it(monkeypatch):
+    # the same request as on Inspect, asked through Compare's own build options
+    monkeypatch.setenv(memory.MEMORY_ENV, "12GiB")
+    at = clean(app("compare", variants="inception_resnet_v2", compare_width="4.0",
+                   compare_rep_1="64", compare_rep_2="64", compare_rep_3="64",
+                   compare_size="2048"))
+    assert any("needs about 16." in c.value for c in at.caption)
+    start = rss()
+    next(b for b in at.button if b.label == "Measure on CPU").click().run()
+    clean(at)
+    assert rss() - start < 300 * 2**20
+    assert len(at.error) == 1 and "needs about 16." in at.error[0].value
+    assert "smaller width" in at.error[0].value
+
+
 def test_compare_refuses_over_the_operators_budget(monkeypatch):
     need = estimate_inference("googlenet").total + memory.held_bytes()  # models other tests hold
     monkeypatch.setenv(memory.MEMORY_ENV, str(need - 2**20))

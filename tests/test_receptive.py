@@ -331,10 +331,10 @@ def test_inspect_and_learn_pages_show_fields():
     assert "colour: receptive field" in graph and "891 px" in graph   # the head sees 891 px
     at.switch_page("../pages/learn.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    fields_tables = [d.value for d in at.dataframe if "receptive field" in d.value.columns]
+    fields_tables = [t.value for t in at.table if "receptive field" in t.value.columns]
     assert [list(t["receptive field"]) for t in fields_tables] == [["5 x 5", "5 x 5"],
                                                                    ["7 x 7", "7 x 7"]]
-    reduction = next(d.value for d in at.dataframe if "field after" in d.value.columns)
+    reduction = next(t.value for t in at.table if "field after" in t.value.columns)
     assert list(reduction["field after"]) == ["5 x 5", "7 x 7", "3 x 3"]
     assert any("mixed_6a takes the field from 127 x 127 to 159 x 159" in c.value
                for c in at.caption)

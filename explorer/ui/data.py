@@ -58,8 +58,8 @@ def overview() -> list[dict]:
 
 
 @st.cache_data(show_spinner=WARMUP, max_entries=128)
-def compare_row(variant: str, input_size: int | None) -> dict:
-    return compare_rows([variant], input_size)[0]
+def compare_row(variant: str, input_size: int | None, **options) -> dict:
+    return compare_rows([variant], input_size, **options)[0]
 
 
 @st.cache_resource(show_spinner="Building the model (random weights)...", max_entries=3)

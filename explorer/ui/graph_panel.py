@@ -156,7 +156,8 @@ def details(variant: str, state: GraphState, config: dict, key: str) -> None:
     st.markdown(
         f"- **shape**: {charts.shape_text(row['input_shape'])} → "
         f"{charts.shape_text(row['output_shape'])}\n"
-        f"- **params**: {row['params']:,} ({100 * row['params_share']:.1f} % of the total)\n"
+        f"- **params**: {row['params']:,} ({100 * row['params_share']:.1f} % of the total; "
+        f"{row.get('bn_params', 0):,} of them BatchNorm scale and shift)\n"
         f"- **MACs**: {row['macs']:,} ({100 * row['macs_share']:.1f} % of the total)\n"
         f"- **output memory**: {charts.fmt_bytes(row['activation_bytes'])} (float32, one image)"
         + _field_lines(variant, config, row))

@@ -42,7 +42,9 @@ VARIANTS: dict[str, VariantInfo] = {
     "inception_v4": VariantInfo(
         "inception_v4", "Inception-v4", *V4_PAPER, 299,
         "a uniform, deeper Inception network with a new stem and explicit reduction blocks",
-        inception_v4.LAYOUTS, differences=("none: the TF-slim release follows Figures 3-9",)),
+        inception_v4.LAYOUTS, aliases={"paper": "released"},
+        differences=("none: the TF-slim release follows Figures 3-9, so one layout is offered "
+                     "(layout='paper' is another name for it)",)),
     "inception_resnet_v1": VariantInfo(
         "inception_resnet_v1", "Inception-ResNet-v1", *V4_PAPER, 299,
         "residual connections around cheap Inception blocks (cost of Inception-v3)",
@@ -76,6 +78,7 @@ def get_variant(name: str) -> VariantInfo:
 
 def get_layout(info: VariantInfo, layout: str | None) -> Layout:
     layout = layout or info.default_layout
+    layout = info.aliases.get(layout, layout) if isinstance(layout, str) else layout
     if not isinstance(layout, str) or layout not in info.layouts:
         offered = ", ".join(info.layouts)
         raise ConfigError(f"{info.name} has no layout {layout!r}; it offers: {offered}")

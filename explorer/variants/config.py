@@ -65,6 +65,7 @@ class VariantInfo:
     default_layout: str = "released"
     differences: tuple[str, ...] = ()  # paper vs released, worth showing
     figures: dict[str, str] = field(default_factory=dict)  # stage name -> paper figure
+    aliases: dict[str, str] = field(default_factory=dict)  # another name -> a layout's name
 
 
 def check_config(info: VariantInfo, layout: Layout, cfg: Config) -> None:

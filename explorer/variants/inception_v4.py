@@ -9,7 +9,6 @@ shared with the Inception-ResNet networks, as in the paper.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import replace
 
 from torch import nn
 
@@ -181,4 +180,5 @@ LAYOUTS = {
             "Average pools in the Inception blocks exclude the zero padding (TF's SAME pooling).",
         )),
 }
-LAYOUTS["paper"] = replace(LAYOUTS["released"], name="paper")
+# The paper's layout is this same network: one layout is offered, and "paper" is accepted as
+# another name for it (``VariantInfo.aliases``) so that callers of layout="paper" keep working.
