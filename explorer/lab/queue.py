@@ -109,7 +109,17 @@ class RaceQueue:
                     self._lock.wait()
                 job = self._running = self._waiting.popleft()
                 job.status, job.started = RUNNING, time.time()
+            ticket = None
             try:
+                # Training is heavy work like a timing: it takes its turn in the server-wide
+                # queue (explorer.jobs), holding its memory estimate while it trains.
+                ticket = _heavy_ticket(job.request)
+                while not ticket.wait(0.25):
+                    if job.stop_event.is_set():
+                        break
+                if job.stop_event.is_set() and not ticket.running:
+                    job.result, job.status = None, STOPPED
+                    continue
                 result = self._runner(job.request, on_progress=lambda p: setattr(job, "progress", p),
                                       should_stop=job.stop_event.is_set)
                 job.result = result
@@ -119,9 +129,20 @@ class RaceQueue:
                 job.status = FAILED
                 traceback.print_exc()
             finally:
+                if ticket is not None:
+                    ticket.release()
                 with self._lock:
                     job.finished = time.time()
                     self._running = None
+
+
+def _heavy_ticket(request: RaceRequest):
+    from ..jobs import HEAVY
+    from .training import race_estimate
+
+    need = race_estimate(request.configs, request.batch, request.optimizer, request.device)
+    return HEAVY.enter(f"a race of {len(request.configs)} network(s)", device=request.device,
+                       reserve=need.total)
 
 
 _QUEUE: RaceQueue | None = None

@@ -169,7 +169,15 @@ def make_request(configs=DEFAULT_CONFIGS, *, seeds=(0,), steps=DEFAULT_STEPS, op
 def guard_memory(configs, batch: int, optimizer: str, device: str) -> None:
     """MemoryRefused (a ConfigError) when the race's networks, which train side by side, would
     not fit the server's memory budget together (explorer.memory)."""
-    from ..memory import Estimate, check, estimate_training
+    from ..memory import check
+
+    check(race_estimate(configs, batch, optimizer, device),
+          advice="race fewer networks, a smaller width, input or batch")
+
+
+def race_estimate(configs, batch: int, optimizer: str, device: str):
+    """The memory the race's networks need together (an ``explorer.memory.Estimate``)."""
+    from ..memory import Estimate, estimate_training
 
     parts = []
     for c in configs:
@@ -178,10 +186,9 @@ def guard_memory(configs, batch: int, optimizer: str, device: str) -> None:
             c.variant, batch=batch, input_size=c.input_size, device=device, layout=c.layout,
             optimizer=optimizer if optimizer in ("adam", "adamw") else "rmsprop",
             width=c.width, num_classes=10, **options))
-    total = Estimate(f"a race of {len(parts)} network(s) training side by side (batch {batch})",
-                     device, sum(e.weights for e in parts), sum(e.activations for e in parts),
-                     sum(e.runtime for e in parts))
-    check(total, advice="race fewer networks, a smaller width, input or batch")
+    return Estimate(f"a race of {len(parts)} network(s) training side by side (batch {batch})",
+                    device, sum(e.weights for e in parts), sum(e.activations for e in parts),
+                    sum(e.runtime for e in parts))
 
 
 # -- the on-disk cache of finished runs ------------------------------------------------------
