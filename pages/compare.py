@@ -35,7 +35,7 @@ st.dataframe(
       "params (M)": r["total_params"] / 1e6, "BN params (K)": r["total_bn_params"] / 1e3,
       "GMACs": r["total_macs"] / 1e9,
       "blocks": r["blocks"], "activations (MiB)": r["activation_bytes"] / 2**20,
-      "top-1 %": r["top1"], "top-5 %": r["top5"], "accuracy source": r["accuracy_source"]}
+      "top-1 %": r["top1"], "top-5 %": r["top5"]}
      for r in rows],
     hide_index=True,
     column_config={"params (M)": st.column_config.NumberColumn(format="%.2f"),
@@ -51,6 +51,8 @@ st.caption(f"Measured here: params (BatchNorm's scale and shift included), MACs,
            "Accuracy: published ImageNet validation numbers at the native size (public weights "
            "where they exist, else the paper), for the reference build: not for the input size or "
            "options chosen above.")
+st.caption("Accuracy sources: " + "; ".join(f"{r['variant']}: {r['accuracy_source']}" for r in rows)
+           + ".")
 
 a, b = st.columns(2)
 a.plotly_chart(charts.params_macs_bars(rows))

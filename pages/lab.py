@@ -39,12 +39,12 @@ st.caption("The Inception-v4 paper's claims are about training: residual connect
 # -- 1. signal ---------------------------------------------------------------------------------
 st.header("1. Signal through the network at initialisation")
 COMPARISONS = {
-    "Inception-v4 vs Inception-ResNet-v2": [
+    "v4 vs Inception-ResNet-v2": [
         ("Inception-v4", "inception_v4", None, None),
         ("Inception-ResNet-v2 (scales 0.17/0.1/0.2)", "inception_resnet_v2", None, None)],
-    "Residual scale 1.0 / 0.3 / 0.1": [
+    "scale 1.0 / 0.3 / 0.1": [
         (f"Inception-ResNet-v2, scale {s:g}", "inception_resnet_v2", s, None) for s in (1.0, 0.3, 0.1)],
-    "Blocks per stage x1 / x2 / x4 (scale 1.0)": [
+    "blocks x1 / x2 / x4 (scale 1.0)": [
         (f"Inception-ResNet-v2, {k} x {(5, 10, 5)} blocks", "inception_resnet_v2", 1.0,
          tuple(k * r for r in (5, 10, 5))) for k in (1, 2, 4)],
 }

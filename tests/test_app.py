@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from explorer import charts, lessons
 from explorer.analysis import analyze
+from explorer.cli import compare_rows
 
 APP = str(Path(__file__).resolve().parents[1] / "explorer" / "app.py")
 TIMEOUT = 60  # model builds and the first meta forward take seconds, not AppTest's default 3
@@ -129,6 +130,9 @@ def test_compare_table_charts_and_latency():
     table = first_table(at)
     assert list(table["variant"]) == ["inception_v3", "inception_v4", "inception_resnet_v2"]
     assert list(table["top-1 %"]) == [77.294, 80.156, 80.462]
+    sources = next(c.value for c in at.caption if c.value.startswith("Accuracy sources: "))
+    for variant in table["variant"]:  # each row's source, under the table (too wide inside it)
+        assert f"{variant}: {compare_rows([variant])[0]['accuracy_source']}" in sources
     assert len(at.get("plotly_chart")) == 3
     at.multiselect(key="variants").set_value(["googlenet"]).run()
     at.button[0].click().run()

@@ -315,7 +315,7 @@ def test_inspect_latency_overlay_is_measured_on_request():
     at = AppTest.from_file("../explorer/app.py", default_timeout=120)
     at.switch_page("../pages/inspect.py")
     at.run()
-    at.button_group(key="overlay").set_value("latency (CPU)").run()
+    at.button_group(key="overlay").set_value("latency").run()
     graph = at.get("bidi_component")[0].proto.json
     assert '"legend": []' in graph and not at.exception
     at.button(key="time_blocks").click().run()

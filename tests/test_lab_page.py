@@ -57,7 +57,7 @@ def test_lab_page_shows_signal_race_form_and_the_finding(lab_cache):
     for s in measured["summary"]:
         assert s["label"] in finding and f"{100 * s['final_val_acc']['mean']:.1f} ±" in finding
     assert list(at.dataframe[-1].value["network"]) == [s["label"] for s in measured["summary"]]
-    at.segmented_control(key="lab_compare").set_value("Residual scale 1.0 / 0.3 / 0.1")
+    at.segmented_control(key="lab_compare").set_value("scale 1.0 / 0.3 / 0.1")
     at.selectbox(key="lab_sig_width").set_value(0.1)
     spec = clean(at.run()).get("plotly_chart")[0].proto.spec
     assert all(f"scale {s}" in spec for s in ("1", "0.3", "0.1"))

@@ -355,7 +355,7 @@ def test_an_allocation_that_fails_anyway_is_a_message_not_a_crash(monkeypatch):
 def test_the_graphs_latency_overlay_is_guarded_too(monkeypatch):
     monkeypatch.setenv(memory.MEMORY_ENV, "1MiB")
     at = clean(app("inspect", variant="googlenet", size="96"))
-    at.button_group(key="overlay").set_value("latency (CPU)").run()
+    at.button_group(key="overlay").set_value("latency").run()
     assert any(estimate_inference("googlenet", input_size=96).needs() in c.value
                for c in clean(at).caption)
     at.button(key="time_blocks").click().run()

@@ -27,7 +27,7 @@ from explorer.ui import data
 from explorer.ui.graph_view import GraphState
 
 OVERLAY_CHOICES = {"none": None, "params": "params", "MACs": "macs",
-                   "activation memory": "activations", "latency (CPU)": "latency",
+                   "memory": "activations", "latency": "latency",
                    "RF": "rf"}  # receptive field: short, so the choices fit in one row
 
 
@@ -40,8 +40,10 @@ def show_notes(notes: list[str]) -> None:
 def overlay_picker(key: str) -> str | None:
     picked = st.segmented_control("Colour by", list(OVERLAY_CHOICES), default="none", key=key,
                                   bind="query-params",
-                                  help="colour each node by its cost or receptive field (log "
-                                       "scale); labels show the figure")
+                                  help="colour each node (log scale; labels show the figure) "
+                                       "by parameters, MACs, activation memory (float32, one "
+                                       "image), latency measured on this server's CPU, or "
+                                       "receptive field")
     return OVERLAY_CHOICES.get(picked or "none")
 
 
@@ -260,7 +262,7 @@ def compare_pair(variants: list[str], default=("inception_v4", "inception_resnet
     right = c1.selectbox("Right", choices, index=choices.index(default[1]), key="graph_right",
                          bind="query-params")
     with c2:
-        picked = st.segmented_control("Colour by", [k for k in OVERLAY_CHOICES if k != "latency (CPU)"],
+        picked = st.segmented_control("Colour by", [k for k in OVERLAY_CHOICES if k != "latency"],
                                       default="MACs", key="compare_overlay", bind="query-params")
     overlay = OVERLAY_CHOICES.get(picked or "none")
     sides = []
