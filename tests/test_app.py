@@ -1,34 +1,14 @@
 """The Streamlit pages (streamlit.testing.v1.AppTest) and the pure code behind them."""
 
-from pathlib import Path
 
 import pytest
 import torch
+from apptest_helpers import app, clean, metric  # tests/ on sys.path
 from streamlit.testing.v1 import AppTest
 
 from explorer import charts, lessons
 from explorer.analysis import analyze
 from explorer.cli import compare_rows
-
-APP = str(Path(__file__).resolve().parents[1] / "explorer" / "app.py")
-TIMEOUT = 60  # model builds and the first meta forward take seconds, not AppTest's default 3
-
-
-def app(page: str | None = None, **query) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params.update(query)
-    if page:
-        at.switch_page(f"../pages/{page}.py")
-    return at.run()
-
-
-def clean(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
 
 
 def first_table(at: AppTest):

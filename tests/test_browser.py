@@ -69,6 +69,15 @@ def streamlit_server(log: Path, env: dict, command=None, cwd=ROOT, preexec_fn=No
             proc.kill()
 
 
+def launch_chromium(playwright):
+    """Debian's Chromium (never a browser Playwright downloads); a failed launch fails the test."""
+    try:
+        return playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+    except Exception as err:  # noqa: BLE001 -- any launch failure must fail the test
+        pytest.fail(f"Chromium ({CHROMIUM}) could not be launched: {err}")
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, weights_dir):
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
@@ -83,11 +92,7 @@ def page(server):
     except ImportError as err:
         pytest.fail(f"playwright is needed for the browser tests: {err}")
     with sync_playwright() as p:
-        try:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        except Exception as err:  # noqa: BLE001 -- any launch failure must fail the test
-            pytest.fail(f"Chromium ({CHROMIUM}) could not be launched: {err}")
+        browser = launch_chromium(p)
         tab = browser.new_page(viewport={"width": 1400, "height": 1000})
         tab.set_default_timeout(TIMEOUT_MS)
         yield tab

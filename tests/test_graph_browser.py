@@ -9,7 +9,7 @@ import time
 from urllib.parse import quote
 
 import pytest
-from test_browser import CHROMIUM, EXCEPTION, TIMEOUT_MS, settle, streamlit_server
+from test_browser import EXCEPTION, TIMEOUT_MS, launch_chromium, settle, streamlit_server
 
 GRAPH = "[data-explorer-graph]"
 NODES = f"{GRAPH} g.node"
@@ -31,11 +31,7 @@ def browser(server):
     except ImportError as err:
         pytest.fail(f"playwright is needed for the browser tests: {err}")
     with sync_playwright() as p:
-        try:
-            chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        except Exception as err:  # noqa: BLE001 -- any launch failure must fail the test
-            pytest.fail(f"Chromium ({CHROMIUM}) could not be launched: {err}")
+        chromium = launch_chromium(p)
         yield chromium
         chromium.close()
 

@@ -4,12 +4,12 @@ import time
 from pathlib import Path
 
 import pytest
+from apptest_helpers import APP, clean  # tests/ on sys.path
 from streamlit.testing.v1 import AppTest
-from test_browser import CHROMIUM, IDLE, PLOT, screenshot, settle, streamlit_server
+from test_browser import IDLE, PLOT, launch_chromium, screenshot, settle, streamlit_server
 
 from explorer.lab.present import measured_result
 
-APP = str(Path(__file__).resolve().parents[1] / "explorer" / "app.py")
 EXCEPTION = "[data-testid='stException']"
 
 
@@ -27,10 +27,6 @@ def lab_app() -> AppTest:
     at.switch_page("../pages/lab.py")
     return at.run()
 
-
-def clean(at):
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def start(at, **values):
@@ -88,8 +84,7 @@ def lab_tab(tmp_path_factory, lab_cache):
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
     with streamlit_server(log, {"INCEPTION_EXPLORER_CACHE": str(lab_cache)}) as (url, _):
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = launch_chromium(p)
             tab = browser.new_page(viewport={"width": 1400, "height": 1000})
             tab.set_default_timeout(180_000)
             yield url, tab

@@ -9,7 +9,9 @@ import threading
 import time
 from pathlib import Path
 
+import apptest_helpers  # tests/ on sys.path
 import pytest
+from apptest_helpers import clean
 from streamlit.testing.v1 import AppTest
 from torch import nn
 
@@ -21,7 +23,6 @@ from explorer.memory import Estimate, MemoryRefused, estimate_inference, estimat
 from explorer.variants import ConfigError, build
 
 ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "explorer" / "app.py")
 # The issue's request: 3.56 G parameters (13.3 GiB of float32 weights) and a 2048 px input
 HUGE = {"variant": "inception_resnet_v2", "width": "4.0", "rep_1": "64", "rep_2": "64",
         "rep_3": "64", "size": "2048"}
@@ -253,15 +254,7 @@ def test_cli_time_and_predict_take_the_guard(capsys, tmp_path, monkeypatch):
 # -- the pages (AppTest) ---------------------------------------------------------------------------
 
 def app(page: str, **query) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.query_params.update(query)
-    at.switch_page(f"../pages/{page}.py")
-    return at.run()
-
-
-def clean(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return apptest_helpers.app(page, timeout=180, **query)
 
 
 def test_inspect_refuses_the_issues_request_without_building_it(monkeypatch):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
-from test_browser import CHROMIUM, EXCEPTION, IDLE, TIMEOUT_MS, streamlit_server
+from test_browser import EXCEPTION, IDLE, TIMEOUT_MS, launch_chromium, streamlit_server
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -138,8 +138,7 @@ def test_the_installed_app_serves_every_page(installed, weights_dir, tmp_path, m
     with streamlit_server(tmp_path / "server.log", {"INCEPTION_EXPLORER_WEIGHTS": str(weights_dir)},
                           command=[str(bin_dir / "inception-explorer"), "app"], cwd=work) as (url, _), \
             sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch_chromium(p)
         tab = browser.new_page(viewport={"width": 1280, "height": 720})
         tab.set_default_timeout(TIMEOUT_MS)
         for name in PAGES:

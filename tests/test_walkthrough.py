@@ -4,11 +4,10 @@ the drawing is checked in Chromium by test_walkthrough_browser.py)."""
 import io
 import json
 import re
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
+from apptest_helpers import app, clean, metric  # tests/ on sys.path
 
 from explorer import build, charts, lessons
 from explorer.analysis import analyze
@@ -17,26 +16,7 @@ from explorer.export import analysis_csv, file_stem, read_csv
 from explorer.ui.controls import url_problems
 from explorer.variants import VARIANTS, ConfigError
 
-APP = str(Path(__file__).resolve().parents[1] / "explorer" / "app.py")
-TIMEOUT = 120  # model builds and meta forwards on a loaded machine
 HOSTILE = "<img src=x onerror=alert(1)>"
-
-
-def app(page: str | None = None, **query) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params.update(query)
-    if page:
-        at.switch_page(f"../pages/{page}.py")
-    return at.run()
-
-
-def clean(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
 
 
 # -- 4. Overview's Inspect opens the reference configuration -----------------------------------

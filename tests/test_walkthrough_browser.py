@@ -4,7 +4,15 @@ names. Saves assets/screenshots/projector_<page>.png (1280x720, the first screen
 """
 
 import pytest
-from test_browser import CHROMIUM, IDLE, PLOT, ROOT, SHOTS, TABLE, streamlit_server  # tests/ on sys.path
+from test_browser import (  # tests/ on sys.path
+    IDLE,
+    PLOT,
+    ROOT,
+    SHOTS,
+    TABLE,
+    launch_chromium,
+    streamlit_server,
+)
 
 WIDTH, HEIGHT = 1280, 720
 TIMEOUT_MS = 120_000
@@ -22,11 +30,7 @@ def server(tmp_path_factory, weights_dir):
 def tab(server):
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
-        try:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        except Exception as err:  # noqa: BLE001 -- any launch failure must fail the test
-            pytest.fail(f"Chromium ({CHROMIUM}) could not be launched: {err}")
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT}, accept_downloads=True)
         page.set_default_timeout(TIMEOUT_MS)
         page.on("dialog", lambda d: pytest.fail(f"a script ran in the page: {d.message}"))
