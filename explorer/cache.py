@@ -41,16 +41,29 @@ def cached_json(kind: str, request: dict, compute) -> dict:
     """``compute()`` 's JSON-able result for ``request``, from the cache when it is there."""
     key = json.dumps({"kind": kind, "code": code_fingerprint(), **request}, sort_keys=True)
     path = cache_dir() / kind / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
+    cached = read_json(path)
+    if cached is not None:
+        return cached
+    result = compute()
+    write_json(path, result)
+    return result
+
+
+def read_json(path: Path):
+    """A cached JSON value, or None when it is missing or unreadable (then it is recomputed)."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
-        pass
-    result = compute()
+        return None
+
+
+def write_json(path: Path, value) -> None:
+    """Write atomically (a temporary file, then a rename), so that a reader in another process
+    never sees half a file; a read-only cache only costs speed."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
-            json.dump(result, f)
+            json.dump(value, f)
         os.replace(f.name, path)
     except OSError:
-        pass  # a read-only home only costs speed
-    return result
+        pass

@@ -12,9 +12,7 @@ import copy
 import hashlib
 import json
 import math
-import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -25,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..cache import cache_dir
+from ..cache import cache_dir, read_json, write_json
 from ..variants import ConfigError
 from . import data
 from .config import LabConfig, build_lab_model
@@ -199,21 +197,11 @@ def _run_path(key: dict) -> Path:
 
 
 def load_run(key: dict) -> dict | None:
-    try:
-        return json.loads(_run_path(key).read_text())
-    except (OSError, ValueError):
-        return None
+    return read_json(_run_path(key))
 
 
 def save_run(key: dict, run: dict) -> None:
-    path = _run_path(key)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
-            json.dump(run, f)
-        os.replace(f.name, path)
-    except OSError:
-        pass  # a read-only cache only costs time
+    write_json(_run_path(key), run)
 
 
 def cached_race(request: RaceRequest) -> dict | None:
