@@ -3,7 +3,11 @@
 import pandas  # noqa: F401 -- imported once here, not lazily in one session's thread while
 import streamlit as st  # plotly in another looks it up half-initialised (AttributeError)
 
+from explorer.cost import freeze_imports
 from explorer.ui.nav import pages
 
 st.set_page_config(page_title="Inception Explorer", page_icon=":material/hub:", layout="wide")
-st.navigation(pages()).run()
+try:
+    st.navigation(pages()).run()
+finally:  # after a run that imported modules: Streamlit's collection after each run stays cheap
+    freeze_imports()

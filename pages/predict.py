@@ -7,6 +7,7 @@ import streamlit as st
 import torch
 
 from explorer import charts
+from explorer.cost import measure
 from explorer.download import DownloadError
 from explorer.images import SUPPORTED, ImageError, distinct, load_image, preview, sample_images
 from explorer.inference import classify_or_fall_back, load_estimate, preprocess_for, store_upload
@@ -129,9 +130,10 @@ for col, variant in zip(columns, chosen):
             continue
         loaded, weights, label = ready
         start = time.perf_counter()
-        loaded, tops, note = classify_or_fall_back(
-            loaded, [img for _, img in images], 5,
-            lambda: data.loaded_model(variant, weights, "cpu", label=label))
+        with measure("forward"):  # preprocessing, the forward pass and top-k (explorer.cost)
+            loaded, tops, note = classify_or_fall_back(
+                loaded, [img for _, img in images], 5,
+                lambda: data.loaded_model(variant, weights, "cpu", label=label))
         ms = (time.perf_counter() - start) * 1000
         if note:
             st.warning(note, icon=":material/memory:")

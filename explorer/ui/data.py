@@ -129,11 +129,15 @@ def what_it_sees(loaded, image):
 
 @st.cache_data(show_spinner="Running Grad-CAM and collecting feature maps...", max_entries=64)
 def _saliency(model_key: tuple, pixels: str, size: tuple, preprocess, *, _loaded, _image):
+    from explorer.cost import measure
     from explorer.images import to_batch
     from explorer.saliency import feature_maps, grad_cam
 
     x = to_batch([_image], preprocess).to(_loaded.device)
-    return grad_cam(_loaded.model, x), feature_maps(_loaded.model, x, channels=16)
+    with measure("grad_cam"):
+        cam = grad_cam(_loaded.model, x)
+    with measure("feature_maps"):
+        return cam, feature_maps(_loaded.model, x, channels=16)
 
 
 @st.cache_data(show_spinner="Running torchinfo on the meta device...", max_entries=32)
