@@ -1,6 +1,6 @@
 """How fast the explorer's graph answers in a real browser (Chromium + Playwright).
 
-    python benchmarks/interaction.py [--repeats N] [--screenshots DIR]
+    python benchmarks/interaction.py [--repeats N] [--only switch|graph] [--screenshots DIR]
 
 Starts ``streamlit run explorer/app.py`` on a free port, opens Inspect and measures, as the user
 sees them (from the browser event to the page showing the result):
@@ -14,6 +14,12 @@ sees them (from the browser event to the page showing the result):
   that tab (scripts, websocket, the page's tables and charts). Warm: the server has drawn it once.
 - full IR-v2, expand all: on an open Inspect page of Inception-ResNet-v2, "expand all" until
   all its nodes are drawn (the graph's own cost: a rerun, the SVG sent and inserted).
+- switch variant, first time / seen before: on Inspect (opened on Inception-v4), a variant
+  chosen in the sidebar's picker, from the click on its option until both the graph and the
+  per-block table show it (the graph's title is the variant; the table has its rows, its first
+  row's name); "page done" also waits for the script to finish (the charts and the rest below).
+  First time: each other variant once, never analysed by this server before (its analysis,
+  graph and estimates all computed); seen before: the same variants again, ``--repeats`` rounds.
 
 Prints the median (and min / max) of each in seconds. ``--screenshots DIR`` also saves the
 pictures used in the README (Inspect with an overlay at 1400x1000 and 1280x720, Compare).
@@ -23,24 +29,27 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from serving import launch_chromium, settle, streamlit_server  # noqa: E402
+from serving import IDLE, launch_chromium, settle, streamlit_server  # noqa: E402
 
+from explorer.analysis import analyze  # noqa: E402
 from explorer.graph import expandable  # noqa: E402
+from explorer.variants import VARIANTS  # noqa: E402
 
 NODES = "[data-explorer-graph] g.node"
 COUNT = f"document.querySelectorAll('{NODES}').length"
 
 
 def node(tab, name):
-    import re
     title = tab.locator("title", has_text=re.compile(f"^{re.escape(name)}$"))
     return tab.locator(NODES).filter(has=title)
 
@@ -53,73 +62,135 @@ def timed(action, until) -> float:
 
 
 def summary(name: str, times: list[float]) -> str:
-    return (f"{name:<22} median {statistics.median(times):.3f} s  (min {min(times):.3f}, "
+    return (f"{name:<34} median {statistics.median(times):.3f} s  (min {min(times):.3f}, "
             f"max {max(times):.3f}, n={len(times)})")
 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--only", choices=("switch", "graph"),
+                    help="only the variant switches, or only the graph interactions")
     ap.add_argument("--screenshots", type=Path)
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
     log = Path(os.environ.get("TMPDIR", "/tmp")) / "interaction-server.log"
-    results: dict[str, list[float]] = {"click -> details": [], "expand -> redrawn": [],
-                                       "full IR-v2, new tab": [], "full IR-v2, expand all": []}
-    with streamlit_server(log, {}) as (url, _), sync_playwright() as p:
+    results: dict[str, list[float]] = {}
+    expected = {v: first_rows(v) for v in VARIANTS} if args.only != "graph" else {}
+    # an empty disk cache: "first time" must compute everything, as on a fresh server
+    with tempfile.TemporaryDirectory() as cache, \
+            streamlit_server(log, {"INCEPTION_EXPLORER_CACHE": cache}) as (url, _), \
+            sync_playwright() as p:
         browser = launch_chromium(p)
-        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-        tab.set_default_timeout(120_000)
-        tab.goto(f"{url}/inspect?variant=inception_v4")
-        settle(tab)
-        tab.wait_for_selector(NODES)
-        stages = ["inception_a", "reduction_a", "inception_b", "reduction_b", "inception_c"]
-        for i in range(args.repeats + 1):  # the first of each is a warm-up
-            name = stages[i % len(stages)]
-            t = timed(lambda: node(tab, name).click(),
-                      lambda: tab.wait_for_selector(f"[data-explorer-selected='{name}']"))
-            settle(tab)
-            if i:
-                results["click -> details"].append(t)
-        for i in range(args.repeats + 1):
-            name = ("inception_a", "inception_b", "inception_c")[i % 3]
-            before = tab.evaluate(COUNT)
-            t = timed(lambda: node(tab, name).dblclick(),
-                      lambda: tab.wait_for_function(f"{COUNT} > {before}"))
-            settle(tab)
-            if i:
-                results["expand -> redrawn"].append(t)
-            tab.get_by_role("button", name="collapse all").click()
-            tab.wait_for_function(f"{COUNT} === {before}")
-            settle(tab)
-        link = f"{url}/inspect?variant=inception_resnet_v2&open=" + ",".join(
-            expandable("inception_resnet_v2"))
-        for i in range(args.repeats + 1):
-            other = browser.new_page(viewport={"width": 1400, "height": 1000})
-            other.set_default_timeout(120_000)
-            t = timed(lambda: other.goto(link),
-                      lambda: other.wait_for_function(f"{COUNT} > 350"))
-            if i:
-                results["full IR-v2, new tab"].append(t)
-            other.close()
-        tab.goto(f"{url}/inspect?variant=inception_resnet_v2")
-        settle(tab)
-        tab.wait_for_selector(NODES)
-        for i in range(args.repeats + 1):
-            t = timed(lambda: tab.get_by_role("button", name="expand all").click(),
-                      lambda: tab.wait_for_function(f"{COUNT} > 350"))
-            settle(tab)
-            if i:
-                results["full IR-v2, expand all"].append(t)
-            tab.get_by_role("button", name="collapse all").click()
-            tab.wait_for_function(f"{COUNT} < 20")
-            settle(tab)
+        if args.only != "graph":
+            results.update(switches(browser, url, expected, args.repeats))
+        if args.only != "switch":
+            results.update(graph_interactions(browser, url, args.repeats))
         if args.screenshots:
+            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
             shoot(tab, url, args.screenshots)
         browser.close()
     for name, times in results.items():
         print(summary(name, times))
+    return results
+
+
+def first_rows(variant: str) -> tuple[int, str]:
+    """(rows, first row's name) of Inspect's per-block table of ``variant`` (reference config)."""
+    rows = analyze(variant, depth="block").rows
+    return len(rows), rows[0].name
+
+
+# Inspect shows ``variant``: the graph's title (Graphviz writes the graph's name) and the table
+# (Glide's accessible copy of the grid: a row count and the cells' text).
+SHOWN_JS = """([variant, rows, first]) => {
+  const title = document.querySelector("[data-explorer-graph] g#graph0 > title");
+  const table = document.querySelector("[data-testid='stDataFrame'] table");
+  return title?.textContent === variant && table?.getAttribute("aria-rowcount") === String(rows + 1)
+    && table.rows[1]?.cells[0]?.innerText === first;
+}"""
+
+
+def switches(browser, url: str, expected: dict, repeats: int) -> dict[str, list[float]]:
+    """Variant switches on Inspect: each other variant the first time, then seen before."""
+    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    tab.set_default_timeout(120_000)
+    tab.goto(f"{url}/inspect?variant=inception_v4")
+    settle(tab)
+    tab.wait_for_function(SHOWN_JS, arg=["inception_v4", *expected["inception_v4"]])
+    picker = tab.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first
+    others = [v for v in VARIANTS if v != "inception_v4"]
+    out: dict[str, list[float]] = {}
+    for label, order in (("first time", others), ("seen before", others * repeats)):
+        drawn, done = out.setdefault(f"switch, {label}", []), out.setdefault(
+            f"switch, {label}, page done", [])
+        for variant in order:
+            picker.click()
+            option = tab.locator("[role='option']", has_text=re.compile(f"^{variant}$"))
+            start = time.perf_counter()
+            option.click()
+            tab.wait_for_function(SHOWN_JS, arg=[variant, *expected[variant]], polling=10)
+            drawn.append(time.perf_counter() - start)
+            tab.wait_for_selector(IDLE)
+            done.append(time.perf_counter() - start)
+            print(f"  {variant:<20} {label:<12} drawn {drawn[-1]:.3f} s, page done {done[-1]:.3f} s",
+                  flush=True)
+            settle(tab)
+    tab.close()
+    return out
+
+
+def graph_interactions(browser, url: str, repeats: int) -> dict[str, list[float]]:
+    results: dict[str, list[float]] = {"click -> details": [], "expand -> redrawn": [],
+                                       "full IR-v2, new tab": [], "full IR-v2, expand all": []}
+    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    tab.set_default_timeout(120_000)
+    tab.goto(f"{url}/inspect?variant=inception_v4")
+    settle(tab)
+    tab.wait_for_selector(NODES)
+    stages = ["inception_a", "reduction_a", "inception_b", "reduction_b", "inception_c"]
+    for i in range(repeats + 1):  # the first of each is a warm-up
+        name = stages[i % len(stages)]
+        t = timed(lambda: node(tab, name).click(),
+                  lambda: tab.wait_for_selector(f"[data-explorer-selected='{name}']"))
+        settle(tab)
+        if i:
+            results["click -> details"].append(t)
+    for i in range(repeats + 1):
+        name = ("inception_a", "inception_b", "inception_c")[i % 3]
+        before = tab.evaluate(COUNT)
+        t = timed(lambda: node(tab, name).dblclick(),
+                  lambda: tab.wait_for_function(f"{COUNT} > {before}"))
+        settle(tab)
+        if i:
+            results["expand -> redrawn"].append(t)
+        tab.get_by_role("button", name="collapse all").click()
+        tab.wait_for_function(f"{COUNT} === {before}")
+        settle(tab)
+    link = f"{url}/inspect?variant=inception_resnet_v2&open=" + ",".join(
+        expandable("inception_resnet_v2"))
+    for i in range(repeats + 1):
+        other = browser.new_page(viewport={"width": 1400, "height": 1000})
+        other.set_default_timeout(120_000)
+        t = timed(lambda: other.goto(link),
+                  lambda: other.wait_for_function(f"{COUNT} > 350"))
+        if i:
+            results["full IR-v2, new tab"].append(t)
+        other.close()
+    tab.goto(f"{url}/inspect?variant=inception_resnet_v2")
+    settle(tab)
+    tab.wait_for_selector(NODES)
+    for i in range(repeats + 1):
+        t = timed(lambda: tab.get_by_role("button", name="expand all").click(),
+                  lambda: tab.wait_for_function(f"{COUNT} > 350"))
+        settle(tab)
+        if i:
+            results["full IR-v2, expand all"].append(t)
+        tab.get_by_role("button", name="collapse all").click()
+        tab.wait_for_function(f"{COUNT} < 20")
+        settle(tab)
+    tab.close()
     return results
 
 
