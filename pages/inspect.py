@@ -62,12 +62,15 @@ with graph.table_col:
                "share). Auxiliary heads, when built, get rows but are not in the totals. "
                "Choose a row to select its node in the graph.")
     e1, e2 = st.columns(2)
-    e1.download_button("CSV", analysis_csv(result), f"{name}.csv", "text/csv",
+    # made when clicked, not on every rerun
+    e1.download_button("CSV", lambda: analysis_csv(result), f"{name}.csv", "text/csv",
                        icon=":material/download:", help="settings on its first line (# settings)")
-    e2.download_button("JSON", json.dumps(result, indent=1), f"{name}.json", "application/json",
-                       icon=":material/download:", help="settings under its \"config\" key")
-    st.plotly_chart(charts.feature_maps(by_block))
-    st.plotly_chart(charts.receptive_fields(by_block))
+    e2.download_button("JSON", lambda: json.dumps(result, indent=1), f"{name}.json",
+                       "application/json", icon=":material/download:",
+                       help="settings under its \"config\" key")
+    sizes_chart, fields_chart = data.inspect_charts(choice.variant, **choice.config)
+    st.plotly_chart(sizes_chart)
+    st.plotly_chart(fields_chart)
     whole = by_block["rf_whole_input"]
     st.caption("RF: the input pixels one output unit sees (height x width); jump: input pixels "
                "between neighbouring units."

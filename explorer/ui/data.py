@@ -25,6 +25,16 @@ def analysis(variant: str, depth: str = "block", **config) -> dict:
     return analyze(variant, input_size=size, depth=depth, **config).to_dict()
 
 
+@st.cache_resource(show_spinner=False, max_entries=64)
+def inspect_charts(variant: str, **config) -> tuple:
+    """Inspect's charts of ``variant`` (feature-map size and receptive field along the depth):
+    built once per configuration, not on every rerun, and shared -- ``st.plotly_chart`` only
+    reads a figure (it serialises a copy)."""
+    from explorer import charts
+    by_block = analysis(variant, "block", **config)
+    return charts.feature_maps(by_block), charts.receptive_fields(by_block)
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def blocks(variant: str, **config) -> dict[str, dict]:
     """Block name -> kind, paper figure and idea (a block without its own falls back to its
