@@ -18,6 +18,18 @@ the feature maps.
 Both print answers per second, p50 / p95 latency (ms), errors and peak RSS (of the server, or of
 this process in library mode).
 
+Browser mode also prints the server's **CPU seconds per answer**: its whole CPU time over the run
+(``/proc/<pid>/stat``, all threads) divided by the answers, split into model forward
+(classify: preprocessing, forward, top-k), Grad-CAM, feature maps -- measured inside the server
+with per-thread CPU time (``explorer.cost``: the server appends JSON lines to the file named by
+``INCEPTION_EXPLORER_PROFILE``) -- and the app's own work (the rest: Streamlit, the page, images
+and charts). Hence the capacity of one server in answers per second per core, and an estimate of
+how many users one server of 2 or 8 cores answers with a p95 under ``--target`` seconds: an M/M/c
+queue (``explorer.cost.max_rate``) whose service time is the measured CPU per answer (one core per
+answer), each user asking once every ``--think`` seconds. The server runs with one torch thread
+by default (``--threads 1``): one core per answer, and torch's worker threads, which the per-thread
+split cannot see, stay idle.
+
 The weights are RANDOM unless ``--weights DIR`` names a folder of real checkpoints (laid out as
 ``$INCEPTION_EXPLORER_WEIGHTS``): the torchvision (GoogLeNet, Inception-v3) or timm (v4,
 Inception-ResNet-v2) model is built with random weights and saved under the registry's name, as
@@ -41,6 +53,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from serving import CHROMIUM_LAUNCH, RssMonitor, cpu_seconds, rss_bytes, streamlit_server  # noqa: E402
+
+from explorer import cost  # noqa: E402
 
 STEP_TIMEOUT_S = 120
 # The page is done: the script idle, nothing stale, exactly these chart titles, 5 bars each, and
@@ -230,7 +244,8 @@ async def session(browser, url: str, variant: str, stop_at: list[float], ready: 
         latencies.append((time.perf_counter() - begin) * 1000)
 
 
-async def drive(url: str, args, server_pid: int) -> tuple[list[float], list[str], float, float]:
+async def drive(url: str, args, server_pid: int, window: list) -> tuple[
+        list[float], list[str], float, float]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
@@ -254,15 +269,50 @@ async def drive(url: str, args, server_pid: int) -> tuple[list[float], list[str]
                 await asyncio.sleep(0.1)
             print(f"{sum(opened)} sessions open after {time.perf_counter() - begin:.1f} s; "
                   f"clicking for {args.seconds:g} s")
-            began, cpu0 = time.monotonic(), cpu_seconds(server_pid)
+            began, cpu0, wall0 = time.monotonic(), cpu_seconds(server_pid), time.time()
             stop_at[0] = began + args.seconds
             ready.set()
             await asyncio.gather(*tasks)
             elapsed = time.monotonic() - began  # the last answers end a little after T
             cpu = cpu_seconds(server_pid) - cpu0
+            window[:] = [wall0, time.time()]
         finally:
             await browser.close()
     return latencies, errors, elapsed, cpu
+
+
+PART_NAMES = {"forward": "model forward (classify)", "grad_cam": "Grad-CAM",
+              "feature_maps": "feature maps"}
+
+
+def cpu_split(cpu: float, answers: int, parts: dict, every_call: dict, args) -> None:
+    """The server's CPU per answer, by part; capacity; users served at p95 <= target."""
+    per = {name: parts.get(name, {}).get("cpu_s", 0.0) / answers for name in PART_NAMES}
+    own = cpu / answers - sum(per.values())
+    print(f"server CPU per answer: {cpu / answers:.3f} s  (all threads, /proc)")
+    for name, label in PART_NAMES.items():
+        calls = parts.get(name, {}).get("calls", 0)
+        print(f"  {label:<26} {per[name]:.3f} s  ({calls} calls in the run)")
+    print(f"  {'the app (the rest)':<26} {own:.3f} s")
+    fresh = {n: every_call[n]["cpu_s"] / every_call[n]["calls"] for n in PART_NAMES
+             if every_call.get(n, {}).get("calls")}
+    if fresh:
+        print("  per call, whole run (warm-up included): " + ", ".join(
+            f"{PART_NAMES[n]} {v:.3f} s" for n, v in fresh.items()))
+    if args.threads not in (None, 1):
+        print("  note: with more than one torch thread, torch's worker threads are in 'the app'")
+    scenarios = {"this run's answers": cpu / answers}
+    if "grad_cam" in fresh and "feature_maps" in fresh:
+        # Grad-CAM and feature maps are cached per photo: a new photo computes them again
+        scenarios["a new photo each answer"] = (cpu / answers - per["grad_cam"]
+                                                - per["feature_maps"] + fresh["grad_cam"]
+                                                + fresh["feature_maps"])
+    for what, service in scenarios.items():
+        print(f"capacity, {what}: {1 / service:.2f} answers/s per core ({service:.3f} CPU s each)")
+        for cores in (2, 8):
+            rate = cost.max_rate(service, cores, args.target)
+            print(f"  {cores} cores: {rate:.2f} answers/s at p95 <= {args.target:g} s (M/M/{cores}) "
+                  f"= {rate * args.think:.0f} users asking every {args.think:g} s")
 
 
 def run_browser(args) -> None:
@@ -272,18 +322,24 @@ def run_browser(args) -> None:
         sys.exit("browser mode needs playwright (pip install playwright) and Chromium")
     with tempfile.TemporaryDirectory() as tmp:
         folder = weights_folder(args, Path(tmp))
-        log = Path(tmp) / "server.log"
-        env = {"INCEPTION_EXPLORER_WEIGHTS": str(folder)}
-        if args.threads:
-            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(args.threads)
+        log, profile = Path(tmp) / "server.log", Path(tmp) / "profile.jsonl"
+        env = {"INCEPTION_EXPLORER_WEIGHTS": str(folder), cost.ENV: str(profile),
+               "INCEPTION_EXPLORER_CACHE": str(Path(tmp) / "cache")}
+        threads = 1 if args.threads is None else args.threads
+        if threads:
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
         with streamlit_server(log, env) as (url, proc):
             print(f"mode browser: {args.sessions} Chromium sessions on {url}/predict with "
                   f"{args.variant}, {args.seconds:g} s, server torch threads "
-                  f"{args.threads or 'default'}, {os.cpu_count()} CPUs (browsers included)")
+                  f"{threads or 'default'}, {os.cpu_count()} CPUs (browsers included)")
+            window: list[float] = []
             with RssMonitor(proc.pid) as rss:
-                latencies, errors, elapsed, cpu = asyncio.run(drive(url, args, proc.pid))
+                latencies, errors, elapsed, cpu = asyncio.run(drive(url, args, proc.pid, window))
             peak = max(rss.peak, rss_bytes(proc.pid, "VmHWM"))
         stats(latencies, elapsed, len(errors), peak, "the streamlit server", cpu)
+        if latencies:
+            cpu_split(cpu, len(latencies), cost.read_profile(profile, *window),
+                      cost.read_profile(profile), args)
         for error in sorted(set(errors))[:5]:
             print(f"  error: {error}")
         if errors:
@@ -299,9 +355,14 @@ def main(argv=None) -> None:
                         choices=["googlenet", "inception_v3", "inception_v4", "inception_resnet_v2"])
     parser.add_argument("--mode", choices=["browser", "library"], default="browser")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (the server's OMP_NUM_THREADS); default: torch's")
+                        help="torch intra-op threads (the server's OMP_NUM_THREADS; browser mode: "
+                             "1 unless given, 0 = torch's default); library mode: torch's default")
     parser.add_argument("--weights", help="a folder of real checkpoints named like "
                         "$INCEPTION_EXPLORER_WEIGHTS (default: random weights)")
+    parser.add_argument("--think", type=float, default=30,
+                        help="seconds between one user's answers, for the capacity estimate")
+    parser.add_argument("--target", type=float, default=3.0,
+                        help="the p95 response time (s) the capacity estimate must keep")
     args = parser.parse_args(argv)
     if args.sessions < 1 or args.seconds <= 0:
         parser.error("--sessions must be >= 1 and --seconds > 0")
