@@ -313,6 +313,11 @@ def cpu_split(cpu: float, answers: int, parts: dict, every_call: dict, args) -> 
             rate = cost.max_rate(service, cores, args.target)
             print(f"  {cores} cores: {rate:.2f} answers/s at p95 <= {args.target:g} s (M/M/{cores}) "
                   f"= {rate * args.think:.0f} users asking every {args.think:g} s")
+    if own > 0:
+        # torch releases the GIL; the app's Python work in one process runs one thread at a time
+        print(f"one server process runs the app's share one answer at a time (Python's GIL): at "
+              f"most {1 / own:.1f} answers/s per process; above that, more processes (sticky "
+              "sessions)")
 
 
 def run_browser(args) -> None:
