@@ -24,9 +24,10 @@ Browser mode also prints the server's **CPU seconds per answer**: its whole CPU 
 with per-thread CPU time (``explorer.cost``: the server appends JSON lines to the file named by
 ``INCEPTION_EXPLORER_PROFILE``) -- and the app's own work (the rest: Streamlit, the page, images
 and charts). Hence the capacity of one server in answers per second per core, and an estimate of
-how many users one server of 2 or 8 cores answers with a p95 under ``--target`` seconds: an M/M/c
-queue (``explorer.cost.max_rate``) whose service time is the measured CPU per answer (one core per
-answer), each user asking once every ``--think`` seconds. The server runs with one torch thread
+how many users one server of 2 or 8 cores answers with a p95 under ``--target`` seconds
+(``explorer.cost.max_rate``): the wait for a free core as in an M/M/c queue, plus the service
+time, which is the measured CPU per answer (one core per answer); each user asks once every
+``--think`` seconds (Poisson arrivals). The server runs with one torch thread
 by default (``--threads 1``): one core per answer, and torch's worker threads, which the per-thread
 split cannot see, stay idle.
 
@@ -311,7 +312,7 @@ def cpu_split(cpu: float, answers: int, parts: dict, every_call: dict, args) -> 
         print(f"capacity, {what}: {1 / service:.2f} answers/s per core ({service:.3f} CPU s each)")
         for cores in (2, 8):
             rate = cost.max_rate(service, cores, args.target)
-            print(f"  {cores} cores: {rate:.2f} answers/s at p95 <= {args.target:g} s (M/M/{cores}) "
+            print(f"  {cores} cores: {rate:.2f} answers/s at p95 <= {args.target:g} s "
                   f"= {rate * args.think:.0f} users asking every {args.think:g} s")
     if own > 0:
         # torch releases the GIL; the app's Python work in one process runs one thread at a time

@@ -138,46 +138,37 @@ def freeze_imports() -> bool:
 
 # -- capacity: how many users one server answers in time ------------------------------------------
 
-def response_tail(t: float, rate: float, service_s: float, servers: int) -> float:
-    """P(response time > t) in an M/M/c queue: answers arrive at ``rate`` per second (Poisson),
-    each takes a core for an exponential time of mean ``service_s``, ``servers`` cores. The
-    response is the wait for a core plus the service. 1.0 when the queue is unstable."""
+def waiting(rate: float, service_s: float, servers: int) -> tuple[float, float]:
+    """(P(an answer waits for a core), the rate of its exponential wait) in an M/M/c queue:
+    answers arrive at ``rate`` per second (Poisson), each holds a core for ``service_s`` on
+    average, ``servers`` cores (Erlang C). (1.0, 0.0) when the queue is unstable."""
     mu, c = 1.0 / service_s, servers
     a = rate / mu
     if a >= c:
-        return 1.0
-    # Erlang C: the probability that an answer has to wait
+        return 1.0, 0.0
     term, total = 1.0, 1.0
     for k in range(1, c):
         term *= a / k
         total += term
     last = term * a / c / (1 - a / c)
-    waits = last / (total + last)
-    theta = c * mu - rate  # a waiting answer waits Exp(theta)
-    if abs(theta - mu) < 1e-12 * mu:
-        both = math.exp(-mu * t) * (1 + mu * t)
-    else:
-        both = (theta * math.exp(-mu * t) - mu * math.exp(-theta * t)) / (theta - mu)
-    return (1 - waits) * math.exp(-mu * t) + waits * both
+    return last / (total + last), c * mu - rate
 
 
 def response_quantile(q: float, rate: float, service_s: float, servers: int) -> float:
-    """The q-quantile (0.95: p95) of the M/M/c response time, in seconds (inf if unstable)."""
-    if rate * service_s >= servers:
+    """The q-quantile (0.95: p95) of the response time, in seconds: the wait for a core as in
+    an M/M/c queue (exponential service times wait longer than steady ones: the estimate errs
+    on the safe side), plus the service time itself. inf when the queue is unstable."""
+    waits, theta = waiting(rate, service_s, servers)
+    if theta <= 0:
         return math.inf
-    lo, hi = 0.0, service_s
-    while response_tail(hi, rate, service_s, servers) > 1 - q:
-        hi *= 2
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if response_tail(mid, rate, service_s, servers) > 1 - q else (lo, mid)
-    return hi
+    # P(wait > t) = waits * exp(-theta t)
+    return service_s + (math.log(waits / (1 - q)) / theta if waits > 1 - q else 0.0)
 
 
 def max_rate(service_s: float, servers: int, target_s: float, q: float = 0.95) -> float:
     """The highest arrival rate (answers per second) whose q-quantile response time is at most
-    ``target_s``; 0.0 when even one answer alone takes longer."""
-    if response_quantile(q, 0.0, service_s, servers) > target_s:
+    ``target_s``; 0.0 when one answer alone takes longer."""
+    if service_s > target_s:
         return 0.0
     lo, hi = 0.0, servers / service_s
     for _ in range(100):
