@@ -210,6 +210,39 @@ def test_table_row_and_node_select_each_other(server, tab):
     no_exception(tab)
 
 
+def shows(tab, variant: str) -> list[str]:
+    """Wait until Inspect's graph and per-block table both show ``variant``; its row names."""
+    from explorer.analysis import analyze
+    names = [r.name for r in analyze(variant, depth="block").rows]
+    tab.wait_for_function("""([variant, rows, first]) => {
+        const title = document.querySelector("[data-explorer-graph] g#graph0 > title");
+        const table = document.querySelector("[class*='st-key-table_'] table");
+        return title?.textContent === variant && table?.getAttribute("aria-rowcount") == rows + 1
+            && table.rows[1]?.cells[0]?.innerText === first; }""",
+                          arg=[variant, len(names), names[0]])
+    return names
+
+
+def test_switching_variant_redraws_the_graph_and_the_same_table(server, tab):
+    """The table is one widget across variants (updated in place, not rebuilt): it shows the
+    new variant's rows, and choosing one selects that variant's block."""
+    open_graph(tab, f"{server}/inspect?variant=inception_v4")
+    shows(tab, "inception_v4")
+    tab.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first.click()
+    tab.locator("[role='option']", has_text=re.compile("^googlenet$")).click()
+    names = shows(tab, "googlenet")
+    settle(tab)
+    grid = tab.locator(TABLE)
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    tab.mouse.click(box["x"] + 15, box["y"] + 35 * 7 + 17)  # the 7th row
+    tab.wait_for_selector(f"[data-explorer-selected='{names[6]}']")
+    settle(tab)
+    assert f"block={names[6]}" in tab.url  # googlenet, the first variant, is not in the URL
+    assert tab.locator("h1").first.inner_text() == "GoogLeNet (Inception-v1)"
+    no_exception(tab)
+
+
 def test_compare_shows_two_graphs_and_matches_stages(server, tab):
     tab.goto(f"{server}/compare")
     settle(tab)
