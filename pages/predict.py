@@ -137,7 +137,7 @@ for col, variant in zip(columns, chosen):
             st.warning(note, icon=":material/memory:")
         loaded_models[variant] = loaded
         shown = md_escape(label) if choices[variant] == UPLOAD else label  # a user's file name
-        st.caption(f"{shown} · {loaded.source} layout · {len(images)} image(s) in "
+        st.caption(f"{shown} · {loaded.checkpoint_format} checkpoint · {len(images)} image(s) in "
                    f"{ms:.0f} ms on {loaded.device.type.upper()}")
         for note in loaded.notes:
             st.caption(f"note: {md_escape(note)}")
