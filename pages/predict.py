@@ -42,7 +42,7 @@ with st.sidebar:
             # in the sidebar, so that it is drawn on every run: what it shows is what is used
             checkpoints[variant] = st.file_uploader(
                 uploader_label(variant), type=["pth", "pt", "safetensors", "bin"],
-                key=f"ckpt_{variant}", help="torchvision, timm, Cadene, facenet or explorer layout; "
+                key=f"ckpt_{variant}", help="torchvision, timm, Cadene, facenet or explorer format; "
                                             "read without unpickling code")
     cuda = torch.cuda.is_available()
     device = st.radio("Device", ("CPU", "GPU (cuda)"), key="predict_device", disabled=not cuda,

@@ -127,6 +127,7 @@ VARIANT = VariantInfo(
     differences=("none: the public Caffe weights follow Figure 5",),
     paper_results=(Result(74.8, 92.2, V4_TABLE + " (BN-Inception: 25.2 / 7.8 % error)", "paper"),),
     weights=(
+        # converted from Caffe by Cadene (pretrainedmodels)
         WeightsSpec(
             "bn_inception", "imagenet", "cadene",
             # Cadene's pretrainedmodels: Caffe convention, BGR in 0..255 minus the channel means.
@@ -134,6 +135,5 @@ VARIANT = VariantInfo(
                        channel_order="BGR", value_range=255.0),
             Result(73.524, 91.562, "Cadene pretrainedmodels README (bninception)", "weights"),
             url="http://data.lip6.fr/cadene/pretrainedmodels/bn_inception-52deb4733.pth",
-            sha256_prefix="52deb4733",
-            note="converted from Caffe by Cadene (pretrainedmodels)"),
+            sha256_prefix="52deb4733"),
     ))

@@ -60,9 +60,7 @@ class WeightsSpec:
     sha256_prefix: str | None = None
     hub_id: str | None = None     # ... or a Hugging Face hub repo (huggingface_hub cache)
     filename: str = "model.safetensors"
-    size_mb: float | None = None
     categories: str = "imagenet_classes.txt"
-    note: str = ""
 
     @property
     def name(self) -> str:
@@ -92,14 +90,13 @@ class WeightsSpec:
 
 
 def timm_weights(variant: str, tag: str, crop_pct: float, top1: float, top5: float,
-                 mean=HALF, interpolation: str = "bicubic", note: str = "") -> WeightsSpec:
+                 mean=HALF, interpolation: str = "bicubic") -> WeightsSpec:
     """A timm hub checkpoint at 299 px, with timm's ``pretrained_cfg`` preprocessing and the
     accuracy of timm's results table."""
     preprocess = Preprocess.from_crop_pct(299, crop_pct, interpolation=interpolation, mean=mean,
                                           std=HALF if mean == HALF else IMAGENET_STD)
     accuracy = Result(top1, top5, f"{TIMM_CSV} ({variant}.{tag})", "weights")
-    return WeightsSpec(variant, tag, "timm", preprocess, accuracy, hub_id=f"timm/{variant}.{tag}",
-                       note=note)
+    return WeightsSpec(variant, tag, "timm", preprocess, accuracy, hub_id=f"timm/{variant}.{tag}")
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,7 @@ VARIANT = VariantInfo(
                  "LRN in the paper's stem, none in the release"),
     paper_results=(Result(71.0, 90.8, RETHINKING_T3 + " (GoogLeNet: 29 / 9.2 % error)", "paper"),),
     weights=(
+        # ported from the original paper's Caffe model; its 5x5 branch is a 3x3 (49.7 MB)
         WeightsSpec(
             "googlenet", "IMAGENET1K_V1", "torchvision",
             # torchvision's transforms (ImageNet mean/std) with the model's transform_input
@@ -160,6 +161,5 @@ VARIANT = VariantInfo(
             Preprocess(224, 256, "bilinear", HALF, HALF),
             Result(69.778, 89.530, "torchvision GoogLeNet_Weights.IMAGENET1K_V1", "weights"),
             url="https://download.pytorch.org/models/googlenet-1378be20.pth",
-            sha256_prefix="1378be20", size_mb=49.7,
-            note="ported from the original paper's Caffe model; its 5x5 branch is a 3x3"),
+            sha256_prefix="1378be20"),
     ))

@@ -288,7 +288,7 @@ V2_VARIANT = VariantInfo(
                           "paper"),),
     weights=(
         timm_weights("inception_resnet_v2", "tf_in1k", 0.8975, 80.462, 95.308),
-        timm_weights("inception_resnet_v2", "tf_ens_adv_in1k", 0.8975, 79.978, 94.946,
-                     note="ensemble adversarial training (Tramer et al. 2017)"),
+        # ensemble adversarial training (Tramer et al. 2017)
+        timm_weights("inception_resnet_v2", "tf_ens_adv_in1k", 0.8975, 79.978, 94.946),
     ))
 VARIANTS = {v.name: v for v in (V1_VARIANT, V2_VARIANT)}

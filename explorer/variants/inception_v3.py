@@ -267,16 +267,15 @@ V3_VARIANT = VariantInfo(
                  "4 modules at 17x17 in the release, 5 in Table 1"),
     paper_results=(Result(78.8, 94.4, V4_TABLE + " (Inception-v3: 21.2 / 5.6 % error)", "paper"),),
     weights=(
+        # ported from TensorFlow; holds the aux head, dropped unless built with aux_logits
+        # (103.9 MB)
         WeightsSpec(
             "inception_v3", "IMAGENET1K_V1", "torchvision",
             Preprocess(299, 342, "bilinear", HALF, HALF),
             Result(77.294, 93.450, "torchvision Inception_V3_Weights.IMAGENET1K_V1", "weights"),
             url="https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth",
-            sha256_prefix="0cc3c7bd", size_mb=103.9,
-            note="ported from TensorFlow; holds the aux head (dropped unless built with "
-                 "aux_logits)"),
+            sha256_prefix="0cc3c7bd"),
         timm_weights("inception_v3", "tf_in1k", 0.875, 77.862, 93.644),
-        timm_weights("inception_v3", "tv_in1k", 0.875, 77.434, 93.474,
-                     note="torchvision's weights as timm serves them"),
+        timm_weights("inception_v3", "tv_in1k", 0.875, 77.434, 93.474),  # torchvision's, via timm
         timm_weights("inception_v3", "gluon_in1k", 0.875, 78.806, 94.374, mean=IMAGENET_MEAN),
     ))
