@@ -655,3 +655,21 @@ def test_printing_v4_names_each_blocks_kind_and_figure():
     ir = build("inception_resnet_v2", device="meta")
     assert repr(ir.inception_resnet_a[0]).splitlines()[1].strip() == (
         "kind=residual, figure=v4 paper, Figure 16, scale=0.17")
+
+
+def test_each_variant_declares_its_facts_once_in_its_module():
+    """Layouts, papers' results and weights entries live in the variant's own module; the
+    published and pretrained registries are views of them, not copies."""
+    from explorer import pretrained, published
+
+    for name, info in VARIANTS.items():
+        assert all(key == lay.name == ("paper" if lay.paper else "released")
+                   for key, lay in info.layouts.items()), name
+        assert info.default_layout in info.layouts
+        assert [s.variant for s in info.weights] == [name] * len(info.weights)
+        assert pretrained.specs_for(name) == list(info.weights)
+        assert published.PUBLISHED[name] == info.published
+        # the default weights' accuracy is the "weights" result itself, not an equal copy
+        if info.weights:
+            assert published.best_published(name) is info.weights[0].accuracy
+        assert all(r.kind == "paper" for r in info.paper_results)
