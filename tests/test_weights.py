@@ -339,3 +339,16 @@ def test_files_without_a_state_dict_are_refused(tmp_path, content, message):
     torch.save(content, path)
     with pytest.raises(WeightsError, match=message):
         explorer.build("googlenet", weights=path)
+
+
+def test_weights_knows_no_variant():
+    """The arrows run one way: explorer.variants imports explorer.weights, never the reverse
+    (a refused checkpoint is recognised among the variants the caller passes in)."""
+    import subprocess
+    import sys
+
+    probe = "import sys, explorer.weights; print(any(m.startswith('explorer.variants') for m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
