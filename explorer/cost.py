@@ -19,7 +19,10 @@ torch thread for that reason.
 pandas leave ~400,000 of them at import (about 0.2 s per rerun on a quiet 2-core machine,
 0.5 s on a busy one). ``freeze_imports()`` moves what is alive into the collector's permanent
 generation whenever modules were imported since its last call: those objects live as long as
-the process anyway, and later collections only walk what the sessions create.
+the process anyway, and later collections only walk what the sessions create. A frozen
+object is still freed when its last reference goes (reference counting); only a cycle among
+frozen objects would stay. Our models hold no cycles (``tests/test_cost.py`` checks that a frozen
+one is freed), so a model the cache drops is freed as before.
 """
 
 from __future__ import annotations

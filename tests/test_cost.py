@@ -172,3 +172,20 @@ def test_max_rate_meets_the_target_and_grows_with_cores():
     assert cost.response_quantile(0.95, 2 / service, service, 2) == math.inf
     assert cost.max_rate(3.5, 8, 3.0) == 0.0  # one answer alone takes 3.5 s
     assert cost.max_rate(2.0, 8, 3.0) > 0.0
+
+
+def test_a_frozen_model_is_still_freed_when_dropped():
+    """Freezing keeps cyclic garbage; our models have no cycles, so a cache that drops one
+    frees it (reference counting), collector or not."""
+    from explorer.variants import build
+
+    model = build("inception_resnet_v2", device="meta")
+    gone = weakref.ref(model)
+    gc.disable()
+    gc.freeze()
+    try:
+        del model
+        assert gone() is None
+    finally:
+        gc.unfreeze()
+        gc.enable()
