@@ -430,16 +430,15 @@ def cmd_compare(args, out) -> None:
 
 def _compare_latency(args, rows, out) -> None:
     """``compare --latency``: the rows, each network timed (``explorer.latency.measure``)."""
-    from .latency import BATCHES, measure
-    from .memory import check, estimate_inference
+    from .latency import BATCHES, estimates, measure
+    from .memory import check
 
     if args.device == "cuda":
         import torch
         if not torch.cuda.is_available():
             raise UsageError("--device cuda: no CUDA GPU is available here")
-    for r in rows:  # one model at a time: each must fit at the largest batch
-        check(estimate_inference(r["variant"], batch=max(BATCHES), input_size=r["input_size"],
-                                 device=args.device, **r["build"]), max_memory=args.max_memory)
+    for need in estimates(rows, args.device):  # one model at a time: each must fit
+        check(need, max_memory=args.max_memory)
     report = measure(rows, device=args.device, progress=_progress_line() if not args.json else None)
     if args.json:
         timed = {r["variant"]: r["latency"] for r in report["rows"]}

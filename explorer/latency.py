@@ -120,6 +120,19 @@ def peak(device: str = "cpu", *, size: int = PEAK_SIZE, refresh: bool = False) -
     return (not refresh and cached(key)) or remember(key, matmul_peak(size, device=device))
 
 
+def estimates(rows: list[dict], device: str = "cpu") -> list:
+    """What ``measure`` holds at most at once, step by step (``explorer.memory.Estimate``):
+    each network built and run at the largest batch, one at a time, then the matmul probe
+    (three float32 matrices)."""
+    from .memory import RUNTIME_BYTES, Estimate, estimate_inference
+
+    models = [estimate_inference(r["variant"], batch=max(BATCHES), input_size=r["input_size"],
+                                 device=device, **r["build"]) for r in rows]
+    probe = Estimate(f"the matmul peak probe ({PEAK_SIZE}x{PEAK_SIZE} float32)", str(device),
+                     0, 3 * PEAK_SIZE ** 2 * 4, RUNTIME_BYTES)
+    return [*models, probe]
+
+
 Progress = Callable[[float, str], None]
 
 

@@ -3,7 +3,7 @@
 import streamlit as st
 import torch
 
-from explorer import charts, latency, memory
+from explorer import charts, latency
 from explorer.analysis import MACS_NOTE
 from explorer.text import md_escape
 from explorer.ui import data, graph_panel, heavy
@@ -75,14 +75,14 @@ device = "cpu"
 if torch.cuda.is_available():  # a choice only where there is one
     device = st.segmented_control("Device", ["cpu", "cuda"], default="cpu", key="latency_device",
                                   format_func=lambda d: {"cpu": "CPU", "cuda": "GPU"}[d]) or "cpu"
-needs = [memory.estimate_inference(r["variant"], batch=max(latency.BATCHES), device=device,
-                                   input_size=r["input_size"], **r["build"]) for r in rows]
-biggest = max(needs, key=lambda e: e.total)  # one model is built at a time, then let go
+# one model is built at a time, then let go; then the matmul probe: the largest step counts
+biggest = max(latency.estimates(rows, device), key=lambda e: e.total)
 heavy.cancelled("measure")
 left, right = st.columns([1, 3])
 clicked = left.button(f"Measure on {'GPU' if device == 'cuda' else 'CPU'}", icon=":material/timer:")
 refresh = right.checkbox("Measure again (replace the kept results)", key="latency_refresh")
-heavy.needs(biggest, "One model at a time, built for real: the largest")
+heavy.needs(biggest, f"One model at a time, built for real, at batch {max(latency.BATCHES)}: "
+                     "the largest")
 
 
 def measure_all():
