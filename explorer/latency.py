@@ -218,15 +218,27 @@ def _percent(x: float) -> str:
 
 
 def lessons(measured: list[dict], top: dict | None = None) -> list[str]:
-    """Plain sentences computed from ``measured`` (``report``'s rows: variant, macs, latency per
-    batch): where a network with more MACs ran faster than one with fewer (claimed as "faster"
-    only when every timed run of it beat every run of the other; overlapping runs are "no
-    slower"), or else that MACs ordered the latencies but not in proportion; the spread of the
-    GMAC/s achieved; and the best against the matmul peak."""
-    out = []
+    """Plain sentences computed from ``measured`` (``report``'s rows): ``lessons_by_kind``'s,
+    in order (MACs against time, GMAC/s achieved, the peak)."""
+    return [s for kind in lessons_by_kind(measured, top).values() for s in kind]
+
+
+def lessons_by_kind(measured: list[dict], top: dict | None = None) -> dict[str, list[str]]:
+    """Sentences computed from ``measured`` (``report``'s rows: variant, macs, latency per
+    batch), by kind:
+
+    - ``order``: where a network with more MACs ran faster than one with fewer ("faster" only
+      when every timed run of it beat every run of the other; overlapping runs are "no
+      slower"), first; then, for a batch without any, that MACs ordered the times, in
+      proportion or not;
+    - ``rate``: the spread of the GMAC/s achieved at each batch;
+    - ``peak``: the best against the matmul peak ``top``.
+    """
+    out = {"order": [], "rate": [], "peak": []}
     if not measured:
         return out
     batches = [t["batch"] for t in measured[0]["latency"]]
+    in_order = []  # said after every surprise, whatever its batch
     for batch in batches:
         inverted = []
         for a in measured:          # a: more MACs; b: fewer
@@ -242,38 +254,43 @@ def lessons(measured: list[dict], top: dict | None = None) -> list[str]:
                 verb = f"ran {_percent(1 - ta['median_ms'] / tb['median_ms'])} faster"
             else:
                 verb = "ran no slower (the runs overlap)"
-            out.append(f"{_name(a['variant'])} has {_percent(more)} more MACs than "
-                       f"{_name(b['variant'])} ({a['macs'] / 1e9:.3g} vs {b['macs'] / 1e9:.3g} "
-                       f"GMACs) but {verb} at batch {batch} (median {ta['median_ms']:.1f} vs "
-                       f"{tb['median_ms']:.1f} ms): MACs do not predict latency.")
+            out["order"].append(
+                f"{_name(a['variant'])} has {_percent(more)} more MACs than "
+                f"{_name(b['variant'])} ({a['macs'] / 1e9:.3g} vs {b['macs'] / 1e9:.3g} GMACs) "
+                f"but {verb} at batch {batch} (median {ta['median_ms']:.1f} vs "
+                f"{tb['median_ms']:.1f} ms): MACs do not predict latency.")
         if len(inverted) > SHOW_PAIRS:
-            out.append(f"At batch {batch}, {len(inverted) - SHOW_PAIRS} more pair(s) ran in the "
-                       "opposite order of their MACs.")
-        if not inverted and len(measured) > 1:
-            most = max(measured, key=lambda r: r["macs"])
-            least = min(measured, key=lambda r: r["macs"])
-            if most["macs"] > least["macs"]:
-                mac_ratio = most["macs"] / least["macs"]
-                time_ratio = _at(most, batch)["median_ms"] / _at(least, batch)["median_ms"]
-                close = abs(math.log(time_ratio / mac_ratio)) < math.log(1 + PROPORTIONAL)
-                how = "roughly in proportion" if close else "but not in proportion"
-                out.append(f"At batch {batch} more MACs meant more time here, {how}: "
-                           f"{_name(most['variant'])} has {mac_ratio:.2f}x the MACs of "
-                           f"{_name(least['variant'])} and took {time_ratio:.2f}x as long.")
+            out["order"].append(f"At batch {batch}, {len(inverted) - SHOW_PAIRS} more pair(s) ran "
+                                "in the opposite order of their MACs.")
+        most = max(measured, key=lambda r: r["macs"])
+        least = min(measured, key=lambda r: r["macs"])
+        if not inverted and most["macs"] > least["macs"]:
+            mac_ratio = most["macs"] / least["macs"]
+            time_ratio = _at(most, batch)["median_ms"] / _at(least, batch)["median_ms"]
+            close = abs(math.log(time_ratio / mac_ratio)) < math.log(1 + PROPORTIONAL)
+            how = "roughly in proportion" if close else "but not in proportion"
+            in_order.append(
+                f"At batch {batch} more MACs meant more time here, {how}: "
+                f"{_name(most['variant'])} has {mac_ratio:.2f}x the MACs of "
+                f"{_name(least['variant'])} and took {time_ratio:.2f}x as long.")
         if len(measured) > 1:
             rates = sorted(measured, key=lambda r: _at(r, batch)["gmacs_per_s"])
-            lo, hi = rates[0], rates[-1]
-            out.append(f"At batch {batch} the networks did {_at(lo, batch)['gmacs_per_s']:.1f} "
-                       f"({_name(lo['variant'])}) to {_at(hi, batch)['gmacs_per_s']:.1f} GMAC/s "
-                       f"({_name(hi['variant'])}): a MAC does not cost the same time in every "
-                       "network.")
+            lo, hi = _at(rates[0], batch)["gmacs_per_s"], _at(rates[-1], batch)["gmacs_per_s"]
+            same = hi / lo < 1 + PROPORTIONAL
+            out["rate"].append(
+                f"At batch {batch} the networks did {lo:.1f} ({_name(rates[0]['variant'])}) to "
+                f"{hi:.1f} GMAC/s ({_name(rates[-1]['variant'])}): "
+                + ("about the same rate in every network." if same else
+                   "a MAC does not cost the same time in every network."))
+    out["order"] += in_order
     if top:
         best, batch = max(((r, t["batch"]) for r in measured for t in r["latency"]),
                           key=lambda p: _at(*p)["gmacs_per_s"])
-        out.append(f"The best, {_name(best['variant'])} at batch {batch}, reached "
-                   f"{_percent(_at(best, batch)['peak_fraction'])} of this machine's matmul peak "
-                   f"({top['gmacs_per_s']:.1f} GMAC/s, {top['size']}x{top['size']} "
-                   f"{top['dtype']} on {top['threads']} threads{_on(top)}).")
+        out["peak"].append(
+            f"The best, {_name(best['variant'])} at batch {batch}, reached "
+            f"{_percent(_at(best, batch)['peak_fraction'])} of this machine's matmul peak "
+            f"({top['gmacs_per_s']:.1f} GMAC/s, {top['size']}x{top['size']} {top['dtype']} on "
+            f"{top['threads']} threads{_on(top)}).")
     return out
 
 

@@ -64,13 +64,12 @@ st.subheader("Graphs side by side")
 graph_panel.compare_pair(list(VARIANTS))
 
 st.subheader("Measured latency: do MACs predict time?")
-st.caption("On request: each network is built with random weights (weights do not change the "
-           "time; the machine does) and run without autograd on "
-           f"{' and '.join(map(str, latency.BATCHES))} random images: one warm-up, then the median "
-           f"of {' and '.join(str(latency.RUNS[b]) for b in latency.BATCHES)} runs. Achieved "
-           "GMAC/s = MACs x batch / latency. The limit is this machine's peak, measured: a "
-           f"{latency.PEAK_SIZE}x{latency.PEAK_SIZE} float32 matmul on the same threads. Results "
-           "are kept for everyone on this server, per network, options, batch, device and threads.")
+st.caption("Each network built with random weights (they do not change the time) and run on "
+           f"{' and '.join(map(str, latency.BATCHES))} images, no autograd: one warm-up, then the "
+           f"median of {' and '.join(str(latency.RUNS[b]) for b in latency.BATCHES)} runs. "
+           "GMAC/s = MACs x batch / time; the limit is this machine's own peak, a "
+           f"{latency.PEAK_SIZE}x{latency.PEAK_SIZE} float32 matmul on the same threads. Kept "
+           "for everyone on this server, per network, options, batch, device and threads.")
 device = "cpu"
 if torch.cuda.is_available():  # a choice only where there is one
     device = st.segmented_control("Device", ["cpu", "cuda"], default="cpu", key="latency_device",
@@ -81,8 +80,8 @@ heavy.cancelled("measure")
 left, right = st.columns([1, 3])
 clicked = left.button(f"Measure on {'GPU' if device == 'cuda' else 'CPU'}", icon=":material/timer:")
 refresh = right.checkbox("Measure again (replace the kept results)", key="latency_refresh")
-heavy.needs(biggest, f"One model at a time, built for real, at batch {max(latency.BATCHES)}: "
-                     "the largest")
+heavy.needs(biggest, f"One step at a time (each network built for real and run at batch "
+                     f"{max(latency.BATCHES)}, then a matmul probe): the largest")
 
 
 def measure_all():
@@ -101,25 +100,26 @@ if found is None:
     st.info("Not measured yet with these options on this device: press the button.",
             icon=":material/timer:")
     st.stop()
-top = found["peak"]
-st.metric("Matmul peak (the limit)", f"{top['gmacs_per_s']:.1f} GMAC/s",
-          help=f"{top['size']}x{top['size']} {top['dtype']} matmul ({top['macs'] / 1e9:.2f} GMACs), "
-               f"fastest of {top['runs']} runs ({top['best_ms']:.1f} ms) on "
-               f"{top['device_name']}, {top['threads']} threads")
+top, said = found["peak"], latency.lessons_by_kind(found["rows"], found["peak"])
+if said["order"]:  # MACs against time: needs two networks
+    st.info("  \n".join(md_escape(s) for s in said["order"]), icon=":material/lightbulb:")
+a, b = st.columns(2)
+a.plotly_chart(charts.latency_vs_macs(found))
+b.plotly_chart(charts.gmacs_vs_peak(found))
 table = []
 for r in found["rows"]:
     line = {"variant": r["variant"], "input": r["input_size"], "GMACs": r["macs"] / 1e9}
     for t in r["latency"]:
-        b = t["batch"]
-        line |= {f"ms @{b}": t["median_ms"], f"GMAC/s @{b}": t["gmacs_per_s"],
-                 f"% of peak @{b}": 100 * t["peak_fraction"]}
-    line["device"] = f"{r['latency'][0]['device_name']}, {r['latency'][0]['threads']} threads"
+        n = t["batch"]
+        line |= {f"ms @{n}": t["median_ms"], f"GMAC/s @{n}": t["gmacs_per_s"],
+                 f"% of peak @{n}": 100 * t["peak_fraction"]}
     table.append(line)
 st.dataframe(table, hide_index=True,
              column_config={c: st.column_config.NumberColumn(format="%.3f" if c == "GMACs" else "%.1f")
-                            for c in table[0] if c not in ("variant", "input", "device")})
-for sentence in found["lessons"]:
-    st.markdown(f"- {md_escape(sentence)}")
-a, b = st.columns(2)
-a.plotly_chart(charts.latency_vs_macs(found))
-b.plotly_chart(charts.gmacs_vs_peak(found))
+                            for c in table[0] if c not in ("variant", "input")})
+first = found["rows"][0]["latency"][0]
+st.caption(" ".join(md_escape(s) for s in said["rate"] + said["peak"])
+           + md_escape(f" Peak: the fastest of {top['runs']} runs of a {top['size']}x{top['size']} "
+                       f"{top['dtype']} matmul ({top['macs'] / 1e9:.2f} GMACs in "
+                       f"{top['best_ms']:.1f} ms). Timed on {first['device_name']}, "
+                       f"{first['threads']} threads; ms are medians."))

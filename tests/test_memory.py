@@ -300,8 +300,9 @@ def test_compare_refuses_over_the_operators_budget(monkeypatch):
     need += memory.held_bytes()  # models other tests hold
     monkeypatch.setenv(memory.MEMORY_ENV, str(need - 2**20))
     at = clean(app("compare", variants="googlenet", compare_size="160"))
-    assert any(c.value.startswith("One model at a time, built for real, at batch 16: the largest "
-                                  "needs about") for c in at.caption)
+    assert any(c.value.startswith("One step at a time (each network built for real and run at "
+                                  "batch 16, then a matmul probe): the largest needs about")
+               for c in at.caption)
     next(b for b in at.button if b.label == "Measure on CPU").click().run()
     clean(at)
     assert len(at.error) == 1 and "INCEPTION_EXPLORER_MAX_MEMORY" in at.error[0].value
