@@ -347,7 +347,7 @@ def gmacs_vs_peak(report: dict) -> go.Figure:
         times = [next(t for t in r["latency"] if t["batch"] == batch) for r in rows]
         fig.add_trace(go.Bar(x=[short_name(r["variant"]) for r in rows],
                              y=[t["gmacs_per_s"] for t in times], name=f"batch {batch}",
-                             marker_color=BATCH_COLOURS[i % 4], texttemplate="%{y:.0f}",
+                             marker_color=BATCH_COLOURS[i % 4], texttemplate="%{y:.3g}",
                              customdata=[100 * t["peak_fraction"] for t in times],
                              hovertemplate="%{x}: %{y:.1f} GMAC/s, %{customdata:.0f} % of the "
                                            f"peak<extra>batch {batch}</extra>"))

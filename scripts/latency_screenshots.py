@@ -43,7 +43,8 @@ def main() -> None:
                 tab.get_by_role("button", name="Measure on CPU").click()
                 tab.wait_for_timeout(1000)
                 tab.wait_for_selector(IDLE)
-                tab.wait_for_selector("[data-testid='stMetric']")
+                tab.wait_for_function(  # the timing table under the comparison table
+                    "document.querySelectorAll(\"[data-testid='stDataFrame']\").length >= 2")
                 tab.wait_for_timeout(1500)  # charts drawn
                 SHOTS.mkdir(parents=True, exist_ok=True)
                 for (w, h), name in (((1400, 1000), "compare_latency"),
