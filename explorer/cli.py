@@ -430,15 +430,14 @@ def cmd_compare(args, out) -> None:
 
 def _compare_latency(args, rows, out) -> None:
     """``compare --latency``: the rows, each network timed (``explorer.latency.measure``)."""
-    from .latency import BATCHES, estimates, measure
+    from .latency import BATCHES, estimate, measure
     from .memory import check
 
     if args.device == "cuda":
         import torch
         if not torch.cuda.is_available():
             raise UsageError("--device cuda: no CUDA GPU is available here")
-    for need in estimates(rows, args.device):  # one model at a time: each must fit
-        check(need, max_memory=args.max_memory)
+    check(estimate(rows, args.device), max_memory=args.max_memory)
     report = measure(rows, device=args.device, progress=_progress_line() if not args.json else None)
     if args.json:
         timed = {r["variant"]: r["latency"] for r in report["rows"]}

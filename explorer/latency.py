@@ -120,17 +120,24 @@ def peak(device: str = "cpu", *, size: int = PEAK_SIZE, refresh: bool = False) -
     return (not refresh and cached(key)) or remember(key, matmul_peak(size, device=device))
 
 
-def estimates(rows: list[dict], device: str = "cpu") -> list:
-    """What ``measure`` holds at most at once, step by step (``explorer.memory.Estimate``):
-    each network built and run at the largest batch, one at a time, then the matmul probe
-    (three float32 matrices)."""
+def estimate(rows: list[dict], device: str = "cpu"):
+    """What ``measure`` holds at most at once (``explorer.memory.Estimate``): every network's
+    weights together (they are timed in turns, so that a change in the machine's load hits all
+    alike) plus the largest forward pass at the largest batch; or the matmul probe (three
+    float32 matrices), whichever is larger."""
     from .memory import RUNTIME_BYTES, Estimate, estimate_inference
 
-    models = [estimate_inference(r["variant"], batch=max(BATCHES), input_size=r["input_size"],
-                                 device=device, **r["build"]) for r in rows]
     probe = Estimate(f"the matmul peak probe ({PEAK_SIZE}x{PEAK_SIZE} float32)", str(device),
                      0, 3 * PEAK_SIZE ** 2 * 4, RUNTIME_BYTES)
-    return [*models, probe]
+    if not rows:
+        return probe
+    each = [estimate_inference(r["variant"], batch=max(BATCHES), input_size=r["input_size"],
+                               device=device, **r["build"]) for r in rows]
+    largest = max(each, key=lambda e: e.activations + e.runtime)
+    names = ", ".join(r["variant"] for r in rows)
+    together = Estimate(f"timing {names} in turns, up to batch {max(BATCHES)}", str(device),
+                        sum(e.weights for e in each), largest.activations, largest.runtime)
+    return max(together, probe, key=lambda e: e.total)
 
 
 Progress = Callable[[float, str], None]
@@ -139,37 +146,51 @@ Progress = Callable[[float, str], None]
 def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dict | None = None,
             refresh: bool = False, progress: Progress | None = None) -> dict:
     """Time every compare row (``cli.compare_rows``) at each batch on ``device``, what is not
-    cached yet (everything with ``refresh``), one model built at a time and let go; then the
-    matmul peak. Returns ``report(rows, ...)``."""
+    cached yet (everything with ``refresh``); then the matmul peak. The networks are built
+    together and run in turns (one warm-up each, then run k of every network before run k+1),
+    so that a change in the machine's load meanwhile hits them all alike. Returns ``report``."""
     from .timing import forward_latency
     from .variants import build
 
     runs = {**RUNS, **(runs or {})}
-    todo = [(r, [b for b in batches if refresh or cached(latency_key(r, b, device)) is None])
-            for r in rows]
-    steps = sum(len(bs) for _, bs in todo) + 1
+    todo = {b: [r for r in rows if refresh or cached(latency_key(r, b, device)) is None]
+            for b in batches}
+    needed = [r for r in rows if any(r in todo[b] for b in batches)]
+    steps = len(needed) + sum(len(todo[b]) * (1 + runs.get(b, 3)) for b in batches) + 1
     done = 0
 
-    def say(text: str, within: float = 0.0) -> None:
+    def say(text: str) -> None:
         if progress:
-            progress(min(1.0, (done + within) / steps), text)
+            progress(min(1.0, done / steps), text)
 
-    for row, missing in todo:
-        if not missing:
-            continue
-        say(f"building {row['variant']}...")
-        model = build(row["variant"], device=device, input_size=row["input_size"], **row["build"])
-        try:
-            for batch in missing:
-                n = runs.get(batch, 3)
-                t = forward_latency(
-                    model, row["input_size"], batch=batch, repeats=n,
-                    on_step=lambda k, total, v=row["variant"], b=batch: say(
-                        f"{v}, batch {b}: run {k} of {total}", k / total))
-                remember(latency_key(row, batch, device), t)
-                done += 1
-        finally:
-            del model
+    models = {}
+    try:
+        for r in needed:
+            say(f"building {r['variant']}...")
+            models[r["variant"]] = build(r["variant"], device=device, input_size=r["input_size"],
+                                         **r["build"])
+            done += 1
+        for batch in batches:
+            n = runs.get(batch, 3)
+            times: dict[str, list] = {r["variant"]: [] for r in todo[batch]}
+            for k in range(n + 1):          # k == 0: the warm-up
+                for r in todo[batch]:
+                    say(f"batch {batch}: {r['variant']}, "
+                        + (f"run {k} of {n}" if k else "warm-up"))
+                    t = forward_latency(models[r["variant"]], r["input_size"], batch=batch,
+                                        repeats=1, warmup=0)
+                    if k:
+                        times[r["variant"]].append(t)
+                    done += 1
+            for r in todo[batch]:
+                ms = [t["median_ms"] for t in times[r["variant"]]]
+                first = times[r["variant"]][0]
+                remember(latency_key(r, batch, device), {
+                    "median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms),
+                    "repeats": n, "device_name": first["device_name"],
+                    "threads": first["threads"]})
+    finally:
+        models.clear()
     say("matmul peak...")
     top = peak(device, refresh=refresh)
     if progress:

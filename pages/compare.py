@@ -65,7 +65,8 @@ graph_panel.compare_pair(list(VARIANTS))
 
 st.subheader("Measured latency: do MACs predict time?")
 st.caption("Each network built with random weights (they do not change the time) and run on "
-           f"{' and '.join(map(str, latency.BATCHES))} images, no autograd: one warm-up, then the "
+           f"{' and '.join(map(str, latency.BATCHES))} images, no autograd, the networks in turns "
+           "(so that a change in the machine's load hits all alike): one warm-up, then the "
            f"median of {' and '.join(str(latency.RUNS[b]) for b in latency.BATCHES)} runs. "
            "GMAC/s = MACs x batch / time; the limit is this machine's own peak, a "
            f"{latency.PEAK_SIZE}x{latency.PEAK_SIZE} float32 matmul on the same threads. Kept "
@@ -74,14 +75,12 @@ device = "cpu"
 if torch.cuda.is_available():  # a choice only where there is one
     device = st.segmented_control("Device", ["cpu", "cuda"], default="cpu", key="latency_device",
                                   format_func=lambda d: {"cpu": "CPU", "cuda": "GPU"}[d]) or "cpu"
-# one model is built at a time, then let go; then the matmul probe: the largest step counts
-biggest = max(latency.estimates(rows, device), key=lambda e: e.total)
+biggest = latency.estimate(rows, device)  # the networks together, or the matmul probe
 heavy.cancelled("measure")
 left, right = st.columns([1, 3])
 clicked = left.button(f"Measure on {'GPU' if device == 'cuda' else 'CPU'}", icon=":material/timer:")
 refresh = right.checkbox("Measure again (replace the kept results)", key="latency_refresh")
-heavy.needs(biggest, f"One step at a time (each network built for real and run at batch "
-                     f"{max(latency.BATCHES)}, then a matmul probe): the largest")
+heavy.needs(biggest, biggest.what[:1].upper() + biggest.what[1:] + ":")
 
 
 def measure_all():
@@ -94,7 +93,8 @@ def measure_all():
 
 
 if clicked:
-    heavy.run(f"measuring {len(rows)} variant(s)", biggest, measure_all, key="measure")
+    heavy.run(f"measuring {len(rows)} variant(s)", biggest, measure_all, key="measure",
+              advice="choose fewer networks, a smaller width, input size or fewer blocks")
 found = latency.report(rows, device=device)
 if found is None:
     st.info("Not measured yet with these options on this device: press the button.",

@@ -112,10 +112,9 @@ def test_overlapping_runs_are_no_slower_not_faster():
 # -- measuring, cached per (network, config, size, batch, device, threads) ------------------------
 
 def fake_timing(calls):
-    def forward_latency(model, size, *, batch, repeats, on_step=None):
-        calls.append((type(model).__name__, size, batch))
-        for k in range(repeats + 1):
-            on_step(k + 1, repeats + 1)
+    def forward_latency(model, size, *, batch, repeats, warmup):
+        assert (repeats, warmup) == (1, 0)  # one run at a time: the networks take turns
+        calls.append((model.variant, size, batch))
         ms = 10.0 * batch
         return {"median_ms": ms, "min_ms": ms, "max_ms": ms, "repeats": repeats,
                 "device_name": "CPU", "threads": torch.get_num_threads()}
@@ -137,7 +136,10 @@ def test_measure_times_each_batch_once_and_caches(faked, monkeypatch):
     rows = compare_rows(["googlenet", "inception_v3"], 75, width=0.25)
     seen = []
     report = latency.measure(rows, progress=lambda frac, text: seen.append(frac))
-    assert [c[1:] for c in faked] == [(75, 1), (75, 16), (75, 1), (75, 16)]
+    # in turns: a warm-up and 5 runs at batch 1, a warm-up and 3 at 16, each network in turn
+    nets = ["googlenet", "inception_v3"]
+    assert [c[0] for c in faked] == nets * 6 + nets * 4, faked
+    assert [c[1:] for c in faked] == [(75, 1)] * 12 + [(75, 16)] * 8
     assert seen == sorted(seen) and seen[-1] == 1.0
     v3 = report["rows"][1]
     assert v3["macs"] == rows[1]["total_macs"]
@@ -145,9 +147,9 @@ def test_measure_times_each_batch_once_and_caches(faked, monkeypatch):
         rows[1]["total_macs"] / 10e6, rows[1]["total_macs"] * 16 / 160e6]
     assert v3["latency"][0]["peak_fraction"] == v3["latency"][0]["gmacs_per_s"] / 50.0
     # asked again: from the cache, nothing timed; with refresh: timed again
-    assert latency.measure(rows) == report and len(faked) == 4
+    assert latency.measure(rows) == report and len(faked) == 20
     latency.measure(rows[:1], refresh=True)
-    assert len(faked) == 6
+    assert len(faked) == 30
     # other options or another thread count are another measurement
     assert latency.report(compare_rows(["googlenet"], 75, width=0.5)) is None
     monkeypatch.setattr(torch, "get_num_threads", lambda: 99)
@@ -179,7 +181,7 @@ def test_cli_compare_latency_table_and_refusal(capsys, faked, tmp_path, monkeypa
     assert "- At batch 16 the networks did" in out
     code = main(["compare", "inception_v4", "--latency", "--max-memory", "10MB"])
     err = capsys.readouterr().err
-    assert code == 2 and "batch 16" in err and "--max-memory=10MB" in err and not faked[4:]
+    assert code == 2 and "batch 16" in err and "--max-memory=10MB" in err and not faked[20:]
 
 
 # -- the page ------------------------------------------------------------------------------------
