@@ -184,6 +184,18 @@ def test_cli_compare_latency_table_and_refusal(capsys, faked, tmp_path, monkeypa
     assert code == 2 and "batch 16" in err and "--max-memory=10MB" in err and not faked[20:]
 
 
+def test_estimate_holds_every_network_at_once_or_the_probe():
+    from explorer.memory import estimate_inference
+    rows = compare_rows(["googlenet", "inception_v3"])
+    each = [estimate_inference(v, batch=16) for v in ("googlenet", "inception_v3")]
+    need = latency.estimate(rows)
+    assert need.weights == each[0].weights + each[1].weights
+    assert need.activations == max(e.activations for e in each)
+    assert need.what == "timing googlenet, inception_v3 in turns, up to batch 16"
+    tiny = latency.estimate(compare_rows(["googlenet"], 75, width=0.25))
+    assert tiny.what.startswith("the matmul peak probe") and tiny.activations == 3 * 2048**2 * 4
+
+
 # -- the page ------------------------------------------------------------------------------------
 
 def test_page_shows_kept_measurements_and_what_they_say(faked):
