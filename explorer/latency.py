@@ -253,7 +253,7 @@ def lessons_by_kind(measured: list[dict], top: dict | None = None) -> dict[str, 
     - ``order``: where a network with more MACs ran faster than one with fewer ("faster" only
       when every timed run of it beat every run of the other; overlapping runs are "no
       slower"), first; then, for a batch without any, that MACs ordered the times, in
-      proportion or not;
+      proportion or not (the pair furthest from proportion is named);
     - ``rate``: the spread of the GMAC/s achieved at each batch;
     - ``peak``: the best against the matmul peak ``top``.
     """
@@ -285,17 +285,17 @@ def lessons_by_kind(measured: list[dict], top: dict | None = None) -> dict[str, 
         if len(inverted) > SHOW_PAIRS:
             out["order"].append(f"At batch {batch}, {len(inverted) - SHOW_PAIRS} more pair(s) ran "
                                 "in the opposite order of their MACs.")
-        most = max(measured, key=lambda r: r["macs"])
-        least = min(measured, key=lambda r: r["macs"])
-        if not inverted and most["macs"] > least["macs"]:
-            mac_ratio = most["macs"] / least["macs"]
-            time_ratio = _at(most, batch)["median_ms"] / _at(least, batch)["median_ms"]
+        pairs = [(a["macs"] / b["macs"], _at(a, batch)["median_ms"] / _at(b, batch)["median_ms"],
+                  a, b) for a in measured for b in measured if a["macs"] > b["macs"]]
+        if not inverted and pairs:
+            # the pair whose time is furthest from its MACs' ratio says the most
+            mac_ratio, time_ratio, a, b = max(pairs, key=lambda p: abs(math.log(p[1] / p[0])))
             close = abs(math.log(time_ratio / mac_ratio)) < math.log(1 + PROPORTIONAL)
             how = "roughly in proportion" if close else "but not in proportion"
             in_order.append(
                 f"At batch {batch} more MACs meant more time here, {how}: "
-                f"{_name(most['variant'])} has {mac_ratio:.2f}x the MACs of "
-                f"{_name(least['variant'])} and took {time_ratio:.2f}x as long.")
+                f"{_name(a['variant'])} has {mac_ratio:.2f}x the MACs of "
+                f"{_name(b['variant'])} and took {time_ratio:.2f}x as long.")
         if len(measured) > 1:
             rates = sorted(measured, key=lambda r: _at(r, batch)["gmacs_per_s"])
             lo, hi = _at(rates[0], batch)["gmacs_per_s"], _at(rates[-1], batch)["gmacs_per_s"]

@@ -100,6 +100,16 @@ def test_when_macs_order_the_times_no_surprise_is_claimed():
             "about the same rate in every network.") in said
 
 
+def test_in_order_names_the_pair_furthest_from_proportion():
+    v3 = measured("inception_v3", 5.71, 150.0, 2400.0)
+    v4 = measured("inception_v4", 12.25, 320.0, 5000.0)
+    irv2 = measured("inception_resnet_v2", 13.16, 640.0, 5200.0)  # 1.07x v4's MACs, 2x its time
+    said = latency.lessons([v3, v4, irv2], PEAK)
+    assert ("At batch 1 more MACs meant more time here, but not in proportion: "
+            "Inception-ResNet-v2 has 1.07x the MACs of Inception-v4 and took 2.00x as long."
+            ) in said
+
+
 def test_overlapping_runs_are_no_slower_not_faster():
     v4 = measured("inception_v4", 12.25, 300.0, 4100.0, spread=0.1)
     irv2 = measured("inception_resnet_v2", 13.16, 380.0, 4000.0, spread=0.1)
