@@ -2,7 +2,7 @@
 
     python scripts/latency_screenshots.py [--query "variants=inception_v4&variants=..."]
 
-Starts the app (the browser tests' server helper), opens Compare, presses "Measure on CPU",
+Starts the app (the tests' server helper, tests/serving.py), opens Compare, presses "Measure on CPU",
 waits for the timing table (minutes on a busy 2-core machine: the default three networks at
 batch 16), then saves assets/screenshots/compare_latency.png (1400x1000) and
 compare_latency_1280x720.png, each scrolled to the section.
@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from test_browser import IDLE, SHOTS, launch_chromium, streamlit_server  # noqa: E402
+from serving import IDLE, SHOTS, ServerError, launch_chromium, streamlit_server  # noqa: E402
 
 SECTION = "Measured latency: do MACs predict time?"
 
@@ -28,7 +28,6 @@ def main() -> None:
     parser.add_argument("--query", default="", help="Compare's URL query (default: its defaults)")
     parser.add_argument("--suffix", default="", help="added to the file names")
     args = parser.parse_args()
-    import pytest
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -57,7 +56,7 @@ def main() -> None:
                     tab.screenshot(path=path)
                     print(path)
                 browser.close()
-        except pytest.fail.Exception as err:
+        except ServerError as err:
             sys.exit(str(err))
 
 
