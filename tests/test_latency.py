@@ -119,6 +119,21 @@ def test_overlapping_runs_are_no_slower_not_faster():
     assert not any("faster" in s for s in said)
 
 
+def test_charts_put_time_per_image_against_macs_under_the_peak():
+    from explorer import charts
+    report = {"rows": [measured("inception_v4", 12.25, 300.0, 4800.0),
+                       measured("inception_resnet_v2", 13.16, 380.0, 4000.0)], "peak": PEAK}
+    fig = charts.latency_vs_macs(report)
+    b1, b16, limit = fig.data
+    assert list(b16.x) == [12.25, 13.16] and list(b16.y) == [300.0, 250.0]  # ms per image
+    assert list(b1.text) == ["v4", "IR-v2"]
+    assert limit.y[1] == 1000 * limit.x[1] / 100.0    # ms per image at the peak's 100 GMAC/s
+    bars = charts.gmacs_vs_peak(report)
+    assert list(bars.data[1].y) == [t["gmacs_per_s"] for r in report["rows"]
+                                    for t in r["latency"] if t["batch"] == 16]
+    assert bars.layout.shapes[0].y0 == 100.0          # the peak's line
+
+
 # -- measuring, cached per (network, config, size, batch, device, threads) ------------------------
 
 def fake_timing(calls):
