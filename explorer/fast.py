@@ -207,3 +207,34 @@ def agreement(reference: torch.Tensor, other: torch.Tensor) -> dict:
     return {"images": int(p.shape[0]), "top1_agreement": float(same.mean()),
             "max_prob_change": float((p - q).abs().max()),
             "max_logit_change": float((reference.float() - other.float()).abs().max())}
+
+
+# -- for loaded models (the Predict page, the predict command) -------------------------------------
+
+def copy_bytes(model: nn.Module, dtype=None) -> int:
+    """The weights an inference copy of ``model`` holds (at most: folding drops the BNs)."""
+    size = PRECISIONS[precision_name(dtype)].itemsize
+    return sum(t.numel() * (size if t.is_floating_point() else t.element_size())
+               for t in (*model.parameters(), *model.buffers()))
+
+
+def guard_copy(loaded, dtype=None, *, max_memory=None, reserved: int = 0):
+    """MemoryRefused unless an inference copy of ``loaded`` (a LoadedModel) fits the budget; the
+    copy's weights come on top of the model it is made from (``reserved``: bytes the budget does
+    not know of yet, such as a model that no cache holds)."""
+    from .memory import Estimate, check
+    name = precision_name(dtype)
+    need = Estimate(f"a {name} inference copy of {loaded.variant}", str(loaded.device),
+                    copy_bytes(loaded.model, name), 0, 0)
+    return check(need, max_memory=max_memory, reserved=reserved,
+                 advice="choose a smaller network or fewer networks, or ask the server's "
+                        "operator for a larger budget")
+
+
+def inference_copy(loaded, dtype=None):
+    """``loaded`` (a LoadedModel) with its model replaced by ``for_inference(model, dtype)``:
+    classify() and predict() run it as they run the plain one. The plain model is untouched
+    (Grad-CAM and feature maps need it)."""
+    import dataclasses
+    return dataclasses.replace(loaded, model=for_inference(loaded.model, dtype),
+                               notes=list(loaded.notes))

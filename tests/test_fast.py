@@ -175,3 +175,36 @@ def test_bfloat16_on_this_cpu(randomize_batchnorm):
     # random networks), not by a tenth of it
     assert stats["max_logit_change"] < 0.1 * plain.abs().max().item()
     assert stats["max_logit_change"] > 1e-3 * plain.abs().max().item()  # it really ran in bf16
+
+
+def test_predict_command_precision(reference_zoo, capsys):
+    """``predict --precision``: float32 (the default) and bfloat16 where the CPU has it; float16
+    and unknown names are one-line errors (exit status 2)."""
+    import json
+    import warnings
+
+    from explorer.cli import main as cli_main
+    from explorer.images import sample_images
+
+    cat = str(sample_images()["cat"])
+    argv = ["predict", cat, "--variant", "inception_resnet_v2", "--weights",
+            str(reference_zoo["timm_inception_resnet_v2"].path), "--top-k", "3", "--json"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert cli_main(argv) == 0
+        default = json.loads(capsys.readouterr().out)[0]["top"]
+        assert cli_main([*argv, "--precision", "float32"]) == 0
+        assert json.loads(capsys.readouterr().out)[0]["top"] == default
+        status = cli_main([*argv, "--precision", "bfloat16"])
+    if cpu_has_bf16():
+        assert status == 0
+        low = json.loads(capsys.readouterr().out)[0]["top"]
+        assert len(low) == 3 and low != default  # computed in bfloat16: not bit-identical
+        assert abs(low[0]["prob"] - default[0]["prob"]) < 0.05
+    else:
+        assert status == 2 and "no native bfloat16" in capsys.readouterr().err
+    assert cli_main([*argv, "--precision", "float16"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "float16 inference on CPU: float16 is for GPUs" in err[0]
+    assert cli_main([*argv, "--precision", "double"]) == 2
+    assert "invalid choice: 'double'" in capsys.readouterr().err
