@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import torch
@@ -205,6 +206,37 @@ def test_predict_command_precision(reference_zoo, capsys):
         assert status == 2 and "no native bfloat16" in capsys.readouterr().err
     assert cli_main([*argv, "--precision", "float16"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "float16 inference on CPU: float16 is for GPUs" in err[0]
+    assert len(err) == 1 and "float16 inference on CPU: a CPU computes float16 by emulation" in err[0]
     assert cli_main([*argv, "--precision", "double"]) == 2
     assert "invalid choice: 'double'" in capsys.readouterr().err
+
+
+def test_predict_page_precision_choice(weights_dir, monkeypatch):
+    """The page answers with the optimised copy in the chosen precision (float32 by default),
+    says why a precision is not offered, and keeps Grad-CAM on the plain model."""
+    from test_predict_page import predict_page
+
+    from explorer.ui import data
+
+    monkeypatch.setenv("INCEPTION_EXPLORER_WEIGHTS", str(weights_dir))
+    at = predict_page(["googlenet"])
+    assert not at.exception, [e.value for e in at.exception]
+    radio = at.radio(key="predict_precision")
+    assert radio.value == "float32" and list(radio.options) == supported_precisions("cpu")
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith("float16 is not offered: a CPU computes float16 by emulation")
+               for c in captions)
+    assert any(re.search(r"1 image\(s\) in \d+ ms on CPU, float32$", c) for c in captions)
+    assert len(at.get("image")) == 3  # the crop, Grad-CAM (plain model), the feature maps
+    keys = data.model_cache().keys()
+    assert ("googlenet", "IMAGENET1K_V1", "cpu", "float32") in keys
+    copy_ = data.model_cache().get(("googlenet", "IMAGENET1K_V1", "cpu", "float32"), None)
+    assert isinstance(copy_.model, InferenceModel)
+    if not cpu_has_bf16():
+        assert "bfloat16 is not offered" in " ".join(captions)
+        return
+    radio.set_value("bfloat16").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(re.search(r"1 image\(s\) in \d+ ms on CPU, bfloat16$", c.value) for c in at.caption)
+    assert ("googlenet", "IMAGENET1K_V1", "cpu", "bfloat16") in data.model_cache().keys()
+    assert len(at.get("plotly_chart")) == 1 and len(at.get("image")) == 3
