@@ -58,11 +58,10 @@ def unsupported(dtype, device="cpu") -> str | None:
     if kind != "cpu":
         return f"{name} inference runs on a CPU or a CUDA GPU, not on {kind}"
     if name == "float16":
-        return ("a CPU computes float16 by emulation, slower than float32: float16 is for GPUs "
-                "(bfloat16 is for CPUs that have it)")
+        return "for GPUs only (a CPU emulates float16, slower than float32)"
     if not cpu_has_bf16():
-        return ("this CPU has no native bfloat16 arithmetic (AVX-512 BF16 or AMX): it would "
-                "be emulated, slower than float32")
+        return ("this CPU has no native bfloat16 (AVX-512 BF16 or AMX): emulated, it would be "
+                "slower than float32")
     return None
 
 

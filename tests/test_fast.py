@@ -65,9 +65,10 @@ def test_float32_copy_gives_the_reference_logits_and_leaves_the_model_alone(refe
     # folding) moves them by ~3e-3: the tolerance scales with the logits' size
     atol = LOGIT_ATOL * max(1.0, ref.logits.abs().max().item())
     assert (ref.logits[0] - ref.logits[1]).abs().max() > 100 * atol  # a test that can fail
-    torch.testing.assert_close(out, ref.logits, atol=atol, rtol=0)
     with torch.no_grad():
-        torch.testing.assert_close(fast(ref.x), model(ref.x), atol=atol, rtol=0)
+        plain = model(ref.x)
+    torch.testing.assert_close(out, plain, atol=atol, rtol=0)
+    torch.testing.assert_close(out, ref.logits, atol=atol, rtol=0)
     assert_unchanged(model, before)  # running the copy does not touch the original either
 
 
@@ -137,7 +138,7 @@ def test_folding_handles_conv_bias_and_leaves_other_norms_alone():
 
 def test_precision_errors_are_clear():
     model = explorer.build("googlenet", width=0.25, num_classes=10)
-    with pytest.raises(ConfigError, match="float16 is for GPUs"):
+    with pytest.raises(ConfigError, match="float16 inference on CPU: for GPUs only"):
         explorer.for_inference(model, torch.float16)
     for bad in (torch.float64, torch.int8, "half", 3):
         with pytest.raises(ConfigError, match="precision must be one of float32, bfloat16, float16"):
@@ -149,6 +150,28 @@ def test_precision_errors_are_clear():
         fast.train()
     assert precision_name(None) == precision_name(torch.float32) == "float32"
     assert "float16" not in supported_precisions("cpu")
+
+
+def test_a_cpu_without_native_bfloat16_is_told_why(monkeypatch):
+    monkeypatch.setattr("explorer.fast.cpu_has_bf16", lambda: False)
+    assert supported_precisions("cpu") == ["float32"]
+    with pytest.raises(ConfigError, match="bfloat16 inference on CPU: this CPU has no native"):
+        explorer.for_inference(explorer.build("googlenet", width=0.25, num_classes=10),
+                               torch.bfloat16)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_gpu_copies_take_and_return_float32(dtype, randomize_batchnorm):
+    torch.manual_seed(0)
+    model = randomize_batchnorm(explorer.build("inception_v3", width=0.25, num_classes=10), 139)
+    x = torch.randn(4, 3, 139, 139, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        plain = model(x)
+    out = explorer.for_inference(model.cuda(), dtype)(x.cuda()).cpu()
+    assert out.dtype == torch.float32
+    # float16 keeps 11 significant bits, bfloat16 8: a few per cent of the logits' size at most
+    assert (out - plain).abs().max().item() < 0.1 * plain.abs().max().item()
 
 
 def test_bfloat16_on_this_cpu(randomize_batchnorm):
@@ -206,7 +229,7 @@ def test_predict_command_precision(reference_zoo, capsys):
         assert status == 2 and "no native bfloat16" in capsys.readouterr().err
     assert cli_main([*argv, "--precision", "float16"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "float16 inference on CPU: a CPU computes float16 by emulation" in err[0]
+    assert len(err) == 1 and "float16 inference on CPU: for GPUs only" in err[0]
     assert cli_main([*argv, "--precision", "double"]) == 2
     assert "invalid choice: 'double'" in capsys.readouterr().err
 
@@ -224,7 +247,7 @@ def test_predict_page_precision_choice(weights_dir, monkeypatch):
     radio = at.radio(key="predict_precision")
     assert radio.value == "float32" and list(radio.options) == supported_precisions("cpu")
     captions = [c.value for c in at.caption]
-    assert any(c.startswith("float16 is not offered: a CPU computes float16 by emulation")
+    assert any(c.startswith("float16 is not offered: for GPUs only")
                for c in captions)
     assert any(re.search(r"1 image\(s\) in \d+ ms on CPU, float32$", c) for c in captions)
     assert len(at.get("image")) == 3  # the crop, Grad-CAM (plain model), the feature maps
