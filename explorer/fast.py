@@ -86,8 +86,8 @@ class InferenceModel(nn.Module):
         self.model = model
         self.dtype = dtype
         self.memory_format = memory_format
-        # what the rest of the code reads from a built model (config, weights_source, ...)
-        for name in ("config", "weights_source", "weights_notes"):
+        # what the rest of the code reads from a built model (config, checkpoint_format, ...)
+        for name in ("config", "checkpoint_format", "weights_notes"):
             if hasattr(model, name):
                 setattr(self, name, getattr(model, name))
 

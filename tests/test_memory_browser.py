@@ -20,8 +20,7 @@ import urllib.request
 from urllib.parse import urlencode
 
 import pytest
-from test_browser import CHROMIUM, IDLE, streamlit_server  # tests/ is on sys.path
-from test_sessions import RssMonitor, rss_bytes
+from serving import CHROMIUM_LAUNCH, IDLE, RssMonitor, rss_bytes, streamlit_server  # tests/ is on sys.path
 
 from explorer.memory import estimate_inference, fmt_bytes
 
@@ -135,10 +134,9 @@ def with_browser(scenario):
         from playwright.async_api import async_playwright
         async with async_playwright() as p:
             try:
-                browser = await p.chromium.launch(executable_path=CHROMIUM, args=[
-                    "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+                browser = await p.chromium.launch(**CHROMIUM_LAUNCH)
             except Exception as err:  # noqa: BLE001 -- any launch failure must fail the test
-                pytest.fail(f"Chromium ({CHROMIUM}) could not be launched: {err}")
+                pytest.fail(f"Chromium ({CHROMIUM_LAUNCH['executable_path']}) could not be launched: {err}")
             try:
                 return await scenario(browser)
             finally:
@@ -183,7 +181,8 @@ def test_each_heavy_action_just_under_is_served_and_just_over_is_refused(server)
     url, proc, log = server
     classes = around_budget(lambda n: estimate_inference(
         "googlenet", input_size=96, num_classes=n).total, 1000, 100_000)
-    sizes = around_budget(lambda n: estimate_inference("googlenet", input_size=n).total, 224, 2048)
+    sizes = around_budget(lambda n: estimate_inference(  # Compare times batch 1 and 16
+        "googlenet", batch=16, input_size=n).total, 96, 2048)
     results = {}
 
     async def scenario(browser):
