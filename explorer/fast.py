@@ -7,12 +7,13 @@ share, is never changed) with
   y = g (x - m) / sqrt(v + eps) + b per channel, so the conv's weights become
   w * g / sqrt(v + eps) and its bias (b_conv - m) * g / sqrt(v + eps) + b; one pass over the
   activations fewer per layer. A BN that does not follow a conv (the facenet embedding's
-  BatchNorm1d, BN-Inception v3's aux fc_bn) or that uses batch statistics is left as it is;
+  BatchNorm1d, the fc_bn of Inception-v3's BN-auxiliary head) or that uses batch statistics is left as it is;
 - each Inception-ResNet block's residual scale folded into its linear 1x1 "up" conv, and the add
   done in place (one pass instead of a multiply and an add);
 - channels-last memory (NHWC): oneDNN's convolutions run without reordering their input on every
-  layer (measured here on Inception-ResNet-v2, batch 1: 0.76 of timm's time channels-last, 0.95
-  contiguous; see benchmarks/inference.py);
+  layer (a trial on this 2-core CPU, Inception-ResNet-v2, batch 1, folded: 0.76 of timm's time
+  channels-last, 0.95 contiguous; benchmarks/inference.py times the result). GPUs get it too
+  (cuDNN's tensor-core kernels prefer NHWC), not measured here: no GPU was lent;
 - ``torch.inference_mode`` around every call;
 - optionally bfloat16 (CPUs with native bf16 such as AVX-512 BF16 or AMX, and GPUs) or float16
   (GPUs) arithmetic, while it takes and returns float32 tensors.
