@@ -237,7 +237,7 @@ def test_predict_command_precision(reference_zoo, capsys):
 def test_predict_page_precision_choice(weights_dir, monkeypatch):
     """The page answers with the optimised copy in the chosen precision (float32 by default),
     says why a precision is not offered, and keeps Grad-CAM on the plain model."""
-    from test_predict_page import predict_page
+    from apptest_helpers import predict_page
 
     from explorer.ui import data
 
