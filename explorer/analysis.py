@@ -185,9 +185,7 @@ def _run(model: nn.Module, size: int, depth: str, shapes: dict, order, macs: dic
     shape)), ``order`` (names in the order their forward finishes) and ``macs`` (conv / linear
     name -> MACs). ``model`` is only read."""
     taps = getattr(model, "aux_taps", {})
-    params = {n: sum(p.numel() for p in m.parameters()) for n, m in model.named_modules()}
-    bn = {n: sum(p.numel() for b in m.modules() if isinstance(b, nn.modules.batchnorm._BatchNorm)
-                 for p in b.parameters()) for n, m in model.named_modules()}
+    params, bn = _param_counts(model)
     aux_prefixes = tuple(f"{a}." for a in taps.values())
     total_params = params[""]
     total_macs = sum(v for k, v in macs.items() if not k.startswith(aux_prefixes))
@@ -217,6 +215,31 @@ def _run(model: nn.Module, size: int, depth: str, shapes: dict, order, macs: dic
     return Analysis(name, layout, size, depth, tuple(rows), total_params, total_macs, total_act,
                     config, total_bn_params=bn[""], rf_whole_input=whole,
                     rf_notes=tuple(notes))
+
+
+def _param_counts(model: nn.Module) -> tuple[dict[str, int], dict[str, int]]:
+    """Parameters under every module, and the BatchNorm share of them, by qualified name:
+    summed up the tree in one pass (asking each module for all its parameters is quadratic
+    in the depth of the tree)."""
+    params: dict[str, int] = {}
+    bn: dict[str, int] = {}
+
+    def visit(name: str, m: nn.Module) -> tuple[int, int]:
+        own = sum(p.numel() for p in m.parameters(recurse=False))
+        total, norm = own, own if isinstance(m, nn.modules.batchnorm._BatchNorm) else 0
+        for child_name, child in m.named_children():
+            t, b = visit(f"{name}.{child_name}" if name else child_name, child)
+            total, norm = total + t, norm + b
+        params.setdefault(name, total)
+        bn.setdefault(name, norm)
+        return total, norm
+
+    visit("", model)
+    if params[""] != sum(p.numel() for p in model.parameters()):  # shared modules or tensors
+        params = {n: sum(p.numel() for p in m.parameters()) for n, m in model.named_modules()}
+        bn = {n: sum(p.numel() for b in m.modules() if isinstance(b, nn.modules.batchnorm._BatchNorm)
+                     for p in b.parameters()) for n, m in model.named_modules()}
+    return params, bn
 
 
 def _with_fields(model, size, rows, aux_prefixes):
