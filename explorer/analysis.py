@@ -30,6 +30,7 @@ from .export import analysis_csv
 from .probe import probe, record_forward
 from .variants import ConfigError
 from .variants.blocks import Concat, ConvBN, InceptionNet, Residual, meta_of
+from .variants.shapes import Unsupported, propagate
 from .variants.shapes import macs as layer_macs
 
 DEPTHS = ("stage", "block", "layer")
@@ -114,7 +115,10 @@ def analyze(variant_or_model, *, input_size: int | None = None, depth: str = "bl
         raise ValueError("input_size is needed to analyse a model that is not one of ours")
     # Never hook the caller's module (it may be shared): analyse a meta copy.
     skeleton = copy.deepcopy(model).to("meta").eval()
-    shapes, order = record_forward(skeleton, input_size)  # not our blocks: a forward pass
+    try:
+        shapes, order = propagate(skeleton, (3, input_size, input_size))
+    except Unsupported:  # not only our blocks and the layers they use: a forward pass
+        shapes, order = record_forward(skeleton, input_size)
     return _run(skeleton, input_size, depth, shapes, order, layer_macs(skeleton, shapes),
                 name=type(model).__name__, layout="", config={})
 

@@ -5,6 +5,7 @@ forward pass imports)."""
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from torch import nn
 import explorer
 from explorer import VARIANTS, ConfigError
 from explorer.probe import CACHE_SIZE, _probe, probe, probe_layout, record_forward
-from explorer.variants.blocks import InceptionNet
+from explorer.variants.blocks import ConvBN, InceptionNet
 from explorer.variants.config import fits, min_input_size
 from explorer.variants.shapes import ShapeError, Unsupported, macs, propagate
 
@@ -100,6 +101,13 @@ def test_shape_errors_where_pytorch_refuses():
         propagate(nn.Sequential(nn.Flatten(), nn.Linear(10, 2)), x)
     with pytest.raises(Unsupported, match="GELU"):
         propagate(nn.Sequential(nn.GELU()), x)
+
+    class Cropped(nn.Conv2d):  # a known layer's subclass with a forward of its own
+        def forward(self, x):
+            return super().forward(x)[..., 1:, :]
+
+    with pytest.raises(Unsupported, match="Cropped"):
+        propagate(nn.Sequential(Cropped(3, 4, 3)), x)
     shapes, order = propagate(nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.MaxPool2d(3, 2, ceil_mode=True),
                                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5)), x)
     assert [shapes[n][1] for n in order] == [(8, 16, 16), (8, 8, 8), (8, 1, 1), (8,), (5,), (5,)]
@@ -157,3 +165,23 @@ def test_a_cold_summary_imports_nothing_it_does_not_need(tmp_path):
                          timeout=300, check=True).stdout
     assert out.startswith("inception_resnet_v2 (released layout) at 299x299")
     assert out.splitlines()[-1] == "loaded:"
+
+
+def test_a_model_of_our_blocks_is_analysed_without_a_forward_and_others_with_one():
+    """analyze(model) (the Learn page's lessons) propagates through our blocks and the layers
+    they use; a module whose forward it has no rule for is run instead."""
+    with torch.device("meta"):
+        ours = nn.Sequential(ConvBN(3, 8, 1), ConvBN(8, 8, (1, 7), padding=(0, 3)),
+                             ConvBN(8, 8, (7, 1), padding=(3, 0)), nn.MaxPool2d(3, 2, ceil_mode=True))
+    shapes, order = propagate(ours, (3, 17, 17))
+    assert (shapes, order) == record_forward(copy.deepcopy(ours), 17)
+    assert shapes[""][1] == (8, 8, 8)
+
+    class Crop(nn.Module):  # a forward of its own: no rule may be guessed
+        def forward(self, x):
+            return x[..., 1:, :]
+
+    foreign = nn.Sequential(nn.Conv2d(3, 4, 3), Crop())
+    with pytest.raises(Unsupported, match="Crop"):
+        propagate(foreign, (3, 8, 8))
+    assert explorer.analyze(foreign, input_size=8, depth="layer").rows[-1].output_shape == (4, 5, 6)

@@ -26,6 +26,16 @@ POOLS = (nn.MaxPool2d, nn.AvgPool2d)
 ADAPTIVE = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
 
+# The classes whose forward the rules below describe: a module whose forward comes from
+# anywhere else (a subclass with its own forward, a foreign layer) is Unsupported.
+KNOWN = (InceptionNet, Residual, Concat, ConvBN, AuxHead, nn.Sequential, nn.Conv2d, *POOLS,
+         *ADAPTIVE, nn.modules.batchnorm._BatchNorm, nn.Linear, nn.Flatten, *SAME_SHAPE)
+
+
+def _forward_owner(m: nn.Module) -> type:
+    return next(c for c in type(m).__mro__ if "forward" in vars(c))
+
+
 class ShapeError(RuntimeError):
     """A layer that would refuse its input (PyTorch raises a RuntimeError there too)."""
 
@@ -109,6 +119,8 @@ class _Walk:
             return f"{path}.{name}" if path else name
 
         where = path or "model"
+        if _forward_owner(m) not in KNOWN:
+            raise Unsupported(f"{where}: no shape rule for {type(m).__name__}")
         if isinstance(m, InceptionNet):
             for name in m.stage_names:
                 x = self.run(getattr(m, name), x, sub(name))
@@ -128,10 +140,7 @@ class _Walk:
                 if getattr(m, name) is not None:
                     x = self.run(getattr(m, name), x, sub(name))
             return x
-        # Sequentials (ClassifierHead too) and AuxHead run their children in order; a
-        # subclass with its own forward might not, so it gets no rule.
-        if isinstance(m, AuxHead) or (isinstance(m, nn.Sequential)
-                                      and type(m).forward is nn.Sequential.forward):
+        if isinstance(m, (AuxHead, nn.Sequential)):  # ClassifierHead too: children in order
             for name, child in m.named_children():
                 x = self.run(child, x, sub(name))
             return x
@@ -162,7 +171,7 @@ class _Walk:
             if isinstance(m, nn.LocalResponseNorm) and len(x) < 3:
                 raise ShapeError(f"{where}: LocalResponseNorm needs 3 or more dimensions")
             return x
-        raise Unsupported(f"{where}: no shape rule for {type(m).__name__}")
+        raise Unsupported(f"{where}: no shape rule for {type(m).__name__}")  # not reached
 
     @staticmethod
     def _conv(m: nn.Conv2d, x: Shape, where: str) -> Shape:
