@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from test_browser import CHROMIUM, settle, streamlit_server  # noqa: E402
+from serving import launch_chromium, settle, streamlit_server  # noqa: E402
 
 from explorer.graph import expandable  # noqa: E402
 
@@ -68,8 +68,7 @@ def main(argv=None) -> dict:
     results: dict[str, list[float]] = {"click -> details": [], "expand -> redrawn": [],
                                        "full IR-v2, new tab": [], "full IR-v2, expand all": []}
     with streamlit_server(log, {}) as (url, _), sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = launch_chromium(p)
         tab = browser.new_page(viewport={"width": 1400, "height": 1000})
         tab.set_default_timeout(120_000)
         tab.goto(f"{url}/inspect?variant=inception_v4")

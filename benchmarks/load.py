@@ -30,20 +30,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+from serving import CHROMIUM_LAUNCH, RssMonitor, cpu_seconds, rss_bytes, streamlit_server  # noqa: E402
+
 STEP_TIMEOUT_S = 120
 # The page is done: the script idle, nothing stale, exactly these chart titles, 5 bars each, and
 # the Grad-CAM + feature-map images drawn.
@@ -59,51 +57,6 @@ DONE_JS = """titles => {
     // each photo as the one network crops it, then Grad-CAM and the feature maps
     && document.querySelectorAll("[data-testid='stImage'] img").length === titles.length + 2;
 }"""
-
-
-# -- memory ----------------------------------------------------------------------------------------
-
-
-def status_bytes(pid: int, name: str) -> int:
-    """VmRSS / VmHWM of a process from /proc (kB there), in bytes; 0 when unavailable."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(name + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads) from /proc/<pid>/stat."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-class PeakRss:
-    def __init__(self, pid: int):
-        self.pid, self.peak = pid, status_bytes(pid, "VmRSS")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-
-    def _poll(self):
-        while not self._stop.wait(0.1):
-            self.peak = max(self.peak, status_bytes(self.pid, "VmRSS"))
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, status_bytes(self.pid, "VmRSS"), status_bytes(self.pid, "VmHWM"))
 
 
 # -- random-weight checkpoints -----------------------------------------------------------------------
@@ -214,7 +167,7 @@ def run_library(args) -> None:
             latencies.append((time.perf_counter() - begin) * 1000)
             i += 1
 
-    with PeakRss(os.getpid()) as rss:
+    with RssMonitor(os.getpid()) as rss:
         cpu0 = cpu_seconds(os.getpid())
         began = time.monotonic()
         threads = [threading.Thread(target=worker, args=(t,)) for t in range(args.sessions)]
@@ -224,42 +177,10 @@ def run_library(args) -> None:
             t.join()
         elapsed = time.monotonic() - began
         cpu = cpu_seconds(os.getpid()) - cpu0
-    stats(latencies, elapsed, errors[0], rss.peak, "this process", cpu)
+    stats(latencies, elapsed, errors[0], max(rss.peak, rss_bytes(os.getpid(), "VmHWM")), "this process", cpu)
 
 
 # -- browser mode ------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(folder: Path, threads: int | None, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "INCEPTION_EXPLORER_WEIGHTS": str(folder)}
-    if threads:
-        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "explorer/app.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return proc, url
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            sys.exit(f"streamlit did not come up:\n{log.read_text()}")
-        time.sleep(0.3)
 
 
 async def page_errors(tab) -> list[str]:
@@ -313,8 +234,7 @@ async def drive(url: str, args, server_pid: int) -> tuple[list[float], list[str]
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = await p.chromium.launch(**CHROMIUM_LAUNCH)
         try:
             # one session first: it loads the model into the server's shared cache (cold start)
             begin = time.perf_counter()
@@ -353,20 +273,17 @@ def run_browser(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = weights_folder(args, Path(tmp))
         log = Path(tmp) / "server.log"
-        proc, url = start_server(folder, args.threads, log)
-        print(f"mode browser: {args.sessions} Chromium sessions on {url}/predict with {args.variant}, "
-              f"{args.seconds:g} s, server torch threads "
-              f"{args.threads or 'default'}, {os.cpu_count()} CPUs (browsers included)")
-        try:
-            with PeakRss(proc.pid) as rss:
+        env = {"INCEPTION_EXPLORER_WEIGHTS": str(folder)}
+        if args.threads:
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(args.threads)
+        with streamlit_server(log, env) as (url, proc):
+            print(f"mode browser: {args.sessions} Chromium sessions on {url}/predict with "
+                  f"{args.variant}, {args.seconds:g} s, server torch threads "
+                  f"{args.threads or 'default'}, {os.cpu_count()} CPUs (browsers included)")
+            with RssMonitor(proc.pid) as rss:
                 latencies, errors, elapsed, cpu = asyncio.run(drive(url, args, proc.pid))
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        stats(latencies, elapsed, len(errors), rss.peak, "the streamlit server", cpu)
+            peak = max(rss.peak, rss_bytes(proc.pid, "VmHWM"))
+        stats(latencies, elapsed, len(errors), peak, "the streamlit server", cpu)
         for error in sorted(set(errors))[:5]:
             print(f"  error: {error}")
         if errors:

@@ -4,78 +4,20 @@ Fails (never skips) when Chromium or Playwright cannot run: a silent skip would 
 Saves a screenshot of every page to assets/screenshots/<page>.png (used by the README).
 """
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from contextlib import contextmanager
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "assets" / "screenshots"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
-GRAPH = "[data-explorer-graph] svg"
-TABLE = "[data-testid='stDataFrame']"
-PLOT = "[data-testid='stPlotlyChart'] .main-svg"
-EXCEPTION = "[data-testid='stException']"
-TIMEOUT_MS = 90_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def streamlit_server(log: Path, env: dict, command=None, cwd=ROOT, preexec_fn=None):
-    """`streamlit run explorer/app.py` (or ``command``, which takes streamlit's options, e.g. an
-    installed `inception-explorer app`) on a free port of 127.0.0.1, ready (health checked);
-    yields (url, process) and stops it afterwards. Server output goes to ``log``;
-    ``preexec_fn`` runs in the server's process before it starts (e.g. to set rlimits)."""
-    port = free_port()
-    command = command or [sys.executable, "-m", "streamlit", "run", "explorer/app.py"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [*command, "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false"],
-            cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env},
-            preexec_fn=preexec_fn)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not come up:\n{log.read_text()}")
-            time.sleep(0.5)
-        yield url, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def launch_chromium(playwright):
-    """Debian's Chromium (never a browser Playwright downloads); a failed launch fails the test."""
-    try:
-        return playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-    except Exception as err:  # noqa: BLE001 -- any launch failure must fail the test
-        pytest.fail(f"Chromium ({CHROMIUM}) could not be launched: {err}")
+from serving import (  # tests/ is on sys.path (rootdir conftest)
+    GRAPH,
+    PLOT,
+    ROOT,
+    TABLE,
+    TIMEOUT_MS,
+    launch_chromium,
+    no_exception,
+    screenshot,
+    settle,
+    streamlit_server,
+    visit,
+)
 
 
 @pytest.fixture(scope="module")
@@ -98,35 +40,6 @@ def page(server):
         yield tab
         browser.close()
 
-
-def settle(tab) -> None:
-    """Wait until the script has run and the page is quiet (Streamlit's e2e suite's way)."""
-    tab.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']")
-    tab.wait_for_selector(IDLE)
-    tab.wait_for_timeout(500)  # a rerun triggered by the first run (URL-bound widgets)
-    tab.wait_for_selector(IDLE)
-
-
-def visit(tab, url: str) -> None:
-    tab.goto(url)
-    settle(tab)
-    tab.wait_for_selector("h1")
-
-
-def screenshot(tab, name: str) -> None:
-    """The whole page: grow the viewport to the app's scroll height, then shoot."""
-    height = tab.evaluate("""() => Math.max(...[...document.querySelectorAll('*')]
-        .filter(e => e.scrollHeight > e.clientHeight + 1 && getComputedStyle(e).overflowY !== 'visible')
-        .map(e => e.scrollHeight), document.body.scrollHeight)""")
-    tab.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 6000)})
-    tab.wait_for_timeout(800)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    tab.screenshot(path=SHOTS / f"{name}.png")
-    tab.set_viewport_size({"width": 1400, "height": 1000})
-
-
-def no_exception(tab) -> None:
-    assert tab.locator(EXCEPTION).count() == 0, tab.locator(EXCEPTION).first.inner_text()
 
 
 def test_overview_opens_a_variant_in_inspect(server, page):

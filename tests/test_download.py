@@ -8,59 +8,13 @@ hub's ``/<repo>/resolve/<revision>/<file>``).
 from __future__ import annotations
 
 import hashlib
-import http.server
 import socket
 import threading
 
 import pytest
+from serving import Files  # tests/ is on sys.path (rootdir conftest)
 
 from explorer.download import DownloadError, fetch_hub, fetch_url, hash_prefix_of
-
-
-class Files(http.server.ThreadingHTTPServer):
-    """Serves ``files`` (path -> bytes); ``truncate`` paths send half the body but announce all
-    of it. Every request is logged in ``requests``."""
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.files: dict[str, bytes] = {}
-        self.truncate: set[str] = set()
-        self.requests: list[tuple[str, str]] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_port}"
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def _answer(self, with_body: bool):
-        server: Files = self.server
-        server.requests.append((self.command, self.path))
-        data = server.files.get(self.path)
-        if data is None:
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
-        self.send_header("X-Repo-Commit", "0" * 40)
-        self.end_headers()
-        if with_body:
-            self.wfile.write(data[: len(data) // 2] if self.path in server.truncate else data)
-            if self.path in server.truncate:
-                self.wfile.flush()
-                self.connection.shutdown(socket.SHUT_RDWR)
-
-    def do_GET(self):
-        self._answer(True)
-
-    def do_HEAD(self):
-        self._answer(False)
 
 
 @pytest.fixture

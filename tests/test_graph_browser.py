@@ -9,7 +9,7 @@ import time
 from urllib.parse import quote
 
 import pytest
-from test_browser import EXCEPTION, TIMEOUT_MS, launch_chromium, settle, streamlit_server
+from serving import EXCEPTION, TIMEOUT_MS, launch_chromium, settle, streamlit_server
 
 GRAPH = "[data-explorer-graph]"
 NODES = f"{GRAPH} g.node"

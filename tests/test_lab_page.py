@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 from apptest_helpers import APP, clean  # tests/ on sys.path
+from serving import IDLE, PLOT, launch_chromium, screenshot, settle, streamlit_server
 from streamlit.testing.v1 import AppTest
-from test_browser import IDLE, PLOT, launch_chromium, screenshot, settle, streamlit_server
 
 from explorer.lab.present import measured_result
 

@@ -20,8 +20,7 @@ import urllib.request
 from urllib.parse import urlencode
 
 import pytest
-from test_browser import CHROMIUM, IDLE, streamlit_server  # tests/ is on sys.path
-from test_sessions import RssMonitor, rss_bytes
+from serving import CHROMIUM_LAUNCH, IDLE, RssMonitor, rss_bytes, streamlit_server  # tests/ is on sys.path
 
 from explorer.memory import estimate_inference, fmt_bytes
 
@@ -135,10 +134,9 @@ def with_browser(scenario):
         from playwright.async_api import async_playwright
         async with async_playwright() as p:
             try:
-                browser = await p.chromium.launch(executable_path=CHROMIUM, args=[
-                    "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+                browser = await p.chromium.launch(**CHROMIUM_LAUNCH)
             except Exception as err:  # noqa: BLE001 -- any launch failure must fail the test
-                pytest.fail(f"Chromium ({CHROMIUM}) could not be launched: {err}")
+                pytest.fail(f"Chromium ({CHROMIUM_LAUNCH['executable_path']}) could not be launched: {err}")
             try:
                 return await scenario(browser)
             finally:

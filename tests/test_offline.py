@@ -16,7 +16,7 @@ import threading
 
 import pytest
 from safetensors.torch import save_file
-from test_download import Files
+from serving import Files
 
 from explorer import pretrained
 from explorer.cli import main

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
-from test_browser import EXCEPTION, IDLE, TIMEOUT_MS, launch_chromium, streamlit_server
+from serving import EXCEPTION, IDLE, TIMEOUT_MS, launch_chromium, streamlit_server
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())

@@ -30,7 +30,13 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image, ImageOps
-from test_browser import CHROMIUM, IDLE, streamlit_server  # tests/ is on sys.path (rootdir conftest)
+from serving import (  # tests/ is on sys.path (rootdir conftest)
+    CHROMIUM_LAUNCH,
+    IDLE,
+    RssMonitor,
+    rss_bytes,
+    streamlit_server,
+)
 from tolerances import PROB_ATOL, ulps
 
 from explorer import analyze, charts
@@ -54,40 +60,6 @@ CHECKPOINTS = {"googlenet": ("torchvision_googlenet", "googlenet.IMAGENET1K_V1.p
 # -- the server and its memory --------------------------------------------------------------------
 
 
-def rss_bytes(pid: int, field_name: str = "VmRSS") -> int:
-    """A field of /proc/<pid>/status (kB there) in bytes; 0 once the process is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field_name + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-class RssMonitor:
-    """Samples a process's VmRSS every ``interval`` seconds in a thread; keeps the peak."""
-
-    def __init__(self, pid: int, interval: float = 0.1):
-        self.pid, self.interval = pid, interval
-        self.peak = rss_bytes(pid)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, rss_bytes(self.pid))
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, rss_bytes(self.pid))
 
 
 @dataclass
@@ -298,10 +270,9 @@ async def run_classroom(url: str, inspect_users, predict_users_) -> tuple[list, 
         pytest.fail(f"playwright is needed for the browser tests: {err}")
     async with async_playwright() as p:
         try:
-            browser = await p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = await p.chromium.launch(**CHROMIUM_LAUNCH)
         except Exception as err:  # noqa: BLE001 -- any launch failure must fail the test
-            pytest.fail(f"Chromium ({CHROMIUM}) could not be launched: {err}")
+            pytest.fail(f"Chromium ({CHROMIUM_LAUNCH['executable_path']}) could not be launched: {err}")
         try:
             start = time.monotonic()
             jobs = [inspect_session(browser, url, u) for u in inspect_users]

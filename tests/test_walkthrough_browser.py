@@ -4,7 +4,7 @@ names. Saves assets/screenshots/projector_<page>.png (1280x720, the first screen
 """
 
 import pytest
-from test_browser import (  # tests/ on sys.path
+from serving import (  # tests/ on sys.path
     IDLE,
     PLOT,
     ROOT,
