@@ -133,7 +133,7 @@ def _freeze(config: dict) -> tuple:
 @lru_cache(maxsize=256, typed=True)
 def _analyze_variant(variant: str, input_size, depth: str, frozen: tuple) -> Analysis:
     config = {k: v for k, _, v in frozen}
-    layout = config.pop("layout", "released")
+    layout = config.pop("layout", None)  # None: the variant's own default
     found = probe(variant, layout, input_size=input_size, **config)
     shown = {k: v for k, v in asdict(found.config).items() if k != "input_size"}
     return _run(found.model, found.input_size, depth, found.shapes, found.order, found.macs,

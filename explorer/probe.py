@@ -48,9 +48,9 @@ class Probe:
         return {k: v.shape for k, v in self.model.state_dict().items()}
 
 
-def probe(variant: str, layout: str | None = "released", **config) -> Probe:
-    """The probe of ``variant`` with ``config`` (build's options, ``input_size`` included);
-    invalid options raise ConfigError."""
+def probe(variant: str, layout: str | None = None, **config) -> Probe:
+    """The probe of ``variant`` with ``config`` (build's options, ``input_size`` included) in
+    ``layout`` (None: the variant's default); invalid options raise ConfigError."""
     info, lay, cfg = resolve(variant, layout, **config)
     return _probe(info.name, lay, typed_key(cfg), cfg)
 
