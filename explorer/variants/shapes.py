@@ -32,8 +32,9 @@ KNOWN = (InceptionNet, Residual, Concat, ConvBN, AuxHead, nn.Sequential, nn.Conv
          *ADAPTIVE, nn.modules.batchnorm._BatchNorm, nn.Linear, nn.Flatten, *SAME_SHAPE)
 
 
-def _forward_owner(m: nn.Module) -> type:
-    return next(c for c in type(m).__mro__ if "forward" in vars(c))
+def _owner(m: nn.Module, method: str = "forward") -> type:
+    """The class whose ``method`` the module runs."""
+    return next(c for c in type(m).__mro__ if method in vars(c))
 
 
 class ShapeError(RuntimeError):
@@ -110,8 +111,9 @@ class _Walk:
         self.shapes[path] = (x, y)
         self.order.append(path)
         if isinstance(m, InceptionNet) and aux:  # after the forward, as analysis runs them
+            prefix = f"{path}." if path else ""
             for tap, aux_name in m.aux_taps.items():
-                self.run(getattr(m, aux_name), self.shapes[tap][1], aux_name)
+                self.run(getattr(m, aux_name), self.shapes[prefix + tap][1], prefix + aux_name)
         return y
 
     def _apply(self, m: nn.Module, x: Shape, path: str, aux: bool) -> Shape:
@@ -119,7 +121,8 @@ class _Walk:
             return f"{path}.{name}" if path else name
 
         where = path or "model"
-        if _forward_owner(m) not in KNOWN:
+        if _owner(m) not in KNOWN or (isinstance(m, InceptionNet)
+                                       and _owner(m, "forward_features") is not InceptionNet):
             raise Unsupported(f"{where}: no shape rule for {type(m).__name__}")
         if isinstance(m, InceptionNet):
             for name in m.stage_names:
