@@ -29,7 +29,7 @@ from . import receptive
 from .export import analysis_csv
 from .probe import probe, record_forward
 from .variants import ConfigError
-from .variants.blocks import Concat, ConvBN, InceptionNet, Residual, meta_of
+from .variants.blocks import Concat, ConvBN, InceptionNet, Residual, block_info
 from .variants.shapes import Unsupported, propagate
 from .variants.shapes import macs as layer_macs
 
@@ -141,7 +141,7 @@ def _analyze_variant(variant: str, input_size, depth: str, frozen: tuple) -> Ana
 
 
 def _kind(module: nn.Module) -> str:
-    kind = meta_of(module).get("kind")
+    kind = block_info(module).kind
     if kind:
         return kind
     if isinstance(module, (ConvBN, nn.Conv2d)):
@@ -272,7 +272,7 @@ def _with_fields(model, size, rows, aux_prefixes):
 
 def _row(name, mod, shapes, params, macs) -> Row:
     in_shape, out_shape = shapes[name]
-    return Row(name, _kind(mod), meta_of(mod).get("figure", ""), in_shape, out_shape,
+    return Row(name, _kind(mod), block_info(mod).figure, in_shape, out_shape,
                params, macs, _numel(out_shape) * 4)
 
 

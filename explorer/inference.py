@@ -20,9 +20,9 @@ from .download import Progress, fetch_hub, fetch_url
 from .images import ImageError, Preprocess, load_image, to_batch
 from .pretrained import WeightsSpec, default_spec, find_spec, imagenet_labels
 from .variants import VARIANTS, ConfigError, build, resolve
+from .weights import OWN_FORMAT
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
-NATIVE_LAYOUT = "explorer"  # a checkpoint saved from our own modules
 MAX_BATCH = 32  # images run through the network at once
 
 
@@ -32,7 +32,7 @@ class LoadedModel:
     variant: str
     layout: str
     weights: str            # what was asked for: "inception_v4.tf_in1k", a URL or a file name
-    source: str             # the checkpoint's key layout as detected
+    checkpoint_format: str  # how the checkpoint's keys were named, as detected
     preprocess: Preprocess
     labels: list[str]
     spec: WeightsSpec | None = None
@@ -91,14 +91,14 @@ def local_copy(spec: WeightsSpec) -> Path | None:
     return None
 
 
-def default_preprocess(variant: str, source: str) -> tuple[Preprocess, str | None]:
-    """The preprocessing of the variant's default weights of the same key layout; a note when it
-    had to be assumed."""
-    spec = default_spec(variant, source) or default_spec(variant)
-    if spec is not None and spec.source == source:
+def default_preprocess(variant: str, fmt: str) -> tuple[Preprocess, str | None]:
+    """The preprocessing of the variant's default weights of the same checkpoint format; a note
+    when it had to be assumed."""
+    spec = default_spec(variant, fmt) or default_spec(variant)
+    if spec is not None and spec.checkpoint_format == fmt:
         return spec.preprocess, None
     if spec is not None:
-        return spec.preprocess, (f"a file in {source} layout: preprocessed like {spec.name} "
+        return spec.preprocess, (f"a file in {fmt} format: preprocessed like {spec.name} "
                                  f"({spec.preprocess.describe()}); choose another if it was "
                                  "trained differently")
     info = VARIANTS[variant]
@@ -112,24 +112,24 @@ def load_model(variant: str, weights, *, layout: str | None = None, device: str 
                preprocess: Preprocess | None = None, progress: Progress | None = None,
                endpoint: str | None = None) -> LoadedModel:
     """Build ``variant`` with real weights, frozen, in eval mode."""
-    info, lay, _ = resolve(variant, layout or "released")
+    info, lay, _ = resolve(variant, layout)
     path, spec = resolve_weights(info.name, weights, progress=progress, endpoint=endpoint)
     model = build(info.name, layout=lay.name, device=device, weights=path)
     model.requires_grad_(False)
-    source = getattr(model, "weights_source", "explorer")
+    fmt = getattr(model, "checkpoint_format", OWN_FORMAT)
     notes = list(getattr(model, "weights_notes", []))
     if preprocess is None:
         if spec is not None:
             preprocess = spec.preprocess
         else:
-            preprocess, note = default_preprocess(info.name, source)
+            preprocess, note = default_preprocess(info.name, fmt)
             if note:
                 notes.append(note)
     num_classes = model.config.num_classes
     labels = spec.labels() if spec else (imagenet_labels() if num_classes == 1000
                                          else [f"class {i}" for i in range(num_classes)])
     name = spec.name if spec else (str(weights) if is_url(str(weights)) else Path(path).name)
-    return LoadedModel(model, info.name, lay.name, name, source, preprocess, labels, spec, notes)
+    return LoadedModel(model, info.name, lay.name, name, fmt, preprocess, labels, spec, notes)
 
 
 def top_k(logits: torch.Tensor, labels: list[str], k: int) -> list[list[dict]]:
@@ -205,7 +205,7 @@ def load_estimate(variant: str, images: int = MAX_BATCH, *, device: str = "cpu",
     """The memory a load and a classification of ``images`` photos (one batch at most) need."""
     from .memory import estimate_inference
     return estimate_inference(variant, batch=max(1, min(images, MAX_BATCH)), device=device,
-                              layout=layout or "released")
+                              layout=layout)
 
 
 def guard_load(variant: str, images: int = MAX_BATCH, *, device: str = "cpu",
@@ -258,7 +258,7 @@ def preprocess_for(variant: str, weights) -> Preprocess:
         except ValueError:
             pass
     spec = default_spec(variant)
-    return default_preprocess(variant, spec.source if spec else NATIVE_LAYOUT)[0]
+    return default_preprocess(variant, spec.checkpoint_format if spec else OWN_FORMAT)[0]
 
 
 class ModelCache:
