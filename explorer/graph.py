@@ -27,10 +27,11 @@ import graphviz
 import torch
 from torch import nn
 
+from .analysis import DEPTHS
+from .text import shape_text
 from .variants import VARIANTS, ConfigError, build
 from .variants.blocks import Concat, ConvBN, Residual, meta_of
 
-DEPTHS = ("stage", "block", "layer")
 FORMATS = ("svg", "png")
 OVERLAYS = {"params": "parameters", "macs": "MACs", "activations": "activation memory",
             "latency": "measured latency", "rf": "receptive field"}
@@ -274,10 +275,6 @@ def _text(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n")
 
 
-def _shape_text(shape: tuple) -> str:
-    return " x ".join(map(str, shape))
-
-
 def _titled(name: str, module: nn.Module) -> str:
     figure = meta_of(module).get("figure")
     return f"{name}\n{figure}" if figure else name
@@ -341,7 +338,7 @@ class _Drawer:
 
     def edge(self, a: str, b: str, **extra) -> str:
         """An edge labelled with the shape ``a`` produces; returns ``b`` to chain on from."""
-        self.edges.append([a, b, {"label": _shape_text(self.node_shape[a]), **extra}])
+        self.edges.append([a, b, {"label": shape_text(self.node_shape[a]), **extra}])
         return b
 
     @contextmanager
