@@ -194,3 +194,13 @@ def test_one_cache_folder_for_everything_the_explorer_keeps(monkeypatch, tmp_pat
     assert upload_dir() == tmp_path / "home" / ".cache" / "inception-explorer" / "uploads"
     monkeypatch.setenv("INCEPTION_EXPLORER_CACHE", str(tmp_path / "mine"))
     assert upload_dir() == tmp_path / "mine" / "uploads"
+
+
+def test_the_readme_code_map_names_every_module():
+    readme = (ROOT / "README.md").read_text()
+    code_map = readme[readme.index("## Code map"):]
+    code_map = code_map[:code_map.find("\n## ", 1) if "\n## " in code_map[1:] else None]
+    names = {p.name for p in (ROOT / "explorer").glob("*.py") if p.name != "__init__.py"}
+    names |= {f"{p.name}/" for p in (ROOT / "explorer").iterdir() if (p / "__init__.py").is_file()}
+    missing = sorted(n for n in names if n not in code_map)
+    assert not missing, f"add to the README's Code map: {missing}"
