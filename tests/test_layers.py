@@ -135,6 +135,33 @@ def test_imports_run_one_way():
     assert not wrong, "\n".join(wrong)
 
 
+def test_no_module_imports_itself_back():
+    """Within a layer too, arrows run one way: no cycle of imports between modules."""
+    graph = {}
+    for name, target in ARROWS:
+        if target in MODULES and target != name and (name, target) not in KNOWN_WRONG:
+            graph.setdefault(name, set()).add(target)
+    done, path = set(), []
+
+    def cycle_from(name):
+        if name in path:
+            return path[path.index(name):] + [name]
+        if name in done:
+            return None
+        path.append(name)
+        for target in sorted(graph.get(name, ())):
+            found = cycle_from(target)
+            if found:
+                return found
+        path.pop()
+        done.add(name)
+        return None
+
+    for name in sorted(MODULES):
+        cycle = cycle_from(name)
+        assert not cycle, " -> ".join(cycle)
+
+
 def test_known_wrong_arrows_are_still_there():
     gone = [f"{a} -> {b} ({why})" for (a, b), why in KNOWN_WRONG.items() if (a, b) not in ARROWS]
     assert not gone, f"fixed: remove from KNOWN_WRONG: {gone}"
