@@ -74,11 +74,11 @@ def make_checkpoint(variant: str, folder: Path) -> Path:
     spec = default_spec(variant)
     size = VARIANTS[variant].native_input_size
     torch.manual_seed(0)
-    if spec is not None and spec.source == "torchvision":
+    if spec is not None and spec.checkpoint_format == "torchvision":
         import torchvision
         model = getattr(torchvision.models, variant)(weights=None, aux_logits=True,
                                                      init_weights=True)
-    elif spec is not None and spec.source == "timm":
+    elif spec is not None and spec.checkpoint_format == "timm":
         try:
             import timm
         except ImportError:

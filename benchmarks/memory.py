@@ -56,7 +56,7 @@ def status(field):
 torch.nn.functional.conv2d(torch.randn(1, 3, 8, 8), torch.randn(4, 3, 3, 3))  # load the kernels
 # validating the input size runs the network on the meta device, which imports torch's meta
 # kernels (~170 MiB of Python, once per process; the app has paid it before any build)
-resolve(variant, config.get("layout", "released"), input_size=size,
+resolve(variant, config.get("layout"), input_size=size,
         **{k: v for k, v in config.items() if k != "layout"})
 if device == "cuda":
     torch.zeros(1, device="cuda")  # the CUDA context is not the model's

@@ -29,7 +29,7 @@ from torch import nn
 from . import receptive
 from .export import analysis_csv
 from .variants import ConfigError, resolve
-from .variants.blocks import Concat, ConvBN, InceptionNet, Residual, meta_of
+from .variants.blocks import Concat, ConvBN, InceptionNet, Residual, block_info
 
 DEPTHS = ("stage", "block", "layer")
 MACS_NOTE = "MACs: multiply-accumulates of conv and linear layers (1 MAC = 2 FLOPs)"
@@ -126,7 +126,7 @@ def _freeze(config: dict) -> tuple:
 @lru_cache(maxsize=256, typed=True)
 def _analyze_variant(variant: str, input_size, depth: str, frozen: tuple) -> Analysis:
     config = {k: v for k, _, v in frozen}
-    layout = config.pop("layout", "released")
+    layout = config.pop("layout", None)  # None: the variant's own default
     info, lay, cfg = resolve(variant, layout, input_size=input_size, **config)
     size = input_size or info.native_input_size
     with torch.device("meta"):
@@ -136,7 +136,7 @@ def _analyze_variant(variant: str, input_size, depth: str, frozen: tuple) -> Ana
 
 
 def _kind(module: nn.Module) -> str:
-    kind = meta_of(module).get("kind")
+    kind = block_info(module).kind
     if kind:
         return kind
     if isinstance(module, (ConvBN, nn.Conv2d)):
@@ -272,7 +272,7 @@ def _with_fields(model, size, rows, aux_prefixes):
 
 def _row(name, mod, shapes, params, macs) -> Row:
     in_shape, out_shape = shapes[name]
-    return Row(name, _kind(mod), meta_of(mod).get("figure", ""), in_shape, out_shape,
+    return Row(name, _kind(mod), block_info(mod).figure, in_shape, out_shape,
                params, macs, _numel(out_shape) * 4)
 
 

@@ -18,9 +18,9 @@ from .download import Progress, fetch_hub, fetch_url
 from .images import Preprocess
 from .pretrained import WeightsSpec, default_spec, find_spec
 from .variants import VARIANTS
+from .weights import OWN_FORMAT
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
-NATIVE_LAYOUT = "explorer"  # a checkpoint saved from our own modules
 WEIGHTS_DIR_ENV = "INCEPTION_EXPLORER_WEIGHTS"
 
 
@@ -64,14 +64,14 @@ def local_copy(spec: WeightsSpec) -> Path | None:
     return None
 
 
-def default_preprocess(variant: str, source: str) -> tuple[Preprocess, str | None]:
-    """The preprocessing of the variant's default weights of the same key layout; a note when it
-    had to be assumed."""
-    spec = default_spec(variant, source) or default_spec(variant)
-    if spec is not None and spec.source == source:
+def default_preprocess(variant: str, fmt: str) -> tuple[Preprocess, str | None]:
+    """The preprocessing of the variant's default weights of the same checkpoint format; a note
+    when it had to be assumed."""
+    spec = default_spec(variant, fmt) or default_spec(variant)
+    if spec is not None and spec.checkpoint_format == fmt:
         return spec.preprocess, None
     if spec is not None:
-        return spec.preprocess, (f"a file in {source} layout: preprocessed like {spec.name} "
+        return spec.preprocess, (f"a file in {fmt} format: preprocessed like {spec.name} "
                                  f"({spec.preprocess.describe()}); choose another if it was "
                                  "trained differently")
     info = VARIANTS[variant]
@@ -90,7 +90,7 @@ def preprocess_for(variant: str, weights) -> Preprocess:
         except ValueError:
             pass
     spec = default_spec(variant)
-    return default_preprocess(variant, spec.source if spec else NATIVE_LAYOUT)[0]
+    return default_preprocess(variant, spec.checkpoint_format if spec else OWN_FORMAT)[0]
 
 
 def upload_dir() -> Path:

@@ -59,7 +59,8 @@ def _csv_floats(text: str):
 
 
 def _build_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--layout", default="released", help="released (checkpoint-compatible) or paper")
+    p.add_argument("--layout", help="released (checkpoint-compatible) or paper (default: the "
+                   "variant's own, released where there are public weights)")
     p.add_argument("--input-size", type=int, help="input height = width (default: native size)")
     p.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = reference)")
     p.add_argument("--num-classes", type=int, default=1000)
@@ -100,8 +101,8 @@ def make_parser() -> Parser:
     p = sub.add_parser("compare", help="totals of several variants side by side")
     p.add_argument("variants", nargs="+", metavar="VARIANT")
     p.add_argument("--input-size", type=int, help="one input size for all (default: each native)")
-    p.add_argument("--layout", default="released",
-                   help="released or paper, for the variants that have it")
+    p.add_argument("--layout", help="released or paper, for the variants that have it "
+                   "(default: each variant's own)")
     p.add_argument("--width", type=float, default=1.0, help="channel multiplier (1.0 = reference)")
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--scale", type=_csv_floats, help="residual scale(s), for the IR variants")
@@ -116,14 +117,14 @@ def make_parser() -> Parser:
     p = sub.add_parser("predict", help="top-k ImageNet classes of images, with real weights")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--variant", required=True)
-    p.add_argument("--layout", default="released")
+    p.add_argument("--layout", help="default: the variant's own")
     p.add_argument("--weights", default="DEFAULT",
                    help="a tag (see the 'weights' command; default: the variant's default), "
                         "a URL or a checkpoint file (.pth, .pt, .safetensors)")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--preprocess-like", metavar="TAG",
                    help="preprocess a file or URL like these registry weights (default: the "
-                        "variant's default weights of the file's key layout)")
+                        "variant's default weights of the file's checkpoint format)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     _max_memory(p)
     p.add_argument("--json", action="store_true")
@@ -362,7 +363,7 @@ def cmd_weights(args, out) -> None:
     variant = get_variant(args.variant).name if args.variant else None
     specs = [s for s in REGISTRY if variant in (None, s.variant)]
     if args.json:
-        json.dump([{"name": s.name, "variant": s.variant, "tag": s.tag, "source": s.source,
+        json.dump([{"name": s.name, "variant": s.variant, "tag": s.tag, "source": s.checkpoint_format,
                     "location": s.location, "sha256_prefix": s.sha256_prefix,
                     "preprocess": s.preprocess.describe(), "top1": s.top1, "top5": s.top5,
                     "accuracy_source": s.accuracy_source} for s in specs], out, indent=2)
@@ -371,7 +372,7 @@ def cmd_weights(args, out) -> None:
     if not specs:
         out.write(f"{variant} has no public pretrained weights\n")
     for s in specs:
-        out.write(f"{s.name:38} {s.source:11} top-1 {s.top1:.1f} %  {s.location}\n"
+        out.write(f"{s.name:38} {s.checkpoint_format:11} top-1 {s.top1:.1f} %  {s.location}\n"
                   f"{'':38} {s.preprocess.describe()}\n")
 
 

@@ -30,7 +30,7 @@ from torch import nn
 from .analysis import DEPTHS
 from .text import shape_text
 from .variants import VARIANTS, ConfigError, build
-from .variants.blocks import Concat, ConvBN, Residual, meta_of
+from .variants.blocks import Concat, ConvBN, Residual, block_info
 
 FORMATS = ("svg", "png")
 OVERLAYS = {"params": "parameters", "macs": "MACs", "activations": "activation memory",
@@ -276,7 +276,7 @@ def _text(text: str) -> str:
 
 
 def _titled(name: str, module: nn.Module) -> str:
-    figure = meta_of(module).get("figure")
+    figure = block_info(module).figure
     return f"{name}\n{figure}" if figure else name
 
 
@@ -376,7 +376,7 @@ class _Drawer:
             title = stage_name if first.isdigit() else first
             if n > 1 and not first.isdigit():
                 title = f"{first} .. {run[-1][0]}"
-        kind = meta_of(m).get("kind", "block")
+        kind = block_info(m).kind or "block"
         kind = "parallel branches" if kind == "stem" else kind  # a small concat block in a stem
         if isinstance(m, Residual):
             kind += f", + x{m.scale:g}" + ("" if m.act is not None else ", no ReLU")
@@ -451,7 +451,7 @@ class _Drawer:
             else:
                 what = "layers" if stage_name == "stem" else "blocks"
                 label, style = f"{stage_name}\n{len(stage)} {what}", "block"
-            figure = meta_of(stage).get("figure")
+            figure = block_info(stage).figure
             label += f"\n{figure}" if figure and figure not in label else ""
             src = self.edge(src, self.node(stage_name, label, self.shapes[id(stage[-1])], style))
             taps.update({f"{stage_name}.{name}": src for name, _ in children})

@@ -59,7 +59,7 @@ def grid_reduction(channels: int, grid: int) -> list[dict]:
             for name, macs, narrow in ways]
 
 
-def residual_scales(model: nn.Module) -> list[dict]:
+def residual_blocks(model: nn.Module) -> list[dict]:
     """Each residual block's scale (and whether a ReLU follows its add), in model order."""
     return [{"block": name, "scale": float(m.scale), "relu": m.act is not None}
             for name, m in model.named_modules() if isinstance(m, Residual)]

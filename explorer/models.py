@@ -21,6 +21,7 @@ from .download import Progress
 from .images import Preprocess
 from .pretrained import WeightsSpec, imagenet_labels
 from .variants import build, resolve
+from .weights import OWN_FORMAT
 
 MAX_BATCH = 32  # images run through the network at once
 
@@ -31,7 +32,7 @@ class LoadedModel:
     variant: str
     layout: str
     weights: str            # what was asked for: "inception_v4.tf_in1k", a URL or a file name
-    source: str             # the checkpoint's key layout as detected
+    checkpoint_format: str  # how the checkpoint's keys were named, as detected
     preprocess: Preprocess
     labels: list[str]
     spec: WeightsSpec | None = None
@@ -50,24 +51,24 @@ def load_model(variant: str, weights, *, layout: str | None = None, device: str 
                preprocess: Preprocess | None = None, progress: Progress | None = None,
                endpoint: str | None = None) -> LoadedModel:
     """Build ``variant`` with real weights, frozen, in eval mode."""
-    info, lay, _ = resolve(variant, layout or "released")
+    info, lay, _ = resolve(variant, layout)
     path, spec = resolve_weights(info.name, weights, progress=progress, endpoint=endpoint)
     model = build(info.name, layout=lay.name, device=device, weights=path)
     model.requires_grad_(False)
-    source = getattr(model, "weights_source", "explorer")
+    fmt = getattr(model, "checkpoint_format", OWN_FORMAT)
     notes = list(getattr(model, "weights_notes", []))
     if preprocess is None:
         if spec is not None:
             preprocess = spec.preprocess
         else:
-            preprocess, note = default_preprocess(info.name, source)
+            preprocess, note = default_preprocess(info.name, fmt)
             if note:
                 notes.append(note)
     num_classes = model.config.num_classes
     labels = spec.labels() if spec else (imagenet_labels() if num_classes == 1000
                                          else [f"class {i}" for i in range(num_classes)])
     name = spec.name if spec else (str(weights) if is_url(str(weights)) else Path(path).name)
-    return LoadedModel(model, info.name, lay.name, name, source, preprocess, labels, spec, notes)
+    return LoadedModel(model, info.name, lay.name, name, fmt, preprocess, labels, spec, notes)
 
 
 def load_estimate(variant: str, images: int = MAX_BATCH, *, device: str = "cpu",
@@ -75,7 +76,7 @@ def load_estimate(variant: str, images: int = MAX_BATCH, *, device: str = "cpu",
     """The memory a load and a classification of ``images`` photos (one batch at most) need."""
     from .memory import estimate_inference
     return estimate_inference(variant, batch=max(1, min(images, MAX_BATCH)), device=device,
-                              layout=layout or "released")
+                              layout=layout)
 
 
 def guard_load(variant: str, images: int = MAX_BATCH, *, device: str = "cpu",

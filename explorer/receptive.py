@@ -277,10 +277,13 @@ PUBLISHED = {
 }
 
 
-def published(variant: str, layout: str, name: str, repeats=None) -> tuple | None:
+def published(variant: str, layout: str | None, name: str, repeats=None) -> tuple | None:
     """The published (field, stride, padding) of one of our rows, or None. The TF-slim models
     are the released layouts at their reference depth (a row's field depends on the blocks
-    before it; the input size does not change it)."""
-    if layout != "released" or repeats is not None:
+    before it; the input size does not change it). ``layout`` None: the variant's default."""
+    from .variants import VARIANTS
+
+    info = VARIANTS.get(variant)
+    if info is None or (layout or info.default_layout) != "released" or repeats is not None:
         return None
     return PUBLISHED.get(variant, {}).get(name)

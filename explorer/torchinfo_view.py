@@ -27,7 +27,7 @@ def torchinfo_summary(variant: str, *, input_size: int | None = None, depth: str
 
     if depth not in DEPTHS:
         raise ConfigError(f"depth must be one of {', '.join(DEPTHS)}, got {depth!r}")
-    layout = config.pop("layout", "released")
+    layout = config.pop("layout", None)  # None: the variant's own default
     info, lay, cfg = resolve(variant, layout, input_size=input_size, **config)
     size = input_size or info.native_input_size
     with torch.device("meta"):

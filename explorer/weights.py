@@ -1,11 +1,14 @@
-"""Checkpoint files: safe loading, layout detection, key maps onto our modules, strict checks.
+"""Checkpoint files: safe loading, format detection, key maps onto our modules, strict checks.
 
-A checkpoint in torchvision, timm, Cadene (BN-Inception) or facenet layout -- or one saved from
-our own modules ("explorer" layout) -- is read without unpickling code (``weights_only=True``
-or safetensors), its names are put onto ours through the variant's explicit key map, and it is
-refused, with the first few problems listed, unless every tensor lands with the right shape.
-The one tolerated difference is torchvision's: auxiliary-head weights are dropped (with a note)
-when the model is built without its aux heads.
+A checkpoint in torchvision, timm, Cadene (BN-Inception) or facenet format (how its keys are
+named) -- or one saved from our own modules ("explorer" format) -- is read without unpickling
+code (``weights_only=True`` or safetensors), its names are put onto ours through the variant's
+explicit key map, and it is refused, with the first few problems listed, unless every tensor
+lands with the right shape. The one tolerated difference is torchvision's: auxiliary-head
+weights are dropped (with a note) when the model is built without its aux heads.
+
+This module knows no variant: callers pass the variant, layout and config (``explorer.variants``
+imports it, never the other way round).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-NATIVE = "explorer"
+OWN_FORMAT = "explorer"  # a checkpoint saved from our own modules: our names as they are
 SHOW = 5  # how many offending keys an error lists
 
 
@@ -126,14 +129,15 @@ def _is_aux(our_key: str) -> bool:
     return our_key.split(".", 1)[0].startswith("aux")
 
 
-def candidate_sources(layout) -> dict:
-    return {NATIVE: None, **layout.key_maps}
+def checkpoint_formats(layout) -> dict:
+    """The formats a layout loads: ours, then those with a key map."""
+    return {OWN_FORMAT: None, **layout.checkpoint_formats}
 
 
-def detect_source(state: dict, layout, cfg) -> tuple[str, dict[str, str]]:
-    """The checkpoint layout whose key map covers the most of ``state`` (ties: the first)."""
-    best = (-1, NATIVE, {})
-    for source, factory in candidate_sources(layout).items():
+def detect_format(state: dict, layout, cfg) -> tuple[str, dict[str, str]]:
+    """The checkpoint format whose key map covers the most of ``state`` (ties: the first)."""
+    best = (-1, OWN_FORMAT, {})
+    for fmt, factory in checkpoint_formats(layout).items():
         if factory is None:  # our own names: only keys the model has count as mapped
             expected = _expected_keys(layout, cfg)
             mapping = {k: k for k in state if k in expected or _is_aux(k)}
@@ -142,7 +146,7 @@ def detect_source(state: dict, layout, cfg) -> tuple[str, dict[str, str]]:
             mapping, _ = apply_key_map(state, factory(cfg))
             covered = len(mapping)
         if covered > best[0]:
-            best = (covered, source, mapping)
+            best = (covered, fmt, mapping)
     return best[1], best[2]
 
 
@@ -159,18 +163,19 @@ def _expected_keys(layout, cfg) -> dict[str, torch.Size]:
     return _EXPECTED_CACHE[key]
 
 
-def convert(state: dict, info, layout, cfg) -> tuple[dict[str, torch.Tensor], str, list[str]]:
-    """Checkpoint tensors renamed onto our modules and checked; returns (state, source, notes)."""
-    source, mapping = detect_source(state, layout, cfg)
+def convert(state: dict, info, layout, cfg, known=()) -> tuple[dict[str, torch.Tensor], str, list[str]]:
+    """Checkpoint tensors renamed onto our modules and checked; returns (state, format, notes).
+    ``known``: the variants (``VariantInfo``) a refused checkpoint may be recognised as."""
+    fmt, mapping = detect_format(state, layout, cfg)
     expected = _expected_keys(layout, cfg)
     notes = []
     if len(mapping) < len(state) / 2:
-        guess = identify(state)
+        guess = identify(state, known, type(cfg))
         hint = f" It looks like a {guess} checkpoint." if guess else ""
-        offered = ", ".join(candidate_sources(layout))
+        offered = ", ".join(checkpoint_formats(layout))
         raise WeightsError(
             f"this checkpoint does not fit {info.name} ({layout.name} layout), which loads these "
-            f"key layouts: {offered}.{hint} Its first keys: {', '.join(list(state)[:SHOW])}")
+            f"checkpoint formats: {offered}.{hint} Its first keys: {', '.join(list(state)[:SHOW])}")
     ours = {mapping[k]: v for k, v in state.items() if k in mapping}
     unexpected = [k for k in state if k not in mapping]
     unexpected += [mapping[k] for k in state if k in mapping and mapping[k] not in expected]
@@ -198,41 +203,41 @@ def convert(state: dict, info, layout, cfg) -> tuple[dict[str, torch.Tensor], st
         elif missing and any(_is_aux(k) for k in missing):
             hint = " The checkpoint has no auxiliary head: build with aux_logits=False."
         raise WeightsError(
-            f"checkpoint ({source} layout) does not match {info.name} ({layout.name} layout, "
+            f"checkpoint ({fmt} format) does not match {info.name} ({layout.name} layout, "
             f"width {cfg.width}, repeats {cfg.repeats or layout.repeats}): "
             + "; ".join(problems) + "." + hint)
     for k in expected:
         if k.endswith("num_batches_tracked") and k not in ours:
             ours[k] = torch.zeros((), dtype=torch.long)
     ours = {k: (v.float() if v.is_floating_point() else v) for k, v in ours.items()}
-    return ours, source, notes
+    return ours, fmt, notes
 
 
-def load_into(model: nn.Module, weights, info, layout, cfg, device="cpu") -> nn.Module:
-    """Put a checkpoint (path or state dict) into ``model`` (possibly built on "meta")."""
+def load_into(model: nn.Module, weights, info, layout, cfg, device="cpu", known=()) -> nn.Module:
+    """Put a checkpoint (path or state dict) into ``model`` (possibly built on "meta").
+    ``known``: the variants a refused checkpoint may be recognised as (for the message)."""
     state = weights if isinstance(weights, dict) else read_state_dict(weights)
-    ours, source, notes = convert(state, info, layout, cfg)
+    ours, fmt, notes = convert(state, info, layout, cfg, known)
     model.load_state_dict(ours, strict=True, assign=True)
     model.to(device)
-    model.weights_source = source
+    model.checkpoint_format = fmt
     model.weights_notes = notes
     for note in notes:
         warnings.warn(note, stacklevel=3)
     return model
 
 
-def identify(state: dict) -> str | None:
-    """Which of our variants and key layouts a checkpoint fits best ("inception_v4 (timm)")."""
-    from .variants import VARIANTS, Config
-
+def identify(state: dict, known, config_type) -> str | None:
+    """Which of the ``known`` variants and checkpoint formats a checkpoint fits best
+    ("inception_v4 (timm format)"), each at its reference ``config_type()``."""
     best, best_cov = None, 0.5
-    for info in VARIANTS.values():
+    for info in known:
         for lay in info.layouts.values():
-            for source, factory in lay.key_maps.items():
-                mapping, _ = apply_key_map(state, factory(Config()))
-                expected = _expected_keys(lay, Config(aux_logits=lay.has_aux))
+            for fmt, factory in lay.checkpoint_formats.items():
+                mapping, _ = apply_key_map(state, factory(config_type()))
+                expected = _expected_keys(lay, config_type(aux_logits=lay.has_aux))
                 hits = sum(1 for k in mapping.values() if k in expected)
                 cov = hits / max(len(state), 1)
                 if cov > best_cov:
-                    best, best_cov = f"{info.name} ({source} layout)", cov
+                    best, best_cov = f"{info.name} ({fmt} format)", cov
     return best

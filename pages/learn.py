@@ -113,7 +113,7 @@ variant = a.radio("network", ("inception_resnet_v2", "inception_resnet_v1"), key
 scale = a.select_slider("scale every block", ("reference", 0.05, 0.1, 0.2, 0.3, 0.5, 1.0),
                         key="s_scale")
 config = {} if scale == "reference" else {"scale": scale}
-scales = data.residual_scales(variant, **config)
+scales = data.residual_block_table(variant, **config)
 b.plotly_chart(charts.residual_scale_chart(scales))
 growth = lessons.std_growth([s["scale"] for s in scales])
 unscaled = lessons.std_growth([1.0] * len(scales))

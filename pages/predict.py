@@ -44,7 +44,7 @@ with st.sidebar:
             # in the sidebar, so that it is drawn on every run: what it shows is what is used
             checkpoints[variant] = st.file_uploader(
                 uploader_label(variant), type=["pth", "pt", "safetensors", "bin"],
-                key=f"ckpt_{variant}", help="torchvision, timm, Cadene, facenet or explorer layout; "
+                key=f"ckpt_{variant}", help="torchvision, timm, Cadene, facenet or explorer format; "
                                             "read without unpickling code")
     cuda = torch.cuda.is_available()
     device = st.radio("Device", ("CPU", "GPU (cuda)"), key="predict_device", disabled=not cuda,
@@ -139,7 +139,7 @@ for col, variant in zip(columns, chosen):
             st.warning(note, icon=":material/memory:")
         loaded_models[variant] = loaded
         shown = md_escape(label) if choices[variant] == UPLOAD else label  # a user's file name
-        st.caption(f"{shown} · {loaded.source} layout · {len(images)} image(s) in "
+        st.caption(f"{shown} · {loaded.checkpoint_format} checkpoint · {len(images)} image(s) in "
                    f"{ms:.0f} ms on {loaded.device.type.upper()}")
         for note in loaded.notes:
             st.caption(f"note: {md_escape(note)}")

@@ -158,7 +158,7 @@ def test_grid_reduction_costs_and_bottleneck():
 
 def test_residual_scales_and_label_smoothing():
     from explorer import build
-    scales = lessons.residual_scales(build("inception_resnet_v2", device="meta"))
+    scales = lessons.residual_blocks(build("inception_resnet_v2", device="meta"))
     assert len(scales) == 40 and scales[0]["scale"] == pytest.approx(0.17)
     assert scales[-1] == {"block": "inception_resnet_c.9", "scale": 1.0, "relu": False}
     assert lessons.std_growth([1.0] * 4) == pytest.approx(4.0)

@@ -30,7 +30,7 @@ from explorer.published import best_published
 from explorer.weights import WeightsError
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMM_TAGS = [s for s in REGISTRY if s.source == "timm"]
+TIMM_TAGS = [s for s in REGISTRY if s.checkpoint_format == "timm"]
 
 
 def probs_of(logits: torch.Tensor) -> torch.Tensor:
@@ -59,7 +59,8 @@ def test_labels_are_torchvisions_categories():
     assert imagenet_labels()[281] == "tabby"
 
 
-@pytest.mark.parametrize("spec", [s for s in REGISTRY if s.source == "torchvision"], ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", [s for s in REGISTRY if s.checkpoint_format == "torchvision"],
+                         ids=lambda s: s.name)
 def test_torchvision_specs_match_torchvision(spec):
     import torchvision.models as tvm
     enum = {"googlenet": tvm.GoogLeNet_Weights, "inception_v3": tvm.Inception_V3_Weights}[spec.variant]
@@ -164,11 +165,11 @@ def test_timm_checkpoint_predicts_like_timm(fmt, reference_zoo, photos, tmp_path
 
 def test_a_file_is_preprocessed_like_the_default_weights_of_its_layout(reference_zoo):
     tv = load_model("inception_v3", reference_zoo["torchvision_inception_v3"].path)
-    assert tv.source == "torchvision"
+    assert tv.checkpoint_format == "torchvision"
     assert tv.preprocess == find_spec("inception_v3", "IMAGENET1K_V1").preprocess
     tm = load_model("inception_v3", reference_zoo["timm_inception_v3"].path)
     # timm's v3 keys equal torchvision's: the file is torchvision-layout, preprocessed as such
-    assert tm.source in ("torchvision", "timm")
+    assert tm.checkpoint_format in ("torchvision", "timm")
     v4 = load_model("inception_v4", reference_zoo["timm_inception_v4"].path)
     assert v4.preprocess == find_spec("inception_v4", "tf_in1k").preprocess
     assert not v4.model.training
@@ -378,7 +379,7 @@ def test_a_file_in_our_own_layout_says_whose_preprocessing_it_gets(tmp_path):
     path = tmp_path / "mine.pth"
     torch.save(explorer.build("googlenet", width=1.0).state_dict(), path)
     loaded = load_model("googlenet", path)
-    assert loaded.source == "explorer"
-    assert loaded.notes == ["a file in explorer layout: preprocessed like googlenet.IMAGENET1K_V1 "
+    assert loaded.checkpoint_format == "explorer"
+    assert loaded.notes == ["a file in explorer format: preprocessed like googlenet.IMAGENET1K_V1 "
                             f"({loaded.preprocess.describe()}); choose another if it was trained "
                             "differently"]

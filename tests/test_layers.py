@@ -47,13 +47,6 @@ BELOW = {
 # Streamlit belongs to the app; the command line only starts it (``inception-explorer app``).
 STREAMLIT_LAYERS = {"ui", "pages", "cli"}
 
-# Arrows known to be wrong, each to be removed by the work named. The test fails when one has
-# gone, so that this list only ever shrinks.
-KNOWN_WRONG = {
-    ("explorer.weights", "explorer.variants"):
-        "issue 12 item 2: weights knows no variant (the variants <-> weights cycle)",
-}
-
 
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -75,10 +68,17 @@ def is_module(name: str) -> bool:
 
 
 def imports(name: str, path: Path) -> set[str]:
-    """Every module ``name`` imports: top level, in functions and under ``if``."""
+    """Every module ``name`` imports at run time: top level, in functions and under ``if``
+    (not under ``if TYPE_CHECKING:``, which only type checkers run)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text(), str(path))
+    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                   and "TYPE_CHECKING" in ast.unparse(block.test)
+                   for stmt in block.body for n in ast.walk(stmt)}
     out = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             out |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -111,12 +111,15 @@ ARROWS = arrows()
 
 
 def test_the_import_reader_sees_lazy_and_relative_imports():
-    """The reader itself: a lazy import inside a function, ``from . import x`` and ``..x``."""
+    """The reader itself: a lazy import inside a function, ``from . import x``, ``..x`` and
+    ``if TYPE_CHECKING:``."""
     seen = {t for n, t in ARROWS if n == "explorer.cli"}
     assert "explorer.inference" in seen          # inside cmd_predict
     assert {t for n, t in ARROWS if n == "explorer.lab.probe"} >= {
         "explorer.lab.data", "explorer.cache", "explorer.variants"}  # "from . import data", "..cache"
     assert ("explorer.ui.graph_panel", "explorer.charts") in ARROWS  # "from explorer import charts"
+    # variants/config.py names VariantInfo for type checkers only: no arrow at run time
+    assert ("explorer.variants.config", "explorer.variants.facts") not in ARROWS
 
 
 def test_every_module_has_a_layer():
@@ -130,7 +133,7 @@ def test_imports_run_one_way():
         if not target.startswith("explorer") or target == "explorer" or name == "explorer":
             continue
         mine, theirs = layer_of(name), layer_of(target)
-        if theirs != mine and theirs not in BELOW[mine] and (name, target) not in KNOWN_WRONG:
+        if theirs != mine and theirs not in BELOW[mine]:
             wrong.append(f"{name} ({mine}) imports {target} ({theirs})")
     assert not wrong, "\n".join(wrong)
 
@@ -139,7 +142,7 @@ def test_no_module_imports_itself_back():
     """Within a layer too, arrows run one way: no cycle of imports between modules."""
     graph = {}
     for name, target in ARROWS:
-        if target in MODULES and target != name and (name, target) not in KNOWN_WRONG:
+        if target in MODULES and target != name:
             graph.setdefault(name, set()).add(target)
     done, path = set(), []
 
@@ -160,11 +163,6 @@ def test_no_module_imports_itself_back():
     for name in sorted(MODULES):
         cycle = cycle_from(name)
         assert not cycle, " -> ".join(cycle)
-
-
-def test_known_wrong_arrows_are_still_there():
-    gone = [f"{a} -> {b} ({why})" for (a, b), why in KNOWN_WRONG.items() if (a, b) not in ARROWS]
-    assert not gone, f"fixed: remove from KNOWN_WRONG: {gone}"
 
 
 def test_only_the_app_imports_streamlit():
@@ -196,7 +194,7 @@ def check(arrows: list[tuple[str, str]]) -> list[str]:
     ("explorer.cli", "explorer.ui.data"),
     ("explorer.analysis", "explorer.inference"),   # the library reaching up
     ("explorer.variants.blocks", "explorer.graph"),
-    ("explorer.weights", "explorer.variants"),
+    ("explorer.weights", "explorer.variants"),    # weights knows no variant
     ("explorer.images", "explorer.pretrained"),
     ("pages.overview", "explorer.cli"),
 ])

@@ -152,7 +152,7 @@ def test_the_installed_app_serves_every_page(installed, weights_dir, tmp_path, m
             assert tab.url.split("?")[0] == f"{url}/{name}", "a page the app does not know"
             if name == "predict":  # the installed app predicts with the weights folder
                 tab.wait_for_selector("[data-testid='stPlotlyChart']")
-                assert "googlenet.IMAGENET1K_V1 · torchvision layout" in tab.locator(
+                assert "googlenet.IMAGENET1K_V1 · torchvision checkpoint" in tab.locator(
                     "[data-testid='stMain']").inner_text()
             heads[name] = tab.locator("h1").first.inner_text()
         browser.close()

@@ -37,7 +37,7 @@ def test_predict_page_shows_top5_gradcam_and_feature_maps(weights_dir, monkeypat
     images = at.get("image")
     assert len(images) == 3, "the crop googlenet sees, the Grad-CAM overlay, the feature maps"
     captions = " ".join(c.value for c in at.caption)
-    assert "googlenet.IMAGENET1K_V1" in captions and "torchvision layout" in captions
+    assert "googlenet.IMAGENET1K_V1" in captions and "torchvision checkpoint" in captions
     slider = at.select_slider(key="see_block_googlenet")
     assert slider.value.startswith("inception_4")
     slider.set_value("inception_3.inception_3a").run()
@@ -103,7 +103,7 @@ def test_the_checkpoint_shown_is_the_checkpoint_used(googlenet_checkpoint, monke
     at.file_uploader(key="ckpt_googlenet").set_value(("my googlenet.pth", googlenet_checkpoint,
                                                       "application/octet-stream")).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert any(c.value.startswith("my googlenet\\.pth · torchvision layout") for c in at.caption)
+    assert any(c.value.startswith("my googlenet\\.pth · torchvision checkpoint") for c in at.caption)
     # no photo: the page stops early, yet the checkpoint uploader is still drawn (an uploader
     # left out of a run loses its file in the browser while the server would keep using it)
     at.pills(key="samples").set_value([]).run()
@@ -113,7 +113,7 @@ def test_the_checkpoint_shown_is_the_checkpoint_used(googlenet_checkpoint, monke
     assert any(c.value.startswith("my googlenet\\.pth") for c in at.caption)
     # cleared in the uploader: cleared in use
     at.file_uploader(key="ckpt_googlenet").set_value(None).run()
-    assert not any("torchvision layout" in c.value for c in at.caption)
+    assert not any("torchvision checkpoint" in c.value for c in at.caption)
     assert any("**Checkpoint for googlenet**" in i.value for i in at.info)
 
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from explorer import VARIANTS, ConfigError, build, list_variants
-from explorer.variants.blocks import InceptionNet, InceptionOutputs, Residual
+from explorer.variants.blocks import Concat, InceptionNet, InceptionOutputs, Residual
 from explorer.weights import WeightsError
 
 ALL_LAYOUTS = [(v, lay) for v, info in VARIANTS.items() for lay in info.layouts]
@@ -623,3 +623,53 @@ def test_inception_v3_paper_layout_follows_table_1(meta_forward_shapes):
                       "inception_b": (768, 17, 17), "inception_c": (2048, 8, 8)}
     released = build("inception_v3", device="meta")
     assert meta_forward_shapes(released, 299, ["stem"]) == {"stem": (192, 35, 35)}
+
+
+def test_printing_v4_names_each_blocks_kind_and_figure():
+    """``print(model)`` reads like the paper: every stage and block says its kind and figure."""
+    model = build("inception_v4", device="meta")
+    lines = repr(model).splitlines()
+    # the line after "(name): Class(" is the module's own description (its extra_repr)
+    described = {lines[i].strip(): lines[i + 1].strip() for i in range(len(lines) - 1)
+                 if lines[i].rstrip().endswith("(")}
+    # stage -> (the stage's kind, its blocks' kind, the figure that draws them)
+    expected = {"stem": ("stem", "stem", "Figure 3"),
+                "inception_a": ("stage", "inception", "Figure 4"),
+                "reduction_a": ("reduction", "reduction", "Figure 7"),
+                "inception_b": ("stage", "inception", "Figure 5"),
+                "reduction_b": ("reduction", "reduction", "Figure 8"),
+                "inception_c": ("stage", "inception", "Figure 6")}
+    blocks = 0
+    for stage_name, (stage_kind, kind, figure) in expected.items():
+        stage = getattr(model, stage_name)
+        assert described[f"({stage_name}): Stage("] == f"kind={stage_kind}, figure=v4 paper, {figure}"
+        for name, block in stage.named_children():
+            if not isinstance(block, Concat):
+                continue  # the stem's plain convs and pools are layers, not blocks
+            blocks += 1
+            text = repr(block).splitlines()[1].strip()
+            assert text == f"kind={kind}, figure=v4 paper, {figure}", (stage_name, name)
+    assert blocks == 3 + 4 + 1 + 7 + 1 + 3  # mixed_3a/4a/5a, then the paper's 4 / 7 / 3 blocks
+    assert described["(head): ClassifierHead("] == "kind=head"
+    # a residual block adds its scale to the same line
+    ir = build("inception_resnet_v2", device="meta")
+    assert repr(ir.inception_resnet_a[0]).splitlines()[1].strip() == (
+        "kind=residual, figure=v4 paper, Figure 16, scale=0.17")
+
+
+def test_each_variant_declares_its_facts_once_in_its_module():
+    """Layouts, papers' results and weights entries live in the variant's own module; the
+    published and pretrained registries are views of them, not copies."""
+    from explorer import pretrained, published
+
+    for name, info in VARIANTS.items():
+        assert all(key == lay.name == ("paper" if lay.paper else "released")
+                   for key, lay in info.layouts.items()), name
+        assert info.default_layout in info.layouts
+        assert [s.variant for s in info.weights] == [name] * len(info.weights)
+        assert pretrained.specs_for(name) == list(info.weights)
+        assert published.PUBLISHED[name] == info.published
+        # the default weights' accuracy is the "weights" result itself, not an equal copy
+        if info.weights:
+            assert published.best_published(name) is info.weights[0].accuracy
+        assert all(r.kind == "paper" for r in info.paper_results)

@@ -52,7 +52,7 @@ def test_torchvision_googlenet_without_aux_drops_aux_weights_with_a_warning(refe
     ref = reference_zoo["torchvision_googlenet"]
     with pytest.warns(UserWarning, match=r"dropped 20 auxiliary-head tensors .*aux_logits=False"):
         model = explorer.build("googlenet", weights=ref.path)
-    assert model.weights_source == "torchvision"
+    assert model.checkpoint_format == "torchvision"
     assert len(model.weights_notes) == 1
     assert not any(name.startswith("aux") for name, _ in model.named_children())
     assert_matches_reference(model, ref)
@@ -77,7 +77,7 @@ def _train_outputs_match(model, reference, x, heads: int):
 def test_torchvision_googlenet_with_aux(reference_zoo):
     ref = reference_zoo["torchvision_googlenet"]
     model = build_quietly("googlenet", aux_logits=True, weights=ref.path)
-    assert model.weights_source == "torchvision" and model.weights_notes == []
+    assert model.checkpoint_format == "torchvision" and model.weights_notes == []
     assert_matches_reference(model, ref)
     with torch.no_grad():
         _train_outputs_match(model, ref.train_copy(), ref.x, heads=2)
@@ -105,7 +105,7 @@ def test_torchvision_inception_v3_with_aux(reference_zoo):
 def test_timm_models(reference_zoo, name, source):
     ref = reference_zoo[name]
     model = build_quietly(ref.spec.variant, weights=ref.path)
-    assert model.weights_source in source
+    assert model.checkpoint_format in source
     assert_matches_reference(model, ref)
 
 
@@ -121,7 +121,7 @@ def test_safetensors_checkpoint(reference_zoo, tmp_path):
     path = tmp_path / "inception_v4.safetensors"
     save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(path))
     model = build_quietly("inception_v4", weights=path)
-    assert model.weights_source == "timm"
+    assert model.checkpoint_format == "timm"
     assert_matches_reference(model, ref)
 
 
@@ -152,7 +152,7 @@ def test_round_trip_in_our_own_layout(tmp_path, randomize_batchnorm, variant, la
     path = tmp_path / "ours.pth"
     torch.save(original.state_dict(), path)
     loaded = build_quietly(variant, layout=layout, weights=path, **kwargs)
-    assert loaded.weights_source == "explorer"
+    assert loaded.checkpoint_format == "explorer"
     x = torch.randn(2, 3, size, size)
     expected, got = logits_of(original, x), logits_of(loaded, x)
     assert torch.equal(got, expected)
@@ -189,7 +189,7 @@ def test_released_weights_into_the_paper_layout_name_their_layout(reference_zoo)
     ref = reference_zoo["torchvision_googlenet"]
     with pytest.raises(WeightsError) as err:
         explorer.build("googlenet", layout="paper", weights=ref.path)
-    assert "googlenet (torchvision layout)" in str(err.value)
+    assert "googlenet (torchvision format)" in str(err.value)
 
 
 def test_missing_keys_are_listed(reference_zoo, tmp_path):
@@ -205,7 +205,7 @@ def test_missing_keys_are_listed(reference_zoo, tmp_path):
     message = str(err.value)
     assert "inception_c.2.branches.pool.1.conv.weight" in message
     assert "head.fc.bias" in message
-    assert "timm layout" in message
+    assert "timm format" in message
 
 
 def test_unexpected_keys_are_listed(reference_zoo, tmp_path):
@@ -339,3 +339,16 @@ def test_files_without_a_state_dict_are_refused(tmp_path, content, message):
     torch.save(content, path)
     with pytest.raises(WeightsError, match=message):
         explorer.build("googlenet", weights=path)
+
+
+def test_weights_knows_no_variant():
+    """The arrows run one way: explorer.variants imports explorer.weights, never the reverse
+    (a refused checkpoint is recognised among the variants the caller passes in)."""
+    import subprocess
+    import sys
+
+    probe = "import sys, explorer.weights; print(any(m.startswith('explorer.variants') for m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..variants import ConfigError, build, resolve
-from ..variants.config import min_input_size, residual_scales
+from ..variants.config import min_input_size, scale_per_stage
 
 LAB_VARIANTS = ("inception_v3", "inception_v4", "inception_resnet_v1", "inception_resnet_v2")
 
@@ -37,7 +37,7 @@ class LabConfig:
         size = self.input_size if self.input_size is not None else min_input_size(lay)
         _, lay, cfg = resolve(self.variant, self.layout, num_classes=10, input_size=size,
                               **{k: v for k, v in options.items() if v is not None})
-        scale = residual_scales(lay, cfg) if lay.scale is not None else None
+        scale = scale_per_stage(lay, cfg) if lay.scale is not None else None
         return LabConfig(self.variant, float(cfg.width), tuple(cfg.repeats or lay.repeats or ()) or None,
                          None if scale is None else (scale[0] if len(set(scale)) == 1 else scale),
                          size, lay.name)

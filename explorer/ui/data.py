@@ -14,7 +14,7 @@ from explorer.compare import compare_rows
 from explorer.graph import render, to_dot
 from explorer.published import best_published
 from explorer.variants import VARIANTS, build
-from explorer.variants.blocks import meta_of
+from explorer.variants.blocks import block_info
 
 WARMUP = "Running the network on the meta device (the first run warms torch up: a few seconds)..."
 
@@ -34,10 +34,10 @@ def blocks(variant: str, **config) -> dict[str, dict]:
     for stage_name in model.stage_names:
         stage = getattr(model, stage_name)
         for name, block in stage.named_children():
-            meta = {**meta_of(stage), **{k: v for k, v in meta_of(block).items() if v}}
-            out[f"{stage_name}.{name}"] = {"kind": meta.get("kind", ""),
-                                           "figure": meta.get("figure", ""),
-                                           "idea": meta.get("idea", ""), "stage": stage_name}
+            own, of_stage = block_info(block), block_info(stage)
+            out[f"{stage_name}.{name}"] = {"kind": own.kind or of_stage.kind,
+                                           "figure": own.figure or of_stage.figure,
+                                           "idea": own.idea or of_stage.idea, "stage": stage_name}
     return out
 
 
@@ -71,9 +71,9 @@ def model(variant: str, device: str, **config):
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def residual_scales(variant: str, **config) -> list[dict]:
-    from explorer.lessons import residual_scales as scales_of
-    return scales_of(build(variant, device="meta", **config))
+def residual_block_table(variant: str, **config) -> list[dict]:
+    from explorer.lessons import residual_blocks
+    return residual_blocks(build(variant, device="meta", **config))
 
 
 # -- predictions -------------------------------------------------------------------------------
@@ -123,7 +123,8 @@ def what_it_sees(loaded, image):
     import hashlib
 
     pixels = hashlib.sha256(image.tobytes()).hexdigest()
-    key = (loaded.variant, loaded.layout, loaded.weights, loaded.source, str(loaded.device))
+    key = (loaded.variant, loaded.layout, loaded.weights, loaded.checkpoint_format,
+           str(loaded.device))
     return _saliency(key, pixels, image.size, loaded.preprocess, _loaded=loaded, _image=image)
 
 

@@ -181,7 +181,7 @@ def _field_lines(variant: str, config: dict, row: dict) -> str:
     text = (f"\n- **receptive field**: {charts.field_text(row['rf'])} px, jump "
             f"{charts.field_text(row['jump'])} px, first unit centred on input pixel "
             f"({charts.field_text(row['rf_offset']).replace(' x ', ', ')})")
-    pub = receptive.published(variant, config.get("layout", "released"), row["name"],
+    pub = receptive.published(variant, config.get("layout"), row["name"],
                               config.get("repeats"))
     if pub:
         text += (f"\n- **published** (TF-slim): field {pub[0]} px, stride {pub[1]} px "

@@ -11,13 +11,14 @@ Every network of the family is assembled from a handful of pieces:
 - ``InceptionNet``: stages of blocks run in order, with auxiliary heads tapped after named blocks.
 
 Branches are always ``nn.Sequential`` so that analysis and drawing code can walk any block the
-same way. Modules carry a small ``explorer_meta`` dict (kind, paper figure, idea) that the
-analysis and the graph read; it never affects the computation.
+same way. Blocks, stages and heads carry a ``BlockInfo`` (kind, paper figure, idea) that the
+analysis and the graph read, and that ``print(model)`` shows; it never affects the computation.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -27,14 +28,38 @@ from torch import nn
 BN_EPS = 1e-3
 
 
+@dataclass(frozen=True)
+class BlockInfo:
+    """What a block is in the paper: its kind ("inception", "reduction", "residual", "stem",
+    "stage", "split", "aux", "head"), the figure or table that draws it, and its idea."""
+
+    kind: str = ""
+    figure: str = ""
+    idea: str = ""
+
+
+NO_INFO = BlockInfo()
+
+
 def tag(module: nn.Module, kind: str, figure: str = "", idea: str = "") -> nn.Module:
-    """Attach what a block is in the paper (read by analysis and graph code)."""
-    module.explorer_meta = {"kind": kind, "figure": figure, "idea": idea}
+    """Attach what a block is in the paper (read by analysis and graph code, shown by repr)."""
+    module.block_info = BlockInfo(kind, figure, idea)
     return module
 
 
-def meta_of(module: nn.Module) -> dict:
-    return getattr(module, "explorer_meta", {})
+def block_info(module: nn.Module) -> BlockInfo:
+    """A module's ``BlockInfo``; an empty one for modules the papers do not name (layers)."""
+    return getattr(module, "block_info", NO_INFO)
+
+
+class Described:
+    """Mixin: ``repr`` names the block's kind and paper figure, e.g.
+    ``Concat(kind=inception, figure=v4 paper, Figure 4 ...)``."""
+
+    def extra_repr(self) -> str:
+        info = block_info(self)
+        parts = [f"kind={info.kind}"] if info.kind else []
+        return ", ".join(parts + ([f"figure={info.figure}"] if info.figure else []))
 
 
 class ConvBN(nn.Module):
@@ -62,7 +87,7 @@ class ConvBN(nn.Module):
         return x
 
 
-class Concat(nn.Module):
+class Concat(Described, nn.Module):
     """Parallel branches applied to the same input and concatenated along channels."""
 
     def __init__(self, branches: dict[str, nn.Module]):
@@ -99,10 +124,10 @@ class Residual(Concat):
         return out
 
     def extra_repr(self):
-        return f"scale={self.scale}"
+        return ", ".join(filter(None, (super().extra_repr(), f"scale={self.scale}")))
 
 
-class AuxHead(nn.Module):
+class AuxHead(Described, nn.Module):
     """An auxiliary classifier: pool -> 1x1 conv 128 -> (conv) -> fc layers.
 
     Built from ``layers`` so that GoogLeNet's and Inception-v3's heads, which differ in their
@@ -120,8 +145,12 @@ class AuxHead(nn.Module):
         return x
 
 
-class ClassifierHead(nn.Sequential):
+class ClassifierHead(Described, nn.Sequential):
     """(optional convs) -> global average pool -> flatten -> dropout -> fc (-> ...)."""
+
+
+class Stage(Described, nn.Sequential):
+    """Blocks of one stage (``stem``, ``inception_a``, ...), run in order."""
 
 
 def classifier_head(in_channels: int, num_classes: int, dropout: float, *, pre=None,
@@ -219,7 +248,7 @@ class Widths:
         return max(1, int(round(channels * self.width)))
 
 
-def stage(blocks, kind: str, figure: str = "", idea: str = "") -> nn.Sequential:
+def stage(blocks, kind: str, figure: str = "", idea: str = "") -> Stage:
     """A stage: blocks in order (a dict keeps their names, a list numbers them)."""
-    seq = nn.Sequential(OrderedDict(blocks)) if isinstance(blocks, dict) else nn.Sequential(*blocks)
+    seq = Stage(OrderedDict(blocks)) if isinstance(blocks, dict) else Stage(*blocks)
     return tag(seq, kind, figure, idea)

@@ -13,10 +13,12 @@ from functools import partial
 
 from torch import nn
 
+from ..images import Preprocess
 from .blocks import Concat, ConvBN, InceptionNet, Widths, classifier_head, stage, tag
 from .config import Config, Layout
+from .facts import V4_TABLE, Result, VariantInfo, WeightsSpec
 
-FIG = "Batch Normalization, Figure 5"
+FIGURE_5 = "Batch Normalization, Figure 5"
 IDEA = ("the 5x5 branch becomes two stacked 3x3 convs, and batch norm after every conv allows "
         "much higher learning rates")
 REDUCTION_IDEA = ("a stride-2 module: convs and a max pool in parallel halve the grid while the "
@@ -24,7 +26,7 @@ REDUCTION_IDEA = ("a stride-2 module: convs and a max pool in parallel halve the
 
 # Figure 5: (#1x1, #3x3 reduce, #3x3, double #3x3 reduce, double #3x3, pool, pool proj);
 # #1x1 = 0 marks a stride-2 module whose pool branch is passed through.
-FIGURE_5 = {
+FIGURE_5_WIDTHS = {
     "3a": (64, 64, 64, 64, 96, "avg", 32),
     "3b": (64, 64, 96, 64, 96, "avg", 64),
     "3c": (0, 128, 160, 64, 96, "max", 0),
@@ -40,8 +42,8 @@ FIGURE_5 = {
 conv = partial(ConvBN, bias=True, eps=1e-5)
 
 
-def module(in_ch: int, spec, w: Widths) -> tuple[nn.Module, int]:
-    c1, c3r, c3, d3r, d3, pool, proj = spec
+def module(in_ch: int, widths, w: Widths) -> tuple[nn.Module, int]:
+    c1, c3r, c3, d3r, d3, pool, proj = widths
     reduce = c1 == 0
     stride = 2 if reduce else 1
     branches = {}
@@ -53,12 +55,12 @@ def module(in_ch: int, spec, w: Widths) -> tuple[nn.Module, int]:
     if reduce:
         branches["pool"] = nn.Sequential(nn.MaxPool2d(3, 2, ceil_mode=True))
         out = w(c3) + w(d3) + in_ch
-        return tag(Concat(branches), "reduction", FIG, REDUCTION_IDEA), out
+        return tag(Concat(branches), "reduction", FIGURE_5, REDUCTION_IDEA), out
     pool_layer = (nn.AvgPool2d(3, 1, 1, ceil_mode=True, count_include_pad=True) if pool == "avg"
                   else nn.MaxPool2d(3, 1, 1, ceil_mode=True))
     branches["pool"] = nn.Sequential(pool_layer, conv(in_ch, w(proj), 1))
     out = w(c1) + w(c3) + w(d3) + w(proj)
-    return tag(Concat(branches), "inception", FIG, IDEA), out
+    return tag(Concat(branches), "inception", FIGURE_5, IDEA), out
 
 
 def build(cfg: Config) -> InceptionNet:
@@ -70,16 +72,16 @@ def build(cfg: Config) -> InceptionNet:
         conv2=conv(w(64), w(192), 3, 1, 1),
         pool2=nn.MaxPool2d(3, 2, ceil_mode=True),
     )
-    stages = {"stem": stage(stem, "stem", FIG, "plain convolutions shrink 224x224 to 28x28")}
+    stages = {"stem": stage(stem, "stem", FIGURE_5, "plain convolutions shrink 224x224 to 28x28")}
     ch = w(192)
     groups = (("inception_3", "3a 3b"), ("reduction_3", "3c"), ("inception_4", "4a 4b 4c 4d"),
               ("reduction_4", "4e"), ("inception_5", "5a 5b"))
     for stage_name, names in groups:
         blocks = OrderedDict()
         for n in names.split():
-            blocks[f"inception_{n}"], ch = module(ch, FIGURE_5[n], w)
+            blocks[f"inception_{n}"], ch = module(ch, FIGURE_5_WIDTHS[n], w)
         kind = "reduction" if stage_name.startswith("reduction") else "stage"
-        stages[stage_name] = stage(blocks, kind, FIG, REDUCTION_IDEA if kind == "reduction" else IDEA)
+        stages[stage_name] = stage(blocks, kind, FIGURE_5, REDUCTION_IDEA if kind == "reduction" else IDEA)
     dropout = cfg.dropout if cfg.dropout is not None else 0.0
     return InceptionNet(stages, classifier_head(ch, cfg.num_classes, dropout))
 
@@ -94,7 +96,7 @@ def cadene_key_map(cfg: Config) -> list:
              "double_3x3_1": "3x3dbl.1", "double_3x3_2": "3x3dbl.2", "pool_proj": "pool.1"}
     stage_of = {"3a": "inception_3", "3b": "inception_3", "3c": "reduction_3", "4e": "reduction_4",
                 "5a": "inception_5", "5b": "inception_5"}
-    for n in FIGURE_5:
+    for n in FIGURE_5_WIDTHS:
         prefix = f"{stage_of.get(n, 'inception_4')}.inception_{n}.branches"
         for theirs, ours in parts.items():
             rules += [(f"inception_{n}_{theirs}", f"{prefix}.{ours}.conv", None),
@@ -104,7 +106,8 @@ def cadene_key_map(cfg: Config) -> list:
 
 LAYOUTS = {
     "released": Layout(
-        "released", build, min_input_size=31, key_maps={"cadene": cadene_key_map},
+        False, build, min_input_size=31,
+        checkpoint_formats={"cadene": cadene_key_map},
         notes=(
             "Cadene's port of the Caffe model, which follows the paper's Figure 5: the released "
             "and the paper layout are one network.",
@@ -113,4 +116,24 @@ LAYOUTS = {
             "Its weights expect BGR input in 0-255 minus the mean (104, 117, 128).",
         )),
 }
-LAYOUTS["paper"] = replace(LAYOUTS["released"], name="paper")
+# the paper's layout is the same network (Figure 5), offered under its own name
+LAYOUTS["paper"] = replace(LAYOUTS["released"], paper=True)
+
+VARIANT = VariantInfo(
+    "bn_inception", "BN-Inception (the v4 paper's Inception-v2)",
+    "Batch Normalization: Accelerating Deep Network Training by Reducing Internal Covariate "
+    "Shift", "1502.03167", 2015, 224,
+    "batch norm everywhere, and the 5x5 branch replaced by two 3x3 convs", LAYOUTS,
+    differences=("none: the public Caffe weights follow Figure 5",),
+    paper_results=(Result(74.8, 92.2, V4_TABLE + " (BN-Inception: 25.2 / 7.8 % error)", "paper"),),
+    weights=(
+        # converted from Caffe by Cadene (pretrainedmodels)
+        WeightsSpec(
+            "bn_inception", "imagenet", "cadene",
+            # Cadene's pretrainedmodels: Caffe convention, BGR in 0..255 minus the channel means.
+            Preprocess(224, 256, "bilinear", (104.0, 117.0, 128.0), (1.0, 1.0, 1.0),
+                       channel_order="BGR", value_range=255.0),
+            Result(73.524, 91.562, "Cadene pretrainedmodels README (bninception)", "weights"),
+            url="http://data.lip6.fr/cadene/pretrainedmodels/bn_inception-52deb4733.pth",
+            sha256_prefix="52deb4733"),
+    ))

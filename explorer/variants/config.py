@@ -1,12 +1,16 @@
-"""What a variant is (its facts and layouts) and how a build is configured (bounds checked)."""
+"""A variant's layouts (paper or released) and how a build is configured (bounds checked)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from .facts import VariantInfo
 
 MAX_INPUT_SIZE = 2048
 MAX_WIDTH = 4.0
@@ -30,42 +34,28 @@ class Config:
     repeats: tuple[int, ...] | None = None
     input_size: int | None = None
 
-    def with_(self, **changes) -> Config:
-        return replace(self, **changes)
-
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: one object per layout
 class Layout:
-    """One way of laying out a variant: the paper's, or the one its public checkpoints use."""
+    """One way of laying out a variant: the paper's (``paper=True``), or the one its public
+    checkpoints use (``paper=False``, named "released")."""
 
-    name: str
+    paper: bool
     build: Callable[[Config], object]
     min_input_size: int
     min_input_size_aux: int | None = None  # aux heads may need larger feature maps
     notes: tuple[str, ...] = ()
-    # checkpoint layout name ("torchvision", "timm", ...) -> KeyMap factory taking the Config
-    key_maps: dict[str, Callable[[Config], list]] = field(default_factory=dict)
+    # checkpoint format ("torchvision", "timm", ...) -> its key map's rules, given the Config
+    checkpoint_formats: dict[str, Callable[[Config], list]] = field(default_factory=dict)
     repeats: tuple[int, ...] | None = None  # reference blocks per repeatable stage
     repeat_stages: tuple[str, ...] = ()
     scale: tuple[float, float, float] | None = None  # reference residual scales, A/B/C
     dropout: float = 0.0  # reference dropout before the classifier
     has_aux: bool = False
 
-
-@dataclass(frozen=True)
-class VariantInfo:
-    name: str
-    title: str
-    paper: str
-    arxiv: str
-    year: int
-    native_input_size: int
-    idea: str
-    layouts: dict[str, Layout]
-    default_layout: str = "released"
-    differences: tuple[str, ...] = ()  # paper vs released, worth showing
-    figures: dict[str, str] = field(default_factory=dict)  # stage name -> paper figure
-    aliases: dict[str, str] = field(default_factory=dict)  # another name -> a layout's name
+    @property
+    def name(self) -> str:
+        return "paper" if self.paper else "released"
 
 
 def check_config(info: VariantInfo, layout: Layout, cfg: Config) -> None:
@@ -136,7 +126,8 @@ def min_input_size(layout: Layout, aux_logits: bool = False) -> int:
     return layout.min_input_size
 
 
-def residual_scales(layout: Layout, cfg: Config) -> tuple[float, float, float]:
+def scale_per_stage(layout: Layout, cfg: Config) -> tuple[float, float, float]:
+    """The residual scale of the A, B and C blocks of a build (the layout's unless set)."""
     if cfg.scale is None:
         return layout.scale
     if isinstance(cfg.scale, (tuple, list)):

@@ -15,10 +15,12 @@ from functools import partial
 
 from torch import nn
 
+from ..images import Preprocess
 from .blocks import AuxHead, Concat, ConvBN, InceptionNet, Widths, classifier_head, stage, tag
 from .config import Config, Layout
+from .facts import HALF, RETHINKING_T3, Result, VariantInfo, WeightsSpec
 
-FIG = "Going Deeper, Figure 2(b)"
+FIGURE_2B = "Going Deeper, Figure 2(b)"
 IDEA = ("1x1 convs reduce the channels before the expensive 3x3 and 5x5 convs, so four "
         "parallel filter sizes fit in the budget")
 
@@ -43,7 +45,7 @@ def inception_module(in_ch, widths, w: Widths, conv, five_kernel: int):
         "3x3": nn.Sequential(conv(in_ch, c3r, 1), conv(c3r, c3, 3, padding=1)),
         "5x5": nn.Sequential(conv(in_ch, c5r, 1), conv(c5r, c5, five_kernel, padding=five_kernel // 2)),
         "pool": nn.Sequential(nn.MaxPool2d(3, 1, 1, ceil_mode=True), conv(in_ch, pp, 1)),
-    }), "inception", FIG, IDEA)
+    }), "inception", FIGURE_2B, IDEA)
 
 
 def _out(widths, w):
@@ -74,7 +76,7 @@ def _build(cfg: Config, paper: bool) -> InceptionNet:
         for n in names:
             blocks[f"inception_{level}{n}"] = inception_module(ch, TABLE_1[level + n], w, conv, five)
             ch = _out(TABLE_1[level + n], w)
-        stages[f"inception_{level}"] = stage(blocks, "stage", FIG, IDEA)
+        stages[f"inception_{level}"] = stage(blocks, "stage", FIGURE_2B, IDEA)
         if level != "5":
             # torchvision pools 2x2/2 before 5a; Table 1 says 3x3/2. Both give 7x7.
             k = 3 if (paper or level == "3") else 2
@@ -106,14 +108,6 @@ def _aux_head(in_ch, num_classes, w, conv, paper):
                "a side classifier on an intermediate stage adds gradient signal and regularises")
 
 
-def build_released(cfg: Config) -> InceptionNet:
-    return _build(cfg, paper=False)
-
-
-def build_paper(cfg: Config) -> InceptionNet:
-    return _build(cfg, paper=True)
-
-
 def torchvision_key_map(cfg: Config) -> list:
     """torchvision GoogLeNet state-dict names -> ours."""
     branch = {"branch1": "branches.1x1.0", "branch2": "branches.3x3", "branch3": "branches.5x5",
@@ -128,8 +122,8 @@ def torchvision_key_map(cfg: Config) -> list:
 
 LAYOUTS = {
     "released": Layout(
-        "released", build_released, min_input_size=15, has_aux=True, dropout=0.2,
-        key_maps={"torchvision": torchvision_key_map},
+        False, partial(_build, paper=False), min_input_size=15, has_aux=True, dropout=0.2,
+        checkpoint_formats={"torchvision": torchvision_key_map},
         notes=(
             "torchvision's layout, which its IMAGENET1K_V1 weights need: BN after every conv "
             "(the paper had none) and LRN removed.",
@@ -139,7 +133,7 @@ LAYOUTS = {
             "Aux heads pool adaptively to 4x4; dropout before the classifier is 0.2 (paper: 0.4).",
         )),
     "paper": Layout(
-        "paper", build_paper, min_input_size=31, min_input_size_aux=223, has_aux=True,
+        True, partial(_build, paper=True), min_input_size=31, min_input_size_aux=223, has_aux=True,
         dropout=0.4,
         notes=(
             "Table 1 and Figure 3 as printed: conv + bias + ReLU, no batch norm.",
@@ -150,3 +144,22 @@ LAYOUTS = {
             "Table 1 lists conv1 at 2.7K params; 7x7x3x64 is 9.4K: a misprint in the paper.",
         )),
 }
+
+VARIANT = VariantInfo(
+    "googlenet", "GoogLeNet (Inception-v1)", "Going Deeper with Convolutions", "1409.4842", 2014,
+    224, "parallel 1x1 / 3x3 / 5x5 / pool branches with 1x1 bottlenecks", LAYOUTS,
+    differences=("BN after every conv in the released weights; none in the paper",
+                 "the released '5x5' branch is a 3x3 conv (torchvision issue 906)",
+                 "LRN in the paper's stem, none in the release"),
+    paper_results=(Result(71.0, 90.8, RETHINKING_T3 + " (GoogLeNet: 29 / 9.2 % error)", "paper"),),
+    weights=(
+        # ported from the original paper's Caffe model; its 5x5 branch is a 3x3 (49.7 MB)
+        WeightsSpec(
+            "googlenet", "IMAGENET1K_V1", "torchvision",
+            # torchvision's transforms (ImageNet mean/std) with the model's transform_input
+            # folded in: the two together normalise with mean = std = 0.5.
+            Preprocess(224, 256, "bilinear", HALF, HALF),
+            Result(69.778, 89.530, "torchvision GoogLeNet_Weights.IMAGENET1K_V1", "weights"),
+            url="https://download.pytorch.org/models/googlenet-1378be20.pth",
+            sha256_prefix="1378be20"),
+    ))

@@ -9,20 +9,24 @@ input width -> x scale -> add onto the input -> ReLU. Scales are 0.17 / 0.10 / 0
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from torch import nn
 
 from .blocks import Concat, ConvBN, InceptionNet, Residual, Widths, classifier_head, stage, tag
-from .config import Config, Layout, residual_scales
-from .inception_v4 import P, avg_pool, reduction_a, stem_v4
+from .config import Config, Layout, scale_per_stage
+from .facts import V4_TABLE, Result, VariantInfo, timm_weights
+from .inception_v4 import V4_PAPER, V4_PUBLICATION, avg_pool, reduction_a, stem_v4
 
 SCALES = (0.17, 0.10, 0.20)
 
 
 @dataclass(frozen=True)
-class Widths35_17_8:
-    """The branch widths of one network's residual blocks and reductions (before ``width``)."""
+class ResidualNetWidths:
+    """The branch widths of one network's residual blocks (35x35 A, 17x17 B, 8x8 C) and its
+    reductions (before ``width``), and the figures that draw them."""
 
     a: tuple            # 1x1, 3x3 (reduce, conv), 3x3dbl (reduce, conv, conv)
     red_a: tuple        # Table 1: k, l, m, n
@@ -32,11 +36,11 @@ class Widths35_17_8:
     figures: tuple      # A, RedA, B, RedB, C, stem
 
 
-V1 = Widths35_17_8(a=(32, 32, 32, 32, 32, 32), red_a=(192, 192, 256, 384), b=(128, 128, 128, 128),
+V1 = ResidualNetWidths(a=(32, 32, 32, 32, 32, 32), red_a=(192, 192, 256, 384), b=(128, 128, 128, 128),
                    red_b=(256, 384, 256, 256, 256, 256, 256), c=(192, 192, 192, 192),
                    figures=("Figure 10", "Figure 7", "Figure 11", "Figure 12", "Figure 13",
                             "Figure 14"))
-V2 = Widths35_17_8(a=(32, 32, 32, 32, 48, 64), red_a=(256, 256, 384, 384), b=(192, 128, 160, 192),
+V2 = ResidualNetWidths(a=(32, 32, 32, 32, 48, 64), red_a=(256, 256, 384, 384), b=(192, 128, 160, 192),
                    red_b=(256, 384, 256, 288, 256, 288, 320), c=(192, 192, 224, 256),
                    figures=("Figure 16", "Figure 7", "Figure 17", "Figure 18", "Figure 19",
                             "Figure 3"))
@@ -45,42 +49,42 @@ RESIDUAL_IDEA = ("a residual connection around an Inception block, scaled down (
                  "the add so that very wide networks train stably")
 
 
-def block_a(ch, sz: tuple, w: Widths, scale, fig):
-    c1, r3, c3, rd, d1, d2 = (w(c) for c in sz)
+def block_a(ch, widths: tuple, w: Widths, scale, fig):
+    c1, r3, c3, rd, d1, d2 = (w(c) for c in widths)
     return tag(Residual({
         "1x1": ConvBN(ch, c1, 1),
         "3x3": nn.Sequential(ConvBN(ch, r3, 1), ConvBN(r3, c3, 3, padding=1)),
         "3x3dbl": nn.Sequential(ConvBN(ch, rd, 1), ConvBN(rd, d1, 3, padding=1),
                                 ConvBN(d1, d2, 3, padding=1)),
-    }, ch, scale), "residual", f"{P}, {fig}", RESIDUAL_IDEA)
+    }, ch, scale), "residual", f"{V4_PAPER}, {fig}", RESIDUAL_IDEA)
 
 
-def block_b(ch, sz: tuple, w: Widths, scale, fig):
-    c1, r, c17, c71 = (w(c) for c in sz)
+def block_b(ch, widths: tuple, w: Widths, scale, fig):
+    c1, r, c17, c71 = (w(c) for c in widths)
     return tag(Residual({
         "1x1": ConvBN(ch, c1, 1),
         "7x7": nn.Sequential(ConvBN(ch, r, 1), ConvBN(r, c17, (1, 7), padding=(0, 3)),
                              ConvBN(c17, c71, (7, 1), padding=(3, 0))),
-    }, ch, scale), "residual", f"{P}, {fig}", RESIDUAL_IDEA)
+    }, ch, scale), "residual", f"{V4_PAPER}, {fig}", RESIDUAL_IDEA)
 
 
-def block_c(ch, sz: tuple, w: Widths, scale, fig, relu=True):
-    c1, r, c13, c31 = (w(c) for c in sz)
+def block_c(ch, widths: tuple, w: Widths, scale, fig, relu=True):
+    c1, r, c13, c31 = (w(c) for c in widths)
     return tag(Residual({
         "1x1": ConvBN(ch, c1, 1),
         "3x3": nn.Sequential(ConvBN(ch, r, 1), ConvBN(r, c13, (1, 3), padding=(0, 1)),
                              ConvBN(c13, c31, (3, 1), padding=(1, 0))),
-    }, ch, scale, relu=relu), "residual", f"{P}, {fig}", RESIDUAL_IDEA)
+    }, ch, scale, relu=relu), "residual", f"{V4_PAPER}, {fig}", RESIDUAL_IDEA)
 
 
-def reduction_b(ch, sz: tuple, w: Widths, fig):
-    r0, c0, r1, c1, r2, c2a, c2b = (w(c) for c in sz)
+def reduction_b(ch, widths: tuple, w: Widths, fig):
+    r0, c0, r1, c1, r2, c2a, c2b = (w(c) for c in widths)
     block = tag(Concat({
         "3x3": nn.Sequential(ConvBN(ch, r0, 1), ConvBN(r0, c0, 3, 2)),
         "3x3b": nn.Sequential(ConvBN(ch, r1, 1), ConvBN(r1, c1, 3, 2)),
         "3x3dbl": nn.Sequential(ConvBN(ch, r2, 1), ConvBN(r2, c2a, 3, padding=1), ConvBN(c2a, c2b, 3, 2)),
         "pool": nn.MaxPool2d(3, 2),
-    }), "reduction", f"{P}, {fig}", "17x17 -> 8x8 grid reduction with three conv towers and a pool")
+    }), "reduction", f"{V4_PAPER}, {fig}", "17x17 -> 8x8 grid reduction with three conv towers and a pool")
     return block, c0 + c1 + c2b + ch
 
 
@@ -113,57 +117,60 @@ def stem_ir_v2_released(w: Widths):
     return layers, w(96) + w(64) + w(96) + w(64)
 
 
-def _build(cfg: Config, layout: Layout, stem_fn, sz: Widths35_17_8, head: str,
-           stem_figure: str | None = None) -> InceptionNet:
-    """head: "paper" (pool, dropout, fc), "slim" (1x1 conv to 1536 first) or "facenet"
-    (pool, dropout, 512-d embedding + BN, fc)."""
+@dataclass(frozen=True)
+class ResidualNet:
+    """What tells Inception-ResNet-v1 and -v2 apart, in the paper and in their releases."""
+
+    name: str  # its variant's name
+    widths: ResidualNetWidths
+    paper_stem: Callable
+    released_stem: Callable
+    released_stem_figure: str | None  # None: the paper's stem figure
+    released_head: str  # "slim" (1x1 conv to 1536 first) or "facenet" (512-d embedding + BN)
+
+
+def _build(cfg: Config, net: ResidualNet, *, paper: bool) -> InceptionNet:
+    """The paper's layout: its stem, A / B / C blocks and a pool, dropout, fc head; the
+    released one: the release's stem and head, and one more C block without ReLU."""
+    layout = VARIANTS[net.name].layouts["paper" if paper else "released"]
+    widths = net.widths
     w = Widths(cfg.width)
     reps = tuple(cfg.repeats or layout.repeats)
-    scale_a, scale_b, scale_c = residual_scales(layout, cfg)
-    fig_a, fig_ra, fig_b, fig_rb, fig_c, fig_stem = sz.figures
-    layers, ch = stem_fn(w)
-    stem_figure = stem_figure or f"{P}, {fig_stem}"
+    scale_a, scale_b, scale_c = scale_per_stage(layout, cfg)
+    fig_a, fig_ra, fig_b, fig_rb, fig_c, fig_stem = widths.figures
+    layers, ch = (net.paper_stem if paper else net.released_stem)(w)
+    stem_figure = (None if paper else net.released_stem_figure) or f"{V4_PAPER}, {fig_stem}"
     stages = {"stem": stage(layers, "stem", stem_figure, "299x299 -> 35x35")}
-    stages["inception_resnet_a"] = stage([block_a(ch, sz.a, w, scale_a, fig_a)
-                                          for _ in range(reps[0])], "stage", f"{P}, {fig_a}")
-    k, l, m, n = (w(c) for c in sz.red_a)
-    red_a, ch = reduction_a(ch, k, l, m, n, f"{P}, {fig_ra}")
-    stages["reduction_a"] = stage([red_a], "reduction", f"{P}, {fig_ra}")
-    stages["inception_resnet_b"] = stage([block_b(ch, sz.b, w, scale_b, fig_b)
-                                          for _ in range(reps[1])], "stage", f"{P}, {fig_b}")
-    red_b, ch = reduction_b(ch, sz.red_b, w, fig_rb)
-    stages["reduction_b"] = stage([red_b], "reduction", f"{P}, {fig_rb}")
-    blocks_c = [block_c(ch, sz.c, w, scale_c, fig_c) for _ in range(reps[2])]
-    if head != "paper":
+    stages["inception_resnet_a"] = stage([block_a(ch, widths.a, w, scale_a, fig_a)
+                                          for _ in range(reps[0])], "stage", f"{V4_PAPER}, {fig_a}")
+    k, l, m, n = (w(c) for c in widths.red_a)
+    red_a, ch = reduction_a(ch, k, l, m, n, f"{V4_PAPER}, {fig_ra}")
+    stages["reduction_a"] = stage([red_a], "reduction", f"{V4_PAPER}, {fig_ra}")
+    stages["inception_resnet_b"] = stage([block_b(ch, widths.b, w, scale_b, fig_b)
+                                          for _ in range(reps[1])], "stage", f"{V4_PAPER}, {fig_b}")
+    red_b, ch = reduction_b(ch, widths.red_b, w, fig_rb)
+    stages["reduction_b"] = stage([red_b], "reduction", f"{V4_PAPER}, {fig_rb}")
+    blocks_c = [block_c(ch, widths.c, w, scale_c, fig_c) for _ in range(reps[2])]
+    if not paper:
         # The released code ends with one more block, unscaled and without the ReLU.
-        blocks_c.append(block_c(ch, sz.c, w, 1.0, fig_c, relu=False))
-    stages["inception_resnet_c"] = stage(blocks_c, "stage", f"{P}, {fig_c}")
+        blocks_c.append(block_c(ch, widths.c, w, 1.0, fig_c, relu=False))
+    stages["inception_resnet_c"] = stage(blocks_c, "stage", f"{V4_PAPER}, {fig_c}")
     dropout = cfg.dropout if cfg.dropout is not None else layout.dropout
-    if head == "slim":
+    if paper:
+        return InceptionNet(stages, classifier_head(ch, cfg.num_classes, dropout))
+    if net.released_head == "slim":
         pre = {"conv_7b": ConvBN(ch, w(1536), 1)}
         return InceptionNet(stages, classifier_head(w(1536), cfg.num_classes, dropout, pre=pre))
-    if head == "facenet":
-        post = OrderedDict(last_linear=nn.Linear(ch, 512, bias=False),
-                           last_bn=nn.BatchNorm1d(512, eps=1e-3))
-        return InceptionNet(stages, classifier_head(ch, cfg.num_classes, dropout, post=post))
-    return InceptionNet(stages, classifier_head(ch, cfg.num_classes, dropout))
+    post = OrderedDict(last_linear=nn.Linear(ch, 512, bias=False),  # facenet's embedding
+                       last_bn=nn.BatchNorm1d(512, eps=1e-3))
+    return InceptionNet(stages, classifier_head(ch, cfg.num_classes, dropout, post=post))
 
 
-def build_v1_released(cfg):
-    return _build(cfg, V1_LAYOUTS["released"], stem_v1, V1, "facenet")
-
-
-def build_v1_paper(cfg):
-    return _build(cfg, V1_LAYOUTS["paper"], stem_v1, V1, "paper")
-
-
-def build_v2_released(cfg):
-    return _build(cfg, V2_LAYOUTS["released"], stem_ir_v2_released, V2, "slim",
-                  stem_figure="TF-slim release (Inception-v3 stem + mixed_5b)")
-
-
-def build_v2_paper(cfg):
-    return _build(cfg, V2_LAYOUTS["paper"], lambda w: stem_v4(w), V2, "paper")
+IR_V1 = ResidualNet("inception_resnet_v1", V1, paper_stem=stem_v1, released_stem=stem_v1,
+                    released_stem_figure=None, released_head="facenet")
+IR_V2 = ResidualNet("inception_resnet_v2", V2, paper_stem=stem_v4, released_stem=stem_ir_v2_released,
+                    released_stem_figure="TF-slim release (Inception-v3 stem + mixed_5b)",
+                    released_head="slim")
 
 
 A_MAP = {"branch0": "branches.1x1.0", "branch1": "branches.3x3", "branch2": "branches.3x3dbl",
@@ -210,8 +217,9 @@ SHARED_NOTES = ("The 1x1 filter expansion before each add is linear: a bias, no 
 
 V1_LAYOUTS = {
     "released": Layout(
-        "released", build_v1_released, min_input_size=75, repeats=(5, 10, 5),
-        repeat_stages=STAGES, scale=SCALES, dropout=0.6, key_maps={"facenet": facenet_key_map},
+        False, partial(_build, net=IR_V1, paper=False), min_input_size=75, repeats=(5, 10, 5),
+        repeat_stages=STAGES, scale=SCALES, dropout=0.6,
+        checkpoint_formats={"facenet": facenet_key_map},
         notes=SHARED_NOTES + (
             "Released only as a face-recognition trunk (facenet, TF and facenet-pytorch); that "
             "trunk follows the paper's Figures 10-14.",
@@ -221,7 +229,8 @@ V1_LAYOUTS = {
             "the classifier (here 1000 classes unless num_classes says otherwise).",
         )),
     "paper": Layout(
-        "paper", build_v1_paper, min_input_size=75, repeats=(5, 10, 5), repeat_stages=STAGES,
+        True, partial(_build, net=IR_V1, paper=True), min_input_size=75, repeats=(5, 10, 5),
+        repeat_stages=STAGES,
         scale=SCALES, dropout=0.2,
         notes=SHARED_NOTES + (
             "Figure 15 with the Inception-ResNet-v1 blocks: stem (Figure 14), 5 x A, Reduction-A "
@@ -232,8 +241,9 @@ V1_LAYOUTS = {
 
 V2_LAYOUTS = {
     "released": Layout(
-        "released", build_v2_released, min_input_size=75, repeats=(10, 20, 9),
-        repeat_stages=STAGES, scale=SCALES, dropout=0.2, key_maps={"timm": timm_key_map},
+        False, partial(_build, net=IR_V2, paper=False), min_input_size=75, repeats=(10, 20, 9),
+        repeat_stages=STAGES, scale=SCALES, dropout=0.2,
+        checkpoint_formats={"timm": timm_key_map},
         notes=SHARED_NOTES + (
             "TF-slim's released layout (timm's inception_resnet_v2): Inception-v3's stem plus a "
             "mixed_5b block (35x35x320) instead of the paper's Inception-v4 stem.",
@@ -242,7 +252,8 @@ V2_LAYOUTS = {
             "Only this layout loads the public weights (55.8 M parameters).",
         )),
     "paper": Layout(
-        "paper", build_v2_paper, min_input_size=75, repeats=(5, 10, 5), repeat_stages=STAGES,
+        True, partial(_build, net=IR_V2, paper=True), min_input_size=75, repeats=(5, 10, 5),
+        repeat_stages=STAGES,
         scale=SCALES, dropout=0.2,
         notes=SHARED_NOTES + (
             "Figure 15 with the Inception-ResNet-v2 blocks: the Inception-v4 stem (Figure 3), "
@@ -255,3 +266,29 @@ V2_LAYOUTS = {
             "Residual scales follow the released code (0.17, 0.10, 0.20); the paper gives 0.1-0.3.",
         )),
 }
+
+V1_VARIANT = VariantInfo(
+    "inception_resnet_v1", "Inception-ResNet-v1", *V4_PUBLICATION, 299,
+    "residual connections around cheap Inception blocks (cost of Inception-v3)", V1_LAYOUTS,
+    differences=("released only as the facenet face-embedding trunk",
+                 "an extra final C block without ReLU in the release",
+                 "facenet's 512-d embedding head"),
+    paper_results=(Result(78.7, 94.5, V4_TABLE + " (Inception-ResNet-v1: 21.3 / 5.5 % error)",
+                          "paper"),))
+
+V2_VARIANT = VariantInfo(
+    "inception_resnet_v2", "Inception-ResNet-v2", *V4_PUBLICATION, 299,
+    "residual connections around wide Inception blocks (cost of Inception-v4), scaled by 0.1-0.3",
+    V2_LAYOUTS,
+    differences=("released stem: v3-style + mixed_5b (paper: the v4 stem)",
+                 "10 / 20 / 9+1 blocks released vs 5 / 10 / 5 in the paper",
+                 "released widths 320 / 1088 / 2080 + 1x1 conv to 1536; the paper's "
+                 "384 / 1154 / 2048 are inconsistent (1152 / 2144 used)"),
+    paper_results=(Result(80.1, 95.1, V4_TABLE + " (Inception-ResNet-v2: 19.9 / 4.9 % error)",
+                          "paper"),),
+    weights=(
+        timm_weights("inception_resnet_v2", "tf_in1k", 0.8975, 80.462, 95.308),
+        # ensemble adversarial training (Tramer et al. 2017)
+        timm_weights("inception_resnet_v2", "tf_ens_adv_in1k", 0.8975, 79.978, 94.946),
+    ))
+VARIANTS = {v.name: v for v in (V1_VARIANT, V2_VARIANT)}

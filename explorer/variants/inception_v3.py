@@ -15,11 +15,22 @@ from functools import partial
 
 from torch import nn
 
+from ..images import Preprocess
 from .blocks import AuxHead, Concat, ConvBN, InceptionNet, Widths, classifier_head, stage, tag
 from .config import Config, Layout
+from .facts import (
+    HALF,
+    IMAGENET_MEAN,
+    RETHINKING_T3,
+    V4_TABLE,
+    Result,
+    VariantInfo,
+    WeightsSpec,
+    timm_weights,
+)
 from .inception_v4 import split
 
-R = "Rethinking"
+RETHINKING = "Rethinking"  # figures are cited as "Rethinking, Figure 5"
 V3_POOL = partial(nn.AvgPool2d, 3, 1, 1)  # counts the zero padding, unlike v4's blocks
 
 
@@ -34,7 +45,7 @@ def module_a(ch, pool_features, w: Widths, five_by_five: bool):
         "3x3dbl": nn.Sequential(ConvBN(ch, w(64), 1), ConvBN(w(64), w(96), 3, padding=1),
                                 ConvBN(w(96), w(96), 3, padding=1)),
         "pool": nn.Sequential(V3_POOL(), ConvBN(ch, w(pool_features), 1)),
-    }), "inception", f"{R}, Figure 5", "a 5x5 conv factorized into two 3x3 convs: 28 % fewer MACs")
+    }), "inception", f"{RETHINKING}, Figure 5", "a 5x5 conv factorized into two 3x3 convs: 28 % fewer MACs")
     return block, w(64) + w(64) + w(96) + w(pool_features)
 
 
@@ -44,7 +55,7 @@ def reduction_a(ch, w: Widths):
         "3x3dbl": nn.Sequential(ConvBN(ch, w(64), 1), ConvBN(w(64), w(96), 3, padding=1),
                                 ConvBN(w(96), w(96), 3, 2)),
         "pool": nn.MaxPool2d(3, 2),
-    }), "reduction", f"{R}, Figure 10", "stride-2 convs beside a pool shrink the grid while the "
+    }), "reduction", f"{RETHINKING}, Figure 10", "stride-2 convs beside a pool shrink the grid while the "
         "channels grow, avoiding a representational bottleneck")
     return block, w(384) + w(96) + ch
 
@@ -60,7 +71,7 @@ def module_b(ch, c7, w: Widths):
                                 ConvBN(c7, c7, (7, 1), padding=(3, 0)),
                                 ConvBN(c7, w(192), (1, 7), padding=(0, 3))),
         "pool": nn.Sequential(V3_POOL(), ConvBN(ch, w(192), 1)),
-    }), "inception", f"{R}, Figure 6", "n x n convs factorized into 1 x n then n x 1 (n = 7)")
+    }), "inception", f"{RETHINKING}, Figure 6", "n x n convs factorized into 1 x n then n x 1 (n = 7)")
 
 
 def reduction_b(ch, w: Widths):
@@ -70,7 +81,7 @@ def reduction_b(ch, w: Widths):
                                ConvBN(w(192), w(192), (7, 1), padding=(3, 0)),
                                ConvBN(w(192), w(192), 3, 2)),
         "pool": nn.MaxPool2d(3, 2),
-    }), "reduction", f"{R}, Figure 10", "17x17 -> 8x8 grid reduction")
+    }), "reduction", f"{RETHINKING}, Figure 10", "17x17 -> 8x8 grid reduction")
     return block, w(320) + w(192) + ch
 
 
@@ -81,29 +92,30 @@ def module_c(ch, w: Widths):
         "3x3dbl": nn.Sequential(ConvBN(ch, w(448), 1), ConvBN(w(448), w(384), 3, padding=1),
                                 split(w(384), w(384))),
         "pool": nn.Sequential(V3_POOL(), ConvBN(ch, w(192), 1)),
-    }), "inception", f"{R}, Figure 7", "expanded filter banks (1x3 and 3x1 side by side) on the "
+    }), "inception", f"{RETHINKING}, Figure 7", "expanded filter banks (1x3 and 3x1 side by side) on the "
         "8x8 grid, for high-dimensional representations")
     return block, w(320) + 2 * w(384) + 2 * w(384) + w(192)
 
 
-def aux_head(ch, num_classes, w: Widths, style: str):
-    """Figure 8. style: "released" (BN convs, plain fc), "bn" (Table 3's BN-auxiliary: the fc is
-    batch-normalised too), "plain" (Inception-v2: no BN anywhere in the head)."""
-    conv = partial(ConvBN, bn=style != "plain")
+def aux_head(ch, num_classes, w: Widths, bn_convs: bool, bn_fc: bool):
+    """Figure 8. Released: BN convs, plain fc; Table 3's BN-auxiliary (paper v3): the fc is
+    batch-normalised too; Inception-v2: no BN anywhere in the head."""
+    conv = partial(ConvBN, bn=bn_convs)
     layers = OrderedDict(pool=nn.AvgPool2d(5, 3), conv0=conv(ch, w(128), 1),
                          conv1=conv(w(128), w(768), 5), gap=nn.AdaptiveAvgPool2d(1),
                          flatten=nn.Flatten(1))
-    layers["fc"] = nn.Linear(w(768), num_classes, bias=style != "bn")
-    if style == "bn":
+    layers["fc"] = nn.Linear(w(768), num_classes, bias=not bn_fc)
+    if bn_fc:
         layers["fc_bn"] = nn.BatchNorm1d(num_classes, eps=1e-3)
-    return tag(AuxHead(layers), "aux", f"{R}, Figure 8",
+    return tag(AuxHead(layers), "aux", f"{RETHINKING}, Figure 8",
                "the auxiliary classifier acts as a regulariser (it barely helps convergence)")
 
 
-def _build(cfg: Config, layout: str) -> InceptionNet:
-    """layout: "released" (v3 release), "paper" (v3, Table 1) or "v2"."""
+def _build(cfg: Config, *, paper: bool, version: int = 3) -> InceptionNet:
+    """The v3 release (``paper=False``), v3 as Table 1 prints it, or (``version=2``, a paper
+    layout only) the paper's Inception-v2."""
     w = Widths(cfg.width)
-    if layout == "released":
+    if not paper:
         stem = OrderedDict(
             conv_1a=ConvBN(3, w(32), 3, 2), conv_2a=ConvBN(w(32), w(32), 3),
             conv_2b=ConvBN(w(32), w(64), 3, padding=1), pool_1=nn.MaxPool2d(3, 2),
@@ -114,7 +126,7 @@ def _build(cfg: Config, layout: str) -> InceptionNet:
             ("mixed_6b", "mixed_6c", "mixed_6d", "mixed_6e"), ("mixed_7b", "mixed_7c")
     else:
         stem = OrderedDict()
-        if layout == "v2":
+        if version == 2:
             stem["conv_1"] = ConvBN(3, w(64), 7, 2)  # not yet factorized into three 3x3 convs
         else:
             stem["conv_1a"] = ConvBN(3, w(32), 3, 2)
@@ -126,46 +138,35 @@ def _build(cfg: Config, layout: str) -> InceptionNet:
         stem["conv_5"] = ConvBN(w(192), w(288), 3, padding=1)
         ch, pools_a, c7s = w(288), (64, 64, 64), (128, 160, 160, 160, 192)
         a_names, b_names, c_names = (tuple(str(i) for i in range(n)) for n in (3, 5, 2))
-    stages = {"stem": stage(stem, "stem", f"{R}, Table 1", "299x299 -> 35x35 with small convs")}
+    stages = {"stem": stage(stem, "stem", f"{RETHINKING}, Table 1", "299x299 -> 35x35 with small convs")}
 
     blocks = OrderedDict()
     for name, pool_features in zip(a_names, pools_a):
-        blocks[name], ch = module_a(ch, pool_features, w, five_by_five=layout == "released")
-    stages["inception_a"] = stage(blocks, "stage", f"{R}, Figure 5")
+        blocks[name], ch = module_a(ch, pool_features, w, five_by_five=not paper)
+    stages["inception_a"] = stage(blocks, "stage", f"{RETHINKING}, Figure 5")
     red, ch = reduction_a(ch, w)
-    stages["reduction_a"] = stage({"mixed_6a" if layout == "released" else "0": red}, "reduction",
-                                  f"{R}, Figure 10")
+    stages["reduction_a"] = stage({"0" if paper else "mixed_6a": red}, "reduction",
+                                  f"{RETHINKING}, Figure 10")
     blocks = OrderedDict()
     for name, c7 in zip(b_names, c7s):  # each block takes the previous one's output width
         blocks[name] = module_b(ch, c7, w)
         ch = 4 * w(192)
-    stages["inception_b"] = stage(blocks, "stage", f"{R}, Figure 6")
+    stages["inception_b"] = stage(blocks, "stage", f"{RETHINKING}, Figure 6")
     red, ch = reduction_b(ch, w)
-    stages["reduction_b"] = stage({"mixed_7a" if layout == "released" else "0": red}, "reduction",
-                                  f"{R}, Figure 10")
+    stages["reduction_b"] = stage({"0" if paper else "mixed_7a": red}, "reduction",
+                                  f"{RETHINKING}, Figure 10")
     blocks = OrderedDict()
     for name in c_names:
         blocks[name], ch = module_c(ch, w)
-    stages["inception_c"] = stage(blocks, "stage", f"{R}, Figure 7")
+    stages["inception_c"] = stage(blocks, "stage", f"{RETHINKING}, Figure 7")
 
     aux = {}
     if cfg.aux_logits:
-        style = {"released": "released", "paper": "bn", "v2": "plain"}[layout]
-        aux[f"inception_b.{b_names[-1]}"] = ("aux", aux_head(4 * w(192), cfg.num_classes, w, style))
-    dropout = cfg.dropout if cfg.dropout is not None else (0.5 if layout == "released" else 0.2)
+        head = aux_head(4 * w(192), cfg.num_classes, w, bn_convs=version == 3,
+                        bn_fc=paper and version == 3)
+        aux[f"inception_b.{b_names[-1]}"] = ("aux", head)
+    dropout = cfg.dropout if cfg.dropout is not None else (0.2 if paper else 0.5)
     return InceptionNet(stages, classifier_head(ch, cfg.num_classes, dropout), aux)
-
-
-def build_released(cfg):
-    return _build(cfg, "released")
-
-
-def build_paper(cfg):
-    return _build(cfg, "paper")
-
-
-def build_v2(cfg):
-    return _build(cfg, "v2")
 
 
 def reference_key_map(cfg: Config) -> list:
@@ -200,8 +201,9 @@ def reference_key_map(cfg: Config) -> list:
 
 V3_LAYOUTS = {
     "released": Layout(
-        "released", build_released, min_input_size=75, min_input_size_aux=299, has_aux=True, dropout=0.5,
-        key_maps={"torchvision": reference_key_map, "timm": reference_key_map},
+        False, partial(_build, paper=False), min_input_size=75, min_input_size_aux=299,
+        has_aux=True, dropout=0.5,
+        checkpoint_formats={"torchvision": reference_key_map, "timm": reference_key_map},
         notes=(
             "The TF release, as torchvision and timm build it. Its stem differs from Table 1: "
             "conv 1x1 80 -> conv 3x3 192 (valid) -> max pool 3x3/2, so the first Inception "
@@ -215,7 +217,8 @@ V3_LAYOUTS = {
             "mean = std = 0.5); here that lives in the checkpoint's preprocessing, not the model.",
         )),
     "paper": Layout(
-        "paper", build_paper, min_input_size=75, min_input_size_aux=299, has_aux=True, dropout=0.2,
+        True, partial(_build, paper=True), min_input_size=75, min_input_size_aux=299,
+        has_aux=True, dropout=0.2,
         notes=(
             "Table 1 as printed: 3x3/2 32, 3x3 32, 3x3 64 padded, pool 3x3/2, 3x3 80, 3x3/2 192, "
             "3x3 288 -> 35x35x288; 3 x Figure 5, Figure 10 reduction, 5 x Figure 6, Figure 10 "
@@ -231,7 +234,8 @@ V3_LAYOUTS = {
 
 V2_LAYOUTS = {
     "paper": Layout(
-        "paper", build_v2, min_input_size=75, min_input_size_aux=299, has_aux=True, dropout=0.2,
+        True, partial(_build, paper=True, version=2), min_input_size=75, min_input_size_aux=299,
+        has_aux=True, dropout=0.2,
         notes=(
             "The Rethinking paper's Inception-v2: Table 1's network before the last two steps of "
             "the Table 3 ablation (factorized 7x7, BN-auxiliary) that make it Inception-v3.",
@@ -243,3 +247,35 @@ V2_LAYOUTS = {
             "No public checkpoint exists, so paper is its only layout.",
         )),
 }
+
+RETHINKING_PUBLICATION = ("Rethinking the Inception Architecture for Computer Vision", "1512.00567",
+                          2015)
+
+V2_VARIANT = VariantInfo(
+    "inception_v2", "Inception-v2 (Rethinking paper)", *RETHINKING_PUBLICATION, 299,
+    "factorized convolutions and efficient grid reduction (Table 1), before the v3 refinements",
+    V2_LAYOUTS, default_layout="paper",
+    differences=("no public checkpoint: only the paper layout exists",),
+    paper_results=(Result(76.6, None, RETHINKING_T3 + " (Inception-v2: 23.4 % top-1 error)",
+                          "paper"),))
+
+V3_VARIANT = VariantInfo(
+    "inception_v3", "Inception-v3", *RETHINKING_PUBLICATION, 299,
+    "factorized 7x7 (1x7 + 7x1) convs, label smoothing, BN-auxiliary classifier", V3_LAYOUTS,
+    differences=("released stem ends at 35x35x192 (Table 1: 35x35x288)",
+                 "released 35x35 modules keep a 5x5 branch (Figure 5: 3x3)",
+                 "4 modules at 17x17 in the release, 5 in Table 1"),
+    paper_results=(Result(78.8, 94.4, V4_TABLE + " (Inception-v3: 21.2 / 5.6 % error)", "paper"),),
+    weights=(
+        # ported from TensorFlow; holds the aux head, dropped unless built with aux_logits
+        # (103.9 MB)
+        WeightsSpec(
+            "inception_v3", "IMAGENET1K_V1", "torchvision",
+            Preprocess(299, 342, "bilinear", HALF, HALF),
+            Result(77.294, 93.450, "torchvision Inception_V3_Weights.IMAGENET1K_V1", "weights"),
+            url="https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth",
+            sha256_prefix="0cc3c7bd"),
+        timm_weights("inception_v3", "tf_in1k", 0.875, 77.862, 93.644),
+        timm_weights("inception_v3", "tv_in1k", 0.875, 77.434, 93.474),  # torchvision's, via timm
+        timm_weights("inception_v3", "gluon_in1k", 0.875, 78.806, 94.374, mean=IMAGENET_MEAN),
+    ))
