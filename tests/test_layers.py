@@ -26,8 +26,7 @@ LAYERS = {
     "library": ("explorer.analysis", "explorer.graph", "explorer.receptive", "explorer.cache",
                 "explorer.compare", "explorer.charts", "explorer.lessons", "explorer.memory",
                 "explorer.jobs", "explorer.timing", "explorer.saliency", "explorer.pretrained",
-                "explorer.published", "explorer.torchinfo_view", "explorer.lab",
-                "explorer.probe"),
+                "explorer.published", "explorer.torchinfo_view", "explorer.lab"),
     # real weights: where a checkpoint comes from, loaded models, predictions
     "inference": ("explorer.checkpoints", "explorer.models", "explorer.inference",
                   "explorer.offline"),
@@ -125,6 +124,12 @@ def test_the_import_reader_sees_lazy_and_relative_imports():
 def test_every_module_has_a_layer():
     loose = [name for name in MODULES if name != "explorer" and layer_of(name) is None]
     assert not loose, f"place these in LAYERS (tests/test_layers.py) and the README's Code map: {loose}"
+
+
+def test_the_map_names_only_modules_that_exist():
+    stale = [p for prefixes in LAYERS.values() for p in prefixes
+             if not any(m == p or m.startswith(p + ".") for m in MODULES)]
+    assert not stale, f"remove from LAYERS: {stale}"
 
 
 def test_imports_run_one_way():
