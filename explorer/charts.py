@@ -301,3 +301,66 @@ def kernel_diagram(n: int, stacked: bool = False) -> go.Figure:
     fig.update_layout(margin={"l": 0, "r": 0, "t": 10, "b": 0}, height=220, showlegend=False,
                       plot_bgcolor="rgba(0,0,0,0)")
     return fig
+
+
+BATCH_COLOURS = ("#3182bd", "#e6550d", "#31a354", "#756bb1")
+
+
+def latency_vs_macs(report: dict) -> go.Figure:
+    """Measured time per image against MACs per image, one marker per network and batch
+    (``explorer.latency.report``), over the limit: MACs at the matmul peak. Were MACs a clock,
+    the markers would lie on one line."""
+    fig = go.Figure()
+    peak = report["peak"]["gmacs_per_s"]
+    rows = report["rows"]
+    batches = [t["batch"] for t in rows[0]["latency"]] if rows else []
+    for i, batch in enumerate(batches):
+        times = [next(t for t in r["latency"] if t["batch"] == batch) for r in rows]
+        fig.add_trace(go.Scatter(
+            x=[r["macs"] / 1e9 for r in rows], y=[t["median_ms"] / batch for t in times],
+            mode="markers+text", name=f"batch {batch}", text=[short_name(r["variant"]) for r in rows],
+            textposition="top center", marker={"size": 11, "color": BATCH_COLOURS[i % 4]},
+            customdata=[t["gmacs_per_s"] for t in times],
+            hovertemplate="%{text}<br>%{x:.3g} GMACs, %{y:.1f} ms per image"
+                          "<br>%{customdata:.1f} GMAC/s<extra>batch " f"{batch}</extra>"))
+    most = max((r["macs"] for r in rows), default=0) / 1e9 * 1.15
+    fig.add_trace(go.Scatter(x=[0, most], y=[0, 1000 * most / peak], mode="lines",
+                             name=f"limit: the matmul peak ({peak:.0f} GMAC/s)",
+                             line={"dash": "dash", "color": "#636363"}, hoverinfo="skip"))
+    fig.update_layout(title="Time per image vs MACs per image", margin=MARGIN, height=380,
+                      xaxis_title="GMACs per image", yaxis_title="ms per image (median)",
+                      legend={"orientation": "h", "y": -0.25})
+    fig.update_xaxes(rangemode="tozero")
+    fig.update_yaxes(rangemode="tozero")
+    return fig
+
+
+def gmacs_vs_peak(report: dict) -> go.Figure:
+    """Achieved GMAC/s per network and batch, under the machine's measured matmul peak."""
+    fig = go.Figure()
+    rows = report["rows"]
+    peak = report["peak"]
+    batches = [t["batch"] for t in rows[0]["latency"]] if rows else []
+    for i, batch in enumerate(batches):
+        times = [next(t for t in r["latency"] if t["batch"] == batch) for r in rows]
+        fig.add_trace(go.Bar(x=[short_name(r["variant"]) for r in rows],
+                             y=[t["gmacs_per_s"] for t in times], name=f"batch {batch}",
+                             marker_color=BATCH_COLOURS[i % 4], texttemplate="%{y:.3g}",
+                             customdata=[100 * t["peak_fraction"] for t in times],
+                             hovertemplate="%{x}: %{y:.1f} GMAC/s, %{customdata:.0f} % of the "
+                                           f"peak<extra>batch {batch}</extra>"))
+    fig.add_hline(y=peak["gmacs_per_s"], line_dash="dash", line_color="#636363",
+                  annotation_text=f"matmul peak {peak['gmacs_per_s']:.0f} GMAC/s "
+                                  f"({peak['size']}x{peak['size']} {peak['dtype']})",
+                  annotation_position="top left")
+    fig.update_layout(title="Achieved GMAC/s vs the machine's peak", barmode="group",
+                      margin=MARGIN, height=380, yaxis_title="GMAC/s",
+                      yaxis_range=[0, 1.15 * peak["gmacs_per_s"]],
+                      legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+def short_name(variant: str) -> str:
+    """"inception_resnet_v2" -> "IR-v2", "inception_v4" -> "v4": chart labels that fit."""
+    return {"googlenet": "GoogLeNet", "bn_inception": "BN-Inc."}.get(
+        variant, variant.replace("inception_resnet_", "IR-").replace("inception_", ""))

@@ -5,7 +5,8 @@
             [--aux] [--repeats A,B,C] [--scale S] [--json | --csv | --format torchinfo]
     graph VARIANT [--depth D] [--format dot|svg|png] [-o FILE] (+ the build options)
     compare VARIANT... [--input-size N] [--layout L] [--width W] [--num-classes K]
-            [--scale S] [--repeats A,B,C] [--json]
+            [--scale S] [--repeats A,B,C] [--latency [--device cpu|cuda] [--max-memory SIZE]]
+            [--json]
     weights [VARIANT] [--json]
     weights fetch [VARIANT.TAG ...|--all] --to DIR [--endpoint URL]
     weights verify DIR
@@ -16,6 +17,13 @@
     signal VARIANT [--width W] [--repeats A,B,C] [--scale S] [--input-size N] [--json]
     race VARIANT[@SCALE]... [--width W] [--repeats A,B,C] [--scale S] [--input-size N]
          [--steps N] [--seeds 0,1,2] [--optimizer rmsprop|adam] [--target ACC] [--json]
+
+``compare --latency --json`` prints an object instead of a list: ``rows`` (the compare rows,
+each with ``latency``: one entry per batch with ``batch``, ``median_ms``, ``min_ms``,
+``max_ms``, ``runs``, ``gmacs_per_s`` = MACs x batch / median, ``peak_fraction`` = that over the
+peak, ``device_name``, ``threads``), ``peak`` (``gmacs_per_s``, ``size``, ``macs``, ``best_ms``,
+``median_ms``, ``runs``, ``dtype``, ``device``, ``device_name``, ``threads``) and ``lessons``
+(the sentences the numbers support).
 
 Bad input gets one line naming the problem and what is allowed, and exit status 2. ``predict``
 answers every image it can and exits with 1 when any image could not be read. ``predict`` and
@@ -107,6 +115,11 @@ def make_parser() -> Parser:
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--scale", type=_csv_floats, help="residual scale(s), for the IR variants")
     p.add_argument("--repeats", type=_csv_ints, help="blocks per stage, e.g. 4,7,3 (v4 / IR)")
+    p.add_argument("--latency", action="store_true",
+                   help="also time each network at batch 1 and 16 (random weights) and a matmul "
+                        "peak: latency, achieved GMAC/s, share of the peak, what they say")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="with --latency")
+    _max_memory(p)
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("weights", help="the public pretrained weights of each variant",
                        epilog="'weights fetch --help' and 'weights verify --help': a folder of "
@@ -331,6 +344,8 @@ def cmd_compare(args, out) -> None:
 
     rows = compare_rows(args.variants, args.input_size, layout=args.layout, width=args.width,
                         num_classes=args.num_classes, scale=args.scale, repeats=args.repeats)
+    if args.latency:
+        return _compare_latency(args, rows, out)
     if args.json:
         json.dump(rows, out, indent=2)
         out.write("\n")
@@ -354,6 +369,49 @@ def cmd_compare(args, out) -> None:
             out.write(f"note: {why}\n")
     out.write("params include BatchNorm's scale and shift; accuracy: published, at the native "
               "size with the reference build, whatever options are chosen here\n")
+
+
+def _compare_latency(args, rows, out) -> None:
+    """``compare --latency``: the rows, each network timed (``explorer.latency.measure``)."""
+    from .latency import BATCHES, estimate, measure
+    from .memory import check
+
+    if args.device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: no CUDA GPU is available here")
+    check(estimate(rows, args.device), max_memory=args.max_memory)
+    report = measure(rows, device=args.device, progress=_progress_line() if not args.json else None)
+    if args.json:
+        timed = {r["variant"]: r["latency"] for r in report["rows"]}
+        json.dump({"rows": [{**r, "latency": timed[r["variant"]]} for r in rows],
+                   "peak": report["peak"], "lessons": report["lessons"]}, out, indent=2)
+        out.write("\n")
+        return
+    cols = "".join(f" {'ms @' + str(b):>10} {'GMAC/s @' + str(b):>10} {'peak @' + str(b):>8}"
+                   for b in BATCHES)
+    out.write(f"{'variant':<21} {'input':>5} {'GMACs':>7}{cols}\n")
+    for r in report["rows"]:
+        cells = "".join(f" {t['median_ms']:>10.1f} {t['gmacs_per_s']:>10.1f} "
+                        f"{100 * t['peak_fraction']:>7.1f}%" for t in r["latency"])
+        out.write(f"{r['variant']:<21} {r['input_size']:>5} {r['macs'] / 1e9:>7.3f}{cells}\n")
+    top = report["peak"]
+    out.write(f"matmul peak: {top['gmacs_per_s']:.1f} GMAC/s ({top['size']}x{top['size']} "
+              f"{top['dtype']}, fastest of {top['runs']} runs, {top['device_name']}, "
+              f"{top['threads']} threads); latency: median ms, random weights, no autograd\n")
+    for sentence in report["lessons"]:
+        out.write(f"- {sentence}\n")
+
+
+def _progress_line():
+    """Progress on standard error, one line rewritten (only when it is a terminal)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(frac: float, text: str) -> None:
+        print(f"\r{100 * frac:3.0f} % {text:<60}", end="\n" if frac >= 1 else "",
+              file=sys.stderr, flush=True)
+    return show
 
 
 def cmd_weights(args, out) -> None:

@@ -1,4 +1,4 @@
-"""Measured forward latency: batch 1, no autograd, a warm-up, then the median of a few runs."""
+"""Measured forward latency: no autograd, a warm-up, then the median of a few runs."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from torch import nn
 
 
 def forward_latency(model: nn.Module, input_size: int, *, repeats: int = 5, warmup: int = 1,
-                    on_step: Callable[[int, int], None] | None = None) -> dict:
-    """Time ``model`` (already in eval mode, left unchanged) on one random image.
+                    on_step: Callable[[int, int], None] | None = None, batch: int = 1) -> dict:
+    """Time ``model`` (already in eval mode, left unchanged) on ``batch`` random images.
 
     ``on_step(done, total)`` is called after every run, warm-up included. Returns the median,
     min and max in milliseconds, with the device and the number of CPU threads used.
     """
     param = next(model.parameters())
     device = param.device
-    x = torch.randn(1, 3, input_size, input_size, device=device, dtype=param.dtype)
+    x = torch.randn(batch, 3, input_size, input_size, device=device, dtype=param.dtype)
     total = warmup + repeats
     times = []
     with torch.no_grad():
@@ -35,7 +35,7 @@ def forward_latency(model: nn.Module, input_size: int, *, repeats: int = 5, warm
             if on_step:
                 on_step(i + 1, total)
     return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times),
-            "repeats": repeats, "device": str(device),
+            "repeats": repeats, "batch": batch, "device": str(device),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU",
             "threads": torch.get_num_threads()}
 

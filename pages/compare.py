@@ -1,10 +1,11 @@
 """Compare: several variants side by side, built with the same options (where they apply)."""
 
 import streamlit as st
+import torch
 
-from explorer import charts, memory
+from explorer import charts, latency
 from explorer.analysis import MACS_NOTE
-from explorer.timing import time_variant
+from explorer.text import md_escape
 from explorer.ui import data, graph_panel, heavy
 from explorer.ui.controls import compare_controls
 from explorer.variants import VARIANTS, ConfigError
@@ -62,39 +63,63 @@ st.plotly_chart(charts.stage_macs(stages))
 st.subheader("Graphs side by side")
 graph_panel.compare_pair(list(VARIANTS))
 
-st.subheader("Measured latency")
-st.caption("On request: each model is built with random weights and run on one random image "
-           "(batch 1, no autograd): one warm-up, then the median of 5 runs. Weights do not "
-           "change the time; the machine does.")
-needs = [memory.estimate_inference(r["variant"], input_size=r["input_size"], **r["build"])
-         for r in rows]
-biggest = max(needs, key=lambda e: e.total)  # one model is built at a time, then let go
+st.subheader("Measured latency: do MACs predict time?")
+st.caption("Each network built with random weights (they do not change the time) and run on "
+           f"{' and '.join(map(str, latency.BATCHES))} images, no autograd, the networks in turns "
+           "(so that a change in the machine's load hits all alike): one warm-up, then the "
+           f"median of {' and '.join(str(latency.RUNS[b]) for b in latency.BATCHES)} runs. "
+           "GMAC/s = MACs x batch / time; the limit is this machine's own peak, a "
+           f"{latency.PEAK_SIZE}x{latency.PEAK_SIZE} float32 matmul on the same threads. Kept "
+           "for everyone on this server, per network, options, batch, device and threads.")
+device = "cpu"
+if torch.cuda.is_available():  # a choice only where there is one
+    device = st.segmented_control("Device", ["cpu", "cuda"], default="cpu", key="latency_device",
+                                  format_func=lambda d: {"cpu": "CPU", "cuda": "GPU"}[d]) or "cpu"
+biggest = latency.estimate(rows, device)  # the networks together, or the matmul probe
 heavy.cancelled("measure")
-clicked = st.button("Measure on CPU", icon=":material/timer:")
-heavy.needs(biggest, "One model at a time, built for real: the largest")
+left, right = st.columns([1, 3])
+clicked = left.button(f"Measure on {'GPU' if device == 'cuda' else 'CPU'}", icon=":material/timer:")
+refresh = right.checkbox("Measure again (replace the kept results)", key="latency_refresh")
+heavy.needs(biggest, biggest.what[:1].upper() + biggest.what[1:] + ":")
 
 
 def measure_all():
-    progress = st.progress(0.0)
-    timings = []
-    for i, r in enumerate(rows):
-        progress.progress(i / len(rows), text=f"building {r['variant']}...")
-        t = time_variant(r["variant"], input_size=r["input_size"], repeats=5, **r["build"],
-                         on_step=lambda k, n, i=i, r=r: progress.progress(
-                             (i + k / n) / len(rows), text=f"{r['variant']}: run {k} of {n}"))
-        timings.append({"variant": r["variant"], "input": r["input_size"],
-                        "median ms": t["median_ms"], "min ms": t["min_ms"], "max ms": t["max_ms"],
-                        "runs": t["repeats"], "device": f"{t['device_name']}, {t['threads']} threads"})
-    progress.empty()
-    return timings
+    bar = st.progress(0.0)
+    try:
+        return latency.measure(rows, device=device, refresh=refresh,
+                               progress=lambda frac, text: bar.progress(frac, text=text))
+    finally:
+        bar.empty()
 
 
 if clicked:
-    timings = heavy.run(f"measuring {len(rows)} variant(s)", biggest, measure_all, key="measure")
-    if timings:
-        st.session_state["timings"] = (tuple(chosen), size, repr(choice.options), timings)
-saved = st.session_state.get("timings")
-if saved and saved[:3] == (tuple(chosen), size, repr(choice.options)):
-    st.dataframe(saved[3], hide_index=True,
-                 column_config={c: st.column_config.NumberColumn(format="%.1f")
-                                for c in ("median ms", "min ms", "max ms")})
+    heavy.run(f"measuring {len(rows)} variant(s)", biggest, measure_all, key="measure",
+              advice="choose fewer networks, a smaller width, input size or fewer blocks")
+found = latency.report(rows, device=device)
+if found is None:
+    st.info("Not measured yet with these options on this device: press the button.",
+            icon=":material/timer:")
+    st.stop()
+top, said = found["peak"], latency.lessons_by_kind(found["rows"], found["peak"])
+if said["order"]:  # MACs against time: needs two networks
+    st.info("  \n".join(md_escape(s) for s in said["order"]), icon=":material/lightbulb:")
+a, b = st.columns(2)
+a.plotly_chart(charts.latency_vs_macs(found))
+b.plotly_chart(charts.gmacs_vs_peak(found))
+table = []
+for r in found["rows"]:
+    line = {"variant": r["variant"], "input": r["input_size"], "GMACs": r["macs"] / 1e9}
+    for t in r["latency"]:
+        n = t["batch"]
+        line |= {f"ms @{n}": t["median_ms"], f"GMAC/s @{n}": t["gmacs_per_s"],
+                 f"% of peak @{n}": 100 * t["peak_fraction"]}
+    table.append(line)
+st.dataframe(table, hide_index=True,
+             column_config={c: st.column_config.NumberColumn(format="%.3f" if c == "GMACs" else "%.1f")
+                            for c in table[0] if c not in ("variant", "input")})
+first = found["rows"][0]["latency"][0]
+st.caption(" ".join(md_escape(s) for s in said["rate"] + said["peak"])
+           + md_escape(f" Peak: the fastest of {top['runs']} runs of a {top['size']}x{top['size']} "
+                       f"{top['dtype']} matmul ({top['macs'] / 1e9:.2f} GMACs in "
+                       f"{top['best_ms']:.1f} ms). Timed on {first['device_name']}, "
+                       f"{first['threads']} threads; ms are medians."))

@@ -105,7 +105,7 @@ def test_a_bad_config_is_an_error_message_not_an_exception():
     assert not clean(at).error
 
 
-def test_compare_table_charts_and_latency():
+def test_compare_table_and_charts():
     at = clean(app("compare"))
     table = first_table(at)
     assert list(table["variant"]) == ["inception_v3", "inception_v4", "inception_resnet_v2"]
@@ -114,10 +114,7 @@ def test_compare_table_charts_and_latency():
     for variant in table["variant"]:  # each row's source, under the table (too wide inside it)
         assert f"{variant}: {compare_rows([variant])[0]['accuracy_source']}" in sources
     assert len(at.get("plotly_chart")) == 3
-    at.multiselect(key="variants").set_value(["googlenet"]).run()
-    at.button[0].click().run()
-    timings = clean(at).dataframe[1].value
-    assert timings["median ms"].iloc[0] > 0 and timings["device"].iloc[0].startswith("CPU")
+    assert at.button[0].label == "Measure on CPU"  # latency on request: tests/test_latency.py
 
 
 def test_compare_reports_sizes_a_variant_cannot_take():

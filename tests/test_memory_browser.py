@@ -181,7 +181,8 @@ def test_each_heavy_action_just_under_is_served_and_just_over_is_refused(server)
     url, proc, log = server
     classes = around_budget(lambda n: estimate_inference(
         "googlenet", input_size=96, num_classes=n).total, 1000, 100_000)
-    sizes = around_budget(lambda n: estimate_inference("googlenet", input_size=n).total, 224, 2048)
+    sizes = around_budget(lambda n: estimate_inference(  # Compare times batch 1 and 16
+        "googlenet", batch=16, input_size=n).total, 96, 2048)
     results = {}
 
     async def scenario(browser):

@@ -1,0 +1,321 @@
+"""Latency that teaches: measured time beside MACs, the GMAC/s achieved, and the machine's limit.
+
+MACs count work, not time. How fast a network runs also depends on how well its convolutions
+keep the cores busy (wide layers on small grids do; thin branches, concatenations and
+element-wise ops do not). To show that with numbers, each network is timed at a few batch sizes
+(``forward_latency``), its achieved throughput is MACs x batch / latency, and the limit is the
+machine's own measured peak: a large float32 matmul (``matmul_peak``), the best case for the same
+kernels on the same threads. ``lessons`` turns the measurements into sentences, so the page says
+"MACs do not predict latency" only when the numbers say so.
+
+Results are cached in this process, shared by every session of a server, per (variant, build
+config, input size, batch, device, threads): a second student pressing the button gets the
+first one's numbers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+import torch
+
+BATCHES = (1, 16)
+RUNS = {1: 5, 16: 3}     # timed runs after one warm-up: batch 16 of Inception-ResNet-v2 is seconds
+PEAK_SIZE = 2048         # 2048^3 = 8.6 GMACs: a few tenths of a second on two cores
+PEAK_RUNS = 5
+MAX_ENTRIES = 512
+PROPORTIONAL = 0.1       # time ratios within 10 % of the MAC ratio count as "in proportion"
+SHOW_PAIRS = 3           # sentences per batch about networks that beat their MACs
+
+_lock = threading.Lock()
+_cache: OrderedDict[tuple, dict] = OrderedDict()
+
+
+def gmacs_per_s(macs: float, batch: int, ms: float) -> float:
+    """Achieved throughput: ``macs`` per image x ``batch`` images in ``ms`` milliseconds."""
+    if ms <= 0:
+        raise ValueError(f"a latency must be positive, got {ms} ms")
+    return macs * batch / (ms * 1e6)   # MACs per ms / 1e6 = GMACs per s
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+
+
+def matmul_peak(size: int = PEAK_SIZE, *, device: str = "cpu", runs: int = PEAK_RUNS,
+                dtype: torch.dtype = torch.float32) -> dict:
+    """The machine's measured limit: one ``size`` x ``size`` by ``size`` x ``size`` matmul
+    (size^3 MACs) on the threads torch uses, after a warm-up; GMAC/s of the fastest of ``runs``
+    (a limit is the best the machine did, not its average)."""
+    if size < 1 or runs < 1:
+        raise ValueError(f"size and runs must be at least 1, got {size} and {runs}")
+    dev = torch.device(device)
+    a = torch.randn(size, size, device=dev, dtype=dtype)
+    b = torch.randn(size, size, device=dev, dtype=dtype)
+    out = torch.empty(size, size, device=dev, dtype=dtype)
+    torch.mm(a, b, out=out)   # warm-up: kernel choice, page faults
+    times = []
+    for _ in range(runs):
+        _sync(dev)
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        _sync(dev)
+        times.append((time.perf_counter() - start) * 1000)
+    macs = size ** 3
+    return {"gmacs_per_s": gmacs_per_s(macs, 1, min(times)), "size": size, "macs": macs,
+            "best_ms": min(times), "median_ms": statistics.median(times), "runs": runs,
+            "dtype": str(dtype).removeprefix("torch."), "device": str(dev),
+            "device_name": _device_name(dev), "threads": torch.get_num_threads()}
+
+
+def cache_key(kind: str, *parts, device: str = "cpu") -> tuple:
+    """What a measurement depends on: the request, the device and torch's thread count."""
+    return (kind, json.dumps(parts, sort_keys=True, default=str), str(torch.device(device)),
+            torch.get_num_threads())
+
+
+def cached(key: tuple) -> dict | None:
+    with _lock:
+        return _cache.get(key)
+
+
+def remember(key: tuple, value: dict) -> dict:
+    with _lock:
+        _cache[key] = value
+        _cache.move_to_end(key)
+        while len(_cache) > MAX_ENTRIES:
+            _cache.popitem(last=False)
+    return value
+
+
+def forget() -> None:
+    """Drop every cached measurement (tests; or a machine whose load changed)."""
+    with _lock:
+        _cache.clear()
+
+
+def latency_key(row: dict, batch: int, device: str = "cpu") -> tuple:
+    """The cache key of one compare row (``cli.compare_rows``) timed at ``batch``."""
+    return cache_key("latency", row["variant"], row["build"], row["input_size"], batch,
+                     device=device)
+
+
+def peak_key(device: str = "cpu", size: int = PEAK_SIZE) -> tuple:
+    return cache_key("peak", size, device=device)
+
+
+def peak(device: str = "cpu", *, size: int = PEAK_SIZE, refresh: bool = False) -> dict:
+    key = peak_key(device, size)
+    return (not refresh and cached(key)) or remember(key, matmul_peak(size, device=device))
+
+
+def estimate(rows: list[dict], device: str = "cpu"):
+    """What ``measure`` holds at most at once (``explorer.memory.Estimate``): every network's
+    weights together (they are timed in turns, so that a change in the machine's load hits all
+    alike) plus the largest forward pass at the largest batch; or the matmul probe (three
+    float32 matrices), whichever is larger."""
+    from .memory import RUNTIME_BYTES, RUNTIME_SHARE, Estimate, estimate_inference
+
+    probe = Estimate(f"the matmul peak probe ({PEAK_SIZE}x{PEAK_SIZE} float32)", str(device),
+                     0, 3 * PEAK_SIZE ** 2 * 4, RUNTIME_BYTES)
+    if not rows:
+        return probe
+    each = [estimate_inference(r["variant"], batch=max(BATCHES), input_size=r["input_size"],
+                               device=device, **r["build"]) for r in rows]
+    weights, activations = sum(e.weights for e in each), max(e.activations for e in each)
+    names = ", ".join(r["variant"] for r in rows)
+    # the runtime term as estimate_inference calibrates it, over everything held at once
+    together = Estimate(f"timing {names} in turns, up to batch {max(BATCHES)}", str(device),
+                        weights, activations,
+                        RUNTIME_BYTES + int(RUNTIME_SHARE * (weights + activations)))
+    return max(together, probe, key=lambda e: e.total)
+
+
+Progress = Callable[[float, str], None]
+
+
+def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dict | None = None,
+            refresh: bool = False, progress: Progress | None = None) -> dict:
+    """Time every compare row (``cli.compare_rows``) at each batch on ``device``, what is not
+    cached yet (everything with ``refresh``); then the matmul peak. The networks are built
+    together and run in turns (one warm-up each, then run k of every network before run k+1),
+    so that a change in the machine's load meanwhile hits them all alike. Returns ``report``."""
+    from .timing import forward_latency
+    from .variants import build
+
+    runs = {**RUNS, **(runs or {})}
+    todo = {b: [r for r in rows if refresh or cached(latency_key(r, b, device)) is None]
+            for b in batches}
+    needed = [r for r in rows if any(r in todo[b] for b in batches)]
+    steps = len(needed) + sum(len(todo[b]) * (1 + runs.get(b, 3)) for b in batches) + 1
+    done = 0
+
+    def say(text: str) -> None:
+        if progress:
+            progress(min(1.0, done / steps), text)
+
+    models = {}
+    try:
+        for r in needed:
+            say(f"building {r['variant']}...")
+            models[r["variant"]] = build(r["variant"], device=device, input_size=r["input_size"],
+                                         **r["build"])
+            done += 1
+        for batch in batches:
+            n = runs.get(batch, 3)
+            times: dict[str, list] = {r["variant"]: [] for r in todo[batch]}
+            for k in range(n + 1):          # k == 0: the warm-up
+                for r in todo[batch]:
+                    say(f"batch {batch}: {r['variant']}, "
+                        + (f"run {k} of {n}" if k else "warm-up"))
+                    t = forward_latency(models[r["variant"]], r["input_size"], batch=batch,
+                                        repeats=1, warmup=0)
+                    if k:
+                        times[r["variant"]].append(t)
+                    done += 1
+            for r in todo[batch]:
+                ms = [t["median_ms"] for t in times[r["variant"]]]
+                first = times[r["variant"]][0]
+                remember(latency_key(r, batch, device), {
+                    "median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms),
+                    "repeats": n, "device_name": first["device_name"],
+                    "threads": first["threads"]})
+    finally:
+        models.clear()
+    say("matmul peak...")
+    top = peak(device, refresh=refresh)
+    if progress:
+        progress(1.0, "done")
+    return report(rows, top, device=device, batches=batches)
+
+
+def report(rows: list[dict], top: dict | None = None, *, device: str = "cpu",
+           batches=BATCHES) -> dict | None:
+    """What the cache holds for ``rows``: ``{"rows": [...], "peak": {...}, "lessons": [...]}``,
+    or None while any of it is missing (nothing measured yet)."""
+    top = top or cached(peak_key(device))
+    if top is None:
+        return None
+    out = []
+    for row in rows:
+        times = []
+        for batch in batches:
+            t = cached(latency_key(row, batch, device))
+            if t is None:
+                return None
+            rate = gmacs_per_s(row["total_macs"], batch, t["median_ms"])
+            times.append({"batch": batch, "median_ms": t["median_ms"], "min_ms": t["min_ms"],
+                          "max_ms": t["max_ms"], "runs": t["repeats"], "gmacs_per_s": rate,
+                          "peak_fraction": rate / top["gmacs_per_s"],
+                          "device_name": t["device_name"], "threads": t["threads"]})
+        out.append({"variant": row["variant"], "input_size": row["input_size"],
+                    "macs": row["total_macs"], "latency": times})
+    return {"rows": out, "peak": top, "lessons": lessons(out, top)}
+
+
+# -- what the numbers say -------------------------------------------------------------------------
+
+def _name(variant: str) -> str:
+    from .variants import VARIANTS
+    info = VARIANTS.get(variant)
+    return info.title.split(" (")[0] if info else variant
+
+
+def _at(row: dict, batch: int) -> dict:
+    return next(t for t in row["latency"] if t["batch"] == batch)
+
+
+def _percent(x: float) -> str:
+    return f"{100 * x:.0f} %"
+
+
+def lessons(measured: list[dict], top: dict | None = None) -> list[str]:
+    """Plain sentences computed from ``measured`` (``report``'s rows): ``lessons_by_kind``'s,
+    in order (MACs against time, GMAC/s achieved, the peak)."""
+    return [s for kind in lessons_by_kind(measured, top).values() for s in kind]
+
+
+def lessons_by_kind(measured: list[dict], top: dict | None = None) -> dict[str, list[str]]:
+    """Sentences computed from ``measured`` (``report``'s rows: variant, macs, latency per
+    batch), by kind:
+
+    - ``order``: where a network with more MACs ran faster than one with fewer ("faster" only
+      when every timed run of it beat every run of the other; overlapping runs are "no
+      slower"), first; then, for a batch without any, that MACs ordered the times, in
+      proportion or not (the pair furthest from proportion is named);
+    - ``rate``: the spread of the GMAC/s achieved at each batch;
+    - ``peak``: the best against the matmul peak ``top``.
+    """
+    out = {"order": [], "rate": [], "peak": []}
+    if not measured:
+        return out
+    batches = [t["batch"] for t in measured[0]["latency"]]
+    in_order = []  # said after every surprise, whatever its batch
+    for batch in batches:
+        inverted = []
+        for a in measured:          # a: more MACs; b: fewer
+            for b in measured:
+                ta, tb = _at(a, batch), _at(b, batch)
+                if a["macs"] > b["macs"] and ta["median_ms"] < tb["median_ms"]:
+                    inverted.append((a, b, ta, tb))
+        # the clearest first: the largest lead in time
+        inverted.sort(key=lambda p: p[2]["median_ms"] / p[3]["median_ms"])
+        for a, b, ta, tb in inverted[:SHOW_PAIRS]:
+            more = a["macs"] / b["macs"] - 1
+            if ta["max_ms"] < tb["min_ms"]:
+                verb = f"ran {_percent(1 - ta['median_ms'] / tb['median_ms'])} faster"
+            else:
+                verb = "ran no slower (the runs overlap)"
+            out["order"].append(
+                f"{_name(a['variant'])} has {_percent(more)} more MACs than "
+                f"{_name(b['variant'])} ({a['macs'] / 1e9:.3g} vs {b['macs'] / 1e9:.3g} GMACs) "
+                f"but {verb} at batch {batch} (median {ta['median_ms']:.1f} vs "
+                f"{tb['median_ms']:.1f} ms): MACs do not predict latency.")
+        if len(inverted) > SHOW_PAIRS:
+            out["order"].append(f"At batch {batch}, {len(inverted) - SHOW_PAIRS} more pair(s) ran "
+                                "in the opposite order of their MACs.")
+        pairs = [(a["macs"] / b["macs"], _at(a, batch)["median_ms"] / _at(b, batch)["median_ms"],
+                  a, b) for a in measured for b in measured if a["macs"] > b["macs"]]
+        if not inverted and pairs:
+            # the pair whose time is furthest from its MACs' ratio says the most
+            mac_ratio, time_ratio, a, b = max(pairs, key=lambda p: abs(math.log(p[1] / p[0])))
+            close = abs(math.log(time_ratio / mac_ratio)) < math.log(1 + PROPORTIONAL)
+            how = "roughly in proportion" if close else "but not in proportion"
+            in_order.append(
+                f"At batch {batch} more MACs meant more time here, {how}: "
+                f"{_name(a['variant'])} has {mac_ratio:.2f}x the MACs of "
+                f"{_name(b['variant'])} and took {time_ratio:.2f}x as long.")
+        if len(measured) > 1:
+            rates = sorted(measured, key=lambda r: _at(r, batch)["gmacs_per_s"])
+            lo, hi = _at(rates[0], batch)["gmacs_per_s"], _at(rates[-1], batch)["gmacs_per_s"]
+            same = hi / lo < 1 + PROPORTIONAL
+            out["rate"].append(
+                f"At batch {batch} the networks did {lo:.1f} ({_name(rates[0]['variant'])}) to "
+                f"{hi:.1f} GMAC/s ({_name(rates[-1]['variant'])}): "
+                + ("about the same rate in every network." if same else
+                   "a MAC does not cost the same time in every network."))
+    out["order"] += in_order
+    if top:
+        best, batch = max(((r, t["batch"]) for r in measured for t in r["latency"]),
+                          key=lambda p: _at(*p)["gmacs_per_s"])
+        out["peak"].append(
+            f"The best, {_name(best['variant'])} at batch {batch}, reached "
+            f"{_percent(_at(best, batch)['peak_fraction'])} of this machine's matmul peak "
+            f"({top['gmacs_per_s']:.1f} GMAC/s, {top['size']}x{top['size']} {top['dtype']} on "
+            f"{top['threads']} threads{_on(top)}).")
+    return out
+
+
+def _on(top: dict) -> str:
+    return f", {top['device_name']}" if top.get("device_name", "CPU") != "CPU" else ""
