@@ -10,6 +10,7 @@ _API = {
     "VARIANTS": "explorer.variants", "ConfigError": "explorer.variants", "build": "explorer.variants",
     "get_variant": "explorer.variants", "list_variants": "explorer.variants",
     "analyze": "explorer.analysis", "to_dot": "explorer.graph",
+    "for_inference": "explorer.fast",
 }
 
 __all__ = list(_API)

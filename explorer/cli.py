@@ -12,7 +12,8 @@
     weights verify DIR
     app [STREAMLIT OPTIONS]
     predict IMAGE... --variant V [--layout L] --weights TAG|URL|FILE [--top-k K]
-            [--preprocess-like TAG] [--device cpu|cuda] [--max-memory SIZE] [--json]
+            [--preprocess-like TAG] [--device cpu|cuda] [--precision P] [--max-memory SIZE]
+            [--json]
     time VARIANT [--device cpu|cuda] [--runs N] [--max-memory SIZE] [--json] (+ build options)
     signal VARIANT [--width W] [--repeats A,B,C] [--scale S] [--input-size N] [--json]
     race VARIANT[@SCALE]... [--width W] [--repeats A,B,C] [--scale S] [--input-size N]
@@ -139,6 +140,10 @@ def make_parser() -> Parser:
                    help="preprocess a file or URL like these registry weights (default: the "
                         "variant's default weights of the file's checkpoint format)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--precision", default="float32", choices=("float32", "bfloat16", "float16"),
+                   help="arithmetic of the optimised network (BN folded, channels-last): "
+                        "bfloat16 on CPUs with native bf16 (AVX-512 BF16, AMX) and GPUs, "
+                        "float16 on GPUs; inputs and outputs stay float32")
     _max_memory(p)
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("time", help="build a variant with random weights and time a forward pass")
@@ -444,7 +449,8 @@ def cmd_predict(args, out) -> int:
         preprocess = find_spec(get_variant(args.variant).name, args.preprocess_like).preprocess
     results = predict(args.images, args.variant, args.weights, layout=args.layout,
                       top_k=args.top_k, device=args.device, progress=_download_bar(),
-                      preprocess=preprocess, max_memory=args.max_memory)
+                      preprocess=preprocess, max_memory=args.max_memory,
+                      precision=args.precision)
     if args.json:
         json.dump(results, out, indent=2)
         out.write("\n")

@@ -50,20 +50,30 @@ def classify_or_fall_back(loaded: LoadedModel, images, k: int, load_on_cpu) -> t
 
 def predict(images, variant: str, weights, *, layout: str | None = None, top_k: int = 5,
             device: str = "cpu", progress: Progress | None = None,
-            preprocess: Preprocess | None = None, max_memory=None) -> list[dict]:
+            preprocess: Preprocess | None = None, max_memory=None,
+            precision: str | None = None) -> list[dict]:
     """One entry per image: ``{"image", "top": [{"index", "label", "prob"}]}`` or
     ``{"image", "error"}``; an image that cannot be read does not stop the others. A model that
     cannot be loaded raises (ConfigError, WeightsError, DownloadError, UnknownWeights), and one
     that would not fit the memory budget (``max_memory``, else ``explorer.memory``'s default)
-    raises MemoryRefused before anything is built."""
+    raises MemoryRefused before anything is built. The network runs as
+    ``explorer.for_inference`` makes it, in ``precision`` (float32 by default; bfloat16 where
+    the device has it natively, float16 on GPUs): a ConfigError says when it cannot."""
+    from .fast import guard_copy, inference_copy, precision_name, unsupported
     if not 1 <= top_k <= 1000:
         raise ConfigError(f"top_k must be between 1 and 1000, got {top_k}")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         warnings.warn("no CUDA GPU is available here: running on the CPU", stacklevel=2)
         device = "cpu"
+    precision = precision_name(precision)
+    if unsupported(precision, device):
+        raise ConfigError(f"{precision} inference on {device.upper()}: "
+                          f"{unsupported(precision, device)}")
     guard_load(variant, len(images), device=device, layout=layout, max_memory=max_memory)
     loaded = load_model(variant, weights, layout=layout, device=device, progress=progress,
                         preprocess=preprocess)
+    guard_copy(loaded, precision, max_memory=max_memory, reserved=loaded.nbytes)
+    loaded = inference_copy(loaded, precision)
     results, good, pictures = [], [], []
     for source in images:
         name = getattr(source, "name", None) or str(source)
@@ -74,7 +84,8 @@ def predict(images, variant: str, weights, *, layout: str | None = None, top_k: 
         except ImageError as err:
             results.append({"image": name, "error": str(err)})
     def on_cpu():
-        return load_model(variant, weights, layout=layout, device="cpu", preprocess=preprocess)
+        cpu = load_model(variant, weights, layout=layout, device="cpu", preprocess=preprocess)
+        return inference_copy(cpu, "float32" if unsupported(precision, "cpu") else precision)
 
     _, tops, note = classify_or_fall_back(loaded, pictures, top_k, on_cpu)
     if note:

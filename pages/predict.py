@@ -9,6 +9,7 @@ import torch
 from explorer import charts
 from explorer.checkpoints import preprocess_for, store_upload
 from explorer.download import DownloadError
+from explorer.fast import PRECISIONS, precision_name, supported_precisions, unsupported
 from explorer.images import SUPPORTED, ImageError, distinct, load_image, preview, sample_images
 from explorer.inference import classify_or_fall_back
 from explorer.memory import MemoryRefused
@@ -50,6 +51,14 @@ with st.sidebar:
     device = st.radio("Device", ("CPU", "GPU (cuda)"), key="predict_device", disabled=not cuda,
                       captions=("", "" if cuda else "no CUDA GPU on this server"))
     device = "cuda" if device != "CPU" and cuda else "cpu"
+    precisions = supported_precisions(device)
+    precision = st.radio("Precision", precisions, key="predict_precision", horizontal=True,
+                         help="the arithmetic of the optimised network that answers (batch norm "
+                              "folded into the convolutions, channels-last memory); Grad-CAM and "
+                              "the feature maps always use the plain float32 network")
+    for name in PRECISIONS:
+        if name not in precisions:
+            st.caption(f"{name} is not offered: {unsupported(name, device)}")
 
 with st.expander("Weights on this server"):
     status = {s.name: where(s) for s in REGISTRY}
@@ -86,7 +95,8 @@ if not chosen or not images:
 
 
 def ready_model(variant: str):
-    """(loaded model, its weights, its name for the user) for the sidebar's choice, or None
+    """(plain model, its optimised copy, its weights, its name for the user) for the sidebar's
+    choice, or None
     after one short message: what is missing and the one thing to do."""
     weights = choices[variant]
     spec = None if weights == UPLOAD else find_spec(variant, weights)
@@ -103,8 +113,9 @@ def ready_model(variant: str):
     else:
         label = spec.name
     try:
-        return (data.loaded_model(variant, weights, device, label=label, images=len(images)),
-                weights, label)
+        plain, fast = data.fast_model(variant, weights, device, precision, label=label,
+                                      images=len(images))
+        return plain, fast, weights, label
     except MemoryRefused as err:
         st.error(md_escape(err), icon=":material/memory:")
     except DownloadError:  # the socket's words help nobody here: say what to do
@@ -129,18 +140,22 @@ for col, variant in zip(columns, chosen):
         ready = ready_model(variant)
         if ready is None:
             continue
-        loaded, weights, label = ready
+        plain, fast, weights, label = ready
+        on_cpu = "float32" if unsupported(precision, "cpu") else precision
         start = time.perf_counter()
         loaded, tops, note = classify_or_fall_back(
-            loaded, [img for _, img in images], 5,
-            lambda: data.loaded_model(variant, weights, "cpu", label=label))
+            fast, [img for _, img in images], 5,
+            lambda: data.fast_model(variant, weights, "cpu", on_cpu, label=label)[1])
         ms = (time.perf_counter() - start) * 1000
         if note:
             st.warning(note, icon=":material/memory:")
-        loaded_models[variant] = loaded
+        # Grad-CAM and the feature maps need gradients and hooks: the plain model, where it ran
+        loaded_models[variant] = plain if loaded is fast else data.loaded_model(
+            variant, weights, "cpu", label=label)
         shown = md_escape(label) if choices[variant] == UPLOAD else label  # a user's file name
         st.caption(f"{shown} · {loaded.checkpoint_format} checkpoint · {len(images)} image(s) in "
-                   f"{ms:.0f} ms on {loaded.device.type.upper()}")
+                   f"{ms:.0f} ms on {loaded.device.type.upper()}, "
+                   f"{precision_name(getattr(loaded.model, 'dtype', None))}")
         for note in loaded.notes:
             st.caption(f"note: {md_escape(note)}")
         for i, ((name, _), top) in enumerate(zip(images, tops)):

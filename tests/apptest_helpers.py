@@ -19,6 +19,13 @@ def app(page: str | None = None, *, timeout: float = TIMEOUT, **query) -> AppTes
     return at.run()
 
 
+def predict_page(variants: list[str]) -> AppTest:
+    """The Predict page with ``variants`` chosen (the first run picks its defaults)."""
+    at = app("predict")
+    at.multiselect(key="predict_variants").set_value(variants)
+    return at.run()
+
+
 def clean(at: AppTest) -> AppTest:
     assert not at.exception, [e.value for e in at.exception]
     return at

@@ -3,24 +3,15 @@
 
 import re
 import urllib.error
-from pathlib import Path
 
 import pytest
+from apptest_helpers import predict_page  # tests/ on sys.path
 from streamlit.testing.v1 import AppTest
 
 from explorer.images import sample_images
 from explorer.inference import predict
 
 UPLOAD = "a checkpoint file..."
-APP = str(Path(__file__).resolve().parents[1] / "explorer" / "app.py")
-
-
-def predict_page(variants, **env) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.switch_page("../pages/predict.py")
-    at.run()
-    at.multiselect(key="predict_variants").set_value(variants)
-    return at.run()
 
 
 def test_predict_page_shows_top5_gradcam_and_feature_maps(weights_dir, monkeypatch):

@@ -117,6 +117,21 @@ def loaded_model(variant: str, weights: str, device: str = "cpu", label: str | N
     return cache.get(key, load)
 
 
+def fast_model(variant: str, weights: str, device: str = "cpu", precision: str = "float32",
+               label: str | None = None, images: int = 1):
+    """(the plain model, its optimised copy in ``precision``) from the shared cache: the copy
+    (explorer.for_inference) answers predictions, the plain model Grad-CAM and feature maps.
+    The copy is cached beside the plain model and counted by the memory budget like it."""
+    from explorer.fast import guard_copy, inference_copy
+    from explorer.jobs import HEAVY
+
+    plain = loaded_model(variant, weights, device, label=label, images=images)
+    cache, key = model_cache(), (variant, str(weights), device, precision)
+    if key not in cache.keys():
+        guard_copy(plain, precision, reserved=HEAVY.reserved(device))
+    return plain, cache.get(key, lambda: inference_copy(plain, precision))
+
+
 def what_it_sees(loaded, image):
     """(Grad-CAM, feature maps) of one photo, cached by model and pixels: reruns of the page
     (another photo toggled, a slider moved) do not run the network again."""

@@ -1,0 +1,241 @@
+"""Faster inference: an optimised copy of a model, for predictions only.
+
+``for_inference(model, dtype=None)`` returns a copy (the model given, which the app's sessions
+share, is never changed) with
+
+- every BatchNorm that follows a convolution folded into it: in eval mode BN is the affine map
+  y = g (x - m) / sqrt(v + eps) + b per channel, so the conv's weights become
+  w * g / sqrt(v + eps) and its bias (b_conv - m) * g / sqrt(v + eps) + b; one pass over the
+  activations fewer per layer. A BN that does not follow a conv (the facenet embedding's
+  BatchNorm1d, the fc_bn of Inception-v3's BN-auxiliary head) or that uses batch statistics is left as it is;
+- each Inception-ResNet block's residual scale folded into its linear 1x1 "up" conv, and the add
+  done in place (one pass instead of a multiply and an add);
+- channels-last memory (NHWC): oneDNN's convolutions run without reordering their input on every
+  layer (a trial on this 2-core CPU, Inception-ResNet-v2, batch 1, folded: 0.76 of timm's time
+  channels-last, 0.95 contiguous; benchmarks/inference.py times the result). GPUs get it too
+  (cuDNN's tensor-core kernels prefer NHWC), not measured here: no GPU was lent;
+- ``torch.inference_mode`` around every call;
+- optionally bfloat16 (CPUs with native bf16 such as AVX-512 BF16 or AMX, and GPUs) or float16
+  (GPUs) arithmetic, while it takes and returns float32 tensors.
+
+Gradients, hooks and training need the plain model (Grad-CAM, feature maps): the copy refuses
+``train()``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.utils._pytree import tree_map
+
+from .variants import ConfigError
+from .variants.blocks import Concat, ConvBN, Residual
+
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def precision_name(dtype) -> str:
+    """"float32", "bfloat16" or "float16" for a dtype or one of those names (None: float32);
+    ConfigError for anything else."""
+    if dtype is None:
+        return "float32"
+    for name, value in PRECISIONS.items():
+        if dtype == value or dtype == name:
+            return name
+    raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {dtype!r}")
+
+
+def unsupported(dtype, device="cpu") -> str | None:
+    """Why ``dtype`` cannot run on ``device`` here (None when it can)."""
+    name, kind = precision_name(dtype), torch.device(device).type
+    if name == "float32":
+        return None
+    if kind == "cuda":
+        if name == "bfloat16" and not torch.cuda.is_bf16_supported():
+            return "this GPU has no bfloat16 arithmetic"
+        return None
+    if kind != "cpu":
+        return f"{name} inference runs on a CPU or a CUDA GPU, not on {kind}"
+    if name == "float16":
+        return "for GPUs only (a CPU emulates float16, slower than float32)"
+    if not cpu_has_bf16():
+        return ("this CPU has no native bfloat16 (AVX-512 BF16 or AMX): emulated, it would be "
+                "slower than float32")
+    return None
+
+
+def cpu_has_bf16() -> bool:
+    """oneDNN's own test for native bfloat16 (AVX-512 BF16 / AMX) on this CPU."""
+    try:
+        return bool(torch.backends.mkldnn.is_available()
+                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def supported_precisions(device="cpu") -> list[str]:
+    return [name for name in PRECISIONS if unsupported(name, device) is None]
+
+
+class InferenceModel(nn.Module):
+    """The optimised network: float32 in, float32 out, ``inference_mode`` inside."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype, memory_format: torch.memory_format):
+        super().__init__()
+        self.model = model
+        self.dtype = dtype
+        self.memory_format = memory_format
+        # what the rest of the code reads from a built model (config, checkpoint_format, ...)
+        for name in ("config", "checkpoint_format", "weights_notes"):
+            if hasattr(model, name):
+                setattr(self, name, getattr(model, name))
+
+    def forward(self, x: torch.Tensor):
+        with torch.inference_mode():
+            out = self.model(x.to(self.dtype).contiguous(memory_format=self.memory_format))
+            return tree_map(lambda t: t.float() if isinstance(t, torch.Tensor) else t, out)
+
+    def train(self, mode: bool = True):
+        if mode:
+            raise RuntimeError("an inference copy (explorer.for_inference) cannot be trained: "
+                               "train the plain model")
+        return super().train(False)
+
+    def extra_repr(self) -> str:
+        return f"dtype={precision_name(self.dtype)}, memory_format={self.memory_format}"
+
+
+def for_inference(model: nn.Module, dtype=None, *, memory_format=torch.channels_last
+                  ) -> InferenceModel:
+    """An optimised copy of ``model`` for predictions (see the module's docstring).
+
+    ``dtype``: None or torch.float32 (the same logits within float32 rounding),
+    torch.bfloat16 (CPUs with native bf16, GPUs) or torch.float16 (GPUs); the names
+    "float32", "bfloat16", "float16" work too. ConfigError for another dtype, or for one this
+    device cannot run natively."""
+    name = precision_name(dtype)
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else torch.device("cpu")
+    if device.type == "meta":
+        raise ConfigError("for_inference needs a model with weights, not one on the meta device")
+    reason = unsupported(name, device)
+    if reason:
+        raise ConfigError(f"{name} inference on {device.type.upper()}: {reason}")
+    fast = copy.deepcopy(model).eval().requires_grad_(False)
+    with torch.no_grad():
+        fold_batchnorm(fast)
+        fold_residual_scales(fast)
+    fast = fast.to(dtype=PRECISIONS[name], memory_format=memory_format)
+    return InferenceModel(fast, PRECISIONS[name], memory_format).eval()
+
+
+# -- folding ---------------------------------------------------------------------------------------
+
+def _foldable(conv, bn) -> bool:
+    return (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
+            and bn.track_running_stats and bn.running_mean is not None
+            and bn.num_features == conv.out_channels)
+
+
+def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    """Make ``conv`` compute conv followed by ``bn`` in eval mode (in place, float64 maths)."""
+    var, mean = bn.running_var.double(), bn.running_mean.double()
+    gamma = bn.weight.double() if bn.weight is not None else torch.ones_like(var)
+    beta = bn.bias.double() if bn.bias is not None else torch.zeros_like(var)
+    scale = gamma / torch.sqrt(var + bn.eps)
+    bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(var)
+    dtype = conv.weight.dtype
+    conv.weight = nn.Parameter((conv.weight.double() * scale.view(-1, 1, 1, 1)).to(dtype),
+                               requires_grad=False)
+    conv.bias = nn.Parameter(((bias - mean) * scale + beta).to(dtype), requires_grad=False)
+
+
+def fold_batchnorm(model: nn.Module) -> int:
+    """Fold every BatchNorm2d that directly follows a Conv2d (in a ConvBN, or next to it in an
+    ``nn.Sequential``) into the conv; returns how many were folded."""
+    folded = 0
+    for module in list(model.modules()):
+        if isinstance(module, ConvBN) and _foldable(module.conv, module.bn):
+            fold_conv_bn(module.conv, module.bn)
+            module.bn = None  # ConvBN.forward skips a missing BN
+            folded += 1
+        elif isinstance(module, nn.Sequential):
+            names = list(module._modules)
+            for first, second in zip(names, names[1:]):
+                conv, bn = module._modules[first], module._modules[second]
+                if _foldable(conv, bn):
+                    fold_conv_bn(conv, bn)
+                    module._modules[second] = nn.Identity()
+                    folded += 1
+    return folded
+
+
+class _FoldedResidual(Residual):
+    """A Residual block whose scale already lives in ``up``'s weights: x + up(...), in place."""
+
+    def forward(self, x):
+        out = self.up(Concat.forward(self, x))  # the branches, concatenated
+        out += x
+        if self.act is not None:
+            out.relu_()
+        return out
+
+
+def fold_residual_scales(model: nn.Module) -> int:
+    """Scale each Residual's linear ``up`` conv by the block's scale and switch the block to an
+    in-place add; returns how many blocks were changed."""
+    changed = 0
+    for module in model.modules():
+        if type(module) is Residual:
+            module.up.weight.mul_(module.scale)
+            if module.up.bias is not None:
+                module.up.bias.mul_(module.scale)
+            module.__class__ = _FoldedResidual  # same state, forward without the multiply
+            changed += 1
+    return changed
+
+
+# -- what lower precision changes ------------------------------------------------------------------
+
+def agreement(reference: torch.Tensor, other: torch.Tensor) -> dict:
+    """How far ``other``'s logits (lower precision) are from ``reference``'s (float32), per
+    image: the share with the same top-1 class, and the largest change of any class's softmax
+    probability."""
+    p, q = torch.softmax(reference.float(), 1), torch.softmax(other.float(), 1)
+    same = (p.argmax(1) == q.argmax(1)).float()
+    return {"images": int(p.shape[0]), "top1_agreement": float(same.mean()),
+            "max_prob_change": float((p - q).abs().max()),
+            "max_logit_change": float((reference.float() - other.float()).abs().max())}
+
+
+# -- for loaded models (the Predict page, the predict command) -------------------------------------
+
+def copy_bytes(model: nn.Module, dtype=None) -> int:
+    """The weights an inference copy of ``model`` holds (at most: folding drops the BNs)."""
+    size = PRECISIONS[precision_name(dtype)].itemsize
+    return sum(t.numel() * (size if t.is_floating_point() else t.element_size())
+               for t in (*model.parameters(), *model.buffers()))
+
+
+def guard_copy(loaded, dtype=None, *, max_memory=None, reserved: int = 0):
+    """MemoryRefused unless an inference copy of ``loaded`` (a LoadedModel) fits the budget; the
+    copy's weights come on top of the model it is made from (``reserved``: bytes the budget does
+    not know of yet, such as a model that no cache holds)."""
+    from .memory import Estimate, check
+    name = precision_name(dtype)
+    need = Estimate(f"a {name} inference copy of {loaded.variant}", str(loaded.device),
+                    copy_bytes(loaded.model, name), 0, 0)
+    return check(need, max_memory=max_memory, reserved=reserved,
+                 advice="choose a smaller network or fewer networks, or ask the server's "
+                        "operator for a larger budget")
+
+
+def inference_copy(loaded, dtype=None):
+    """``loaded`` (a LoadedModel) with its model replaced by ``for_inference(model, dtype)``:
+    classify() and predict() run it as they run the plain one. The plain model is untouched
+    (Grad-CAM and feature maps need it)."""
+    import dataclasses
+    return dataclasses.replace(loaded, model=for_inference(loaded.model, dtype),
+                               notes=list(loaded.notes))
