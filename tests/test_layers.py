@@ -26,7 +26,7 @@ LAYERS = {
     "library": ("explorer.analysis", "explorer.graph", "explorer.receptive", "explorer.cache",
                 "explorer.compare", "explorer.charts", "explorer.lessons", "explorer.memory",
                 "explorer.jobs", "explorer.timing", "explorer.latency", "explorer.saliency",
-                "explorer.pretrained",
+                "explorer.pretrained", "explorer.fast",
                 "explorer.published", "explorer.torchinfo_view", "explorer.lab"),
     # real weights: where a checkpoint comes from, loaded models, predictions
     "inference": ("explorer.checkpoints", "explorer.models", "explorer.inference",
