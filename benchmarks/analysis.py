@@ -3,12 +3,15 @@
     python benchmarks/analysis.py [--repeat N]
 
 Two measurements:
-1. in-process, per variant: analyze() (uncached: a fresh call on the "meta" device) vs
-   torchinfo.summary() of the same network built on the CPU (its usual use: a real forward);
+1. in-process, per variant: analyze() (uncached: a fresh shape probe, built on the "meta"
+   device) vs torchinfo.summary() of the same network built on the CPU (its usual use: a real
+   forward);
 2. whole processes for Inception-ResNet-v2: `python -m explorer summary inception_resnet_v2`
    vs a `python -c` that builds the model and prints torchinfo.summary -- the goal is a ratio
    of at most 0.5. The command line is timed cold (empty cache: it imports torch and
-   computes) and warm (the answer is in its on-disk cache, as for any repeated question).
+   computes) and warm (the answer is in its on-disk cache, as for any repeated question). The
+   three commands take turns, run after run, so that a machine whose load changes slows them
+   alike.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import torchinfo
 
 import explorer
 from explorer.analysis import _analyze_variant, analyze
+from explorer.probe import _probe
 
 TORCHINFO_PROCESS = (
     "import torch, torchinfo, explorer; "
@@ -57,6 +61,7 @@ def main() -> None:
 
         def ours():
             _analyze_variant.cache_clear()
+            _probe.cache_clear()
             analyze(name, depth="layer")
 
         def theirs():
@@ -67,32 +72,32 @@ def main() -> None:
         a, b = best_of(ours, args.repeat), best_of(theirs, args.repeat)
         print(f"{name:<21} {a:>10.3f} {b:>12.3f} {a / b:>7.2f}")
 
-    print("\nwhole process, inception_resnet_v2 (median of", args.repeat, "runs)")
+    print("\nwhole process, inception_resnet_v2 (median of", args.repeat, "runs, taking turns)")
     summary = [sys.executable, "-m", "explorer", "summary", "inception_resnet_v2"]
     with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "INCEPTION_EXPLORER_CACHE": cache}
-        medians = {
-            "explorer, cold cache": median_run(summary, args.repeat, env, clear=Path(cache)),
-            "explorer, warm cache": median_run(summary, args.repeat, env),
-            "torchinfo.summary": median_run([sys.executable, "-c", TORCHINFO_PROCESS],
-                                            args.repeat, env),
-        }
+        env = {**os.environ, "INCEPTION_EXPLORER_CACHE": cache, "XDG_CACHE_HOME": cache}
+        commands = {"explorer, cold cache": (summary, Path(cache)),
+                    "explorer, warm cache": (summary, None),
+                    "torchinfo.summary": ([sys.executable, "-c", TORCHINFO_PROCESS], None)}
+        runs = {label: [] for label in commands}
+        for _ in range(args.repeat):
+            for label, (cmd, clear) in commands.items():
+                runs[label].append(timed_run(cmd, env, clear))
+    medians = {label: statistics.median(times) for label, times in runs.items()}
     for label, seconds in medians.items():
-        print(f"  {label:<22} {seconds:.2f} s")
+        print(f"  {label:<22} {seconds:.2f} s  (runs: {', '.join(f'{t:.2f}' for t in runs[label])})")
     for label in ("explorer, cold cache", "explorer, warm cache"):
         ratio = medians[label] / medians["torchinfo.summary"]
         print(f"  {label}: ratio {ratio:.2f} (goal <= 0.50: {'met' if ratio <= 0.5 else 'not met'})")
 
 
-def median_run(cmd, repeat, env, clear: Path | None = None) -> float:
-    runs = []
-    for _ in range(repeat):
-        if clear is not None:
-            shutil.rmtree(clear, ignore_errors=True)
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True, env=env)
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
+def timed_run(cmd, env, clear: Path | None = None) -> float:
+    """Seconds one process takes; ``clear`` is emptied first (a cold cache)."""
+    if clear is not None:
+        shutil.rmtree(clear, ignore_errors=True)
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, env=env)
+    return time.perf_counter() - start
 
 
 if __name__ == "__main__":

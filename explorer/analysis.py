@@ -1,7 +1,7 @@
 """Cost and shape of a network, stage by stage, block by block or layer by layer.
 
-One forward pass on the "meta" device (no weights, no memory) with forward hooks records every
-module's input and output shape. From those, per row:
+The shape probe (``explorer.probe``: a "meta"-device build, no weights, no memory) gives every
+module's input and output shape, propagated from the modules' arguments. From those, per row:
 
 - params: the tensors under the module, BatchNorm's scale and shift included (``bn_params``
   is that BatchNorm share, already inside ``params``: a 3x3 conv from 3 to 32 channels has 864
@@ -23,13 +23,15 @@ import copy
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
-import torch
 from torch import nn
 
 from . import receptive
 from .export import analysis_csv
-from .variants import ConfigError, resolve
+from .probe import probe, record_forward
+from .variants import ConfigError
 from .variants.blocks import Concat, ConvBN, InceptionNet, Residual, block_info
+from .variants.shapes import Unsupported, propagate
+from .variants.shapes import macs as layer_macs
 
 DEPTHS = ("stage", "block", "layer")
 MACS_NOTE = "MACs: multiply-accumulates of conv and linear layers (1 MAC = 2 FLOPs)"
@@ -113,7 +115,12 @@ def analyze(variant_or_model, *, input_size: int | None = None, depth: str = "bl
         raise ValueError("input_size is needed to analyse a model that is not one of ours")
     # Never hook the caller's module (it may be shared): analyse a meta copy.
     skeleton = copy.deepcopy(model).to("meta").eval()
-    return _run(skeleton, input_size, depth, name=type(model).__name__, layout="", config={})
+    try:
+        shapes, order = propagate(skeleton, (3, input_size, input_size))
+    except Unsupported:  # not only our blocks and the layers they use: a forward pass
+        shapes, order = record_forward(skeleton, input_size)
+    return _run(skeleton, input_size, depth, shapes, order, layer_macs(skeleton, shapes),
+                name=type(model).__name__, layout="", config={})
 
 
 def _freeze(config: dict) -> tuple:
@@ -127,12 +134,10 @@ def _freeze(config: dict) -> tuple:
 def _analyze_variant(variant: str, input_size, depth: str, frozen: tuple) -> Analysis:
     config = {k: v for k, _, v in frozen}
     layout = config.pop("layout", None)  # None: the variant's own default
-    info, lay, cfg = resolve(variant, layout, input_size=input_size, **config)
-    size = input_size or info.native_input_size
-    with torch.device("meta"):
-        model = lay.build(cfg)
-    shown = {k: v for k, v in asdict(cfg).items() if k != "input_size"}
-    return _run(model.eval(), size, depth, name=variant, layout=lay.name, config=shown)
+    found = probe(variant, layout, input_size=input_size, **config)
+    shown = {k: v for k, v in asdict(found.config).items() if k != "input_size"}
+    return _run(found.model, found.input_size, depth, found.shapes, found.order, found.macs,
+                name=variant, layout=found.layout, config=shown)
 
 
 def _kind(module: nn.Module) -> str:
@@ -178,43 +183,13 @@ def _units(model: nn.Module, depth: str) -> list[tuple[str, nn.Module]]:
     return list(_layers(model))
 
 
-def _run(model: nn.Module, size: int, depth: str, *, name: str, layout: str, config: dict) -> Analysis:
-    shapes: dict[str, tuple] = {}   # module name -> (input shape, output shape)
-    order: list[str] = []            # names in the order their forward finished
-    macs: dict[str, int] = {}        # conv / linear module name -> MACs
-    outputs: dict[str, torch.Tensor] = {}
+def _run(model: nn.Module, size: int, depth: str, shapes: dict, order, macs: dict, *,
+         name: str, layout: str, config: dict) -> Analysis:
+    """Rows and totals from a probe's records: ``shapes`` (module name -> (input shape, output
+    shape)), ``order`` (names in the order their forward finishes) and ``macs`` (conv / linear
+    name -> MACs). ``model`` is only read."""
     taps = getattr(model, "aux_taps", {})
-    handles = []
-
-    def hook(mod_name):
-        def record(mod, args, out):
-            x = args[0]
-            shapes[mod_name] = (tuple(x.shape[1:]), tuple(out.shape[1:]))
-            order.append(mod_name)
-            if isinstance(mod, nn.Conv2d):
-                k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
-                macs[mod_name] = out.numel() * k
-            elif isinstance(mod, nn.Linear):
-                macs[mod_name] = out.numel() * mod.in_features
-            if mod_name in taps:
-                outputs[mod_name] = out
-        return record
-
-    for mod_name, mod in model.named_modules():
-        if mod_name:
-            handles.append(mod.register_forward_hook(hook(mod_name)))
-    try:
-        with torch.no_grad():
-            model(torch.empty(1, 3, size, size, device="meta"))
-            for tap, aux_name in taps.items():  # aux heads run in training only: run them here
-                getattr(model, aux_name)(outputs[tap])
-    finally:
-        for h in handles:
-            h.remove()
-
-    params = {n: sum(p.numel() for p in m.parameters()) for n, m in model.named_modules()}
-    bn = {n: sum(p.numel() for b in m.modules() if isinstance(b, nn.modules.batchnorm._BatchNorm)
-                 for p in b.parameters()) for n, m in model.named_modules()}
+    params, bn = _param_counts(model)
     aux_prefixes = tuple(f"{a}." for a in taps.values())
     total_params = params[""]
     total_macs = sum(v for k, v in macs.items() if not k.startswith(aux_prefixes))
@@ -244,6 +219,31 @@ def _run(model: nn.Module, size: int, depth: str, *, name: str, layout: str, con
     return Analysis(name, layout, size, depth, tuple(rows), total_params, total_macs, total_act,
                     config, total_bn_params=bn[""], rf_whole_input=whole,
                     rf_notes=tuple(notes))
+
+
+def _param_counts(model: nn.Module) -> tuple[dict[str, int], dict[str, int]]:
+    """Parameters under every module, and the BatchNorm share of them, by qualified name:
+    summed up the tree in one pass (asking each module for all its parameters is quadratic
+    in the depth of the tree)."""
+    params: dict[str, int] = {}
+    bn: dict[str, int] = {}
+
+    def visit(name: str, m: nn.Module) -> tuple[int, int]:
+        own = sum(p.numel() for p in m.parameters(recurse=False))
+        total, norm = own, own if isinstance(m, nn.modules.batchnorm._BatchNorm) else 0
+        for child_name, child in m.named_children():
+            t, b = visit(f"{name}.{child_name}" if name else child_name, child)
+            total, norm = total + t, norm + b
+        params.setdefault(name, total)
+        bn.setdefault(name, norm)
+        return total, norm
+
+    visit("", model)
+    if params[""] != sum(p.numel() for p in model.parameters()):  # shared modules or tensors
+        params = {n: sum(p.numel() for p in m.parameters()) for n, m in model.named_modules()}
+        bn = {n: sum(p.numel() for b in m.modules() if isinstance(b, nn.modules.batchnorm._BatchNorm)
+                     for p in b.parameters()) for n, m in model.named_modules()}
+    return params, bn
 
 
 def _with_fields(model, size, rows, aux_prefixes):

@@ -30,7 +30,8 @@ def cache_dir() -> Path:
 @lru_cache(maxsize=1)
 def code_fingerprint() -> str:
     digest = hashlib.sha256()
-    sources = [PACKAGE / "analysis.py", PACKAGE / "receptive.py", *(PACKAGE / "variants").glob("*.py")]
+    sources = [PACKAGE / "analysis.py", PACKAGE / "probe.py", PACKAGE / "receptive.py",
+               *(PACKAGE / "variants").glob("*.py")]
     for path in sorted(sources):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())

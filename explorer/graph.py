@@ -1,7 +1,7 @@
 """Draw a variant as Graphviz DOT that reads like the papers' figures, and render it.
 
-``to_dot`` builds the network on the meta device (no memory, no weights), runs one forward pass
-with hooks to learn every module's output shape, and walks the block vocabulary (``ConvBN``,
+``to_dot`` reads the shape probe (``explorer.probe``: a meta-device build, no memory, no weights,
+every module's output shape) and walks the block vocabulary (``ConvBN``,
 ``Concat``, ``Residual``, heads). Stages become clusters labelled with their paper figure; edges
 carry "C x H x W" shapes. The drawing is built with the ``graphviz`` package and laid out by its
 ``dot`` program.
@@ -24,12 +24,12 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 import graphviz
-import torch
 from torch import nn
 
 from .analysis import DEPTHS
+from .probe import probe
 from .text import shape_text
-from .variants import VARIANTS, ConfigError, build
+from .variants import VARIANTS, ConfigError
 from .variants.blocks import Concat, ConvBN, Residual, block_info
 
 FORMATS = ("svg", "png")
@@ -109,7 +109,7 @@ def to_dot(variant: str, *, depth: str = "block", collapse: bool = True,
     key = (variant, _freeze(view), _freeze(config))
     try:
         hash(key)
-    except TypeError:  # an odd value: let build() reject it with its own message, uncached
+    except TypeError:  # an odd value: let the probe reject it with its own message, uncached
         return _to_dot.__wrapped__(*key)
     return _to_dot(*key)
 
@@ -117,11 +117,13 @@ def to_dot(variant: str, *, depth: str = "block", collapse: bool = True,
 @lru_cache(maxsize=64)
 def _to_dot(variant: str, view: tuple, config: tuple) -> str:
     depth, collapse, expanded, values, overlay, scale, projector = _thaw(view)
-    model = build(variant, device="meta", **_thaw(config))
-    size = model.config.input_size or VARIANTS[variant].native_input_size
-    drawer = _Drawer(model, _shapes(model, size), depth, collapse, expanded,
-                     _Colours(values, scale, overlay), projector)
-    return drawer.draw(variant, size)
+    found = probe(variant, **_thaw(config))
+    model = found.model  # shared: the drawer only reads it
+    # the drawer looks shapes up by module: (output shape) by id
+    shapes = {id(m): found.shapes[n][1] for n, m in model.named_modules() if n in found.shapes}
+    drawer = _Drawer(model, shapes, depth, collapse, expanded, _Colours(values, scale, overlay),
+                     projector)
+    return drawer.draw(variant, found.input_size)
 
 
 def expandable(variant: str, **config) -> dict[str, str]:
@@ -132,7 +134,7 @@ def expandable(variant: str, **config) -> dict[str, str]:
 
 @lru_cache(maxsize=64)
 def _expandable(variant: str, config: tuple) -> tuple:
-    model = build(variant, device="meta", **_thaw(config))
+    model = probe(variant, **_thaw(config)).model
     out = []
     for stage_name in model.stage_names:
         stage = getattr(model, stage_name)
@@ -250,23 +252,6 @@ def render(dot_source: str, fmt: str = "svg") -> bytes:
         raise GraphvizMissing(MISSING) from err
     except graphviz.CalledProcessError as err:
         raise RuntimeError(f"dot failed: {(err.stderr or b'').decode(errors='replace').strip()}") from err
-
-
-def _shapes(model: nn.Module, size: int) -> dict[int, tuple]:
-    """Output shape (without the batch) of every module called, keyed by id(module)."""
-    shapes = {}
-
-    def hook(module, inputs, output):
-        if isinstance(output, torch.Tensor):
-            shapes[id(module)] = tuple(output.shape[1:])
-
-    for m in model.modules():  # the model is ours alone and thrown away: hooks may stay
-        m.register_forward_hook(hook)
-    # Aux heads run in training mode only; a batch of 2 keeps train-mode BatchNorm1d happy.
-    model.train(model.config.aux_logits)
-    with torch.no_grad():
-        model(torch.empty(2, 3, size, size, device="meta"))
-    return shapes
 
 
 def _text(text: str) -> str:

@@ -150,17 +150,10 @@ def detect_format(state: dict, layout, cfg) -> tuple[str, dict[str, str]]:
     return best[1], best[2]
 
 
-_EXPECTED_CACHE: dict = {}
-
-
 def _expected_keys(layout, cfg) -> dict[str, torch.Size]:
-    """Our state-dict names and shapes for a layout and config, from a meta build (cached)."""
-    key = (id(layout), cfg)
-    if key not in _EXPECTED_CACHE:
-        with torch.device("meta"):
-            model = layout.build(cfg)
-        _EXPECTED_CACHE[key] = {k: v.shape for k, v in model.state_dict().items()}
-    return _EXPECTED_CACHE[key]
+    """Our state-dict names and shapes for a layout and config (the shape probe's)."""
+    from .probe import probe_layout
+    return probe_layout(layout, cfg).state
 
 
 def convert(state: dict, info, layout, cfg, known=()) -> tuple[dict[str, torch.Tensor], str, list[str]]:

@@ -13,7 +13,7 @@ from functools import partial
 
 from torch import nn
 
-from ..images import Preprocess
+from ..preprocess import Preprocess
 from .blocks import Concat, ConvBN, InceptionNet, Widths, classifier_head, stage, tag
 from .config import Config, Layout
 from .facts import V4_TABLE, Result, VariantInfo, WeightsSpec

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from .shapes import ShapeError, propagate
+
 if TYPE_CHECKING:
     from .facts import VariantInfo
 
@@ -136,22 +138,21 @@ def scale_per_stage(layout: Layout, cfg: Config) -> tuple[float, float, float]:
 
 
 @lru_cache(maxsize=64)
-def _shape_probe(layout: Layout, cfg: Config):
-    """A meta-device build used only to propagate shapes (no memory, no weights)."""
+def _skeleton(layout: Layout, cfg: Config):
+    """A meta-device build whose module arguments give the shapes (no memory, no weights)."""
     with torch.device("meta"):
-        model = layout.build(cfg)
-    return model.train(cfg.aux_logits)  # aux heads run in training mode only
+        return layout.build(cfg)
 
 
 def fits(layout: Layout, cfg: Config, size: int) -> bool:
-    """Whether a size x size input flows through the network (meta forward, shapes only)."""
-    # width, classes and dropout never change spatial shapes: share one probe across them
-    model = _shape_probe(layout, replace(cfg, input_size=None, width=1.0, dropout=None,
-                                         num_classes=1000))
+    """Whether a size x size input flows through the network, aux heads included (shapes
+    propagated from the modules' arguments: no forward pass)."""
+    # width, classes and dropout never change spatial shapes: share one skeleton across them
+    model = _skeleton(layout, replace(cfg, input_size=None, width=1.0, dropout=None,
+                                      num_classes=1000))
     try:
-        with torch.no_grad():
-            model(torch.empty(2, 3, size, size, device="meta"))
-    except RuntimeError:
+        propagate(model, (3, size, size))
+    except ShapeError:
         return False
     return True
 

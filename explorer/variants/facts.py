@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache
 
-from ..images import Preprocess
+from ..preprocess import Preprocess
 from ..resources import resource
 from .config import Layout
 

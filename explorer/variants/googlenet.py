@@ -15,7 +15,7 @@ from functools import partial
 
 from torch import nn
 
-from ..images import Preprocess
+from ..preprocess import Preprocess
 from .blocks import AuxHead, Concat, ConvBN, InceptionNet, Widths, classifier_head, stage, tag
 from .config import Config, Layout
 from .facts import HALF, RETHINKING_T3, Result, VariantInfo, WeightsSpec
