@@ -49,11 +49,6 @@ STREAMLIT_LAYERS = {"ui", "pages", "cli"}
 
 # Arrows known to be wrong, each to be removed; the test fails once one has gone, so that this
 # list only ever shrinks.
-KNOWN_WRONG = {
-    ("explorer.weights", "explorer.probe"):
-        "weights' expected keys read from the shape probe (library): a cycle weights -> probe -> "
-        "variants -> weights; the keys could come from the model being loaded instead",
-}
 
 
 def module_name(path: Path) -> str:
@@ -149,7 +144,7 @@ def test_imports_run_one_way():
         mine, theirs = layer_of(name), layer_of(target)
         if mine is None or theirs is None:
             continue  # a module without a layer: test_every_module_has_a_layer names it
-        if theirs != mine and theirs not in BELOW[mine] and (name, target) not in KNOWN_WRONG:
+        if theirs != mine and theirs not in BELOW[mine]:
             wrong.append(f"{name} ({mine}) imports {target} ({theirs})")
     assert not wrong, "\n".join(wrong)
 
@@ -158,7 +153,7 @@ def test_no_module_imports_itself_back():
     """Within a layer too, arrows run one way: no cycle of imports between modules."""
     graph = {}
     for name, target in ARROWS:
-        if target in MODULES and target != name and (name, target) not in KNOWN_WRONG:
+        if target in MODULES and target != name:
             graph.setdefault(name, set()).add(target)
     done, path = set(), []
 
@@ -179,11 +174,6 @@ def test_no_module_imports_itself_back():
     for name in sorted(MODULES):
         cycle = cycle_from(name)
         assert not cycle, " -> ".join(cycle)
-
-
-def test_known_wrong_arrows_are_still_there():
-    gone = [f"{a} -> {b}" for a, b in KNOWN_WRONG if (a, b) not in ARROWS]
-    assert not gone, f"fixed: remove from KNOWN_WRONG: {gone}"
 
 
 def test_only_the_app_imports_streamlit():
