@@ -27,6 +27,7 @@ import graphviz
 from torch import nn
 
 from .analysis import DEPTHS
+from .keys import freeze, thaw
 from .probe import probe
 from .text import shape_text
 from .variants import VARIANTS, ConfigError
@@ -46,29 +47,6 @@ FONTS = {False: (14, 11, 16), True: (18, 14, 20)}  # (node, edge, title) points;
 
 class GraphvizMissing(RuntimeError):
     """The ``dot`` binary is not on PATH; the DOT source itself is still available."""
-
-
-def _freeze(value):
-    """A hashable cache key that keeps types apart (True vs 1, 299 vs 299.0): only one of such
-    a pair may be valid, so the cache must never answer one with the other's result."""
-    if isinstance(value, Mapping):
-        return ("mapping", tuple(sorted((str(k), _freeze(v)) for k, v in value.items())))
-    if isinstance(value, (list, tuple)):  # build takes either: one entry for both
-        return ("tuple", tuple(_freeze(v) for v in value))
-    if isinstance(value, (set, frozenset)):
-        return ("set", frozenset(value))
-    return (type(value).__name__, value)
-
-
-def _thaw(key):
-    kind, value = key
-    if kind == "mapping":
-        return {k: _thaw(v) for k, v in value}
-    if kind == "tuple":
-        return tuple(_thaw(v) for v in value)
-    if kind == "set":
-        return set(value)
-    return value
 
 
 def to_dot(variant: str, *, depth: str = "block", collapse: bool = True,
@@ -106,7 +84,7 @@ def to_dot(variant: str, *, depth: str = "block", collapse: bool = True,
         raise ConfigError(f"unknown overlay {overlay!r}; choose one of: {', '.join(OVERLAYS)}")
     view = (depth, bool(collapse), None if expanded is None else frozenset(map(str, expanded)),
             values, overlay, None if value_scale is None else tuple(value_scale), bool(projector))
-    key = (variant, _freeze(view), _freeze(config))
+    key = (variant, freeze(view), freeze(config))
     try:
         hash(key)
     except TypeError:  # an odd value: let the probe reject it with its own message, uncached
@@ -116,8 +94,8 @@ def to_dot(variant: str, *, depth: str = "block", collapse: bool = True,
 
 @lru_cache(maxsize=64)
 def _to_dot(variant: str, view: tuple, config: tuple) -> str:
-    depth, collapse, expanded, values, overlay, scale, projector = _thaw(view)
-    found = probe(variant, **_thaw(config))
+    depth, collapse, expanded, values, overlay, scale, projector = thaw(view)
+    found = probe(variant, **thaw(config))
     model = found.model  # shared: the drawer only reads it
     # the drawer looks shapes up by module: (output shape) by id
     shapes = {id(m): found.shapes[n][1] for n, m in model.named_modules() if n in found.shapes}
@@ -129,12 +107,12 @@ def _to_dot(variant: str, view: tuple, config: tuple) -> str:
 def expandable(variant: str, **config) -> dict[str, str]:
     """What the explorer's view can expand, in model order: qualified name -> "stage", "block"
     or "head" (heads and aux classifiers open into their layers)."""
-    return dict(_expandable(variant, _freeze(config)))
+    return dict(_expandable(variant, freeze(config)))
 
 
 @lru_cache(maxsize=64)
 def _expandable(variant: str, config: tuple) -> tuple:
-    model = probe(variant, **_thaw(config)).model
+    model = probe(variant, **thaw(config)).model
     out = []
     for stage_name in model.stage_names:
         stage = getattr(model, stage_name)

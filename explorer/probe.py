@@ -25,6 +25,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 
+from .keys import freeze
 from .variants import VARIANTS, resolve
 from .variants.config import Config, Layout
 from .variants.shapes import Shape, macs, propagate
@@ -59,11 +60,7 @@ def probe_layout(layout: Layout, cfg: Config) -> Probe:
 
 def typed_key(cfg: Config) -> tuple:
     """The config's values with their types (1, 1.0 and True compare equal)."""
-    def typed(v):
-        if isinstance(v, tuple):
-            return ("tuple", tuple(typed(x) for x in v))
-        return (type(v).__name__, v)
-    return tuple(typed(getattr(cfg, f.name)) for f in fields(cfg))
+    return freeze({f.name: getattr(cfg, f.name) for f in fields(cfg)})
 
 
 @lru_cache(maxsize=CACHE_SIZE)

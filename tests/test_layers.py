@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # layer -> the modules in it (a name covers its submodules: "explorer.ui" is explorer.ui.*)
 LAYERS = {
     # know no network: files, images and their preprocessing, checkpoint reading and key maps
-    "foundation": ("explorer.resources", "explorer.text", "explorer.export", "explorer.download",
+    "foundation": ("explorer.resources", "explorer.text", "explorer.keys", "explorer.export", "explorer.download",
                    "explorer.preprocess", "explorer.images", "explorer.weights"),
     # the blocks, the families, the registry and each variant's facts
     "variants": ("explorer.variants",),
