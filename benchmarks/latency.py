@@ -20,7 +20,7 @@ import sys
 import torch
 
 from explorer import latency
-from explorer.cli import compare_rows
+from explorer.compare import compare_rows
 from explorer.variants import VARIANTS
 
 

@@ -146,7 +146,8 @@ def run_library(args) -> None:
     import torch
 
     from explorer.images import load_image, sample_images
-    from explorer.inference import classify, load_model
+    from explorer.inference import classify
+    from explorer.models import load_model
     from explorer.pretrained import default_spec
 
     if args.threads:

@@ -27,6 +27,7 @@ from torch import nn
 
 from . import receptive
 from .export import analysis_csv
+from .keys import freeze, thaw
 from .probe import probe, record_forward
 from .variants import ConfigError
 from .variants.blocks import Concat, ConvBN, InceptionNet, Residual, block_info
@@ -100,7 +101,7 @@ def analyze(variant_or_model, *, input_size: int | None = None, depth: str = "bl
     if depth not in DEPTHS:
         raise ConfigError(f"depth must be one of {', '.join(DEPTHS)}, got {depth!r}")
     if isinstance(variant_or_model, str):
-        frozen = _freeze(config)
+        frozen = freeze(config)
         try:
             hash((input_size, frozen))
         except TypeError:  # an unhashable option value: let the config check name it
@@ -123,16 +124,9 @@ def analyze(variant_or_model, *, input_size: int | None = None, depth: str = "bl
                 name=type(model).__name__, layout="", config={})
 
 
-def _freeze(config: dict) -> tuple:
-    """A cache key that tells equal values of different types apart (299 vs 299.0, 1 vs True):
-    only one of each pair may be valid."""
-    return tuple(sorted((k, type(v).__name__, tuple(v) if isinstance(v, list) else v)
-                        for k, v in config.items()))
-
-
 @lru_cache(maxsize=256, typed=True)
 def _analyze_variant(variant: str, input_size, depth: str, frozen: tuple) -> Analysis:
-    config = {k: v for k, _, v in frozen}
+    config = thaw(frozen)
     layout = config.pop("layout", None)  # None: the variant's own default
     found = probe(variant, layout, input_size=input_size, **config)
     shown = {k: v for k, v in asdict(found.config).items() if k != "input_size"}

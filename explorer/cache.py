@@ -50,6 +50,17 @@ def cached_json(kind: str, request: dict, compute) -> dict:
     return result
 
 
+def analysis_dict(variant: str, input_size, depth: str, **config) -> dict:
+    """``analyze(...).to_dict()``, answered from the on-disk cache when it can be (then without
+    importing torch)."""
+    def compute():
+        from .analysis import analyze
+        return analyze(variant, input_size=input_size, depth=depth, **config).to_dict()
+
+    request = {"variant": variant, "input_size": input_size, "depth": depth, "config": config}
+    return cached_json("analysis", request, compute)
+
+
 def read_json(path: Path):
     """A cached JSON value, or None when it is missing or unreadable (then it is recomputed)."""
     try:

@@ -8,6 +8,8 @@ from datetime import date
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .text import shape_text
+
 MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 
 
@@ -20,10 +22,6 @@ def fmt_count(n: float) -> str:
 
 def fmt_bytes(n: float) -> str:
     return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} KiB"
-
-
-def shape_text(shape) -> str:
-    return " x ".join(map(str, shape))
 
 
 def short_title(title: str) -> str:

@@ -38,6 +38,8 @@ import argparse
 import json
 import sys
 
+from .text import shape_text
+
 
 class UsageError(Exception):
     pass
@@ -265,18 +267,6 @@ def cmd_variants(args, out) -> None:
                   f"{'/'.join(r['layouts']):<15} {r['title']}\n")
 
 
-def analysis_dict(variant: str, input_size, depth: str, **config) -> dict:
-    """analyze(...).to_dict(), answered from the on-disk cache when it can be."""
-    from .cache import cached_json
-
-    def compute():
-        from .analysis import analyze
-        return analyze(variant, input_size=input_size, depth=depth, **config).to_dict()
-
-    request = {"variant": variant, "input_size": input_size, "depth": depth, "config": config}
-    return cached_json("analysis", request, compute)
-
-
 def cmd_summary(args, out) -> None:
     fmt = args.format or ("json" if args.json else "csv" if args.csv else "table")
     if fmt == "torchinfo":
@@ -296,6 +286,8 @@ def cmd_summary(args, out) -> None:
                    "caller": Path(__file__).with_name("torchinfo_view.py").read_text()}
         out.write(cached_json("torchinfo", request, compute) + "\n")
         return
+    from .cache import analysis_dict
+
     result = analysis_dict(args.variant, args.input_size, args.depth, **_config(args))
     if fmt == "json":
         json.dump(result, out, indent=2)
@@ -312,9 +304,9 @@ def cmd_summary(args, out) -> None:
               f"{'MACs':>15} {'%MACs':>6} {'RF h x w':>11} {'jump':>9}\n")
     whole = result.get("rf_whole_input")
     for r in rows:
-        shape = "x".join(map(str, r["output_shape"]))
-        rf = "x".join(map(str, r["rf"])) if r.get("rf") else "-"
-        jump = "x".join(map(str, r["jump"])) if r.get("jump") else "-"
+        shape = shape_text(r["output_shape"], "x")
+        rf = shape_text(r["rf"], "x") if r.get("rf") else "-"
+        jump = shape_text(r["jump"], "x") if r.get("jump") else "-"
         mark = " *" if r["name"] == whole else ""
         out.write(f"{r['name'][:44]:<44} {r['kind'][:18]:<18} {shape:>16} {r['params']:>12,} "
                   f"{r['bn_params']:>9,} {r['macs']:>15,} {100 * r['macs_share']:>6.1f} {rf:>11} "
@@ -352,59 +344,9 @@ def cmd_graph(args, out) -> None:
         out.write(data.decode())
 
 
-def compare_config(variant: str, **options) -> tuple[dict, list[str]]:
-    """The build options of a comparison that apply to ``variant``, and what was left out and
-    why: layout where the variant has it, scale only for residual networks, repeats only where
-    blocks per stage are configurable (three stages). Width and classes apply to all."""
-    from .variants import get_variant
-
-    info = get_variant(variant)
-    config, skipped = {}, []
-    layout = options.pop("layout", None)
-    if layout not in (None, "released"):
-        if layout in info.layouts or layout in info.aliases:
-            config["layout"] = layout
-        else:
-            skipped.append(f"{variant} has no {layout} layout ({info.default_layout} shown)")
-    default_layout = info.layouts[info.default_layout]
-    lay = info.layouts.get(info.aliases.get(config.get("layout"), config.get("layout")),
-                           default_layout)
-    for key, value in options.items():
-        if value is None:
-            continue
-        if key == "scale" and lay.scale is None:
-            skipped.append(f"scale: {variant} has no residual blocks")
-        elif key == "repeats" and lay.repeats is None:
-            skipped.append(f"repeats: {variant}'s blocks per stage are fixed")
-        elif key == "repeats":  # None for a stage: this variant's reference count there
-            config[key] = tuple(ref if v is None else v for v, ref in zip(value, lay.repeats))
-        else:
-            config[key] = value
-    return config, skipped
-
-
-def compare_rows(variants, input_size=None, **options) -> list[dict]:
-    """Totals and published accuracy of several variants, each built with the ``options``
-    (layout, width, num_classes, scale, repeats) that apply to it (``compare_config``)."""
-    from .published import best_published
-
-    rows = []
-    for name in variants:
-        config, skipped = compare_config(name, **options)
-        result = analysis_dict(name, input_size, "block", **config)
-        pub = best_published(name)
-        rows.append({"variant": name, "layout": result["layout"],
-                     "input_size": result["input_size"], "total_params": result["total_params"],
-                     "total_bn_params": result["total_bn_params"],
-                     "total_macs": result["total_macs"], "blocks": len(result["rows"]),
-                     "activation_bytes": result["total_activation_bytes"],
-                     "top1": pub.top1 if pub else None, "top5": pub.top5 if pub else None,
-                     "accuracy_source": pub.source if pub else "none published",
-                     "config": result["config"], "build": config, "skipped": skipped})
-    return rows
-
-
 def cmd_compare(args, out) -> None:
+    from .compare import compare_rows
+
     rows = compare_rows(args.variants, args.input_size, layout=args.layout, width=args.width,
                         num_classes=args.num_classes, scale=args.scale, repeats=args.repeats)
     if args.latency:

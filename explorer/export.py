@@ -11,6 +11,8 @@ import csv
 import io
 import json
 
+from .text import shape_text
+
 SETTINGS_PREFIX = "# settings: "
 # Build options at their reference value leave the file name alone.
 REFERENCE = {"num_classes": 1000, "aux_logits": False, "dropout": None, "width": 1.0,
@@ -29,7 +31,7 @@ def csv_text(rows: list[dict], settings: dict | None = None) -> str:
     if rows:
         writer.writerow(list(rows[0]))
     for row in rows:
-        writer.writerow(["x".join(map(str, v)) if isinstance(v, (list, tuple)) else v
+        writer.writerow([shape_text(v, "x") if isinstance(v, (list, tuple)) else v
                          for v in row.values()])
     return buf.getvalue()
 

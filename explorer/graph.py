@@ -26,11 +26,13 @@ from functools import lru_cache
 import graphviz
 from torch import nn
 
+from .analysis import DEPTHS
+from .keys import freeze, thaw
 from .probe import probe
+from .text import shape_text
 from .variants import VARIANTS, ConfigError
 from .variants.blocks import Concat, ConvBN, Residual, block_info
 
-DEPTHS = ("stage", "block", "layer")
 FORMATS = ("svg", "png")
 OVERLAYS = {"params": "parameters", "macs": "MACs", "activations": "activation memory",
             "latency": "measured latency", "rf": "receptive field"}
@@ -45,29 +47,6 @@ FONTS = {False: (14, 11, 16), True: (18, 14, 20)}  # (node, edge, title) points;
 
 class GraphvizMissing(RuntimeError):
     """The ``dot`` binary is not on PATH; the DOT source itself is still available."""
-
-
-def _freeze(value):
-    """A hashable cache key that keeps types apart (True vs 1, 299 vs 299.0): only one of such
-    a pair may be valid, so the cache must never answer one with the other's result."""
-    if isinstance(value, Mapping):
-        return ("mapping", tuple(sorted((str(k), _freeze(v)) for k, v in value.items())))
-    if isinstance(value, (list, tuple)):  # build takes either: one entry for both
-        return ("tuple", tuple(_freeze(v) for v in value))
-    if isinstance(value, (set, frozenset)):
-        return ("set", frozenset(value))
-    return (type(value).__name__, value)
-
-
-def _thaw(key):
-    kind, value = key
-    if kind == "mapping":
-        return {k: _thaw(v) for k, v in value}
-    if kind == "tuple":
-        return tuple(_thaw(v) for v in value)
-    if kind == "set":
-        return set(value)
-    return value
 
 
 def to_dot(variant: str, *, depth: str = "block", collapse: bool = True,
@@ -105,7 +84,7 @@ def to_dot(variant: str, *, depth: str = "block", collapse: bool = True,
         raise ConfigError(f"unknown overlay {overlay!r}; choose one of: {', '.join(OVERLAYS)}")
     view = (depth, bool(collapse), None if expanded is None else frozenset(map(str, expanded)),
             values, overlay, None if value_scale is None else tuple(value_scale), bool(projector))
-    key = (variant, _freeze(view), _freeze(config))
+    key = (variant, freeze(view), freeze(config))
     try:
         hash(key)
     except TypeError:  # an odd value: let the probe reject it with its own message, uncached
@@ -115,8 +94,8 @@ def to_dot(variant: str, *, depth: str = "block", collapse: bool = True,
 
 @lru_cache(maxsize=64)
 def _to_dot(variant: str, view: tuple, config: tuple) -> str:
-    depth, collapse, expanded, values, overlay, scale, projector = _thaw(view)
-    found = probe(variant, **_thaw(config))
+    depth, collapse, expanded, values, overlay, scale, projector = thaw(view)
+    found = probe(variant, **thaw(config))
     model = found.model  # shared: the drawer only reads it
     # the drawer looks shapes up by module: (output shape) by id
     shapes = {id(m): found.shapes[n][1] for n, m in model.named_modules() if n in found.shapes}
@@ -128,12 +107,12 @@ def _to_dot(variant: str, view: tuple, config: tuple) -> str:
 def expandable(variant: str, **config) -> dict[str, str]:
     """What the explorer's view can expand, in model order: qualified name -> "stage", "block"
     or "head" (heads and aux classifiers open into their layers)."""
-    return dict(_expandable(variant, _freeze(config)))
+    return dict(_expandable(variant, freeze(config)))
 
 
 @lru_cache(maxsize=64)
 def _expandable(variant: str, config: tuple) -> tuple:
-    model = probe(variant, **_thaw(config)).model
+    model = probe(variant, **thaw(config)).model
     out = []
     for stage_name in model.stage_names:
         stage = getattr(model, stage_name)
@@ -259,10 +238,6 @@ def _text(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n")
 
 
-def _shape_text(shape: tuple) -> str:
-    return " x ".join(map(str, shape))
-
-
 def _titled(name: str, module: nn.Module) -> str:
     figure = block_info(module).figure
     return f"{name}\n{figure}" if figure else name
@@ -326,7 +301,7 @@ class _Drawer:
 
     def edge(self, a: str, b: str, **extra) -> str:
         """An edge labelled with the shape ``a`` produces; returns ``b`` to chain on from."""
-        self.edges.append([a, b, {"label": _shape_text(self.node_shape[a]), **extra}])
+        self.edges.append([a, b, {"label": shape_text(self.node_shape[a]), **extra}])
         return b
 
     @contextmanager

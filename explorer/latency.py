@@ -106,7 +106,7 @@ def forget() -> None:
 
 
 def latency_key(row: dict, batch: int, device: str = "cpu") -> tuple:
-    """The cache key of one compare row (``cli.compare_rows``) timed at ``batch``."""
+    """The cache key of one compare row (``explorer.compare.compare_rows``) timed at ``batch``."""
     return cache_key("latency", row["variant"], row["build"], row["input_size"], batch,
                      device=device)
 
@@ -147,7 +147,7 @@ Progress = Callable[[float, str], None]
 
 def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dict | None = None,
             refresh: bool = False, progress: Progress | None = None) -> dict:
-    """Time every compare row (``cli.compare_rows``) at each batch on ``device``, what is not
+    """Time every compare row (``explorer.compare.compare_rows``) at each batch on ``device``, what is not
     cached yet (everything with ``refresh``); then the matmul peak. The networks are built
     together and run in turns (one warm-up each, then run k of every network before run k+1),
     so that a change in the machine's load meanwhile hits them all alike. Returns ``report``."""

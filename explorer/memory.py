@@ -30,6 +30,7 @@ import torch.utils._python_dispatch
 import torch.utils._pytree
 from torch import nn
 
+from .keys import freeze, thaw
 from .variants import ConfigError
 
 MEMORY_ENV = "INCEPTION_EXPLORER_MAX_MEMORY"
@@ -263,11 +264,6 @@ class _Live(torch.utils._python_dispatch.TorchDispatchMode):
         return out
 
 
-def _freeze(config: dict) -> tuple:
-    from .analysis import _freeze as freeze
-    return freeze(config)
-
-
 def _describe(variant, size, batch, what):
     return f"{what} of {variant} ({size} px, batch {batch})"
 
@@ -277,7 +273,7 @@ def estimate_inference(variant: str, *, batch: int = 1, input_size: int | None =
                        **config) -> Estimate:
     """Peak memory of building ``variant`` with ``config`` and running one forward pass of
     ``batch`` images without autograd."""
-    weights, act, size = _simulate(variant, batch, input_size, dtype, False, _freeze(config))
+    weights, act, size = _simulate(variant, batch, input_size, dtype, False, freeze(config))
     runtime = RUNTIME_BYTES + int(RUNTIME_SHARE * (weights + act))
     return Estimate(_describe(variant, size, batch, "a forward pass"), str(device), weights, act,
                     runtime)
@@ -292,7 +288,7 @@ def estimate_training(variant: str, *, batch: int, input_size: int | None = None
     if optimizer not in OPTIMIZER_STATES:
         raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZER_STATES)}, "
                           f"got {optimizer!r}")
-    params, act, size = _simulate(variant, batch, input_size, dtype, True, _freeze(config))
+    params, act, size = _simulate(variant, batch, input_size, dtype, True, freeze(config))
     # the simulated peak already counts the gradients (they are born in the backward pass)
     act = max(0, act - params)
     weights = params * (2 + OPTIMIZER_STATES[optimizer])
@@ -309,7 +305,7 @@ def _simulate(variant: str, batch: int, input_size, dtype, training: bool,
 
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise ConfigError(f"batch must be a positive integer, got {batch!r}")
-    config = {k: v for k, _, v in frozen}
+    config = thaw(frozen)
     # build validates the input size against the layout's minimum
     model = build(variant, device="meta", input_size=input_size, **config).to(dtype)
     size = input_size or get_variant(variant).native_input_size

@@ -1,7 +1,7 @@
 """A classroom without internet: the public weights fetched once into a folder, checked there.
 
 The folder has the ``$INCEPTION_EXPLORER_WEIGHTS`` layout (``<variant>.<tag>.safetensors|.pth``)
-that ``explorer.inference.local_copy`` reads. Each file's SHA-256 is checked against the
+that ``explorer.checkpoints.local_copy`` reads. Each file's SHA-256 is checked against the
 registry's prefix (torch.hub files) or the hub's ETag (Hugging Face files, whose ETag is the
 file's SHA-256), and written to ``SHA256SUMS`` in the folder, so that ``verify`` can check every
 file again on the server, offline.
@@ -191,8 +191,8 @@ def verify(folder) -> tuple[list[Check], list[str]]:
 def where(spec: WeightsSpec) -> str | None:
     """Where ``spec``'s file is on this machine: "folder" ($INCEPTION_EXPLORER_WEIGHTS),
     "cache" (torch.hub's or huggingface_hub's download cache) or None (not here)."""
+    from .checkpoints import local_copy
     from .download import hub_cache_dir
-    from .inference import local_copy
 
     if local_copy(spec) is not None:
         return "folder"

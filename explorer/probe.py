@@ -3,10 +3,11 @@
 ``probe(variant, layout, **config)`` checks the config (``variants.resolve``), builds the network
 on the meta device (no memory, no initialisation) and records, by qualified module name, every
 module's input and output shape (without the batch dimension), the order in which the modules'
-forward calls finish, the MACs of its convs and linear layers, and the state-dict names and
-shapes that loading a checkpoint needs. The shapes come from the modules' arguments
-(``variants.shapes``), not from a forward pass. Analysis, the graph, the config checks (through
-the same ``variants.shapes``) and weight loading all read from it.
+forward calls finish and the MACs of its convs and linear layers. The shapes come from the
+modules' arguments (``variants.shapes``), not from a forward pass. Analysis and the graph read
+it; the config checks use the same ``variants.shapes`` on the variants' own cached skeleton
+(``variants.config``, below this layer), and weight loading checks a checkpoint against the
+state dict of the model it loads into (``weights.state_shapes``).
 
 Probes are cached (a bounded LRU) by variant, layout and config, with the config's value types
 in the key: ``width=1`` and ``width=1.0`` are two entries, so a probe's ``config`` is always the
@@ -19,11 +20,12 @@ models not built from our blocks, and as the test that the propagated shapes are
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from functools import cached_property, lru_cache
+from functools import lru_cache
 
 import torch
 from torch import nn
 
+from .keys import freeze
 from .variants import VARIANTS, resolve
 from .variants.config import Config, Layout
 from .variants.shapes import Shape, macs, propagate
@@ -42,11 +44,6 @@ class Probe:
     order: tuple[str, ...]                 # names in the order their forward finishes
     macs: dict[str, int]                   # conv / linear name -> multiply-accumulates
 
-    @cached_property
-    def state(self) -> dict[str, torch.Size]:
-        """The state-dict names and shapes a checkpoint must supply."""
-        return {k: v.shape for k, v in self.model.state_dict().items()}
-
 
 def probe(variant: str, layout: str | None = None, **config) -> Probe:
     """The probe of ``variant`` with ``config`` (build's options, ``input_size`` included) in
@@ -63,11 +60,7 @@ def probe_layout(layout: Layout, cfg: Config) -> Probe:
 
 def typed_key(cfg: Config) -> tuple:
     """The config's values with their types (1, 1.0 and True compare equal)."""
-    def typed(v):
-        if isinstance(v, tuple):
-            return ("tuple", tuple(typed(x) for x in v))
-        return (type(v).__name__, v)
-    return tuple(typed(getattr(cfg, f.name)) for f in fields(cfg))
+    return freeze({f.name: getattr(cfg, f.name) for f in fields(cfg)})
 
 
 @lru_cache(maxsize=CACHE_SIZE)

@@ -12,7 +12,8 @@ from functools import lru_cache
 
 import torch
 
-from .analysis import DEPTHS, _freeze
+from .analysis import DEPTHS
+from .keys import freeze, thaw
 from .variants import ConfigError, resolve
 
 # our depths as torchinfo's module-nesting depths: model.stage (1), .block (2), everything below
@@ -41,10 +42,10 @@ def torchinfo_summary(variant: str, *, input_size: int | None = None, depth: str
 def torchinfo_text(variant: str, *, input_size: int | None = None, depth: str = "block",
                    **config) -> str:
     """The summary as torchinfo prints it (cached like ``analyze``: types are part of the key)."""
-    return _text(variant, input_size, depth, _freeze(config))
+    return _text(variant, input_size, depth, freeze(config))
 
 
 @lru_cache(maxsize=64, typed=True)
 def _text(variant: str, input_size, depth: str, frozen: tuple) -> str:
-    config = {k: v for k, _, v in frozen}
+    config = thaw(frozen)
     return str(torchinfo_summary(variant, input_size=input_size, depth=depth, **config))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pickle
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -134,12 +135,12 @@ def checkpoint_formats(layout) -> dict:
     return {OWN_FORMAT: None, **layout.checkpoint_formats}
 
 
-def detect_format(state: dict, layout, cfg) -> tuple[str, dict[str, str]]:
-    """The checkpoint format whose key map covers the most of ``state`` (ties: the first)."""
+def detect_format(state: dict, layout, cfg, expected: dict) -> tuple[str, dict[str, str]]:
+    """The checkpoint format whose key map covers the most of ``state`` (ties: the first);
+    ``expected``: the model's state-dict names and shapes."""
     best = (-1, OWN_FORMAT, {})
     for fmt, factory in checkpoint_formats(layout).items():
         if factory is None:  # our own names: only keys the model has count as mapped
-            expected = _expected_keys(layout, cfg)
             mapping = {k: k for k in state if k in expected or _is_aux(k)}
             covered = sum(k in expected for k in state)
         else:
@@ -150,20 +151,21 @@ def detect_format(state: dict, layout, cfg) -> tuple[str, dict[str, str]]:
     return best[1], best[2]
 
 
-def _expected_keys(layout, cfg) -> dict[str, torch.Size]:
-    """Our state-dict names and shapes for a layout and config (the shape probe's)."""
-    from .probe import probe_layout
-    return probe_layout(layout, cfg).state
+def state_shapes(model: nn.Module) -> dict[str, torch.Size]:
+    """A model's state-dict names and shapes (a "meta"-device model has them too)."""
+    return {k: v.shape for k, v in model.state_dict().items()}
 
 
-def convert(state: dict, info, layout, cfg, known=()) -> tuple[dict[str, torch.Tensor], str, list[str]]:
-    """Checkpoint tensors renamed onto our modules and checked; returns (state, format, notes).
-    ``known``: the variants (``VariantInfo``) a refused checkpoint may be recognised as."""
-    fmt, mapping = detect_format(state, layout, cfg)
-    expected = _expected_keys(layout, cfg)
+def convert(state: dict, info, layout, cfg, expected: dict[str, torch.Size],
+            looks_like: Callable[[dict], str | None] | None = None,
+            ) -> tuple[dict[str, torch.Tensor], str, list[str]]:
+    """Checkpoint tensors renamed onto our modules (``expected``: their names and shapes) and
+    checked; returns (state, format, notes). ``looks_like`` names what a refused checkpoint
+    fits instead (``identify`` over the known variants), for the message."""
+    fmt, mapping = detect_format(state, layout, cfg, expected)
     notes = []
     if len(mapping) < len(state) / 2:
-        guess = identify(state, known, type(cfg))
+        guess = looks_like(state) if looks_like else None
         hint = f" It looks like a {guess} checkpoint." if guess else ""
         offered = ", ".join(checkpoint_formats(layout))
         raise WeightsError(
@@ -206,11 +208,12 @@ def convert(state: dict, info, layout, cfg, known=()) -> tuple[dict[str, torch.T
     return ours, fmt, notes
 
 
-def load_into(model: nn.Module, weights, info, layout, cfg, device="cpu", known=()) -> nn.Module:
+def load_into(model: nn.Module, weights, info, layout, cfg, device="cpu",
+              looks_like: Callable[[dict], str | None] | None = None) -> nn.Module:
     """Put a checkpoint (path or state dict) into ``model`` (possibly built on "meta").
-    ``known``: the variants a refused checkpoint may be recognised as (for the message)."""
+    ``looks_like``: what a refused checkpoint fits instead (see ``convert``)."""
     state = weights if isinstance(weights, dict) else read_state_dict(weights)
-    ours, fmt, notes = convert(state, info, layout, cfg, known)
+    ours, fmt, notes = convert(state, info, layout, cfg, state_shapes(model), looks_like)
     model.load_state_dict(ours, strict=True, assign=True)
     model.to(device)
     model.checkpoint_format = fmt
@@ -220,15 +223,16 @@ def load_into(model: nn.Module, weights, info, layout, cfg, device="cpu", known=
     return model
 
 
-def identify(state: dict, known, config_type) -> str | None:
+def identify(state: dict, known, config_type, expected_keys) -> str | None:
     """Which of the ``known`` variants and checkpoint formats a checkpoint fits best
-    ("inception_v4 (timm format)"), each at its reference ``config_type()``."""
+    ("inception_v4 (timm format)"), each at its reference ``config_type()``;
+    ``expected_keys(layout, cfg)``: a layout's state-dict names and shapes."""
     best, best_cov = None, 0.5
     for info in known:
         for lay in info.layouts.values():
             for fmt, factory in lay.checkpoint_formats.items():
                 mapping, _ = apply_key_map(state, factory(config_type()))
-                expected = _expected_keys(lay, config_type(aux_logits=lay.has_aux))
+                expected = expected_keys(lay, config_type(aux_logits=lay.has_aux))
                 hits = sum(1 for k in mapping.values() if k in expected)
                 cov = hits / max(len(state), 1)
                 if cov > best_cov:

@@ -9,6 +9,7 @@ from explorer.lab.charts import race_figure, signal_figure
 from explorer.lab.data import SOURCE
 from explorer.lab.present import (
     SECTIONS,
+    SIGNAL_COMPARISONS,
     finding_text,
     measured_result,
     network_choices,
@@ -38,22 +39,12 @@ st.caption("The Inception-v4 paper's claims are about training: residual connect
 
 # -- 1. signal ---------------------------------------------------------------------------------
 st.header("1. Signal through the network at initialisation")
-COMPARISONS = {
-    "v4 vs Inception-ResNet-v2": [
-        ("Inception-v4", "inception_v4", None, None),
-        ("Inception-ResNet-v2 (scales 0.17/0.1/0.2)", "inception_resnet_v2", None, None)],
-    "scale 1.0 / 0.3 / 0.1": [
-        (f"Inception-ResNet-v2, scale {s:g}", "inception_resnet_v2", s, None) for s in (1.0, 0.3, 0.1)],
-    "blocks x1 / x2 / x4 (scale 1.0)": [
-        (f"Inception-ResNet-v2, {k} x {(5, 10, 5)} blocks", "inception_resnet_v2", 1.0,
-         tuple(k * r for r in (5, 10, 5))) for k in (1, 2, 4)],
-}
 left, right = st.columns([3, 1])
-choice = left.segmented_control("Compare", list(COMPARISONS), default=list(COMPARISONS)[0],
-                                key="lab_compare") or list(COMPARISONS)[0]
+choice = left.segmented_control("Compare", list(SIGNAL_COMPARISONS), default=list(SIGNAL_COMPARISONS)[0],
+                                key="lab_compare") or list(SIGNAL_COMPARISONS)[0]
 width = right.selectbox("Width multiplier", (0.1, 0.25, 0.5, 1.0), index=1, key="lab_sig_width")
 with st.spinner("one forward and backward pass per network..."):
-    results = [(label, signal_of(v, width, s, r)) for label, v, s, r in COMPARISONS[choice]]
+    results = [(label, signal_of(v, width, s, r)) for label, v, s, r in SIGNAL_COMPARISONS[choice]]
 st.plotly_chart(signal_figure(results), key="lab_signal_chart")
 st.caption(
     "Each network freshly initialised (seed 0), paper layout, 75x75 input, 10 classes; one "

@@ -4,6 +4,7 @@ import streamlit as st
 
 from explorer import charts, lessons
 from explorer.analysis import MACS_NOTE
+from explorer.text import shape_text
 from explorer.ui import data
 from explorer.ui.controls import inspect_link, show_url_notes, url_snapshot
 
@@ -89,8 +90,8 @@ st.table(lessons.formatted(lessons.grid_reduction(int(k), int(d))), hide_index=T
 st.caption(f"Pooling first is 4x cheaper but squeezes the representation below the output "
            f"(a bottleneck); the parallel block is cheaper still and never squeezes it. Measured on "
            f"our Inception-v3: its first grid reduction ({red['name']}, Figure 10 with deeper "
-           f"branches) takes {charts.shape_text(red['input_shape'])} to "
-           f"{charts.shape_text(red['output_shape'])} in {red['macs']:,} MACs.")
+           f"branches) takes {shape_text(red['input_shape'])} to "
+           f"{shape_text(red['output_shape'])} in {red['macs']:,} MACs.")
 st.table(lessons.formatted([{c: r[c] for c in ("method", "field before", "jump before",
                                                 "field after", "jump after")}
                             for r in lessons.reduction_fields(int(k), int(d))]), hide_index=True)

@@ -7,12 +7,14 @@ import streamlit as st
 import torch
 
 from explorer import charts
+from explorer.checkpoints import preprocess_for, store_upload
 from explorer.cost import measure
 from explorer.download import DownloadError
 from explorer.fast import PRECISIONS, precision_name, supported_precisions, unsupported
 from explorer.images import SUPPORTED, ImageError, distinct, load_image, preview, sample_images
-from explorer.inference import classify_or_fall_back, load_estimate, preprocess_for, store_upload
+from explorer.inference import classify_or_fall_back
 from explorer.memory import MemoryRefused
+from explorer.models import load_estimate
 from explorer.offline import fetch_command, missing_weights, uploader_label, where
 from explorer.pretrained import REGISTRY, UnknownWeights, find_spec, specs_for
 from explorer.saliency import channel_grid, overlay

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from explorer import charts, lessons
 from explorer.analysis import analyze
-from explorer.cli import compare_rows
+from explorer.compare import compare_rows
 
 
 def first_table(at: AppTest):

@@ -23,7 +23,8 @@ from tolerances import PROB_ATOL
 import explorer
 from explorer.cli import main as cli_main
 from explorer.images import sample_images
-from explorer.inference import ModelCache, load_model, predict
+from explorer.inference import predict
+from explorer.models import ModelCache, load_model
 from explorer.pretrained import REGISTRY, UnknownWeights, find_spec, imagenet_labels, specs_for
 from explorer.published import best_published
 from explorer.weights import WeightsError
@@ -183,7 +184,7 @@ def test_a_registry_tag_downloads_verifies_and_predicts(reference_zoo, photos, m
     import http.server
     import threading
 
-    from explorer import inference
+    from explorer import checkpoints
 
     ref = reference_zoo["torchvision_googlenet"]
     data = ref.path.read_bytes()
@@ -200,7 +201,7 @@ def test_a_registry_tag_downloads_verifies_and_predicts(reference_zoo, photos, m
                                    url=f"http://127.0.0.1:{server.server_port}/{name}",
                                    sha256_prefix=None)
         monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-        monkeypatch.setattr(inference, "find_spec", lambda variant, tag: spec)
+        monkeypatch.setattr(checkpoints, "find_spec", lambda variant, tag: spec)
         seen = []
         with pytest.warns(UserWarning, match="auxiliary"):
             results = predict([sample_images()["cat"]], "googlenet", "IMAGENET1K_V1",

@@ -10,7 +10,8 @@ import torch
 from apptest_helpers import app, clean  # tests/ on sys.path
 
 from explorer import latency
-from explorer.cli import compare_rows, main
+from explorer.cli import main
+from explorer.compare import compare_rows
 
 SMALL = {"variants": ["googlenet", "inception_v3"], "compare_size": "75", "compare_width": "0.25"}
 

@@ -150,7 +150,7 @@ def test_loading_an_upload_names_the_file_not_a_server_path(googlenet_checkpoint
 
 
 def test_uploads_keep_the_users_name_inside_a_folder_of_their_content(tmp_path, monkeypatch):
-    from explorer.inference import store_upload, upload_dir
+    from explorer.checkpoints import store_upload, upload_dir
     monkeypatch.setenv("INCEPTION_EXPLORER_CACHE", str(tmp_path))
     first = store_upload(b"weights", "../../my model.pth")
     assert first.name == "my model.pth" and first.read_bytes() == b"weights"

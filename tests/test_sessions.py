@@ -41,7 +41,8 @@ from tolerances import PROB_ATOL, ulps
 
 from explorer import analyze, charts
 from explorer.images import sample_images, to_batch
-from explorer.inference import ModelCache, classify, load_model, predict
+from explorer.inference import classify, predict
+from explorer.models import ModelCache, load_model
 from explorer.variants import VARIANTS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,8 @@ from apptest_helpers import app, clean, metric  # tests/ on sys.path
 
 from explorer import build, charts, lessons
 from explorer.analysis import analyze
-from explorer.cli import compare_config, main
+from explorer.cli import main
+from explorer.compare import compare_config
 from explorer.export import analysis_csv, file_stem, read_csv
 from explorer.ui.controls import url_problems
 from explorer.variants import VARIANTS, ConfigError

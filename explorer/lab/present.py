@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ..resources import resource
-from ..variants import ConfigError
+from ..variants import VARIANTS, ConfigError
 from .config import LAB_VARIANTS, LabConfig
 
 MEASURED = resource("assets") / "lab" / "default_race.json"
@@ -17,6 +17,27 @@ SECTIONS = {
     "recipe": ("Inception-v4 paper, Section 4 'Training Methodology'", f"{V4}"),
 }
 RESIDUAL_SCALES = (1.0, 0.3, 0.1)
+
+
+def _signal_comparisons() -> dict[str, list[tuple]]:
+    """The Lab's signal comparisons: name -> [(label, variant, residual scale, repeats)], None
+    meaning the variant's own (paper layout) value."""
+    paper = VARIANTS["inception_resnet_v2"].layouts["paper"]
+    scales = "/".join(f"{s:g}" for s in paper.scale)
+    return {
+        "v4 vs Inception-ResNet-v2": [
+            ("Inception-v4", "inception_v4", None, None),
+            (f"Inception-ResNet-v2 (scales {scales})", "inception_resnet_v2", None, None)],
+        "scale " + " / ".join(f"{s:.1f}" for s in RESIDUAL_SCALES): [
+            (f"Inception-ResNet-v2, scale {s:g}", "inception_resnet_v2", s, None)
+            for s in RESIDUAL_SCALES],
+        "blocks x1 / x2 / x4 (scale 1.0)": [
+            (f"Inception-ResNet-v2, {k} x {paper.repeats} blocks", "inception_resnet_v2", 1.0,
+             tuple(k * r for r in paper.repeats)) for k in (1, 2, 4)],
+    }
+
+
+SIGNAL_COMPARISONS = _signal_comparisons()
 
 
 def network_choices() -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.analysis import analyze
-from explorer.cli import compare_rows
+from explorer.compare import compare_rows
 from explorer.graph import render, to_dot
 from explorer.published import best_published
 from explorer.variants import VARIANTS, build
@@ -94,7 +94,7 @@ MODEL_CACHE_BYTES = 1536 * 2**20  # ~1.5 GiB of weights: IR-v2 + v4 + v3 + GoogL
 @st.cache_resource
 def model_cache():
     """The one ModelCache shared by every session (LRU by weight bytes)."""
-    from explorer.inference import ModelCache
+    from explorer.models import ModelCache
     return ModelCache(MODEL_CACHE_BYTES)
 
 
@@ -104,8 +104,8 @@ def loaded_model(variant: str, weights: str, device: str = "cpu", label: str | N
     ``label`` names the weights for the user (an upload's file name, never a server path).
     A load that would not fit the memory budget (with ``images`` photos to run) raises
     MemoryRefused before it starts."""
-    from explorer.inference import guard_load, load_model
     from explorer.jobs import HEAVY
+    from explorer.models import guard_load, load_model
     from explorer.text import md_escape
 
     def load():

@@ -22,7 +22,7 @@ from explorer.graph import (
     to_dot,
     value_range,
 )
-from explorer.text import md_escape
+from explorer.text import md_escape, shape_text
 from explorer.ui import data
 from explorer.ui.graph_view import GraphState
 
@@ -156,8 +156,8 @@ def details(variant: str, state: GraphState, config: dict, key: str) -> None:
         st.caption("A drawing-only node (no module of its own).")
         return
     st.markdown(
-        f"- **shape**: {charts.shape_text(row['input_shape'])} → "
-        f"{charts.shape_text(row['output_shape'])}\n"
+        f"- **shape**: {shape_text(row['input_shape'])} → "
+        f"{shape_text(row['output_shape'])}\n"
         f"- **params**: {row['params']:,} ({100 * row['params_share']:.1f} % of the total; "
         f"{row.get('bn_params', 0):,} of them BatchNorm scale and shift)\n"
         f"- **MACs**: {row['macs']:,} ({100 * row['macs_share']:.1f} % of the total)\n"
@@ -167,7 +167,7 @@ def details(variant: str, state: GraphState, config: dict, key: str) -> None:
               if r["name"].startswith(name + ".")]
     if layers:
         st.dataframe([{"layer": r["name"][len(name) + 1:], "kind": r["kind"],
-                       "output": charts.shape_text(r["output_shape"]), "params": r["params"],
+                       "output": shape_text(r["output_shape"]), "params": r["params"],
                        "MACs": r["macs"]} for r in layers],
                      hide_index=True, height=min(320, 35 * (len(layers) + 1) + 3),
                      column_config={"params": st.column_config.NumberColumn(format="localized"),
@@ -294,8 +294,8 @@ def compare_pair(variants: list[str], default=("inception_v4", "inception_resnet
                         f'<b>{html.escape(sel)}</b></div>')
                 row = next((r for r in data.all_rows(variant) if r["name"] == sel), None)
                 if row:
-                    st.caption(f"{charts.shape_text(row['input_shape'])} → "
-                               f"{charts.shape_text(row['output_shape'])} · "
+                    st.caption(f"{shape_text(row['input_shape'])} → "
+                               f"{shape_text(row['output_shape'])} · "
                                f"{charts.fmt_count(row['params'])} params · "
                                f"{charts.fmt_count(row['macs'])} MACs")
     st.caption("Both graphs share one colour scale (log), so a colour is the same cost on either "

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..weights import load_into
+from ..weights import identify, load_into
 from . import bn_inception, googlenet, inception_resnet, inception_v3, inception_v4
-from .config import Config, ConfigError, Layout, check_config, min_input_size
+from .config import Config, ConfigError, Layout, check_config, layout_state, min_input_size
 from .facts import VariantInfo
 
 # Each variant's facts live in its own module, next to its model code; this is only the index.
@@ -76,7 +76,7 @@ def build(variant: str, *, layout: str | None = None, num_classes: int = 1000,
         # Build without initialising (meta), then take the checkpoint's tensors.
         with torch.device("meta"):
             model = lay.build(cfg)
-        load_into(model, weights, info, lay, cfg, device=dev, known=VARIANTS.values())
+        load_into(model, weights, info, lay, cfg, device=dev, looks_like=_looks_like)
     else:
         with dev:
             model = lay.build(cfg)
@@ -84,6 +84,11 @@ def build(variant: str, *, layout: str | None = None, num_classes: int = 1000,
     model.layout = lay.name
     model.config = cfg
     return model.eval()
+
+
+def _looks_like(state: dict) -> str | None:
+    """The variant and checkpoint format a refused checkpoint fits (for its message)."""
+    return identify(state, VARIANTS.values(), Config, layout_state)
 
 
 def _device(device) -> torch.device:

@@ -144,6 +144,11 @@ def _skeleton(layout: Layout, cfg: Config):
         return layout.build(cfg)
 
 
+def layout_state(layout: Layout, cfg: Config) -> dict:
+    """The state-dict names and shapes of ``layout`` built with ``cfg`` (a cached skeleton's)."""
+    return {k: v.shape for k, v in _skeleton(layout, cfg).state_dict().items()}
+
+
 def fits(layout: Layout, cfg: Config, size: int) -> bool:
     """Whether a size x size input flows through the network, aux heads included (shapes
     propagated from the modules' arguments: no forward pass)."""

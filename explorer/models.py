@@ -1,0 +1,135 @@
+"""Models with real weights, loaded once and shared.
+
+A loaded model is shared (by the app's sessions, by a batch of images): it is built in eval
+mode with its parameters frozen and is never changed afterwards. ``ModelCache`` keeps a bounded
+number of bytes of them, least recently used dropped first. A load that would not fit the
+memory budget is refused before anything is built (``guard_load``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .checkpoints import default_preprocess, is_url, resolve_weights
+from .download import Progress
+from .images import Preprocess
+from .pretrained import WeightsSpec, imagenet_labels
+from .variants import build, resolve
+from .weights import OWN_FORMAT
+
+MAX_BATCH = 32  # images run through the network at once
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    variant: str
+    layout: str
+    weights: str            # what was asked for: "inception_v4.tf_in1k", a URL or a file name
+    checkpoint_format: str  # how the checkpoint's keys were named, as detected
+    preprocess: Preprocess
+    labels: list[str]
+    spec: WeightsSpec | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
+
+
+def load_model(variant: str, weights, *, layout: str | None = None, device: str = "cpu",
+               preprocess: Preprocess | None = None, progress: Progress | None = None,
+               endpoint: str | None = None) -> LoadedModel:
+    """Build ``variant`` with real weights, frozen, in eval mode."""
+    info, lay, _ = resolve(variant, layout)
+    path, spec = resolve_weights(info.name, weights, progress=progress, endpoint=endpoint)
+    model = build(info.name, layout=lay.name, device=device, weights=path)
+    model.requires_grad_(False)
+    fmt = getattr(model, "checkpoint_format", OWN_FORMAT)
+    notes = list(getattr(model, "weights_notes", []))
+    if preprocess is None:
+        if spec is not None:
+            preprocess = spec.preprocess
+        else:
+            preprocess, note = default_preprocess(info.name, fmt)
+            if note:
+                notes.append(note)
+    num_classes = model.config.num_classes
+    labels = spec.labels() if spec else (imagenet_labels() if num_classes == 1000
+                                         else [f"class {i}" for i in range(num_classes)])
+    name = spec.name if spec else (str(weights) if is_url(str(weights)) else Path(path).name)
+    return LoadedModel(model, info.name, lay.name, name, fmt, preprocess, labels, spec, notes)
+
+
+def load_estimate(variant: str, images: int = MAX_BATCH, *, device: str = "cpu",
+                  layout: str | None = None):
+    """The memory a load and a classification of ``images`` photos (one batch at most) need."""
+    from .memory import estimate_inference
+    return estimate_inference(variant, batch=max(1, min(images, MAX_BATCH)), device=device,
+                              layout=layout)
+
+
+def guard_load(variant: str, images: int = MAX_BATCH, *, device: str = "cpu",
+               layout: str | None = None, max_memory=None, reserved: int = 0):
+    """MemoryRefused unless loading ``variant`` and running it fits the budget."""
+    from .memory import check
+    check(load_estimate(variant, images, device=device, layout=layout), max_memory=max_memory,
+          reserved=reserved, advice="choose a smaller network or fewer photos, or ask the "
+          "server's operator for a larger budget")
+
+
+class ModelCache:
+    """Loaded models shared by every session, bounded by their total weight bytes: the least
+    recently used are dropped first. Loading the same key twice at once loads it once."""
+
+    def __init__(self, max_bytes: int = 1 << 30):
+        self.max_bytes = max_bytes
+        self._models: OrderedDict[tuple, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[tuple, threading.Lock] = {}
+
+    def get(self, key: tuple, load) -> LoadedModel:
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+            key_lock = self._loading.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._models:
+                    self._models.move_to_end(key)
+                    return self._models[key]
+            loaded = load()
+            if isinstance(getattr(loaded, "model", None), nn.Module):
+                from .memory import track
+                track(loaded.model)  # the memory budget counts what the cache holds
+            with self._lock:
+                self._models[key] = loaded
+                self._evict()
+                self._loading.pop(key, None)
+        return loaded
+
+    def _evict(self) -> None:
+        # keep at least the newest model, even when it alone is above the cap
+        while len(self._models) > 1 and self.total_bytes() > self.max_bytes:
+            self._models.popitem(last=False)
+
+    def total_bytes(self) -> int:
+        return sum(m.nbytes for m in self._models.values())
+
+    def keys(self) -> list[tuple]:
+        with self._lock:
+            return list(self._models)
+
+    def __len__(self) -> int:
+        return len(self._models)
