@@ -12,11 +12,12 @@ import streamlit as st
 from explorer.analysis import analyze
 from explorer.compare import compare_rows
 from explorer.graph import render, to_dot
+from explorer.probe import probe
 from explorer.published import best_published
 from explorer.variants import VARIANTS, build
 from explorer.variants.blocks import block_info
 
-WARMUP = "Running the network on the meta device (the first run warms torch up: a few seconds)..."
+WARMUP = "Working out every block's shapes and costs (the first question imports torch)..."
 
 
 @st.cache_data(show_spinner=WARMUP, max_entries=256)
@@ -39,7 +40,7 @@ def inspect_charts(variant: str, **config) -> tuple:
 def blocks(variant: str, **config) -> dict[str, dict]:
     """Block name -> kind, paper figure and idea (a block without its own falls back to its
     stage's)."""
-    model = build(variant, device="meta", **config)
+    model = probe(variant, **config).model  # the probe's shared meta build: read only
     out = {}
     for stage_name in model.stage_names:
         stage = getattr(model, stage_name)
@@ -83,7 +84,7 @@ def model(variant: str, device: str, **config):
 @st.cache_data(show_spinner=False, max_entries=32)
 def residual_block_table(variant: str, **config) -> list[dict]:
     from explorer.lessons import residual_blocks
-    return residual_blocks(build(variant, device="meta", **config))
+    return residual_blocks(probe(variant, **config).model)
 
 
 # -- predictions -------------------------------------------------------------------------------
