@@ -69,7 +69,9 @@ st.caption("Each network built with random weights (they do not change the time)
            "(so that a change in the machine's load hits all alike): one warm-up, then the "
            f"median of {' and '.join(str(latency.RUNS[b]) for b in latency.BATCHES)} runs. "
            "GMAC/s = MACs x batch / time; the limit is this machine's own peak, a "
-           f"{latency.PEAK_SIZE}x{latency.PEAK_SIZE} float32 matmul on the same threads. Kept "
+           f"{latency.PEAK_SIZE}x{latency.PEAK_SIZE} float32 matmul on the same threads (timed "
+           "with the BLAS and as a 1x1 convolution, the library the networks' convolutions run "
+           "on: the faster counts). Kept "
            "for everyone on this server, per network, options, batch, device and threads.")
 device = "cpu"
 if torch.cuda.is_available():  # a choice only where there is one
@@ -121,5 +123,5 @@ first = found["rows"][0]["latency"][0]
 st.caption(" ".join(md_escape(s) for s in said["rate"] + said["peak"])
            + md_escape(f" Peak: the fastest of {top['runs']} runs of a {top['size']}x{top['size']} "
                        f"{top['dtype']} matmul ({top['macs'] / 1e9:.2f} GMACs in "
-                       f"{top['best_ms']:.1f} ms). Timed on {first['device_name']}, "
+                       f"{top['best_ms']:.1f} ms, as {top['kernel']}). Timed on {first['device_name']}, "
                        f"{first['threads']} threads; ms are medians."))

@@ -40,14 +40,35 @@ def test_gmacs_per_s_is_macs_times_batch_over_time():
 
 
 def test_matmul_peak_is_the_fastest_run_of_size_cubed_macs(monkeypatch):
-    # three runs of 3.90625, 1.953125 and 7.8125 ms: the best is 1.953125 ms
-    fake_clock(monkeypatch, [0.0, 0.00390625, 1.0, 1.001953125, 2.0, 2.0078125])
+    # torch.mm: three runs of 3.90625, 1.953125 and 7.8125 ms; the 1x1 conv: 7.8125 ms each.
+    # The best is torch.mm's 1.953125 ms.
+    fake_clock(monkeypatch, [0.0, 0.00390625, 1.0, 1.001953125, 2.0, 2.0078125,
+                             3.0, 3.0078125, 4.0, 4.0078125, 5.0, 5.0078125])
     top = latency.matmul_peak(250, runs=3)
     assert top["macs"] == 250 ** 3 == 15_625_000
     assert top["best_ms"] == 1.953125 and top["median_ms"] == 3.90625
     assert top["gmacs_per_s"] == 8.0                            # 15.625 MMACs in 1.953125 ms
+    assert top["kernel"] == "torch.mm"
+    assert top["kernels_best_ms"] == {"torch.mm": 1.953125, "1x1 conv": 7.8125}
     assert top["threads"] == torch.get_num_threads() and top["dtype"] == "float32"
     assert top["device_name"] == "CPU" and top["size"] == 250 and top["runs"] == 3
+
+
+def test_the_peak_counts_whichever_kernel_was_faster(monkeypatch):
+    # torch.mm 7.8125 ms each; the 1x1 conv 3.90625, then 1.953125 ms: the conv is the limit
+    fake_clock(monkeypatch, [0.0, 0.0078125, 1.0, 1.0078125,
+                             2.0, 2.00390625, 3.0, 3.001953125])
+    top = latency.matmul_peak(250, runs=2)
+    assert top["kernel"] == "1x1 conv" and top["best_ms"] == 1.953125
+    assert top["gmacs_per_s"] == 8.0
+
+
+def test_the_1x1_conv_computes_the_matmul():
+    a, b = torch.randn(48, 32), torch.randn(32, 40)
+    product = latency.matmul_as_conv(a, b)()
+    assert product.shape == (1, 40, 48, 1)
+    # float32 sums of 32 products in another order: equal to a few ulps of values near 10
+    torch.testing.assert_close(product[0, :, :, 0].t(), a @ b, rtol=1e-4, atol=1e-4)
 
 
 def test_matmul_peak_really_runs():
@@ -153,8 +174,8 @@ def faked(monkeypatch):
     monkeypatch.setattr("explorer.timing.forward_latency", fake_timing(calls))
     monkeypatch.setattr(latency, "matmul_peak", lambda size, device: {
         "gmacs_per_s": 50.0, "size": size, "macs": size ** 3, "best_ms": 1.0, "median_ms": 1.0,
-        "runs": 5, "dtype": "float32", "device": device, "device_name": "CPU",
-        "threads": torch.get_num_threads()})
+        "runs": 5, "kernel": "1x1 conv", "dtype": "float32", "device": device,
+        "device_name": "CPU", "threads": torch.get_num_threads()})
     return calls
 
 
