@@ -61,6 +61,16 @@ def timed(action, until) -> float:
     return time.perf_counter() - start
 
 
+def expand_then_collapse(tab, expand, expanded_js: str, collapsed_js: str) -> float:
+    """Seconds from ``expand`` until ``expanded_js`` holds; then "collapse all" back, untimed."""
+    t = timed(expand, lambda: tab.wait_for_function(expanded_js))
+    settle(tab)
+    tab.get_by_role("button", name="collapse all").click()
+    tab.wait_for_function(collapsed_js)
+    settle(tab)
+    return t
+
+
 def summary(name: str, times: list[float]) -> str:
     return (f"{name:<34} median {statistics.median(times):.3f} s  (min {min(times):.3f}, "
             f"max {max(times):.3f}, n={len(times)})")
@@ -160,14 +170,10 @@ def graph_interactions(browser, url: str, repeats: int) -> dict[str, list[float]
     for i in range(repeats + 1):
         name = ("inception_a", "inception_b", "inception_c")[i % 3]
         before = tab.evaluate(COUNT)
-        t = timed(lambda: node(tab, name).dblclick(),
-                  lambda: tab.wait_for_function(f"{COUNT} > {before}"))
-        settle(tab)
+        t = expand_then_collapse(tab, lambda: node(tab, name).dblclick(), f"{COUNT} > {before}",
+                                 f"{COUNT} === {before}")
         if i:
             results["expand -> redrawn"].append(t)
-        tab.get_by_role("button", name="collapse all").click()
-        tab.wait_for_function(f"{COUNT} === {before}")
-        settle(tab)
     link = f"{url}/inspect?variant=inception_resnet_v2&open=" + ",".join(
         expandable("inception_resnet_v2"))
     for i in range(repeats + 1):
@@ -182,14 +188,10 @@ def graph_interactions(browser, url: str, repeats: int) -> dict[str, list[float]
     settle(tab)
     tab.wait_for_selector(NODES)
     for i in range(repeats + 1):
-        t = timed(lambda: tab.get_by_role("button", name="expand all").click(),
-                  lambda: tab.wait_for_function(f"{COUNT} > 350"))
-        settle(tab)
+        t = expand_then_collapse(tab, lambda: tab.get_by_role("button", name="expand all").click(),
+                                 f"{COUNT} > 350", f"{COUNT} < 20")
         if i:
             results["full IR-v2, expand all"].append(t)
-        tab.get_by_role("button", name="collapse all").click()
-        tab.wait_for_function(f"{COUNT} < 20")
-        settle(tab)
     tab.close()
     return results
 

@@ -188,3 +188,30 @@ def weights_dir(reference_zoo, tmp_path_factory):
     shutil.copy(reference_zoo["torchvision_inception_v3"].path,
                 folder / "inception_v3.IMAGENET1K_V1.pth")
     return folder
+
+
+# -- the app in a browser: one server and one Chromium per test module ------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, weights_dir):
+    """The app on a free port, reading the tests' weights folder; a module that needs another
+    environment (memory limits, a cache folder) defines its own ``server``."""
+    from serving import streamlit_server
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    with streamlit_server(log, {"INCEPTION_EXPLORER_WEIGHTS": str(weights_dir)}) as (url, _):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for the module; fails (never skips) without Playwright or Chromium."""
+    from serving import launch_chromium
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as err:
+        pytest.fail(f"playwright is needed for the browser tests: {err}")
+    with sync_playwright() as p:
+        chromium = launch_chromium(p)
+        yield chromium
+        chromium.close()

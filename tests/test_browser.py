@@ -11,34 +11,19 @@ from serving import (  # tests/ is on sys.path (rootdir conftest)
     ROOT,
     TABLE,
     TIMEOUT_MS,
-    launch_chromium,
     no_exception,
     screenshot,
     settle,
-    streamlit_server,
     visit,
 )
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, weights_dir):
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    with streamlit_server(log, {"INCEPTION_EXPLORER_WEIGHTS": str(weights_dir)}) as (url, _):
-        yield url
-
-
-@pytest.fixture(scope="module")
-def page(server):
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as err:
-        pytest.fail(f"playwright is needed for the browser tests: {err}")
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-        tab.set_default_timeout(TIMEOUT_MS)
-        yield tab
-        browser.close()
+def page(server, browser):
+    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    tab.set_default_timeout(TIMEOUT_MS)
+    yield tab
+    tab.close()
 
 
 

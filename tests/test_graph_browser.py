@@ -9,31 +9,12 @@ import time
 from urllib.parse import quote
 
 import pytest
-from serving import EXCEPTION, TIMEOUT_MS, launch_chromium, settle, streamlit_server
+from serving import EXCEPTION, TIMEOUT_MS, settle
 
 GRAPH = "[data-explorer-graph]"
 NODES = f"{GRAPH} g.node"
 TABLE = "[class*='st-key-table_'] [data-testid='stDataFrame']"  # the per-block table
 HOSTILE = "<img src=x onerror=alert(1)>"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, weights_dir):
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    with streamlit_server(log, {"INCEPTION_EXPLORER_WEIGHTS": str(weights_dir)}) as (url, _):
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as err:
-        pytest.fail(f"playwright is needed for the browser tests: {err}")
-    with sync_playwright() as p:
-        chromium = launch_chromium(p)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture()

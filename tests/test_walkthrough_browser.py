@@ -10,8 +10,6 @@ from serving import (  # tests/ on sys.path
     ROOT,
     SHOTS,
     TABLE,
-    launch_chromium,
-    streamlit_server,
 )
 
 WIDTH, HEIGHT = 1280, 720
@@ -20,22 +18,12 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, weights_dir):
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    with streamlit_server(log, {"INCEPTION_EXPLORER_WEIGHTS": str(weights_dir)}) as (url, _):
-        yield url
-
-
-@pytest.fixture(scope="module")
-def tab(server):
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT}, accept_downloads=True)
-        page.set_default_timeout(TIMEOUT_MS)
-        page.on("dialog", lambda d: pytest.fail(f"a script ran in the page: {d.message}"))
-        yield page
-        browser.close()
+def tab(server, browser):
+    page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT}, accept_downloads=True)
+    page.set_default_timeout(TIMEOUT_MS)
+    page.on("dialog", lambda d: pytest.fail(f"a script ran in the page: {d.message}"))
+    yield page
+    page.close()
 
 
 def visit(tab, url: str) -> None:
