@@ -6,7 +6,8 @@ side of it). Every heavy action is asked for just under and just over the budget
 served, over is refused with the estimate named, and the server lives. The issue's request
 (3.56 G parameters, 2048 px) is refused without the server's memory growing. Eight sessions
 press "Time" at once on different variants: all are answered in turn (one job at a time), and
-the server's peak memory stays within the budget. A waiting user can leave the queue.
+the server's peak memory stays within the budget. (Waiting behind a long job, leaving the line:
+tests/test_lab_page.py.)
 
 Fails (never skips) when Chromium or Playwright cannot run, like test_browser.py.
 """
@@ -240,33 +241,13 @@ def test_eight_sessions_time_at_once_in_turn_within_the_budget(server):
     for (variant, _), s in zip(CLASSROOM, final):
         assert not s["errors"] and len(s["successes"]) == 1, (variant, s["errors"])
         assert s["successes"][0].startswith("median ")
+    # how many waited depends on how the eight reruns interleave with such short jobs (places
+    # behind a long job are certain: tests/test_lab_page.py); every place shown must be real
     places = [int(word) for states in seen for s in states for info in s["infos"]
               if "in line" in info for word in info.split() if word.isdigit()]
-    assert places and max(places) >= 2, "nobody saw their place in the queue"
+    print(f"places in line seen: {sorted(set(places))}")
+    assert all(1 <= p < len(CLASSROOM) for p in places), places
     assert peak - idle < BUDGET, f"the server grew by {fmt_bytes(peak - idle)}"
-    assert alive(url, proc), log.read_text()[-3000:]
-
-
-def test_a_waiting_user_can_leave_the_queue(server):
-    url, proc, log = server
-    slow = {"variant": "googlenet", "size": 448}  # a few seconds of work, under the budget
-    assert estimate_inference("googlenet", input_size=448).total < BUDGET
-
-    async def scenario(browser):
-        first = await open_page(browser, url, "inspect", slow, inspect_ready)
-        second = await open_page(browser, url, "inspect", {"variant": "googlenet", "size": 96},
-                                 inspect_ready)
-        await press(first, TIME)
-        await press(second, TIME)
-        await second.get_by_role("button", name="Cancel").click(timeout=TIMEOUT_MS)
-        left = await until(second, lambda s: any("left the queue" in i for i in s["infos"]),
-                           "cancelled")
-        done = await until(first, lambda s: s["successes"] or s["errors"], "the first")
-        return left, done
-
-    left, done = with_browser(scenario)
-    assert not left["successes"] and not left["errors"]
-    assert len(done["successes"]) == 1 and not done["errors"]
     assert alive(url, proc), log.read_text()[-3000:]
 
 
