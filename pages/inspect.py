@@ -70,9 +70,14 @@ with graph.table_col:
     e2.download_button("JSON", lambda: json.dumps(result, indent=1), f"{name}.json",
                        "application/json", icon=":material/download:",
                        help="settings under its \"config\" key")
-    sizes_chart, fields_chart = data.inspect_charts(choice.variant, **choice.config)
-    st.plotly_chart(sizes_chart)
-    st.plotly_chart(fields_chart)
+    # Made only while open: Streamlit remounts a Plotly chart whose figure changed, and the two
+    # cost the browser ~65 ms of every variant switch before the graph shows. Open stays open.
+    depth_charts = st.expander("Charts along the depth: feature maps, receptive field",
+                               key="depth_charts", on_change="rerun", icon=":material/show_chart:")
+    if depth_charts.open:
+        sizes_chart, fields_chart = data.inspect_charts(choice.variant, **choice.config)
+        depth_charts.plotly_chart(sizes_chart)
+        depth_charts.plotly_chart(fields_chart)
     whole = by_block["rf_whole_input"]
     st.caption("RF: the input pixels one output unit sees (height x width); jump: input pixels "
                "between neighbouring units."

@@ -48,12 +48,18 @@ def test_inspect_has_its_widgets_graph_table_and_downloads():
     assert at.radio(key="depth").value == "block"
     graph = at.get("bidi_component")  # the explorer's graph: Graphviz's SVG, a node per stage
     assert len(graph) == 1 and graph[0].proto.json.count('class=\\"node\\"') == 8  # input, 6 stages, head
-    assert len(at.get("plotly_chart")) == 2  # feature maps, receptive fields
     assert {b.label for b in at.get("download_button")} >= {"DOT", "CSV", "SVG", "PNG"}
     table = first_table(at)
     assert at.selectbox(key="variant").value == "googlenet"  # the family's first
     assert table["output"].iloc[0] == "64 x 112 x 112"  # shapes as "C x H x W" text
     assert any("multiply-accumulates" in c.value for c in at.caption)
+    # the charts along the depth are made only while their expander is open
+    assert [e.label for e in at.expander] == ["Charts along the depth: feature maps, receptive field"]
+    assert len(at.get("plotly_chart")) == 0
+    at.session_state["depth_charts"] = True  # what a click on the expander sets
+    assert len(clean(at.run()).get("plotly_chart")) == 2  # feature maps, receptive fields
+    at.selectbox(key="variant").set_value("inception_v3")
+    assert len(clean(at.run()).get("plotly_chart")) == 2  # open stays open on another variant
 
 
 def test_changing_the_variant_changes_the_table_and_totals():

@@ -48,7 +48,12 @@ def test_inspect_shows_graph_table_and_chart(server, page):
     visit(page, f"{server}/inspect?variant=inception_resnet_v2")
     page.wait_for_selector(GRAPH)
     page.wait_for_selector(TABLE)
+    # the charts along the depth: made when their expander is opened (not on every rerun)
+    assert page.locator(PLOT).count() == 0
+    page.get_by_text("Charts along the depth").click()
+    settle(page)
     page.wait_for_selector(PLOT)
+    assert page.locator("[data-testid='stPlotlyChart']").count() == 2
     assert page.locator("h1").first.inner_text().startswith("Inception-ResNet-v2")
     assert page.locator(GRAPH).first.locator("g.node").count() == 8  # input, 6 stages, head
     no_exception(page)
