@@ -209,9 +209,16 @@ def test_switching_variant_redraws_the_graph_and_the_same_table(server, tab):
     new variant's rows, and choosing one selects that variant's block."""
     open_graph(tab, f"{server}/inspect?variant=inception_v4")
     shows(tab, "inception_v4")
+    heavy = "[data-testid='stDataFrame'] canvas, [data-explorer-graph]"
+    tab.evaluate(f"() => document.querySelectorAll(`{heavy}`).forEach(e => e.__kept = true)")
     tab.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first.click()
     tab.locator("[role='option']", has_text=re.compile("^googlenet$")).click()
     names = shows(tab, "googlenet")
+    # the grid and the graph were updated, not built anew; no chart was redrawn (the charts
+    # along the depth wait in their closed expander): what keeps a switch fast in the browser
+    kept = tab.evaluate(f"() => [...document.querySelectorAll(`{heavy}`)].map(e => e.__kept)")
+    assert len(kept) >= 2 and all(k is True for k in kept), kept
+    assert tab.locator("[data-testid='stPlotlyChart']").count() == 0
     settle(tab)
     grid = tab.locator(TABLE)
     grid.scroll_into_view_if_needed()
