@@ -402,7 +402,7 @@ def _compare_latency(args, rows, out) -> None:
         out.write(f"{r['variant']:<21} {r['input_size']:>5} {r['macs'] / 1e9:>7.3f}{cells}\n")
     top = report["peak"]
     out.write(f"matmul peak: {top['gmacs_per_s']:.1f} GMAC/s ({top['size']}x{top['size']} "
-              f"{top['dtype']} as {top['kernel']}, fastest of {top['runs']} runs, {top['device_name']}, "
+              f"{top['math']} as {top['kernel']}, fastest of {top['runs']} runs, {top['device_name']}, "
               f"{top['threads']} threads); latency: median ms, random weights, no autograd\n")
     for sentence in report["lessons"]:
         out.write(f"- {sentence}\n")
