@@ -286,9 +286,17 @@ def cmd_summary(args, out) -> None:
                    "caller": Path(__file__).with_name("torchinfo_view.py").read_text()}
         out.write(cached_json("torchinfo", request, compute) + "\n")
         return
+    from . import torchless
     from .cache import analysis_dict
 
-    result = analysis_dict(args.variant, args.input_size, args.depth, **_config(args))
+    # a first answer needs no tensor: torch's import alone would take longer than all of it
+    without_torch = torchless.install()
+    try:
+        result = analysis_dict(args.variant, args.input_size, args.depth, **_config(args))
+    except Exception as err:
+        if without_torch and not isinstance(err, ValueError):  # a bad config is bad either way
+            torchless.rerun_with_torch(err)
+        raise
     if fmt == "json":
         json.dump(result, out, indent=2)
         out.write("\n")
