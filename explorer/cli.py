@@ -252,9 +252,13 @@ def cmd_app(args, out) -> int:
     return stcli.main()
 
 
-def cmd_variants(args, out) -> None:
+def _registry():
     from .variants import VARIANTS
+    return VARIANTS
 
+
+def cmd_variants(args, out) -> None:
+    VARIANTS = _described(_registry)  # noqa: N806 -- the registry, as everywhere else
     rows = [{"name": v.name, "title": v.title, "paper": v.paper, "arxiv": v.arxiv, "year": v.year,
              "native_input_size": v.native_input_size, "layouts": list(v.layouts),
              "default_layout": v.default_layout, "idea": v.idea} for v in VARIANTS.values()]
@@ -265,6 +269,22 @@ def cmd_variants(args, out) -> None:
     for r in rows:
         out.write(f"{r['name']:<21} {r['year']}  {r['native_input_size']}px  "
                   f"{'/'.join(r['layouts']):<15} {r['title']}\n")
+
+
+def _described(compute):
+    """``compute()``, which describes networks (shapes, parameters, MACs, graphs: no tensor),
+    run on the torch-free stand-in when torch is not loaded yet: torch's import alone takes
+    longer than the whole answer (explorer/torchless.py). Should the stand-in lack something,
+    the command runs again with torch."""
+    from . import torchless
+
+    without_torch = torchless.install()
+    try:
+        return compute()
+    except Exception as err:
+        if without_torch and not isinstance(err, ValueError):  # a bad config is bad either way
+            torchless.rerun_with_torch(err)
+        raise
 
 
 def cmd_summary(args, out) -> None:
@@ -286,17 +306,10 @@ def cmd_summary(args, out) -> None:
                    "caller": Path(__file__).with_name("torchinfo_view.py").read_text()}
         out.write(cached_json("torchinfo", request, compute) + "\n")
         return
-    from . import torchless
     from .cache import analysis_dict
 
-    # a first answer needs no tensor: torch's import alone would take longer than all of it
-    without_torch = torchless.install()
-    try:
-        result = analysis_dict(args.variant, args.input_size, args.depth, **_config(args))
-    except Exception as err:
-        if without_torch and not isinstance(err, ValueError):  # a bad config is bad either way
-            torchless.rerun_with_torch(err)
-        raise
+    result = _described(lambda: analysis_dict(args.variant, args.input_size, args.depth,
+                                              **_config(args)))
     if fmt == "json":
         json.dump(result, out, indent=2)
         out.write("\n")
@@ -333,12 +346,16 @@ def cmd_summary(args, out) -> None:
 
 
 def cmd_graph(args, out) -> None:
-    from .graph import GraphvizMissing, render, to_dot
-
     config = _config(args)
     if args.input_size is not None:
         config["input_size"] = args.input_size
-    dot = to_dot(args.variant, depth=args.depth, **config)
+
+    def dot_of():
+        from .graph import to_dot
+        return to_dot(args.variant, depth=args.depth, **config)
+
+    dot = _described(dot_of)
+    from .graph import GraphvizMissing, render
     try:
         data = dot.encode() if args.format == "dot" else render(dot, args.format)
     except GraphvizMissing as err:
@@ -355,8 +372,11 @@ def cmd_graph(args, out) -> None:
 def cmd_compare(args, out) -> None:
     from .compare import compare_rows
 
-    rows = compare_rows(args.variants, args.input_size, layout=args.layout, width=args.width,
-                        num_classes=args.num_classes, scale=args.scale, repeats=args.repeats)
+    def rows_of():
+        return compare_rows(args.variants, args.input_size, layout=args.layout, width=args.width,
+                            num_classes=args.num_classes, scale=args.scale, repeats=args.repeats)
+
+    rows = rows_of() if args.latency else _described(rows_of)  # timing needs real torch
     if args.latency:
         return _compare_latency(args, rows, out)
     if args.json:

@@ -1,16 +1,17 @@
-"""The part of ``torch`` that *describes* a network, without torch: for a cold ``summary``.
+"""The part of ``torch`` that *describes* a network, without torch: for the command line.
 
 A first ``python -m explorer summary VARIANT`` (nothing in the on-disk cache) needs no tensor:
 the shapes, parameters, MACs and receptive fields all follow from the modules' arguments
-(``explorer.variants.shapes``, ``explorer.receptive``, ``explorer.analysis``). Importing torch
-alone takes longer than all of that together (1.1-1.6 s on the 2-core machine), so the command
-installs this module as ``torch`` when torch is not loaded yet (``install``) and runs the very
-same variant, probe and analysis code on it: modules that hold their arguments and the shapes of
+(``explorer.variants.shapes``, ``explorer.receptive``, ``explorer.analysis``); so do ``graph``,
+``compare`` (without ``--latency``) and ``variants``. Importing torch alone takes longer than
+all of that together (1.1-1.6 s on the 2-core machine), so these commands install this module
+as ``torch`` when torch is not loaded yet (``install``) and run the very same variant, probe,
+analysis and graph code on it: modules that hold their arguments and the shapes of
 their parameters, like a "meta"-device build, and nothing that computes.
 
 It has exactly the surface that code uses (the classes our blocks are built from, with
 PyTorch's attribute names and defaults, ``named_modules`` and friends in PyTorch's order).
-``tests/test_torchless.py`` runs ``summary`` both ways, for every variant and several configs,
+``tests/test_torchless.py`` runs the commands both ways, for every variant and several configs,
 and requires the same answer; a network that needs more than this surface fails loudly
 (``AttributeError``), never silently differs. ``INCEPTION_EXPLORER_TORCHLESS=0`` turns it off.
 """
@@ -28,8 +29,8 @@ TORCHLESS = True  # how a module can tell the stand-in from torch
 
 def install() -> bool:
     """Make ``import torch`` give this stand-in, unless torch is loaded already or the user
-    turned it off; True when installed. Only for a process that does nothing else (the CLI's
-    ``summary``): code that needs real tensors fails on it."""
+    turned it off; True when installed. Only for a process that does nothing else (a command
+    that describes networks): code that needs real tensors fails on it."""
     if "torch" in sys.modules or os.environ.get(ENV, "1") == "0":
         return sys.modules.get("torch") is sys.modules[__name__]
     me = sys.modules[__name__]
@@ -43,7 +44,7 @@ def rerun_with_torch(err: BaseException) -> None:
     needs more of torch than this stand-in has is answered anyway (slower), and said so."""
     sys.stdout.flush()  # the process is replaced: what it wrote must be out first, and its
     # message must reach the real stderr, whatever sys.stderr is now
-    print(f"inception-explorer: torchless summary failed ({type(err).__name__}: {err}); "
+    print(f"inception-explorer: the torch-free answer failed ({type(err).__name__}: {err}); "
           f"answering with torch", file=sys.__stderr__, flush=True)
     os.execve(sys.executable, sys.orig_argv, {**os.environ, ENV: "0"})
 
@@ -203,6 +204,18 @@ class Module:
     def extra_repr(self):
         return ""
 
+    def __repr__(self):
+        # torch's own layout: the analysis compares blocks by their repr (graph.py: repeated
+        # blocks are drawn once), so equal reprs must mean what they mean in torch
+        extra = self.extra_repr().split("\n") if self.extra_repr() else []
+        children = [f"({name}): " + repr(m).replace("\n", "\n  ")
+                    for name, m in self._modules.items()]
+        lines = extra + children
+        if len(extra) == 1 and not children:
+            return f"{type(self).__name__}({extra[0]})"
+        body = "\n  " + "\n  ".join(lines) + "\n" if lines else ""
+        return f"{type(self).__name__}({body})"
+
 
 class Sequential(Module):
     def __init__(self, *args):
@@ -270,6 +283,21 @@ class Conv2d(Module):
     def forward(self, x):
         raise NotImplementedError
 
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        return s
+
 
 class Linear(Module):
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
@@ -283,6 +311,10 @@ class Linear(Module):
 
     def forward(self, x):
         raise NotImplementedError
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
 
 
 class _BatchNorm(Module):
@@ -301,6 +333,11 @@ class _BatchNorm(Module):
 
     def forward(self, x):
         raise NotImplementedError
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, bias={self._parameters.get('bias') is not None}, "
+                f"track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
@@ -322,6 +359,10 @@ class MaxPool2d(Module):
     def forward(self, x):
         raise NotImplementedError
 
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
 
 class AvgPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
@@ -334,6 +375,9 @@ class AvgPool2d(Module):
     def forward(self, x):
         raise NotImplementedError
 
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
 
 class AdaptiveAvgPool2d(Module):
     def __init__(self, output_size):
@@ -342,6 +386,9 @@ class AdaptiveAvgPool2d(Module):
 
     def forward(self, x):
         raise NotImplementedError
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
 
 
 class AdaptiveMaxPool2d(AdaptiveAvgPool2d):
@@ -357,6 +404,9 @@ class ReLU(Module):
     def forward(self, x):
         raise NotImplementedError
 
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
 
 class Dropout(Module):
     def __init__(self, p=0.5, inplace=False):
@@ -366,6 +416,9 @@ class Dropout(Module):
     def forward(self, x):
         raise NotImplementedError
 
+    def extra_repr(self):
+        return f"p={self.p}, inplace={self.inplace}"
+
 
 class Flatten(Module):
     def __init__(self, start_dim=1, end_dim=-1):
@@ -374,6 +427,9 @@ class Flatten(Module):
 
     def forward(self, x):
         raise NotImplementedError
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 class Identity(Module):
@@ -388,6 +444,9 @@ class LocalResponseNorm(Module):
 
     def forward(self, x):
         raise NotImplementedError
+
+    def extra_repr(self):
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
 
 
 # the namespaces ``torch.nn``, ``torch.nn.modules.batchnorm`` as the variants' code reads them
