@@ -258,7 +258,7 @@ def _registry():
 
 
 def cmd_variants(args, out) -> None:
-    VARIANTS = _described(_registry)  # noqa: N806 -- the registry, as everywhere else
+    VARIANTS = _described(args, _registry)  # noqa: N806 -- the registry, as everywhere else
     rows = [{"name": v.name, "title": v.title, "paper": v.paper, "arxiv": v.arxiv, "year": v.year,
              "native_input_size": v.native_input_size, "layouts": list(v.layouts),
              "default_layout": v.default_layout, "idea": v.idea} for v in VARIANTS.values()]
@@ -271,14 +271,15 @@ def cmd_variants(args, out) -> None:
                   f"{'/'.join(r['layouts']):<15} {r['title']}\n")
 
 
-def _described(compute):
+def _described(args, compute):
     """``compute()``, which describes networks (shapes, parameters, MACs, graphs: no tensor),
-    run on the torch-free stand-in when torch is not loaded yet: torch's import alone takes
-    longer than the whole answer (explorer/torchless.py). Should the stand-in lack something,
-    the command runs again with torch."""
+    run on the torch-free stand-in when this process is the command line and torch is not
+    loaded yet: torch's import alone takes longer than the whole answer (explorer/torchless.py).
+    Never when ``main`` is called from other code, whose own ``import torch`` must stay torch.
+    Should the stand-in lack something, the command runs again with torch."""
     from . import torchless
 
-    without_torch = torchless.install()
+    without_torch = args.as_program and torchless.install()
     try:
         return compute()
     except Exception as err:
@@ -308,8 +309,8 @@ def cmd_summary(args, out) -> None:
         return
     from .cache import analysis_dict
 
-    result = _described(lambda: analysis_dict(args.variant, args.input_size, args.depth,
-                                              **_config(args)))
+    result = _described(args, lambda: analysis_dict(args.variant, args.input_size, args.depth,
+                                                    **_config(args)))
     if fmt == "json":
         json.dump(result, out, indent=2)
         out.write("\n")
@@ -354,7 +355,7 @@ def cmd_graph(args, out) -> None:
         from .graph import to_dot
         return to_dot(args.variant, depth=args.depth, **config)
 
-    dot = _described(dot_of)
+    dot = _described(args, dot_of)
     from .graph import GraphvizMissing, render
     try:
         data = dot.encode() if args.format == "dot" else render(dot, args.format)
@@ -376,7 +377,7 @@ def cmd_compare(args, out) -> None:
         return compare_rows(args.variants, args.input_size, layout=args.layout, width=args.width,
                             num_classes=args.num_classes, scale=args.scale, repeats=args.repeats)
 
-    rows = rows_of() if args.latency else _described(rows_of)  # timing needs real torch
+    rows = rows_of() if args.latency else _described(args, rows_of)  # timing needs real torch
     if args.latency:
         return _compare_latency(args, rows, out)
     if args.json:
@@ -598,9 +599,11 @@ def parse(argv: list[str]):
 
 def main(argv=None, out=None) -> int:
     out = out or sys.stdout
+    as_program = argv is None  # the command line itself, not a call from other code
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = parse(argv)
+        args.as_program = as_program
         status = COMMANDS[args.command](args, out)
     except (UsageError, ValueError, OSError) as err:
         # ValueError covers ConfigError and WeightsError

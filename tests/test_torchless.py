@@ -55,8 +55,9 @@ answers = []
 for argv in json.loads(sys.argv[1]):
     out, err = io.StringIO(), io.StringIO()
     stderr, sys.stderr = sys.stderr, err
+    sys.argv = ["inception-explorer", *argv]  # as the command line runs it
     try:
-        status = main(argv, out=out)
+        status = main(out=out)
     finally:
         sys.stderr = stderr
     answers.append([status, out.getvalue(), err.getvalue()])
@@ -109,6 +110,13 @@ def test_the_stand_in_is_off_when_asked_or_where_torch_is_loaded(tmp_path):
     from explorer import torchless
     assert not torchless.install()  # this process has torch: nothing is replaced
     assert sys.modules["torch"] is not torchless
+    # main() called from other code leaves torch alone, even where torch is not loaded yet
+    code = ("import io, sys; from explorer.cli import main; "
+            "main(['summary', 'googlenet', '--json'], out=io.StringIO()); "
+            "import torch; print(json.dumps({'answers': [], 'torchless': "
+            "getattr(torch, 'TORCHLESS', False), 'torch_c': 'torch._C' in sys.modules}))")
+    called = json.loads(run_child([], tmp_path, code="import json; " + code).stdout)
+    assert not called["torchless"] and called["torch_c"]
 
 
 # the child: every variant (aux heads built) described on the stand-in
