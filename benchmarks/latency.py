@@ -46,7 +46,7 @@ def main() -> None:
     report = latency.measure(rows, device=args.device, progress=progress)
     top = report["peak"]
     print(f"\nmatmul peak: {top['gmacs_per_s']:.1f} GMAC/s ({top['size']}x{top['size']} "
-          f"{top['dtype']}, best of {top['runs']} runs: {top['best_ms']:.1f} ms; median "
+          f"{top['math']} as {top['kernel']}, best of {top['runs']} runs: {top['best_ms']:.1f} ms; median "
           f"{top['median_ms']:.1f} ms) on {top['device_name']}, {top['threads']} threads; "
           f"load average after {os.getloadavg()[0]:.1f}\n")
     head = " | ".join(f"ms @{b} | GMAC/s @{b} | of peak @{b}" for b in latency.BATCHES)

@@ -31,7 +31,7 @@ def cache_dir() -> Path:
 def code_fingerprint() -> str:
     digest = hashlib.sha256()
     sources = [PACKAGE / "analysis.py", PACKAGE / "probe.py", PACKAGE / "receptive.py",
-               *(PACKAGE / "variants").glob("*.py")]
+               PACKAGE / "torchless.py", *(PACKAGE / "variants").glob("*.py")]
     for path in sorted(sources):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())

@@ -252,9 +252,13 @@ def cmd_app(args, out) -> int:
     return stcli.main()
 
 
-def cmd_variants(args, out) -> None:
+def _registry():
     from .variants import VARIANTS
+    return VARIANTS
 
+
+def cmd_variants(args, out) -> None:
+    VARIANTS = _described(args, _registry)  # noqa: N806 -- the registry, as everywhere else
     rows = [{"name": v.name, "title": v.title, "paper": v.paper, "arxiv": v.arxiv, "year": v.year,
              "native_input_size": v.native_input_size, "layouts": list(v.layouts),
              "default_layout": v.default_layout, "idea": v.idea} for v in VARIANTS.values()]
@@ -265,6 +269,23 @@ def cmd_variants(args, out) -> None:
     for r in rows:
         out.write(f"{r['name']:<21} {r['year']}  {r['native_input_size']}px  "
                   f"{'/'.join(r['layouts']):<15} {r['title']}\n")
+
+
+def _described(args, compute):
+    """``compute()``, which describes networks (shapes, parameters, MACs, graphs: no tensor),
+    run on the torch-free stand-in when this process is the command line and torch is not
+    loaded yet: torch's import alone takes longer than the whole answer (explorer/torchless.py).
+    Never when ``main`` is called from other code, whose own ``import torch`` must stay torch.
+    Should the stand-in lack something, the command runs again with torch."""
+    from . import torchless
+
+    without_torch = args.as_program and torchless.install()
+    try:
+        return compute()
+    except Exception as err:
+        if without_torch and not isinstance(err, ValueError):  # a bad config is bad either way
+            torchless.rerun_with_torch(err)
+        raise
 
 
 def cmd_summary(args, out) -> None:
@@ -288,7 +309,8 @@ def cmd_summary(args, out) -> None:
         return
     from .cache import analysis_dict
 
-    result = analysis_dict(args.variant, args.input_size, args.depth, **_config(args))
+    result = _described(args, lambda: analysis_dict(args.variant, args.input_size, args.depth,
+                                                    **_config(args)))
     if fmt == "json":
         json.dump(result, out, indent=2)
         out.write("\n")
@@ -325,12 +347,16 @@ def cmd_summary(args, out) -> None:
 
 
 def cmd_graph(args, out) -> None:
-    from .graph import GraphvizMissing, render, to_dot
-
     config = _config(args)
     if args.input_size is not None:
         config["input_size"] = args.input_size
-    dot = to_dot(args.variant, depth=args.depth, **config)
+
+    def dot_of():
+        from .graph import to_dot
+        return to_dot(args.variant, depth=args.depth, **config)
+
+    dot = _described(args, dot_of)
+    from .graph import GraphvizMissing, render
     try:
         data = dot.encode() if args.format == "dot" else render(dot, args.format)
     except GraphvizMissing as err:
@@ -347,8 +373,11 @@ def cmd_graph(args, out) -> None:
 def cmd_compare(args, out) -> None:
     from .compare import compare_rows
 
-    rows = compare_rows(args.variants, args.input_size, layout=args.layout, width=args.width,
-                        num_classes=args.num_classes, scale=args.scale, repeats=args.repeats)
+    def rows_of():
+        return compare_rows(args.variants, args.input_size, layout=args.layout, width=args.width,
+                            num_classes=args.num_classes, scale=args.scale, repeats=args.repeats)
+
+    rows = rows_of() if args.latency else _described(args, rows_of)  # timing needs real torch
     if args.latency:
         return _compare_latency(args, rows, out)
     if args.json:
@@ -402,7 +431,7 @@ def _compare_latency(args, rows, out) -> None:
         out.write(f"{r['variant']:<21} {r['input_size']:>5} {r['macs'] / 1e9:>7.3f}{cells}\n")
     top = report["peak"]
     out.write(f"matmul peak: {top['gmacs_per_s']:.1f} GMAC/s ({top['size']}x{top['size']} "
-              f"{top['dtype']} as {top['kernel']}, fastest of {top['runs']} runs, {top['device_name']}, "
+              f"{top['math']} as {top['kernel']}, fastest of {top['runs']} runs, {top['device_name']}, "
               f"{top['threads']} threads); latency: median ms, random weights, no autograd\n")
     for sentence in report["lessons"]:
         out.write(f"- {sentence}\n")
@@ -570,9 +599,11 @@ def parse(argv: list[str]):
 
 def main(argv=None, out=None) -> int:
     out = out or sys.stdout
+    as_program = argv is None  # the command line itself, not a call from other code
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = parse(argv)
+        args.as_program = as_program
         status = COMMANDS[args.command](args, out)
     except (UsageError, ValueError, OSError) as err:
         # ValueError covers ConfigError and WeightsError

@@ -122,6 +122,6 @@ st.dataframe(table, hide_index=True,
 first = found["rows"][0]["latency"][0]
 st.caption(" ".join(md_escape(s) for s in said["rate"] + said["peak"])
            + md_escape(f" Peak: the fastest of {top['runs']} runs of a {top['size']}x{top['size']} "
-                       f"{top['dtype']} matmul ({top['macs'] / 1e9:.2f} GMACs in "
+                       f"{top['math']} matmul ({top['macs'] / 1e9:.2f} GMACs in "
                        f"{top['best_ms']:.1f} ms, as {top['kernel']}). Timed on {first['device_name']}, "
                        f"{first['threads']} threads; ms are medians."))

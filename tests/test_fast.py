@@ -174,6 +174,46 @@ def test_gpu_copies_take_and_return_float32(dtype, randomize_batchnorm):
     assert (out - plain).abs().max().item() < 0.1 * plain.abs().max().item()
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_gpu_copies_replay_a_cuda_graph_per_shape(dtype, randomize_batchnorm):
+    """A replayed graph answers what the same copy answers eagerly, for each new input (its
+    input buffer is refilled), without handing out its own buffers (an answer survives the next
+    call), and only the last GRAPH_SHAPES shapes are kept."""
+    from explorer.fast import GRAPH_SHAPES
+    torch.manual_seed(0)
+    model = randomize_batchnorm(explorer.build("inception_resnet_v2", width=0.25, num_classes=10),
+                                75).cuda()
+    graphs = explorer.for_inference(model, dtype)
+    eager = explorer.for_inference(model, dtype, cuda_graphs=False)
+    assert graphs.cuda_graphs and not eager.cuda_graphs
+    gen = torch.Generator().manual_seed(3)
+    xs = [torch.randn(batch, 3, 75, 75, generator=gen).cuda() for batch in (1, 1, 4)]
+    answers = [graphs(x) for x in xs]
+    assert len(graphs._graphs) == 2  # batch 1 captured once, replayed for the second input
+    for x, got in zip(xs, answers):
+        want = eager(x)
+        # the same kernels on the same data; cuDNN may pick another algorithm under capture
+        torch.testing.assert_close(got, want, atol=1e-3 * want.abs().max().item(), rtol=0)
+    assert (answers[0] - answers[1]).abs().max() > 1e-3  # two inputs, two answers
+    saved = torch.backends.cudnn.allow_tf32
+    try:  # recorded kernels keep their maths: another TF32 setting is another graph
+        torch.backends.cudnn.allow_tf32 = not saved
+        graphs(xs[0])
+        assert len(graphs._graphs) == 3
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
+    for batch in range(2, 3 + GRAPH_SHAPES):
+        graphs(torch.randn(batch, 3, 75, 75, device="cuda"))
+    assert len(graphs._graphs) == GRAPH_SHAPES
+
+
+def test_cpu_copies_run_eagerly():
+    fast = explorer.for_inference(explorer.build("googlenet", width=0.25, num_classes=10))
+    assert not fast.cuda_graphs
+    assert fast(torch.randn(1, 3, 96, 96)).shape == (1, 10) and not fast._graphs
+
+
 def test_bfloat16_on_this_cpu(randomize_batchnorm):
     """bfloat16 where the CPU has it natively (float32 in and out); a clear error elsewhere."""
     torch.manual_seed(0)

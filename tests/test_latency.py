@@ -75,6 +75,24 @@ def test_matmul_peak_really_runs():
     top = latency.matmul_peak(256, runs=2)
     assert 0 < top["best_ms"] <= top["median_ms"]
     assert top["gmacs_per_s"] == 256 ** 3 / (top["best_ms"] * 1e6)
+    assert top["math"] == "float32"  # a CPU has no TF32
+
+
+def test_a_gpu_peak_says_when_tf32_tensor_cores_did_the_float32_work():
+    """PyTorch lets cuDNN's float32 convolutions use TF32 by default (10 mantissa bits): the peak
+    says so rather than passing it off as float32 arithmetic."""
+    cuda, f32 = torch.device("cuda"), torch.float32
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, False
+        assert latency._math(cuda, f32, "1x1 conv") == "float32 on TF32 tensor cores"
+        assert latency._math(cuda, f32, "torch.mm") == "float32"
+        assert latency._math(torch.device("cpu"), f32, "1x1 conv") == "float32"
+        assert latency._math(cuda, torch.bfloat16, "1x1 conv") == "bfloat16"
+        torch.backends.cudnn.allow_tf32 = False
+        assert latency._math(cuda, f32, "1x1 conv") == "float32"
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 # -- the sentences, from synthetic measurements ---------------------------------------------------
@@ -90,7 +108,8 @@ def measured(variant, gmacs, b1, b16, spread=0.02):
     return {"variant": variant, "input_size": 299, "macs": gmacs * 1e9, "latency": rows}
 
 
-PEAK = {"gmacs_per_s": 100.0, "size": 2048, "dtype": "float32", "threads": 2, "device_name": "CPU"}
+PEAK = {"gmacs_per_s": 100.0, "size": 2048, "dtype": "float32", "math": "float32", "threads": 2,
+        "device_name": "CPU"}
 
 
 def test_more_macs_but_faster_is_said_with_its_numbers():
@@ -174,7 +193,7 @@ def faked(monkeypatch):
     monkeypatch.setattr("explorer.timing.forward_latency", fake_timing(calls))
     monkeypatch.setattr(latency, "matmul_peak", lambda size, device: {
         "gmacs_per_s": 50.0, "size": size, "macs": size ** 3, "best_ms": 1.0, "median_ms": 1.0,
-        "runs": 5, "kernel": "1x1 conv", "dtype": "float32", "device": device,
+        "runs": 5, "kernel": "1x1 conv", "dtype": "float32", "math": "float32", "device": device,
         "device_name": "CPU", "threads": torch.get_num_threads()})
     return calls
 

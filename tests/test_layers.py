@@ -21,7 +21,7 @@ LAYERS = {
     # (and what the server spends: explorer.cost, which imports nothing of ours)
     "foundation": ("explorer.resources", "explorer.text", "explorer.keys", "explorer.export",
                    "explorer.download", "explorer.preprocess", "explorer.images",
-                   "explorer.weights", "explorer.cost"),
+                   "explorer.weights", "explorer.cost", "explorer.torchless"),
     # the blocks, the families, the registry and each variant's facts
     "variants": ("explorer.variants",),
     # what is computed from a network (no real weights needed): shapes, costs, graphs, charts

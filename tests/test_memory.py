@@ -19,7 +19,14 @@ from explorer import memory
 from explorer.analysis import analyze
 from explorer.cli import main
 from explorer.jobs import JobQueue
-from explorer.memory import Estimate, MemoryRefused, estimate_inference, estimate_training, fmt_bytes
+from explorer.memory import (
+    CUDA_TRAIN_WORKSPACE,
+    Estimate,
+    MemoryRefused,
+    estimate_inference,
+    estimate_training,
+    fmt_bytes,
+)
 from explorer.variants import ConfigError, build
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,6 +165,9 @@ def test_activations_follow_the_network():
     adam = estimate_training("googlenet", batch=2, input_size=96, optimizer="adam")
     assert sgd.weights == 2 * one.weights and adam.weights == 4 * one.weights
     assert sgd.activations > 2 * one.activations  # training keeps what the backward pass needs
+    # a GPU's backward convolutions also hold cuDNN workspaces (measured on an H200)
+    on_gpu = estimate_training("googlenet", batch=2, input_size=96, optimizer="sgd", device="cuda")
+    assert on_gpu.total - sgd.total == CUDA_TRAIN_WORKSPACE and on_gpu.device == "cuda"
     with pytest.raises(ConfigError, match="optimizer must be one of"):
         estimate_training("googlenet", batch=2, optimizer="lion")
     with pytest.raises(ConfigError, match="batch must be a positive integer"):
