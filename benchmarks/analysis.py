@@ -9,9 +9,9 @@ Two measurements:
 2. whole processes for Inception-ResNet-v2: `python -m explorer summary inception_resnet_v2`
    vs a `python -c` that builds the model and prints torchinfo.summary -- the goal is a ratio
    of at most 0.5. The command line is timed cold (empty cache: it computes, on
-   ``explorer.torchless`` since torch is not needed) and warm (the answer is in its on-disk cache, as for any repeated question). The
-   three commands take turns, run after run, so that a machine whose load changes slows them
-   alike.
+   ``explorer.torchless`` since torch is not needed) and warm (the answer is in its on-disk
+   cache, as for any repeated question). The three commands take turns, run after run, so
+   that a machine whose load changes slows them alike.
 """
 
 from __future__ import annotations
