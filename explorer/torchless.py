@@ -111,6 +111,12 @@ def _pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
+def _describes_only(self, *args):
+    """Every layer class has its own ``forward``, as in torch (the shape walk checks which class
+    defines the forward a module runs); none computes here."""
+    raise NotImplementedError(f"{type(self).__name__}: torchless modules do not compute")
+
+
 class Module:
     """``nn.Module``'s bookkeeping: children, parameters and buffers in registration order."""
 
@@ -120,8 +126,7 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "training", True)
 
-    def forward(self, *args):
-        raise NotImplementedError(f"{type(self).__name__}: torchless modules do not compute")
+    forward = _describes_only
 
     def __setattr__(self, name, value):
         if isinstance(value, Module):
@@ -225,8 +230,7 @@ class Sequential(Module):
         for name, m in items:
             self.add_module(name, m)
 
-    def forward(self, x):
-        raise NotImplementedError
+    forward = _describes_only
 
     def __iter__(self):
         return iter(self._modules.values())
@@ -280,8 +284,7 @@ class Conv2d(Module):
         else:
             self._parameters["bias"] = None
 
-    def forward(self, x):
-        raise NotImplementedError
+    forward = _describes_only
 
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -309,8 +312,7 @@ class Linear(Module):
         else:
             self._parameters["bias"] = None
 
-    def forward(self, x):
-        raise NotImplementedError
+    forward = _describes_only
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -331,8 +333,7 @@ class _BatchNorm(Module):
             self._buffer("running_var", num_features)
             self._buffer("num_batches_tracked")
 
-    def forward(self, x):
-        raise NotImplementedError
+    forward = _describes_only
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
@@ -356,8 +357,7 @@ class MaxPool2d(Module):
         self.padding, self.dilation, self.ceil_mode = padding, dilation, ceil_mode
         self.return_indices = return_indices
 
-    def forward(self, x):
-        raise NotImplementedError
+    forward = _describes_only
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
@@ -372,8 +372,7 @@ class AvgPool2d(Module):
         self.padding, self.ceil_mode = padding, ceil_mode
         self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
 
-    def forward(self, x):
-        raise NotImplementedError
+    forward = _describes_only
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -384,16 +383,14 @@ class AdaptiveAvgPool2d(Module):
         super().__init__()
         self.output_size = output_size
 
-    def forward(self, x):
-        raise NotImplementedError
+    forward = _describes_only
 
     def extra_repr(self):
         return f"output_size={self.output_size}"
 
 
 class AdaptiveMaxPool2d(AdaptiveAvgPool2d):
-    def forward(self, x):
-        raise NotImplementedError
+    forward = _describes_only
 
 
 class ReLU(Module):
@@ -401,8 +398,7 @@ class ReLU(Module):
         super().__init__()
         self.inplace = inplace
 
-    def forward(self, x):
-        raise NotImplementedError
+    forward = _describes_only
 
     def extra_repr(self):
         return "inplace=True" if self.inplace else ""
@@ -413,8 +409,7 @@ class Dropout(Module):
         super().__init__()
         self.p, self.inplace = p, inplace
 
-    def forward(self, x):
-        raise NotImplementedError
+    forward = _describes_only
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
@@ -425,16 +420,14 @@ class Flatten(Module):
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
 
-    def forward(self, x):
-        raise NotImplementedError
+    forward = _describes_only
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 class Identity(Module):
-    def forward(self, x):
-        raise NotImplementedError
+    forward = _describes_only
 
 
 class LocalResponseNorm(Module):
@@ -442,8 +435,7 @@ class LocalResponseNorm(Module):
         super().__init__()
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
-    def forward(self, x):
-        raise NotImplementedError
+    forward = _describes_only
 
     def extra_repr(self):
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
