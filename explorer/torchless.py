@@ -12,8 +12,9 @@ their parameters, like a "meta"-device build, and nothing that computes.
 It has exactly the surface that code uses (the classes our blocks are built from, with
 PyTorch's attribute names and defaults, ``named_modules`` and friends in PyTorch's order).
 ``tests/test_torchless.py`` runs the commands both ways, for every variant and several configs,
-and requires the same answer; a network that needs more than this surface fails loudly
-(``AttributeError``), never silently differs. ``INCEPTION_EXPLORER_TORCHLESS=0`` turns it off.
+and requires the same answer. Code that needs more than this surface fails loudly here
+(``AttributeError``, ``NotImplementedError``), and the command then runs again with torch
+(``rerun_with_torch``). ``INCEPTION_EXPLORER_TORCHLESS=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def rerun_with_torch(err: BaseException) -> None:
 
 
 class device:  # noqa: N801 -- torch's name
-    """``torch.device``: a type and an index; a context manager, like torch's (a no-op here)."""
+    """``torch.device``: its type; a context manager, like torch's (a no-op here). No GPU is
+    ever seen (``cuda.is_available()`` is False): describing needs none."""
 
     TYPES = ("cpu", "cuda", "meta")
 
