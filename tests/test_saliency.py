@@ -125,9 +125,8 @@ def assert_unchanged(model: nn.Module, before: dict) -> None:
     assert after["requires_grad"] == before["requires_grad"]
     assert all(g is None for g in after["grads"])
     assert after["devices"] == before["devices"]
-    assert after["state"].keys() == before["state"].keys()
-    for k, v in before["state"].items():
-        assert torch.equal(after["state"][k], v), k
+    # the same keys, each tensor bit for bit (dtype and device included)
+    torch.testing.assert_close(after["state"], before["state"], rtol=0, atol=0)
 
 
 # ---------------------------------------------------------------------------- every variant
