@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 import explorer
-from explorer.fast import agreement, supported_precisions
+from explorer.runtime.fast import agreement, supported_precisions
 
 CASES = {  # our variant, the reference's maker, input size
     "googlenet": ("torchvision", lambda tv, timm: tv.googlenet(weights=None, aux_logits=False,
@@ -91,8 +91,8 @@ def lower_precisions(device: str) -> list[str]:
 
 
 def samples(variant: str):
-    from explorer.images import load_image, sample_images, to_batch
-    from explorer.pretrained import default_spec
+    from explorer.core.images import load_image, sample_images, to_batch
+    from explorer.weights.pretrained import default_spec
 
     photos = [load_image(path) for path in sample_images().values()]
     return to_batch(photos, default_spec(variant).preprocess)

@@ -4,7 +4,7 @@
                                  [--input-size N] [--width W]
 
 Every variant (default: all, each at its native size) is built with random weights and timed at
-batch 1 and 16 (``explorer.latency.measure``: one warm-up, then the median of 5 and 3 runs, no
+batch 1 and 16 (``explorer.runtime.latency.measure``: one warm-up, then the median of 5 and 3 runs, no
 autograd), then a 2048x2048 float32 matmul gives the machine's peak on the same threads. Prints,
 per network: MACs, latency at each batch, achieved GMAC/s (MACs x batch / latency) and its
 fraction of the peak; then the sentences the numbers support (the Compare page shows the same).
@@ -19,8 +19,8 @@ import sys
 
 import torch
 
-from explorer import latency
-from explorer.compare import compare_rows
+from explorer.runtime import latency
+from explorer.analysis.compare import compare_rows
 from explorer.variants import VARIANTS
 
 

@@ -11,7 +11,7 @@ top-5 chart of each photo (cat, or cat + coffee), Grad-CAM and the feature maps.
 from the click to the settled page, as the user sees it. The browsers run on the same machine
 and take their share of the CPU.
 
-``--mode library`` runs ``explorer.inference.classify`` on one photo from N threads sharing one
+``--mode library`` runs ``explorer.runtime.inference.classify`` on one photo from N threads sharing one
 loaded model, for T seconds: the same model work without Streamlit, the browsers, Grad-CAM or
 the feature maps.
 
@@ -21,11 +21,11 @@ this process in library mode).
 Browser mode also prints the server's **CPU seconds per answer**: its whole CPU time over the run
 (``/proc/<pid>/stat``, all threads) divided by the answers, split into model forward
 (classify: preprocessing, forward, top-k), Grad-CAM, feature maps -- measured inside the server
-with per-thread CPU time (``explorer.cost``: the server appends JSON lines to the file named by
+with per-thread CPU time (``explorer.core.cost``: the server appends JSON lines to the file named by
 ``INCEPTION_EXPLORER_PROFILE``) -- and the app's own work (the rest: Streamlit, the page, images
 and charts). Hence the capacity of one server in answers per second per core, and an estimate of
 how many users one server of 2 or 8 cores answers with a p95 under ``--target`` seconds
-(``explorer.cost.max_rate``): the wait for a free core as in an M/M/c queue, plus the service
+(``explorer.core.cost.max_rate``): the wait for a free core as in an M/M/c queue, plus the service
 time, which is the measured CPU per answer (one core per answer); each user asks once every
 ``--think`` seconds (Poisson arrivals). The server runs with one torch thread
 by default (``--threads 1``): one core per answer, and torch's worker threads, which the per-thread
@@ -83,7 +83,7 @@ def make_checkpoint(variant: str, folder: Path) -> Path:
     random batch so that the activations stay of order one."""
     import torch
 
-    from explorer.pretrained import default_spec
+    from explorer.weights.pretrained import default_spec
     from explorer.variants import VARIANTS
 
     spec = default_spec(variant)
@@ -145,10 +145,10 @@ def run_library(args) -> None:
 
     import torch
 
-    from explorer.images import load_image, sample_images
-    from explorer.inference import classify
-    from explorer.models import load_model
-    from explorer.pretrained import default_spec
+    from explorer.core.images import load_image, sample_images
+    from explorer.runtime.inference import classify
+    from explorer.runtime.loaded import load_model
+    from explorer.weights.pretrained import default_spec
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,4 +1,4 @@
-"""Estimated vs measured peak memory of real builds (the honesty check of explorer.memory).
+"""Estimated vs measured peak memory of real builds (the honesty check of explorer.runtime.memory).
 
     python benchmarks/memory.py [--device cpu|cuda|all] [--cases inference|training|all] [--markdown]
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from explorer.memory import estimate_inference, estimate_training
+from explorer.runtime.memory import estimate_inference, estimate_training
 
 ROOT = Path(__file__).resolve().parents[1]
 INFERENCE = [  # variant, input size, batch, config
@@ -46,7 +46,8 @@ TRAINING = [
 
 CHILD = r"""
 import json, sys, torch
-from explorer.variants import build, resolve
+from explorer.variants import resolve
+from explorer.runtime.build import build
 variant, size, batch, config, device, training = json.loads(sys.argv[1])
 
 def status(field):

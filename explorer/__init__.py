@@ -7,10 +7,10 @@ without importing torch.
 from importlib import import_module
 
 _API = {
-    "VARIANTS": "explorer.variants", "ConfigError": "explorer.variants", "build": "explorer.variants",
+    "VARIANTS": "explorer.variants", "ConfigError": "explorer.variants", "build": "explorer.runtime.build",
     "get_variant": "explorer.variants", "list_variants": "explorer.variants",
-    "analyze": "explorer.analysis", "to_dot": "explorer.graph",
-    "for_inference": "explorer.fast",
+    "analyze": "explorer.analysis.rows", "to_dot": "explorer.analysis.graph",
+    "for_inference": "explorer.runtime.fast",
 }
 
 __all__ = list(_API)

@@ -3,7 +3,7 @@
 import pandas  # noqa: F401 -- imported once here, not lazily in one session's thread while
 import streamlit as st  # plotly in another looks it up half-initialised (AttributeError)
 
-from explorer.cost import freeze_imports
+from explorer.core.cost import freeze_imports
 from explorer.ui.nav import pages
 
 st.set_page_config(page_title="Inception Explorer", page_icon=":material/hub:", layout="wide")

@@ -38,7 +38,7 @@ import argparse
 import json
 import sys
 
-from .text import shape_text
+from explorer.core.text import shape_text
 
 
 class UsageError(Exception):
@@ -207,7 +207,7 @@ def weights_parser() -> Parser:
 
 
 def cmd_weights_fetch(args, out) -> int:
-    from .offline import fetch, select
+    from explorer.runtime.offline import fetch, select
 
     if args.all == bool(args.names):
         raise UsageError("name the weights to fetch (e.g. inception_v4.tf_in1k) or give --all")
@@ -223,7 +223,7 @@ def cmd_weights_fetch(args, out) -> int:
 
 
 def cmd_weights_verify(args, out) -> int:
-    from .offline import verify
+    from explorer.runtime.offline import verify
 
     checks, ignored = verify(args.folder)
     for c in checks:
@@ -253,7 +253,7 @@ def cmd_app(args, out) -> int:
 
 
 def _registry():
-    from .variants import VARIANTS
+    from explorer.variants import VARIANTS
     return VARIANTS
 
 
@@ -277,7 +277,7 @@ def _described(args, compute):
     loaded yet: torch's import alone takes longer than the whole answer (explorer/torchless.py).
     Never when ``main`` is called from other code, whose own ``import torch`` must stay torch.
     Should the stand-in lack something, the command runs again with torch."""
-    from . import torchless
+    from explorer import torchless
 
     without_torch = args.as_program and torchless.install()
     try:
@@ -291,10 +291,10 @@ def _described(args, compute):
 def cmd_summary(args, out) -> None:
     fmt = args.format or ("json" if args.json else "csv" if args.csv else "table")
     if fmt == "torchinfo":
-        from .cache import cached_json
+        from explorer.core.cache import cached_json
 
         def compute():
-            from .torchinfo_view import torchinfo_text
+            from explorer.analysis.torchinfo_view import torchinfo_text
             return torchinfo_text(args.variant, input_size=args.input_size, depth=args.depth,
                                   **_config(args))
 
@@ -304,10 +304,10 @@ def cmd_summary(args, out) -> None:
         # the answer also depends on torchinfo and on how we call it
         request = {"variant": args.variant, "input_size": args.input_size, "depth": args.depth,
                    "config": _config(args), "torchinfo": version("torchinfo"),
-                   "caller": Path(__file__).with_name("torchinfo_view.py").read_text()}
+                   "caller": Path(__file__).parent.joinpath("analysis", "torchinfo_view.py").read_text()}
         out.write(cached_json("torchinfo", request, compute) + "\n")
         return
-    from .cache import analysis_dict
+    from explorer.analysis.cached import analysis_dict
 
     result = _described(args, lambda: analysis_dict(args.variant, args.input_size, args.depth,
                                                     **_config(args)))
@@ -317,7 +317,7 @@ def cmd_summary(args, out) -> None:
         return
     rows = result["rows"]
     if fmt == "csv":
-        from .export import analysis_csv
+        from explorer.core.export import analysis_csv
         out.write(analysis_csv(result))
         return
     out.write(f"{result['variant']} ({result['layout']} layout) at {result['input_size']}x"
@@ -352,11 +352,11 @@ def cmd_graph(args, out) -> None:
         config["input_size"] = args.input_size
 
     def dot_of():
-        from .graph import to_dot
+        from explorer.analysis.graph import to_dot
         return to_dot(args.variant, depth=args.depth, **config)
 
     dot = _described(args, dot_of)
-    from .graph import GraphvizMissing, render
+    from explorer.analysis.graph import GraphvizMissing, render
     try:
         data = dot.encode() if args.format == "dot" else render(dot, args.format)
     except GraphvizMissing as err:
@@ -371,7 +371,7 @@ def cmd_graph(args, out) -> None:
 
 
 def cmd_compare(args, out) -> None:
-    from .compare import compare_rows
+    from explorer.analysis.compare import compare_rows
 
     def rows_of():
         return compare_rows(args.variants, args.input_size, layout=args.layout, width=args.width,
@@ -406,9 +406,9 @@ def cmd_compare(args, out) -> None:
 
 
 def _compare_latency(args, rows, out) -> None:
-    """``compare --latency``: the rows, each network timed (``explorer.latency.measure``)."""
-    from .latency import BATCHES, estimate, measure
-    from .memory import check
+    """``compare --latency``: the rows, each network timed (``explorer.runtime.latency.measure``)."""
+    from explorer.runtime.latency import BATCHES, estimate, measure
+    from explorer.runtime.memory import check
 
     if args.device == "cuda":
         import torch
@@ -449,8 +449,8 @@ def _progress_line():
 
 
 def cmd_weights(args, out) -> None:
-    from .pretrained import REGISTRY
-    from .variants import get_variant
+    from explorer.weights.pretrained import REGISTRY
+    from explorer.variants import get_variant
 
     variant = get_variant(args.variant).name if args.variant else None
     specs = [s for s in REGISTRY if variant in (None, s.variant)]
@@ -469,9 +469,9 @@ def cmd_weights(args, out) -> None:
 
 
 def cmd_predict(args, out) -> int:
-    from .inference import predict
-    from .pretrained import find_spec
-    from .variants import get_variant
+    from explorer.runtime.inference import predict
+    from explorer.weights.pretrained import find_spec
+    from explorer.variants import get_variant
 
     preprocess = None
     if args.preprocess_like:
@@ -495,8 +495,8 @@ def cmd_predict(args, out) -> int:
 
 
 def cmd_time(args, out) -> None:
-    from .memory import check, estimate_inference
-    from .timing import time_variant
+    from explorer.runtime.memory import check, estimate_inference
+    from explorer.runtime.timing import time_variant
 
     if args.runs < 1:
         raise UsageError(f"--runs must be at least 1, got {args.runs}")
@@ -533,7 +533,7 @@ def _download_bar():
 
 
 def cmd_signal(args, out) -> None:
-    from .lab import signal
+    from explorer.lab import signal
 
     result = signal(args.variant, width=args.width, repeats=args.repeats, scale=args.scale,
                     input_size=args.input_size, layout=args.layout, batch=args.batch, seed=args.seed)
@@ -548,14 +548,14 @@ def cmd_signal(args, out) -> None:
 
 
 def race_configs(names, args) -> list:
-    from .lab.present import parse_network
+    from explorer.lab.present import parse_network
 
     return [parse_network(name, width=args.width, repeats=args.repeats, input_size=args.input_size,
                           scale=args.scale, layout=args.layout) for name in names]
 
 
 def cmd_race(args, out) -> None:
-    from .lab import make_request, race
+    from explorer.lab import make_request, race
 
     request = make_request(race_configs(args.variants, args), seeds=args.seeds, steps=args.steps,
                            optimizer=args.optimizer, batch=args.batch, device=args.device,

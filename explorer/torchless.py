@@ -2,7 +2,7 @@
 
 A first ``python -m explorer summary VARIANT`` (nothing in the on-disk cache) needs no tensor:
 the shapes, parameters, MACs and receptive fields all follow from the modules' arguments
-(``explorer.variants.shapes``, ``explorer.receptive``, ``explorer.analysis``); so do ``graph``,
+(``explorer.variants.shapes``, ``explorer.analysis.receptive``, ``explorer.analysis.rows``); so do ``graph``,
 ``compare`` (without ``--latency``) and ``variants``. Importing torch alone takes longer than
 all of that together (1.1-1.6 s on the 2-core machine), so these commands install this module
 as ``torch`` when torch is not loaded yet (``install``) and run the very same variant, probe,

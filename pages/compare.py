@@ -3,9 +3,10 @@
 import streamlit as st
 import torch
 
-from explorer import charts, latency
-from explorer.analysis import MACS_NOTE
-from explorer.text import md_escape
+from explorer.analysis import charts
+from explorer.runtime import latency
+from explorer.analysis.rows import MACS_NOTE
+from explorer.core.text import md_escape
 from explorer.ui import data, graph_panel, heavy
 from explorer.ui.controls import compare_controls
 from explorer.variants import VARIANTS, ConfigError

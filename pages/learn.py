@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from explorer import charts, lessons
-from explorer.analysis import MACS_NOTE
-from explorer.text import shape_text
+from explorer.analysis import charts
+from explorer.analysis import lessons
+from explorer.analysis.rows import MACS_NOTE
+from explorer.core.text import shape_text
 from explorer.ui import data
 from explorer.ui.controls import inspect_link, show_url_notes, url_snapshot
 

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from explorer import charts
-from explorer.analysis import MACS_NOTE
+from explorer.analysis import charts
+from explorer.analysis.rows import MACS_NOTE
 from explorer.ui import data
 from explorer.ui.controls import open_in_inspect, show_url_notes, url_snapshot
 

@@ -6,22 +6,22 @@ import time
 import streamlit as st
 import torch
 
-from explorer import charts
-from explorer.checkpoints import preprocess_for, store_upload
-from explorer.cost import measure
-from explorer.download import DownloadError
-from explorer.fast import PRECISIONS, precision_name, supported_precisions, unsupported
-from explorer.images import SUPPORTED, ImageError, distinct, load_image, preview, sample_images
-from explorer.inference import classify_or_fall_back
-from explorer.memory import MemoryRefused
-from explorer.models import load_estimate
-from explorer.offline import fetch_command, missing_weights, uploader_label, where
-from explorer.pretrained import REGISTRY, UnknownWeights, find_spec, specs_for
-from explorer.saliency import channel_grid, overlay
-from explorer.text import md_escape
+from explorer.analysis import charts
+from explorer.weights.checkpoints import preprocess_for, store_upload
+from explorer.core.cost import measure
+from explorer.weights.download import DownloadError
+from explorer.runtime.fast import PRECISIONS, precision_name, supported_precisions, unsupported
+from explorer.core.images import SUPPORTED, ImageError, distinct, load_image, preview, sample_images
+from explorer.runtime.inference import classify_or_fall_back
+from explorer.runtime.memory import MemoryRefused
+from explorer.runtime.loaded import load_estimate
+from explorer.runtime.offline import fetch_command, missing_weights, uploader_label, where
+from explorer.weights.pretrained import REGISTRY, UnknownWeights, find_spec, specs_for
+from explorer.runtime.saliency import channel_grid, overlay
+from explorer.core.text import md_escape
 from explorer.ui import data, graph_panel
 from explorer.variants import VARIANTS, ConfigError
-from explorer.weights import WeightsError
+from explorer.weights.formats import WeightsError
 
 UPLOAD = "a checkpoint file..."
 DEFAULT = ["googlenet", "inception_v3", "inception_v4", "inception_resnet_v2"]
@@ -144,7 +144,7 @@ for col, variant in zip(columns, chosen):
         plain, fast, weights, label = ready
         on_cpu = "float32" if unsupported(precision, "cpu") else precision
         start = time.perf_counter()
-        with measure("forward"):  # preprocessing, the forward pass and top-k (explorer.cost)
+        with measure("forward"):  # preprocessing, the forward pass and top-k (explorer.core.cost)
             loaded, tops, note = classify_or_fall_back(
                 fast, [img for _, img in images], 5,
                 lambda: data.fast_model(variant, weights, "cpu", on_cpu, label=label)[1])

@@ -8,7 +8,7 @@ import torchinfo
 from torch.utils.flop_counter import FlopCounterMode
 
 import explorer
-from explorer.analysis import analyze
+from explorer.analysis.rows import analyze
 
 # REFERENCE.md, "Whole models at native input": params and MACs (conv + linear)
 REFERENCE = {

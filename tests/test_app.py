@@ -6,9 +6,10 @@ import torch
 from apptest_helpers import app, clean, metric  # tests/ on sys.path
 from streamlit.testing.v1 import AppTest
 
-from explorer import charts, lessons
-from explorer.analysis import analyze
-from explorer.compare import compare_rows
+from explorer.analysis import charts
+from explorer.analysis import lessons
+from explorer.analysis.rows import analyze
+from explorer.analysis.compare import compare_rows
 
 
 def first_table(at: AppTest):
@@ -199,7 +200,7 @@ def test_inspect_times_a_forward_pass_on_request():
 
 
 def test_without_graphviz_the_svg_download_becomes_a_note(monkeypatch):
-    monkeypatch.setattr("explorer.graph.shutil.which", lambda name: None)
+    monkeypatch.setattr("explorer.analysis.graph.shutil.which", lambda name: None)
     at = clean(app("inspect", width="0.75"))  # a config whose SVG is not cached yet
     assert not {"SVG", "PNG"} & {b.label for b in at.get("download_button")}
     assert any("Graphviz's `dot` program is not installed" in i.value for i in at.info)

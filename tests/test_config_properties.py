@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 import explorer
-from explorer.analysis import DEPTHS, _analyze_variant, analyze
+from explorer.analysis.rows import DEPTHS, _analyze_variant, analyze
 from explorer.cli import main
 from explorer.variants import VARIANTS, ConfigError
 from explorer.variants.config import MAX_CLASSES, MAX_INPUT_SIZE, MAX_REPEATS, MAX_WIDTH, min_input_size

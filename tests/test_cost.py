@@ -1,4 +1,4 @@
-"""CPU accounting (explorer.cost): per-thread CPU time per part, the profile lines the load
+"""CPU accounting (explorer.core.cost): per-thread CPU time per part, the profile lines the load
 benchmark reads, and the garbage collector's freeze. No timings are asserted, only which
 thread's CPU time a part gets."""
 
@@ -13,7 +13,7 @@ import weakref
 
 import pytest
 
-from explorer import cost
+from explorer.core import cost
 
 
 def busy(seconds: float) -> None:
@@ -177,7 +177,7 @@ def test_max_rate_meets_the_target_and_grows_with_cores():
 def test_a_frozen_model_is_still_freed_when_dropped():
     """Freezing keeps cyclic garbage; our models have no cycles, so a cache that drops one
     frees it (reference counting), collector or not."""
-    from explorer.variants import build
+    from explorer.runtime.build import build
 
     model = build("inception_resnet_v2", device="meta")
     gone = weakref.ref(model)

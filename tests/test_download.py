@@ -14,7 +14,7 @@ import threading
 import pytest
 from serving import Files  # tests/ is on sys.path (rootdir conftest)
 
-from explorer.download import DownloadError, fetch_hub, fetch_url, hash_prefix_of
+from explorer.weights.download import DownloadError, fetch_hub, fetch_url, hash_prefix_of
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from tolerances import LOGIT_ATOL
 from torch import nn
 
 import explorer
-from explorer.fast import (
+from explorer.runtime.fast import (
     InferenceModel,
     agreement,
     cpu_has_bf16,
@@ -152,7 +152,7 @@ def test_precision_errors_are_clear():
 
 
 def test_a_cpu_without_native_bfloat16_is_told_why(monkeypatch):
-    monkeypatch.setattr("explorer.fast.cpu_has_bf16", lambda: False)
+    monkeypatch.setattr("explorer.runtime.fast.cpu_has_bf16", lambda: False)
     assert supported_precisions("cpu") == ["float32"]
     with pytest.raises(ConfigError, match="bfloat16 inference on CPU: this CPU has no native"):
         explorer.for_inference(explorer.build("googlenet", width=0.25, num_classes=10),
@@ -179,7 +179,7 @@ def test_gpu_copies_replay_a_cuda_graph_per_shape(dtype, randomize_batchnorm):
     """A replayed graph answers what the same copy answers eagerly, for each new input (its
     input buffer is refilled), without handing out its own buffers (an answer survives the next
     call), and only the last GRAPH_SHAPES shapes are kept."""
-    from explorer.fast import GRAPH_SHAPES
+    from explorer.runtime.fast import GRAPH_SHAPES
     torch.manual_seed(0)
     model = randomize_batchnorm(explorer.build("inception_resnet_v2", width=0.25, num_classes=10),
                                 75).cuda()
@@ -247,7 +247,7 @@ def test_predict_command_precision(reference_zoo, capsys):
     import warnings
 
     from explorer.cli import main as cli_main
-    from explorer.images import sample_images
+    from explorer.core.images import sample_images
 
     cat = str(sample_images()["cat"])
     argv = ["predict", cat, "--variant", "inception_resnet_v2", "--weights",

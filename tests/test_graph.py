@@ -7,8 +7,8 @@ import subprocess
 import pytest
 
 from explorer import VARIANTS, ConfigError, build, list_variants
-from explorer.analysis import analyze
-from explorer.graph import (
+from explorer.analysis.rows import analyze
+from explorer.analysis.graph import (
     DEPTHS,
     MISSING,
     GraphvizMissing,
@@ -21,7 +21,7 @@ from explorer.graph import (
     unknown_names,
     value_range,
 )
-from explorer.torchinfo_view import torchinfo_text
+from explorer.analysis.torchinfo_view import torchinfo_text
 
 SHAPE = re.compile(r'label="(\d+ x \d+ x \d+|\d+)"')
 
@@ -259,7 +259,9 @@ def test_overlay_colours_nodes_on_one_scale_with_a_legend(dot_binary):
     ({"num_classes": 10}, {"num_classes": 10.0}),
 ])
 def test_cached_functions_validate_whatever_the_call_order(call, valid, invalid):
-    from explorer import analysis, graph, torchinfo_view
+    from explorer.analysis import rows as analysis
+    from explorer.analysis import graph
+    from explorer.analysis import torchinfo_view
     for order in ((valid, invalid), (invalid, valid)):
         graph._to_dot.cache_clear(), graph._expandable.cache_clear()
         analysis._analyze_variant.cache_clear(), torchinfo_view._text.cache_clear()
@@ -296,7 +298,7 @@ def test_render_without_dot_says_how_to_get_it(monkeypatch):
 def test_module_latency_times_every_module_once_per_pass():
     import torch
 
-    from explorer.timing import module_latency
+    from explorer.runtime.timing import module_latency
     model = build("googlenet", device="cpu").eval()
     times = module_latency(model, 96, repeats=2)
     called = {n for n, m in model.named_modules()  # aux heads run in training only

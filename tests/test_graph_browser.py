@@ -193,7 +193,7 @@ def test_table_row_and_node_select_each_other(server, tab):
 
 def shows(tab, variant: str) -> list[str]:
     """Wait until Inspect's graph and per-block table both show ``variant``; its row names."""
-    from explorer.analysis import analyze
+    from explorer.analysis.rows import analyze
     names = [r.name for r in analyze(variant, depth="block").rows]
     tab.wait_for_function("""([variant, rows, first]) => {
         const title = document.querySelector("[data-explorer-graph] g#graph0 > title");

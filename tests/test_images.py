@@ -1,4 +1,4 @@
-"""explorer.images: loading user images (every format and mode, every kind of bad file) and
+"""explorer.core.images: loading user images (every format and mode, every kind of bad file) and
 preprocessing them exactly as torchvision's and timm's reference pipelines do."""
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile
 from tolerances import ulps
 
-from explorer import images
-from explorer.images import (
+from explorer.core import images
+from explorer.core.images import (
     MAX_BYTES,
     MAX_PIXELS,
     SAMPLES_DIR,

@@ -22,12 +22,12 @@ from tolerances import PROB_ATOL
 
 import explorer
 from explorer.cli import main as cli_main
-from explorer.images import sample_images
-from explorer.inference import predict
-from explorer.models import ModelCache, load_model
-from explorer.pretrained import REGISTRY, UnknownWeights, find_spec, imagenet_labels, specs_for
-from explorer.published import best_published
-from explorer.weights import WeightsError
+from explorer.core.images import sample_images
+from explorer.runtime.inference import predict
+from explorer.runtime.loaded import ModelCache, load_model
+from explorer.weights.pretrained import REGISTRY, UnknownWeights, find_spec, imagenet_labels, specs_for
+from explorer.analysis.published import best_published
+from explorer.weights.formats import WeightsError
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMM_TAGS = [s for s in REGISTRY if s.checkpoint_format == "timm"]
@@ -184,7 +184,7 @@ def test_a_registry_tag_downloads_verifies_and_predicts(reference_zoo, photos, m
     import http.server
     import threading
 
-    from explorer import checkpoints
+    from explorer.weights import checkpoints
 
     ref = reference_zoo["torchvision_googlenet"]
     data = ref.path.read_bytes()
@@ -331,7 +331,7 @@ def test_cli_weights_lists_the_registry(capsys):
 def test_gpu_out_of_memory_falls_back_to_the_cpu(reference_zoo):
     import dataclasses
 
-    from explorer.inference import classify_or_fall_back
+    from explorer.runtime.inference import classify_or_fall_back
 
     with pytest.warns(UserWarning):
         cpu = load_model("googlenet", reference_zoo["torchvision_googlenet"].path)

@@ -198,7 +198,7 @@ def test_a_queue_trains_one_race_at_a_time(tiny_race, monkeypatch):
 def test_a_race_takes_its_turn_in_the_servers_heavy_queue(cache):
     """A race and a timing never run at once: the race waits behind heavy work already running,
     holds its memory estimate while it trains, and gives its place back when done."""
-    from explorer.jobs import HEAVY
+    from explorer.runtime.jobs import HEAVY
 
     queue = RaceQueue(runner=lambda req, on_progress, should_stop: {"runs": [], "summary": []})
     timing = HEAVY.enter("a timing")

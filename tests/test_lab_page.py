@@ -121,7 +121,7 @@ INFO = "[data-testid='stAlertContentInfo']"
 
 
 def behind_the_race(url: str, browser):
-    """While the race trains it holds the server's heavy-work queue (explorer.jobs): two
+    """While the race trains it holds the server's heavy-work queue (explorer.runtime.jobs): two
     timings asked for on Inspect wait behind it, each told its place and what runs; the first
     leaves the line, the second moves up; that tab, still waiting, is returned. (The race is
     the one job long enough to hold the line for as long as a check takes, so these places are

@@ -9,9 +9,9 @@ import pytest
 import torch
 from apptest_helpers import app, clean  # tests/ on sys.path
 
-from explorer import latency
+from explorer.runtime import latency
 from explorer.cli import main
-from explorer.compare import compare_rows
+from explorer.analysis.compare import compare_rows
 
 SMALL = {"variants": ["googlenet", "inception_v3"], "compare_size": "75", "compare_width": "0.25"}
 
@@ -24,7 +24,7 @@ def fresh_cache():
 
 
 def fake_clock(monkeypatch, stamps):
-    """``time.perf_counter`` in explorer.latency answers ``stamps`` in turn (seconds, chosen
+    """``time.perf_counter`` in explorer.runtime.latency answers ``stamps`` in turn (seconds, chosen
     exact in binary so that the arithmetic can be checked exactly)."""
     it = iter(stamps)
     monkeypatch.setattr(latency, "time", SimpleNamespace(perf_counter=lambda: next(it)))
@@ -161,7 +161,7 @@ def test_overlapping_runs_are_no_slower_not_faster():
 
 
 def test_charts_put_time_per_image_against_macs_under_the_peak():
-    from explorer import charts
+    from explorer.analysis import charts
     report = {"rows": [measured("inception_v4", 12.25, 300.0, 4800.0),
                        measured("inception_resnet_v2", 13.16, 380.0, 4000.0)], "peak": PEAK}
     fig = charts.latency_vs_macs(report)
@@ -190,7 +190,7 @@ def fake_timing(calls):
 @pytest.fixture
 def faked(monkeypatch):
     calls = []
-    monkeypatch.setattr("explorer.timing.forward_latency", fake_timing(calls))
+    monkeypatch.setattr("explorer.runtime.timing.forward_latency", fake_timing(calls))
     monkeypatch.setattr(latency, "matmul_peak", lambda size, device: {
         "gmacs_per_s": 50.0, "size": size, "macs": size ** 3, "best_ms": 1.0, "median_ms": 1.0,
         "runs": 5, "kernel": "1x1 conv", "dtype": "float32", "math": "float32", "device": device,
@@ -251,7 +251,7 @@ def test_cli_compare_latency_table_and_refusal(capsys, faked, tmp_path, monkeypa
 
 
 def test_estimate_holds_every_network_at_once_or_the_probe():
-    from explorer.memory import estimate_inference
+    from explorer.runtime.memory import estimate_inference
     rows = compare_rows(["googlenet", "inception_v3"])
     each = [estimate_inference(v, batch=16) for v in ("googlenet", "inception_v3")]
     need = latency.estimate(rows)

@@ -15,37 +15,26 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# layer -> the modules in it (a name covers its submodules: "explorer.ui" is explorer.ui.*)
-LAYERS = {
-    # know no network: files, images and their preprocessing, checkpoint reading and key maps
-    # (and what the server spends: explorer.cost, which imports nothing of ours)
-    "foundation": ("explorer.resources", "explorer.text", "explorer.keys", "explorer.export",
-                   "explorer.download", "explorer.preprocess", "explorer.images",
-                   "explorer.weights", "explorer.cost", "explorer.torchless"),
-    # the blocks, the families, the registry and each variant's facts
-    "variants": ("explorer.variants",),
-    # what is computed from a network (no real weights needed): shapes, costs, graphs, charts
-    "library": ("explorer.analysis", "explorer.graph", "explorer.receptive", "explorer.cache",
-                "explorer.compare", "explorer.charts", "explorer.lessons", "explorer.memory",
-                "explorer.jobs", "explorer.timing", "explorer.latency", "explorer.saliency",
-                "explorer.pretrained", "explorer.fast",
-                "explorer.published", "explorer.torchinfo_view", "explorer.lab", "explorer.probe"),
-    # real weights: where a checkpoint comes from, loaded models, predictions
-    "inference": ("explorer.checkpoints", "explorer.models", "explorer.inference",
-                  "explorer.offline"),
-    "cli": ("explorer.cli", "explorer.__main__"),
-    "ui": ("explorer.ui",),
-    "pages": ("explorer.app", "pages"),
-}
-BELOW = {
-    "foundation": (),
-    "variants": ("foundation",),
-    "library": ("foundation", "variants"),
-    "inference": ("foundation", "variants", "library"),
-    "cli": ("foundation", "variants", "library", "inference"),          # never the UI
-    "ui": ("foundation", "variants", "library", "inference"),           # never the command line
-    "pages": ("foundation", "variants", "library", "inference", "ui"),  # never the command line
-}
+# The layers, lowest first: each is a folder of explorer/ (or the app's own files), and a module
+# may import its own layer and the layers listed before it, nothing above. The folders *are* the
+# map: a new module is placed by the folder it is put in.
+ORDER = (
+    ("core", ("explorer.core", "explorer.torchless")),  # knows no network: files, text, keys, images, cache
+    ("spec", ("explorer.spec",)),            # the NetSpec: a network as data, and its one walk
+    ("variants", ("explorer.variants",)),    # the papers' networks as specs, their facts
+    ("weights", ("explorer.weights",)),      # formats, key maps, downloads, the offline kit
+    ("analysis", ("explorer.analysis",)),    # rows, receptive fields, graph DOT, compare, lessons
+    ("runtime", ("explorer.runtime",)),      # torch modules: building, inference, timing, memory
+    ("lab", ("explorer.lab",)),              # training races and signals
+    ("cli", ("explorer.cli", "explorer.__main__")),
+    ("ui", ("explorer.ui",)),
+    ("pages", ("explorer.app", "pages")),
+)
+LAYERS = {layer: prefixes for layer, prefixes in ORDER}
+_names = [layer for layer, _ in ORDER]
+BELOW = {layer: tuple(_names[:i]) for i, layer in enumerate(_names)}
+BELOW["ui"] = tuple(n for n in BELOW["ui"] if n != "cli")        # the UI never reads the CLI
+BELOW["pages"] = tuple(n for n in BELOW["pages"] if n != "cli")  # nor do the pages
 # Streamlit belongs to the app; the command line only starts it (``inception-explorer app``).
 STREAMLIT_LAYERS = {"ui", "pages", "cli"}
 
@@ -119,10 +108,10 @@ def test_the_import_reader_sees_lazy_and_relative_imports():
     """The reader itself: a lazy import inside a function, ``from . import x``, ``..x`` and
     ``if TYPE_CHECKING:``."""
     seen = {t for n, t in ARROWS if n == "explorer.cli"}
-    assert "explorer.inference" in seen          # inside cmd_predict
-    assert {t for n, t in ARROWS if n == "explorer.lab.probe"} >= {
-        "explorer.lab.data", "explorer.cache", "explorer.variants"}  # "from . import data", "..cache"
-    assert ("explorer.ui.graph_panel", "explorer.charts") in ARROWS  # "from explorer import charts"
+    assert "explorer.runtime.inference" in seen          # inside cmd_predict
+    assert {t for n, t in ARROWS if n == "explorer.lab.signal"} >= {
+        "explorer.lab.data", "explorer.core.cache", "explorer.variants"}  # "from . import data", "..cache"
+    assert ("explorer.ui.graph_panel", "explorer.analysis.charts") in ARROWS  # "from explorer import charts"
     # variants/config.py names VariantInfo for type checkers only: no arrow at run time
     assert ("explorer.variants.config", "explorer.variants.facts") not in ARROWS
 
@@ -193,7 +182,8 @@ def test_the_package_imports_nothing_at_import_time():
     api = next(n.value for n in tree.body if isinstance(n, ast.Assign)
                and getattr(n.targets[0], "id", None) == "_API")
     targets = set(ast.literal_eval(api).values())
-    assert targets and all(layer_of(t) in ("variants", "library") for t in targets), targets
+    assert targets and all(layer_of(t) in ("spec", "variants", "analysis", "runtime")
+                           for t in targets), targets
 
 
 def check(arrows: list[tuple[str, str]]) -> list[str]:
@@ -205,10 +195,10 @@ def check(arrows: list[tuple[str, str]]) -> list[str]:
 @pytest.mark.parametrize("arrow", [
     ("explorer.ui.data", "explorer.cli"),          # the UI reading the command line
     ("explorer.cli", "explorer.ui.data"),
-    ("explorer.analysis", "explorer.inference"),   # the library reaching up
-    ("explorer.variants.blocks", "explorer.graph"),
-    ("explorer.weights", "explorer.variants"),    # weights knows no variant
-    ("explorer.images", "explorer.pretrained"),
+    ("explorer.analysis.rows", "explorer.runtime.inference"),   # the library reaching up
+    ("explorer.variants.blocks", "explorer.analysis.graph"),
+    ("explorer.variants.googlenet", "explorer.runtime.build"),  # a description reaching torch
+    ("explorer.core.images", "explorer.weights.pretrained"),
     ("pages.overview", "explorer.cli"),
 ])
 def test_a_wrong_arrow_is_caught(arrow):
@@ -219,8 +209,8 @@ def test_one_cache_folder_for_everything_the_explorer_keeps(monkeypatch, tmp_pat
     """Analyses, torchinfo tables, Lab races and uploaded checkpoints share one folder:
     ``$INCEPTION_EXPLORER_CACHE``, else ``$XDG_CACHE_HOME/inception-explorer``, else
     ``~/.cache/inception-explorer``."""
-    from explorer.cache import cache_dir
-    from explorer.checkpoints import store_upload, upload_dir
+    from explorer.core.cache import cache_dir
+    from explorer.weights.checkpoints import store_upload, upload_dir
 
     monkeypatch.delenv("INCEPTION_EXPLORER_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))

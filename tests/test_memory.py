@@ -1,4 +1,4 @@
-"""The memory guard (explorer.memory), the heavy-job queue (explorer.jobs), their CLI flags and
+"""The memory guard (explorer.runtime.memory), the heavy-job queue (explorer.runtime.jobs), their CLI flags and
 the pages' refusals in AppTest. The same in a real browser: test_memory_browser.py."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from apptest_helpers import clean
 from streamlit.testing.v1 import AppTest
 from torch import nn
 
-from explorer import memory
-from explorer.analysis import analyze
+from explorer.runtime import memory
+from explorer.analysis.rows import analyze
 from explorer.cli import main
-from explorer.jobs import JobQueue
-from explorer.memory import (
+from explorer.runtime.jobs import JobQueue
+from explorer.runtime.memory import (
     CUDA_TRAIN_WORKSPACE,
     Estimate,
     MemoryRefused,
@@ -27,7 +27,8 @@ from explorer.memory import (
     estimate_training,
     fmt_bytes,
 )
-from explorer.variants import ConfigError, build
+from explorer.variants import ConfigError
+from explorer.runtime.build import build
 
 ROOT = Path(__file__).resolve().parents[1]
 # The issue's request: 3.56 G parameters (13.3 GiB of float32 weights) and a 2048 px input
@@ -302,7 +303,7 @@ def test_compare_refuses_the_issues_request_without_building_it(monkeypatch):
 
 
 def test_compare_refuses_over_the_operators_budget(monkeypatch):
-    from explorer import latency
+    from explorer.runtime import latency
     latency.forget()  # timings other tests kept would be shown without measuring
     # timed at batch 1 and 16: the batch of 16 is what must fit (more than the matmul probe)
     need = estimate_inference("googlenet", batch=16, input_size=160).total
@@ -332,7 +333,7 @@ def test_predict_refuses_a_model_over_the_budget(monkeypatch, weights_dir):
     monkeypatch.setenv(memory.MEMORY_ENV, str(memory.held_bytes() + 100 * 2**20))
     at = clean(app("predict"))
     errors = [e.value for e in at.error]
-    from explorer.text import md_escape
+    from explorer.core.text import md_escape
     assert len(errors) == 1
     assert errors[0].startswith(md_escape("a forward pass of inception_v3 (299 px, batch 1)"))
     assert md_escape("(INCEPTION_EXPLORER_MAX_MEMORY=") in errors[0]
@@ -356,7 +357,7 @@ def test_an_allocation_that_fails_anyway_is_a_message_not_a_crash(monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't "
                            "allocate memory: you tried to allocate 123 bytes")
-    monkeypatch.setattr("explorer.timing.time_variant", fail)
+    monkeypatch.setattr("explorer.runtime.timing.time_variant", fail)
     at = clean(app("inspect", variant="googlenet", size="96"))
     next(b for b in at.button if b.label.startswith("Time a forward pass")).click().run()
     clean(at)

@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 import pytest
 from serving import CHROMIUM_LAUNCH, IDLE, RssMonitor, rss_bytes, streamlit_server  # tests/ is on sys.path
 
-from explorer.memory import estimate_inference, fmt_bytes
+from explorer.runtime.memory import estimate_inference, fmt_bytes
 
 BUDGET = 120 * 2**20
 ADDRESS_SPACE = 8 * 2**30  # the server idles near 5 GiB of address space (torch, threads)

@@ -18,10 +18,10 @@ import pytest
 from safetensors.torch import save_file
 from serving import Files
 
-from explorer import pretrained
+from explorer.weights import pretrained
 from explorer.cli import main
-from explorer.images import sample_images
-from explorer.inference import predict
+from explorer.core.images import sample_images
+from explorer.runtime.inference import predict
 
 CAT = str(sample_images()["cat"])
 
@@ -220,7 +220,7 @@ def test_fetch_needs_names_or_all(capsys, tmp_path):
 
 def test_where_says_if_weights_are_in_the_folder_the_cache_or_not_here(registry, server, tmp_path,
                                                                        monkeypatch, capsys):
-    from explorer.offline import where
+    from explorer.runtime.offline import where
     url_spec, hub_spec = registry
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     assert where(url_spec) is None and where(hub_spec) is None
@@ -229,6 +229,6 @@ def test_where_says_if_weights_are_in_the_folder_the_cache_or_not_here(registry,
                "--endpoint", server.url)[0] == 0
     monkeypatch.setenv("INCEPTION_EXPLORER_WEIGHTS", str(folder))
     assert where(hub_spec) == "folder" and where(url_spec) is None
-    from explorer.download import fetch_url
+    from explorer.weights.download import fetch_url
     fetch_url(server.url + f"/models/googlenet-{url_spec.sha256_prefix}.pth")  # torch.hub's cache
     assert where(url_spec) == "cache"

@@ -101,19 +101,19 @@ def installed(tmp_path_factory):
 
 def test_the_installed_library_uses_its_own_files(installed):
     bin_dir, work, env = installed
-    out = subprocess.run([bin_dir / "python", "-c", "import explorer.images as i, explorer.ui.nav as n; "
+    out = subprocess.run([bin_dir / "python", "-c", "import explorer.core.images as i, explorer.ui.nav as n; "
                           "print(i.__file__); print(i.sample_images()['cat']); print(n.PAGES_DIR)"],
                          cwd=work, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     module, cat, pages = out.stdout.split()
-    site = str(Path(module).parents[1])
+    site = str(Path(module).parents[2])  # site-packages/explorer/core/images.py
     assert ".venv" not in module and str(ROOT) not in module, module
     assert cat == f"{site}/explorer/assets/samples/cat.png" and pages == f"{site}/explorer/pages"
 
 
 def test_the_console_script_predicts_a_bundled_sample(installed, weights_dir):
     bin_dir, work, env = installed
-    cat = subprocess.run([bin_dir / "python", "-c", "from explorer.images import sample_images; "
+    cat = subprocess.run([bin_dir / "python", "-c", "from explorer.core.images import sample_images; "
                           "print(sample_images()['cat'])"], cwd=work, env=env, capture_output=True,
                          text=True, timeout=120).stdout.strip()
     out = subprocess.run([bin_dir / "inception-explorer", "predict", cat, "--variant", "googlenet",

@@ -8,8 +8,8 @@ import pytest
 from apptest_helpers import predict_page  # tests/ on sys.path
 from streamlit.testing.v1 import AppTest
 
-from explorer.images import sample_images
-from explorer.inference import predict
+from explorer.core.images import sample_images
+from explorer.runtime.inference import predict
 
 UPLOAD = "a checkpoint file..."
 
@@ -39,7 +39,7 @@ def test_predict_page_without_weights_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("INCEPTION_EXPLORER_WEIGHTS", str(tmp_path))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr("explorer.download._reachable", lambda *a, **k: False)
+    monkeypatch.setattr("explorer.weights.download._reachable", lambda *a, **k: False)
     # googlenet's download fails as it does offline: a socket error from urllib
     monkeypatch.setattr("urllib.request.urlopen", offline_urlopen)
     import streamlit
@@ -150,7 +150,7 @@ def test_loading_an_upload_names_the_file_not_a_server_path(googlenet_checkpoint
 
 
 def test_uploads_keep_the_users_name_inside_a_folder_of_their_content(tmp_path, monkeypatch):
-    from explorer.checkpoints import store_upload, upload_dir
+    from explorer.weights.checkpoints import store_upload, upload_dir
     monkeypatch.setenv("INCEPTION_EXPLORER_CACHE", str(tmp_path))
     first = store_upload(b"weights", "../../my model.pth")
     assert first.name == "my model.pth" and first.read_bytes() == b"weights"

@@ -17,7 +17,7 @@ from torch import nn
 
 import explorer
 from explorer import VARIANTS, ConfigError
-from explorer.probe import CACHE_SIZE, _probe, probe, probe_layout, record_forward
+from explorer.analysis.probe import CACHE_SIZE, _probe, probe, probe_layout, record_forward
 from explorer.variants.blocks import ConvBN, InceptionNet
 from explorer.variants.config import fits, min_input_size
 from explorer.variants.shapes import ShapeError, Unsupported, macs, propagate
@@ -129,7 +129,8 @@ def test_probe_validates_and_caches_by_typed_keys():
 
 
 def test_analysis_and_graph_run_no_forward_pass(monkeypatch):
-    from explorer import analysis, graph
+    from explorer.analysis import rows as analysis
+    from explorer.analysis import graph
 
     def refuse(*args, **kwargs):
         raise AssertionError("a forward pass ran")

@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 import explorer
-from explorer.analysis import analyze
+from explorer.analysis.rows import analyze
 from explorer.cli import main
-from explorer.receptive import PUBLISHED, Axis, Unsupported, fields, published, sees_whole_input, window
+from explorer.analysis.receptive import PUBLISHED, Axis, Unsupported, fields, published, sees_whole_input, window
 from explorer.variants import VARIANTS
 from explorer.variants.blocks import Concat, ConvBN, Residual
 from explorer.variants.config import Config
@@ -286,7 +286,8 @@ def test_cli_summary_json_and_table(capsys, tmp_path, monkeypatch):
 # -- the pages ----------------------------------------------------------------------------------------
 
 def test_charts_and_lessons_show_computed_fields():
-    from explorer import charts, lessons
+    from explorer.analysis import charts
+    from explorer.analysis import lessons
     result = analyze("inception_v3").to_dict()
     records = charts.table_records(result)
     starred = [r["name"] for r in records if r["RF (px)"].endswith("★")]
@@ -341,7 +342,7 @@ def test_inspect_and_learn_pages_show_fields():
 
 
 def test_graph_overlay_colours_by_field():
-    from explorer.graph import overlay_values, to_dot, value_text
+    from explorer.analysis.graph import overlay_values, to_dot, value_text
     rows = analyze("inception_v3", depth="stage").to_dict()["rows"]
     values = overlay_values(rows, "rf")
     assert values["inception_c"] == 1311 and values["stem"] == 31

@@ -20,7 +20,7 @@ from tolerances import NORMALISED_ATOL, ulps
 from torch import nn
 
 import explorer
-from explorer.saliency import (
+from explorer.runtime.saliency import (
     COLORMAPS,
     BlockMaps,
     block_names,

@@ -4,7 +4,7 @@ One server, one Chromium, one browser context (= one Streamlit session) per simu
 driven concurrently with Playwright's async API. Half of them open Inspect with their own variant
 and configuration and must see their own title and parameter count; the other half run Predict on
 their own photos (uploads or sample pills) and must see, for each photo and network, the top-1
-class that ``explorer.inference.predict`` gives in this process. One of them also uploads broken
+class that ``explorer.runtime.inference.predict`` gives in this process. One of them also uploads broken
 files, which must be named in error messages while its good photos still get their charts. The
 server's resident memory is sampled throughout and must stay bounded.
 
@@ -39,10 +39,11 @@ from serving import (  # tests/ is on sys.path (rootdir conftest)
 )
 from tolerances import PROB_ATOL, ulps
 
-from explorer import analyze, charts
-from explorer.images import sample_images, to_batch
-from explorer.inference import classify, predict
-from explorer.models import ModelCache, load_model
+from explorer import analyze
+from explorer.analysis import charts
+from explorer.core.images import sample_images, to_batch
+from explorer.runtime.inference import classify, predict
+from explorer.runtime.loaded import ModelCache, load_model
 from explorer.variants import VARIANTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -471,7 +472,7 @@ def test_model_cache_concurrent_gets_predict_correctly(googlenets, fits):
 
 
 def test_cached_models_stay_frozen_and_unchanged_by_the_pages_work(googlenets):
-    from explorer.saliency import feature_maps, grad_cam
+    from explorer.runtime.saliency import feature_maps, grad_cam
 
     paths, images, truth, _ = googlenets
     cache = ModelCache()

@@ -10,9 +10,9 @@ from streamlit.testing.v1 import AppTest
 from torch import nn
 
 import explorer
-from explorer.analysis import analyze
+from explorer.analysis.rows import analyze
 from explorer.cli import main
-from explorer.torchinfo_view import torchinfo_summary, torchinfo_text
+from explorer.analysis.torchinfo_view import torchinfo_summary, torchinfo_text
 
 
 def extra_mult_adds(variant: str, **config) -> int:

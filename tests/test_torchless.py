@@ -131,7 +131,7 @@ print(json.dumps({v: structure(built(v)) for v in VARIANTS}))
 
 def built(variant):
     """The variant on the meta device, with its aux heads where it has them."""
-    from explorer.variants import build
+    from explorer.runtime.build import build
     try:
         return build(variant, device="meta", aux_logits=True)
     except ValueError:  # ConfigError: this layout has no aux head

@@ -12,7 +12,7 @@ from torch import nn
 
 from explorer import VARIANTS, ConfigError, build, list_variants
 from explorer.variants.blocks import Concat, InceptionNet, InceptionOutputs, Residual
-from explorer.weights import WeightsError
+from explorer.weights.formats import WeightsError
 
 ALL_LAYOUTS = [(v, lay) for v, info in VARIANTS.items() for lay in info.layouts]
 WITH_AUX = [(v, lay) for v, lay in ALL_LAYOUTS if VARIANTS[v].layouts[lay].has_aux]
@@ -660,7 +660,8 @@ def test_printing_v4_names_each_blocks_kind_and_figure():
 def test_each_variant_declares_its_facts_once_in_its_module():
     """Layouts, papers' results and weights entries live in the variant's own module; the
     published and pretrained registries are views of them, not copies."""
-    from explorer import pretrained, published
+    from explorer.weights import pretrained
+    from explorer.analysis import published
 
     for name, info in VARIANTS.items():
         assert all(key == lay.name == ("paper" if lay.paper else "released")

@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 from tolerances import LOGIT_ATOL
 
 import explorer
-from explorer.weights import WeightsError
+from explorer.weights.formats import WeightsError
 
 ATOL = LOGIT_ATOL  # the contract: same weights, logits within 1e-4 (tests/tolerances.py)
 
@@ -342,12 +342,12 @@ def test_files_without_a_state_dict_are_refused(tmp_path, content, message):
 
 
 def test_weights_knows_no_variant():
-    """The arrows run one way: explorer.variants imports explorer.weights, never the reverse
+    """The arrows run one way: explorer.variants imports explorer.weights.formats, never the reverse
     (a refused checkpoint is recognised among the variants the caller passes in)."""
     import subprocess
     import sys
 
-    probe = "import sys, explorer.weights; print(any(m.startswith('explorer.variants') for m in sys.modules))"
+    probe = "import sys, explorer.weights.formats; print(any(m.startswith('explorer.variants') for m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert done.returncode == 0, done.stderr

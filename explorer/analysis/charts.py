@@ -8,7 +8,7 @@ from datetime import date
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .text import shape_text
+from explorer.core.text import shape_text
 
 MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
 
@@ -308,7 +308,7 @@ BATCH_COLOURS = ("#3182bd", "#e6550d", "#31a354", "#756bb1")
 
 def latency_vs_macs(report: dict) -> go.Figure:
     """Measured time per image against MACs per image, one marker per network and batch
-    (``explorer.latency.report``), over the limit: MACs at the matmul peak. Were MACs a clock,
+    (``explorer.runtime.latency.report``), over the limit: MACs at the matmul peak. Were MACs a clock,
     the markers would lie on one line."""
     fig = go.Figure()
     peak = report["peak"]["gmacs_per_s"]

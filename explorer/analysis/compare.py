@@ -5,14 +5,14 @@ Compare page; needs no torch when the analyses are in the on-disk cache.
 
 from __future__ import annotations
 
-from .cache import analysis_dict
+from explorer.analysis.cached import analysis_dict
 
 
 def compare_config(variant: str, **options) -> tuple[dict, list[str]]:
     """The build options of a comparison that apply to ``variant``, and what was left out and
     why: layout where the variant has it, scale only for residual networks, repeats only where
     blocks per stage are configurable (three stages). Width and classes apply to all."""
-    from .variants import get_variant
+    from explorer.variants import get_variant
 
     info = get_variant(variant)
     config, skipped = {}, []
@@ -42,7 +42,7 @@ def compare_config(variant: str, **options) -> tuple[dict, list[str]]:
 def compare_rows(variants, input_size=None, **options) -> list[dict]:
     """Totals and published accuracy of several variants, each built with the ``options``
     (layout, width, num_classes, scale, repeats) that apply to it (``compare_config``)."""
-    from .published import best_published
+    from explorer.analysis.published import best_published
 
     rows = []
     for name in variants:

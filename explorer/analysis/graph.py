@@ -1,6 +1,6 @@
 """Draw a variant as Graphviz DOT that reads like the papers' figures, and render it.
 
-``to_dot`` reads the shape probe (``explorer.probe``: a meta-device build, no memory, no weights,
+``to_dot`` reads the shape probe (``explorer.analysis.probe``: a meta-device build, no memory, no weights,
 every module's output shape) and walks the block vocabulary (``ConvBN``,
 ``Concat``, ``Residual``, heads). Stages become clusters labelled with their paper figure; edges
 carry "C x H x W" shapes. The drawing is built with the ``graphviz`` package and laid out by its
@@ -26,12 +26,12 @@ from functools import lru_cache
 import graphviz
 from torch import nn
 
-from .analysis import DEPTHS
-from .keys import freeze, thaw
-from .probe import probe
-from .text import shape_text
-from .variants import VARIANTS, ConfigError
-from .variants.blocks import Concat, ConvBN, Residual, block_info
+from explorer.analysis.rows import DEPTHS
+from explorer.core.keys import freeze, thaw
+from explorer.analysis.probe import probe
+from explorer.core.text import shape_text
+from explorer.variants import VARIANTS, ConfigError
+from explorer.variants.blocks import Concat, ConvBN, Residual, block_info
 
 FORMATS = ("svg", "png")
 OVERLAYS = {"params": "parameters", "macs": "MACs", "activations": "activation memory",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .variants.blocks import Residual
+from explorer.variants.blocks import Residual
 
 RETHINKING = "Rethinking the Inception Architecture (arXiv 1512.00567)"
 V4_PAPER = "Inception-v4, Inception-ResNet and the Impact of Residual Connections (arXiv 1602.07261)"
@@ -112,8 +112,8 @@ def _measured(layers: list[nn.Module], channels: int, grid: int) -> dict:
     are left out."""
     import torch
 
-    from .analysis import analyze
-    from .variants.blocks import ConvBN
+    from explorer.analysis.rows import analyze
+    from explorer.variants.blocks import ConvBN
     with torch.device("meta"):
         model = nn.Sequential(ConvBN(3, channels, 1), *layers)
     rows = analyze(model, input_size=grid, depth="layer").rows
@@ -126,7 +126,7 @@ def _measured(layers: list[nn.Module], channels: int, grid: int) -> dict:
 
 def _convs(channels: int, *specs) -> list[nn.Module]:
     """Convs of ``channels`` to ``channels``, (kernel, padding) each, in sequence."""
-    from .variants.blocks import ConvBN
+    from explorer.variants.blocks import ConvBN
     return [ConvBN(channels, channels, k, padding=p) for k, p in specs]
 
 
@@ -147,7 +147,7 @@ def reduction_fields(channels: int, grid: int) -> list[dict]:
     """The three grid reductions of ``grid_reduction`` built as networks (3x3 convs, 3x3/2 max
     pools, no padding on the stride-2 steps): field and jump before (one input unit) and after,
     in units of the input grid."""
-    from .variants.blocks import Concat, ConvBN
+    from explorer.variants.blocks import Concat, ConvBN
     k = channels
     ways = (
         ("conv, then pool", [ConvBN(k, 2 * k, 3, padding=1), nn.MaxPool2d(3, 2)]),

@@ -25,10 +25,10 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from .keys import freeze
-from .variants import VARIANTS, resolve
-from .variants.config import Config, Layout
-from .variants.shapes import Shape, macs, propagate
+from explorer.core.keys import freeze
+from explorer.variants import VARIANTS, resolve
+from explorer.variants.config import Config, Layout
+from explorer.variants.shapes import Shape, macs, propagate
 
 CACHE_SIZE = 32
 

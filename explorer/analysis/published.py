@@ -7,8 +7,8 @@ are single-model, single-crop results from the papers.
 
 from __future__ import annotations
 
-from .variants import VARIANTS
-from .variants.facts import Result
+from explorer.variants import VARIANTS
+from explorer.variants.facts import Result
 
 PUBLISHED: dict[str, tuple[Result, ...]] = {name: info.published for name, info in VARIANTS.items()}
 

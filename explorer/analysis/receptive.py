@@ -30,7 +30,7 @@ module tree is followed block by block, as each block's forward computes:
 The variant modules have no functional pools or convs in their forward code (every pool is a
 module), so the module tree is the whole graph. Anything without a rule raises ``Unsupported``
 rather than being guessed. The sizes propagated here are checked against the shapes of a real
-forward pass by ``explorer.analysis``.
+forward pass by ``explorer.analysis.rows``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .variants.blocks import AuxHead, Concat, ConvBN, InceptionNet, Residual
+from explorer.variants.blocks import AuxHead, Concat, ConvBN, InceptionNet, Residual
 
 # Layers that act on each position alone (channels mix, space does not).
 POINTWISE = (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.Dropout, nn.Identity,
@@ -281,7 +281,7 @@ def published(variant: str, layout: str | None, name: str, repeats=None) -> tupl
     """The published (field, stride, padding) of one of our rows, or None. The TF-slim models
     are the released layouts at their reference depth (a row's field depends on the blocks
     before it; the input size does not change it). ``layout`` None: the variant's default."""
-    from .variants import VARIANTS
+    from explorer.variants import VARIANTS
 
     info = VARIANTS.get(variant)
     if info is None or (layout or info.default_layout) != "released" or repeats is not None:

@@ -1,6 +1,6 @@
 """Cost and shape of a network, stage by stage, block by block or layer by layer.
 
-The shape probe (``explorer.probe``: a "meta"-device build, no weights, no memory) gives every
+The shape probe (``explorer.analysis.probe``: a "meta"-device build, no weights, no memory) gives every
 module's input and output shape, propagated from the modules' arguments. From those, per row:
 
 - params: the tensors under the module, BatchNorm's scale and shift included (``bn_params``
@@ -9,7 +9,7 @@ module's input and output shape, propagated from the modules' arguments. From th
 - MACs: multiply-accumulates of conv and linear layers only (the convention of torchvision's
   "GFLOPS" and of ``torch.utils.flop_counter`` divided by 2; BN, pools and adds are not counted);
 - activation memory: the bytes of the row's output in float32, for one image;
-- receptive field (``explorer.receptive``): per axis (h, w), the input pixels one output unit
+- receptive field (``explorer.analysis.receptive``): per axis (h, w), the input pixels one output unit
   sees (``rf``), the input pixels between neighbouring units (``jump``) and the input
   coordinate of the first unit's centre (``rf_offset``), over the real graph of branches and adds.
 
@@ -25,14 +25,14 @@ from functools import lru_cache
 
 from torch import nn
 
-from . import receptive
-from .export import analysis_csv
-from .keys import freeze, thaw
-from .probe import probe, record_forward
-from .variants import ConfigError
-from .variants.blocks import Concat, ConvBN, InceptionNet, Residual, block_info
-from .variants.shapes import Unsupported, propagate
-from .variants.shapes import macs as layer_macs
+from explorer.analysis import receptive
+from explorer.core.export import analysis_csv
+from explorer.core.keys import freeze, thaw
+from explorer.analysis.probe import probe, record_forward
+from explorer.variants import ConfigError
+from explorer.variants.blocks import Concat, ConvBN, InceptionNet, Residual, block_info
+from explorer.variants.shapes import Unsupported, propagate
+from explorer.variants.shapes import macs as layer_macs
 
 DEPTHS = ("stage", "block", "layer")
 MACS_NOTE = "MACs: multiply-accumulates of conv and linear layers (1 MAC = 2 FLOPs)"
@@ -291,3 +291,4 @@ def _numel(shape) -> int:
     for d in shape:
         n *= d
     return n
+

@@ -12,9 +12,9 @@ from functools import lru_cache
 
 import torch
 
-from .analysis import DEPTHS
-from .keys import freeze, thaw
-from .variants import ConfigError, resolve
+from explorer.analysis.rows import DEPTHS
+from explorer.core.keys import freeze, thaw
+from explorer.variants import ConfigError, resolve
 
 # our depths as torchinfo's module-nesting depths: model.stage (1), .block (2), everything below
 TORCHINFO_DEPTH = {"stage": 1, "block": 2, "layer": 8}

@@ -16,7 +16,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]  # explorer/
 
 
 def cache_dir() -> Path:
@@ -30,8 +30,9 @@ def cache_dir() -> Path:
 @lru_cache(maxsize=1)
 def code_fingerprint() -> str:
     digest = hashlib.sha256()
-    sources = [PACKAGE / "analysis.py", PACKAGE / "probe.py", PACKAGE / "receptive.py",
-               PACKAGE / "torchless.py", *(PACKAGE / "variants").glob("*.py")]
+    # the description of the networks and everything that computes an answer from it
+    sources = [PACKAGE / "torchless.py", *(PACKAGE / "spec").glob("*.py"),
+               *(PACKAGE / "variants").glob("*.py"), *(PACKAGE / "analysis").glob("*.py")]
     for path in sorted(sources):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
@@ -48,17 +49,6 @@ def cached_json(kind: str, request: dict, compute) -> dict:
     result = compute()
     write_json(path, result)
     return result
-
-
-def analysis_dict(variant: str, input_size, depth: str, **config) -> dict:
-    """``analyze(...).to_dict()``, answered from the on-disk cache when it can be (then without
-    importing torch)."""
-    def compute():
-        from .analysis import analyze
-        return analyze(variant, input_size=input_size, depth=depth, **config).to_dict()
-
-    request = {"variant": variant, "input_size": input_size, "depth": depth, "config": config}
-    return cached_json("analysis", request, compute)
 
 
 def read_json(path: Path):

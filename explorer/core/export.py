@@ -11,7 +11,7 @@ import csv
 import io
 import json
 
-from .text import shape_text
+from explorer.core.text import shape_text
 
 SETTINGS_PREFIX = "# settings: "
 # Build options at their reference value leave the file name alone.

@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from .preprocess import INTERPOLATION_NAMES, Preprocess  # noqa: F401 -- re-exported
-from .resources import resource
+from explorer.core.preprocess import INTERPOLATION_NAMES, Preprocess  # noqa: F401 -- re-exported
+from explorer.core.resources import resource
 
 __all__ = [
     "MAX_BYTES", "MAX_PIXELS", "SAMPLES_DIR", "SUPPORTED", "ImageError", "Preprocess",

@@ -1,5 +1,5 @@
 """How a checkpoint's images were prepared (``Preprocess``): plain facts, importable without
-PIL, so that a variant's weights entries cost the command line nothing (``explorer.images``
+PIL, so that a variant's weights entries cost the command line nothing (``explorer.core.images``
 applies them)."""
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ explorer/app.py`` and ``inception-explorer app`` read the same files."""
 
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]  # explorer/
 
 
 def resource(name: str) -> Path:

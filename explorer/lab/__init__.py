@@ -5,9 +5,9 @@
 - ``get_queue``: one race at a time per server, the others in line.
 """
 
-from .config import LAB_VARIANTS, LabConfig
-from .probe import measure, signal
-from .training import DEFAULT_CONFIGS, RECIPES, cached_race, make_request, race, summarize
+from explorer.lab.config import LAB_VARIANTS, LabConfig
+from explorer.lab.signal import measure, signal
+from explorer.lab.training import DEFAULT_CONFIGS, RECIPES, cached_race, make_request, race, summarize
 
 __all__ = ["DEFAULT_CONFIGS", "LAB_VARIANTS", "LabConfig", "RECIPES", "cached_race",
            "make_request", "measure", "race", "signal", "summarize"]

@@ -13,7 +13,7 @@ import time
 import traceback
 from collections import deque
 
-from .training import RaceRequest, cached_race, race
+from explorer.lab.training import RaceRequest, cached_race, race
 
 QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped", "failed"
 
@@ -112,7 +112,7 @@ class RaceQueue:
             ticket = None
             try:
                 # Training is heavy work like a timing: it takes its turn in the server-wide
-                # queue (explorer.jobs), holding its memory estimate while it trains.
+                # queue (explorer.runtime.jobs), holding its memory estimate while it trains.
                 ticket = _heavy_ticket(job.request)
                 while not ticket.wait(0.25):
                     if job.stop_event.is_set():
@@ -137,8 +137,8 @@ class RaceQueue:
 
 
 def _heavy_ticket(request: RaceRequest):
-    from ..jobs import HEAVY
-    from .training import race_estimate
+    from explorer.runtime.jobs import HEAVY
+    from explorer.lab.training import race_estimate
 
     need = race_estimate(request.configs, request.batch, request.optimizer, request.device)
     return HEAVY.enter(f"a race of {len(request.configs)} network(s)", device=request.device,

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import data
-from .config import LabConfig, blocks, build_lab_model
-from .training import THREADS, _threads
+from explorer.lab import data
+from explorer.lab.config import LabConfig, blocks, build_lab_model
+from explorer.lab.training import THREADS, _threads
 
 
 def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[dict]:
@@ -54,7 +54,7 @@ def signal(variant: str, *, width: float = 0.25, repeats=None, scale=None, input
     """
     cfg = LabConfig(variant, width, repeats, scale, input_size, layout).resolved()
     if not isinstance(batch, int) or not 2 <= batch <= 256:
-        from ..variants import ConfigError
+        from explorer.variants import ConfigError
         raise ConfigError(f"batch must be an integer from 2 to 256, got {batch!r}")
     images, labels = data.split()["train"]
     with _threads(THREADS):  # one thread: as fast on 2 cores, far faster on a busy machine
@@ -70,11 +70,11 @@ def cached_signal(variant: str, **options) -> dict:
     import hashlib
     from pathlib import Path
 
-    from ..cache import cached_json
+    from explorer.core.cache import cached_json
 
     here = Path(__file__).resolve().parent
     code = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(
-        [here / "probe.py", here / "config.py", here / "data.py",
+        [here / "signal.py", here / "config.py", here / "data.py",
          *(here.parent / "variants").glob("*.py")]))).hexdigest()[:16]
     request = {"variant": variant, "options": options, "lab_code": code}
     return cached_json("lab-signal", request, lambda: signal(variant, **options))

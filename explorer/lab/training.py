@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..cache import cache_dir, read_json, write_json
-from ..variants import ConfigError
-from . import data
-from .config import LabConfig, build_lab_model
+from explorer.core.cache import cache_dir, read_json, write_json
+from explorer.variants import ConfigError
+from explorer.lab import data
+from explorer.lab.config import LabConfig, build_lab_model
 
 V4_PAPER = "https://arxiv.org/abs/1602.07261"
 RETHINKING = "https://arxiv.org/abs/1512.00567"
@@ -166,16 +166,16 @@ def make_request(configs=DEFAULT_CONFIGS, *, seeds=(0,), steps=DEFAULT_STEPS, op
 
 def guard_memory(configs, batch: int, optimizer: str, device: str) -> None:
     """MemoryRefused (a ConfigError) when the race's networks, which train side by side, would
-    not fit the server's memory budget together (explorer.memory)."""
-    from ..memory import check
+    not fit the server's memory budget together (explorer.runtime.memory)."""
+    from explorer.runtime.memory import check
 
     check(race_estimate(configs, batch, optimizer, device),
           advice="race fewer networks, a smaller width, input or batch")
 
 
 def race_estimate(configs, batch: int, optimizer: str, device: str):
-    """The memory the race's networks need together (an ``explorer.memory.Estimate``)."""
-    from ..memory import Estimate, estimate_training
+    """The memory the race's networks need together (an ``explorer.runtime.memory.Estimate``)."""
+    from explorer.runtime.memory import Estimate, estimate_training
 
     parts = []
     for c in configs:

@@ -38,8 +38,8 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_map
 
-from .variants import ConfigError
-from .variants.blocks import Concat, ConvBN, Residual
+from explorer.variants import ConfigError
+from explorer.variants.blocks import Concat, ConvBN, Residual
 
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 GRAPH_SHAPES = 4  # CUDA graphs kept per inference copy (one per input shape, dtype, TF32 mode)
@@ -283,7 +283,7 @@ def guard_copy(loaded, dtype=None, *, max_memory=None, reserved: int = 0):
     """MemoryRefused unless an inference copy of ``loaded`` (a LoadedModel) fits the budget; the
     copy's weights come on top of the model it is made from (``reserved``: bytes the budget does
     not know of yet, such as a model that no cache holds)."""
-    from .memory import Estimate, check
+    from explorer.runtime.memory import Estimate, check
     name = precision_name(dtype)
     need = Estimate(f"a {name} inference copy of {loaded.variant}", str(loaded.device),
                     copy_bytes(loaded.model, name), 0, 0)

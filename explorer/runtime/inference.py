@@ -1,7 +1,7 @@
-"""Live predictions: a loaded model (``explorer.models``) and photos -> top-k classes.
+"""Live predictions: a loaded model (``explorer.runtime.loaded``) and photos -> top-k classes.
 
-Where the weights come from is ``explorer.checkpoints``; loading, sharing and the memory guard
-are ``explorer.models``; this module runs the network.
+Where the weights come from is ``explorer.weights.checkpoints``; loading, sharing and the memory guard
+are ``explorer.runtime.loaded``; this module runs the network.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import warnings
 
 import torch
 
-from .download import Progress
-from .images import ImageError, Preprocess, load_image, to_batch
-from .models import MAX_BATCH, LoadedModel, guard_load, load_model
-from .variants import ConfigError
+from explorer.weights.download import Progress
+from explorer.core.images import ImageError, Preprocess, load_image, to_batch
+from explorer.runtime.loaded import MAX_BATCH, LoadedModel, guard_load, load_model
+from explorer.variants import ConfigError
 
 
 def top_k(logits: torch.Tensor, labels: list[str], k: int) -> list[list[dict]]:
@@ -55,11 +55,11 @@ def predict(images, variant: str, weights, *, layout: str | None = None, top_k: 
     """One entry per image: ``{"image", "top": [{"index", "label", "prob"}]}`` or
     ``{"image", "error"}``; an image that cannot be read does not stop the others. A model that
     cannot be loaded raises (ConfigError, WeightsError, DownloadError, UnknownWeights), and one
-    that would not fit the memory budget (``max_memory``, else ``explorer.memory``'s default)
+    that would not fit the memory budget (``max_memory``, else ``explorer.runtime.memory``'s default)
     raises MemoryRefused before anything is built. The network runs as
     ``explorer.for_inference`` makes it, in ``precision`` (float32 by default; bfloat16 where
     the device has it natively, float16 on GPUs): a ConfigError says when it cannot."""
-    from .fast import guard_copy, inference_copy, precision_name, unsupported
+    from explorer.runtime.fast import guard_copy, inference_copy, precision_name, unsupported
     if not 1 <= top_k <= 1000:
         raise ConfigError(f"top_k must be between 1 and 1000, got {top_k}")
     if str(device).startswith("cuda") and not torch.cuda.is_available():

@@ -144,7 +144,7 @@ def forget() -> None:
 
 
 def latency_key(row: dict, batch: int, device: str = "cpu") -> tuple:
-    """The cache key of one compare row (``explorer.compare.compare_rows``) timed at ``batch``."""
+    """The cache key of one compare row (``explorer.analysis.compare.compare_rows``) timed at ``batch``."""
     return cache_key("latency", row["variant"], row["build"], row["input_size"], batch,
                      device=device)
 
@@ -159,11 +159,11 @@ def peak(device: str = "cpu", *, size: int = PEAK_SIZE, refresh: bool = False) -
 
 
 def estimate(rows: list[dict], device: str = "cpu"):
-    """What ``measure`` holds at most at once (``explorer.memory.Estimate``): every network's
+    """What ``measure`` holds at most at once (``explorer.runtime.memory.Estimate``): every network's
     weights together (they are timed in turns, so that a change in the machine's load hits all
     alike) plus the largest forward pass at the largest batch; or the matmul probe (three
     float32 matrices), whichever is larger."""
-    from .memory import RUNTIME_BYTES, RUNTIME_SHARE, Estimate, estimate_inference
+    from explorer.runtime.memory import RUNTIME_BYTES, RUNTIME_SHARE, Estimate, estimate_inference
 
     probe = Estimate(f"the matmul peak probe ({PEAK_SIZE}x{PEAK_SIZE} float32)", str(device),
                      0, 3 * PEAK_SIZE ** 2 * 4, RUNTIME_BYTES)
@@ -185,12 +185,12 @@ Progress = Callable[[float, str], None]
 
 def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dict | None = None,
             refresh: bool = False, progress: Progress | None = None) -> dict:
-    """Time every compare row (``explorer.compare.compare_rows``) at each batch on ``device``, what is not
+    """Time every compare row (``explorer.analysis.compare.compare_rows``) at each batch on ``device``, what is not
     cached yet (everything with ``refresh``); then the matmul peak. The networks are built
     together and run in turns (one warm-up each, then run k of every network before run k+1),
     so that a change in the machine's load meanwhile hits them all alike. Returns ``report``."""
-    from .timing import forward_latency
-    from .variants import build
+    from explorer.runtime.timing import forward_latency
+    from explorer.runtime.build import build
 
     runs = {**RUNS, **(runs or {})}
     todo = {b: [r for r in rows if refresh or cached(latency_key(r, b, device)) is None]
@@ -265,7 +265,7 @@ def report(rows: list[dict], top: dict | None = None, *, device: str = "cpu",
 # -- what the numbers say -------------------------------------------------------------------------
 
 def _name(variant: str) -> str:
-    from .variants import VARIANTS
+    from explorer.variants import VARIANTS
     info = VARIANTS.get(variant)
     return info.title.split(" (")[0] if info else variant
 

@@ -16,12 +16,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoints import default_preprocess, is_url, resolve_weights
-from .download import Progress
-from .images import Preprocess
-from .pretrained import WeightsSpec, imagenet_labels
-from .variants import build, resolve
-from .weights import OWN_FORMAT
+from explorer.weights.checkpoints import default_preprocess, is_url, resolve_weights
+from explorer.weights.download import Progress
+from explorer.core.images import Preprocess
+from explorer.weights.pretrained import WeightsSpec, imagenet_labels
+from explorer.variants import resolve
+from explorer.runtime.build import build
+from explorer.weights.formats import OWN_FORMAT
 
 MAX_BATCH = 32  # images run through the network at once
 
@@ -74,7 +75,7 @@ def load_model(variant: str, weights, *, layout: str | None = None, device: str 
 def load_estimate(variant: str, images: int = MAX_BATCH, *, device: str = "cpu",
                   layout: str | None = None):
     """The memory a load and a classification of ``images`` photos (one batch at most) need."""
-    from .memory import estimate_inference
+    from explorer.runtime.memory import estimate_inference
     return estimate_inference(variant, batch=max(1, min(images, MAX_BATCH)), device=device,
                               layout=layout)
 
@@ -82,7 +83,7 @@ def load_estimate(variant: str, images: int = MAX_BATCH, *, device: str = "cpu",
 def guard_load(variant: str, images: int = MAX_BATCH, *, device: str = "cpu",
                layout: str | None = None, max_memory=None, reserved: int = 0):
     """MemoryRefused unless loading ``variant`` and running it fits the budget."""
-    from .memory import check
+    from explorer.runtime.memory import check
     check(load_estimate(variant, images, device=device, layout=layout), max_memory=max_memory,
           reserved=reserved, advice="choose a smaller network or fewer photos, or ask the "
           "server's operator for a larger budget")
@@ -111,7 +112,7 @@ class ModelCache:
                     return self._models[key]
             loaded = load()
             if isinstance(getattr(loaded, "model", None), nn.Module):
-                from .memory import track
+                from explorer.runtime.memory import track
                 track(loaded.model)  # the memory budget counts what the cache holds
             with self._lock:
                 self._models[key] = loaded

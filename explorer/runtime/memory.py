@@ -30,8 +30,8 @@ import torch.utils._python_dispatch
 import torch.utils._pytree
 from torch import nn
 
-from .keys import freeze, thaw
-from .variants import ConfigError
+from explorer.core.keys import freeze, thaw
+from explorer.variants import ConfigError
 
 MEMORY_ENV = "INCEPTION_EXPLORER_MAX_MEMORY"
 GPU_MEMORY_ENV = "INCEPTION_EXPLORER_MAX_GPU_MEMORY"
@@ -306,7 +306,8 @@ def estimate_training(variant: str, *, batch: int, input_size: int | None = None
 def _simulate(variant: str, batch: int, input_size, dtype, training: bool,
               frozen: tuple) -> tuple[int, int, int]:
     """(bytes of parameters and buffers, peak bytes of tensors a pass holds, input size)."""
-    from .variants import build, get_variant
+    from explorer.variants import get_variant
+    from explorer.runtime.build import build
 
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise ConfigError(f"batch must be a positive integer, got {batch!r}")

@@ -44,9 +44,10 @@ def time_variant(variant: str, *, device: str = "cpu", input_size: int | None = 
                  repeats: int = 5, on_step: Callable[[int, int], None] | None = None,
                  **config) -> dict:
     """Build ``variant`` with random weights, time it (``forward_latency``), and let it go: the
-    memory is held only while the job runs (``explorer.memory.estimate_inference`` says how
+    memory is held only while the job runs (``explorer.runtime.memory.estimate_inference`` says how
     much), never cached between requests."""
-    from .variants import build, get_variant
+    from explorer.variants import get_variant
+    from explorer.runtime.build import build
 
     model = build(variant, device=device, input_size=input_size, **config)
     size = input_size or get_variant(variant).native_input_size

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 import torch
 
-from explorer.analysis import DEPTHS
+from explorer.analysis.rows import DEPTHS
 from explorer.ui.nav import page
 from explorer.variants import VARIANTS
 
@@ -268,7 +268,7 @@ class CompareChoice:
 
 def compare_controls() -> CompareChoice:
     """Compare's controls: the variants, then the build options Inspect offers, each applied
-    to the variants it fits (``explorer.compare.compare_config`` says which it skips). URL-bound."""
+    to the variants it fits (``explorer.analysis.compare.compare_config`` says which it skips). URL-bound."""
     snapshot = url_snapshot()
     left, right = st.columns([3, 1])
     chosen = left.multiselect("Variants", list(VARIANTS), default=COMPARE_DEFAULT,

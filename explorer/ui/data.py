@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.analysis import analyze
-from explorer.compare import compare_rows
-from explorer.graph import render, to_dot
-from explorer.probe import probe
-from explorer.published import best_published
-from explorer.variants import VARIANTS, build
+from explorer.analysis.rows import analyze
+from explorer.analysis.compare import compare_rows
+from explorer.analysis.graph import render, to_dot
+from explorer.analysis.probe import probe
+from explorer.analysis.published import best_published
+from explorer.variants import VARIANTS
+from explorer.runtime.build import build
 from explorer.variants.blocks import block_info
 
 WARMUP = "Working out every block's shapes and costs (the first question imports torch)..."
@@ -31,7 +32,7 @@ def inspect_charts(variant: str, **config) -> tuple:
     """Inspect's charts of ``variant`` (feature-map size and receptive field along the depth):
     built once per configuration, not on every rerun, and shared -- ``st.plotly_chart`` only
     reads a figure (it serialises a copy)."""
-    from explorer import charts
+    from explorer.analysis import charts
     by_block = analysis(variant, "block", **config)
     return charts.feature_maps(by_block), charts.receptive_fields(by_block)
 
@@ -76,14 +77,14 @@ def compare_row(variant: str, input_size: int | None, **options) -> dict:
 @st.cache_resource(show_spinner="Building the model (random weights)...", max_entries=3)
 def model(variant: str, device: str, **config):
     """A built model in eval mode, shared by all sessions: run it, never change it."""
-    from explorer.memory import track
+    from explorer.runtime.memory import track
     config.pop("input_size", None)
     return track(build(variant, device=device, **config))  # counted by the memory budget
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def residual_block_table(variant: str, **config) -> list[dict]:
-    from explorer.lessons import residual_blocks
+    from explorer.analysis.lessons import residual_blocks
     return residual_blocks(probe(variant, **config).model)
 
 
@@ -95,7 +96,7 @@ MODEL_CACHE_BYTES = 1536 * 2**20  # ~1.5 GiB of weights: IR-v2 + v4 + v3 + GoogL
 @st.cache_resource
 def model_cache():
     """The one ModelCache shared by every session (LRU by weight bytes)."""
-    from explorer.models import ModelCache
+    from explorer.runtime.loaded import ModelCache
     return ModelCache(MODEL_CACHE_BYTES)
 
 
@@ -105,9 +106,9 @@ def loaded_model(variant: str, weights: str, device: str = "cpu", label: str | N
     ``label`` names the weights for the user (an upload's file name, never a server path).
     A load that would not fit the memory budget (with ``images`` photos to run) raises
     MemoryRefused before it starts."""
-    from explorer.jobs import HEAVY
-    from explorer.models import guard_load, load_model
-    from explorer.text import md_escape
+    from explorer.runtime.jobs import HEAVY
+    from explorer.runtime.loaded import guard_load, load_model
+    from explorer.core.text import md_escape
 
     def load():
         bar = st.progress(0.0, text=f"Loading the {variant} weights ({md_escape(label or weights)})...")
@@ -133,8 +134,8 @@ def fast_model(variant: str, weights: str, device: str = "cpu", precision: str =
     """(the plain model, its optimised copy in ``precision``) from the shared cache: the copy
     (explorer.for_inference) answers predictions, the plain model Grad-CAM and feature maps.
     The copy is cached beside the plain model and counted by the memory budget like it."""
-    from explorer.fast import guard_copy, inference_copy
-    from explorer.jobs import HEAVY
+    from explorer.runtime.fast import guard_copy, inference_copy
+    from explorer.runtime.jobs import HEAVY
 
     plain = loaded_model(variant, weights, device, label=label, images=images)
     cache, key = model_cache(), (variant, str(weights), device, precision)
@@ -156,9 +157,9 @@ def what_it_sees(loaded, image):
 
 @st.cache_data(show_spinner="Running Grad-CAM and collecting feature maps...", max_entries=64)
 def _saliency(model_key: tuple, pixels: str, size: tuple, preprocess, *, _loaded, _image):
-    from explorer.cost import measure
-    from explorer.images import to_batch
-    from explorer.saliency import feature_maps, grad_cam
+    from explorer.core.cost import measure
+    from explorer.core.images import to_batch
+    from explorer.runtime.saliency import feature_maps, grad_cam
 
     x = to_batch([_image], preprocess).to(_loaded.device)
     with measure("grad_cam"):
@@ -169,7 +170,7 @@ def _saliency(model_key: tuple, pixels: str, size: tuple, preprocess, *, _loaded
 
 @st.cache_data(show_spinner="Running torchinfo on the meta device...", max_entries=32)
 def torchinfo_text(variant: str, depth: str = "block", **config) -> str:
-    from explorer.torchinfo_view import torchinfo_text as text
+    from explorer.analysis.torchinfo_view import torchinfo_text as text
     size = config.pop("input_size", None)
     return text(variant, input_size=size, depth=depth, **config)
 
@@ -186,7 +187,7 @@ def all_rows(variant: str, **config) -> list[dict]:
 @st.cache_data(show_spinner=False, max_entries=64)
 def graph_names(variant: str, **config) -> tuple[set, dict]:
     """(every name a node may have, what can be expanded) of the explorer's drawing."""
-    from explorer.graph import expandable
+    from explorer.analysis.graph import expandable
     opened = expandable(variant, **config)
     names = {r["name"] for r in all_rows(variant, **config)} | set(opened) | {"input"}
     return names, opened
@@ -211,6 +212,6 @@ def png(dot_source: str) -> bytes:
 def block_latency(variant: str, **config) -> dict[str, float]:
     """Per-module forward time on the CPU: a model of its own (hooks must never touch the
     shared cached models), built on request and dropped afterwards."""
-    from explorer.timing import module_latency
+    from explorer.runtime.timing import module_latency
     size = config.pop("input_size", None) or VARIANTS[variant].native_input_size
     return module_latency(build(variant, device="cpu", **config).eval(), size)

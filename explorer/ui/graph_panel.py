@@ -1,7 +1,7 @@
 """The graph panels of the pages: the explorer's graph with its overlay, export and details.
 
 Pages call one function each (``inspect``, ``compare_pair``, ``block_picker``); the logic
-(drawing, overlays, names) lives in ``explorer.graph``, the component in ``graph_view``.
+(drawing, overlays, names) lives in ``explorer.analysis.graph``, the component in ``graph_view``.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from explorer import charts, receptive
-from explorer.graph import (
+from explorer.analysis import charts
+from explorer.analysis import receptive
+from explorer.analysis.graph import (
     MISSING,
     OVERLAYS,
     GraphvizMissing,
@@ -22,7 +23,7 @@ from explorer.graph import (
     to_dot,
     value_range,
 )
-from explorer.text import md_escape, shape_text
+from explorer.core.text import md_escape, shape_text
 from explorer.ui import data
 from explorer.ui.graph_view import GraphState
 
@@ -56,7 +57,7 @@ def overlay_data(variant: str, overlay: str | None, config: dict, *, measure_key
     done = st.session_state.setdefault("latency_done", set())
     ask = (variant, repr(sorted(config.items())))
     if ask not in done:
-        from explorer import memory
+        from explorer.runtime import memory
         from explorer.ui import heavy
 
         need = memory.estimate_inference(variant, **config)

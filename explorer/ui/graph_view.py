@@ -16,7 +16,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from explorer.graph import unknown_names
+from explorer.analysis.graph import unknown_names
 
 HERE = Path(__file__).resolve().parent
 HTML = """<div data-explorer-graph>

@@ -1,6 +1,6 @@
 """Heavy work on a page: its memory estimate, the budget's refusal and the server-wide queue.
 
-The logic is in ``explorer.memory`` and ``explorer.jobs``; this only lays it out. A request is
+The logic is in ``explorer.runtime.memory`` and ``explorer.runtime.jobs``; this only lays it out. A request is
 checked before it queues and again when its turn comes (the caches may have grown meanwhile);
 while it waits, the user sees their place and a Cancel button. Pressing Cancel (or any widget)
 reruns the script, which interrupts the wait at its next message and leaves the queue.
@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from explorer.jobs import HEAVY
-from explorer.memory import Estimate, MemoryRefused, check, fmt_bytes
+from explorer.runtime.jobs import HEAVY
+from explorer.runtime.memory import Estimate, MemoryRefused, check, fmt_bytes
 
 POLL_S = 0.3
 

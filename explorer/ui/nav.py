@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..resources import resource
+from explorer.core.resources import resource
 
 PAGES_DIR = resource("pages")
 

@@ -13,10 +13,10 @@ from functools import partial
 
 from torch import nn
 
-from ..preprocess import Preprocess
-from .blocks import Concat, ConvBN, InceptionNet, Widths, classifier_head, stage, tag
-from .config import Config, Layout
-from .facts import V4_TABLE, Result, VariantInfo, WeightsSpec
+from explorer.core.preprocess import Preprocess
+from explorer.variants.blocks import Concat, ConvBN, InceptionNet, Widths, classifier_head, stage, tag
+from explorer.variants.config import Config, Layout
+from explorer.variants.facts import V4_TABLE, Result, VariantInfo, WeightsSpec
 
 FIGURE_5 = "Batch Normalization, Figure 5"
 IDEA = ("the 5x5 branch becomes two stacked 3x3 convs, and batch norm after every conv allows "

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .shapes import ShapeError, propagate
+from explorer.variants.shapes import ShapeError, propagate
 
 if TYPE_CHECKING:
-    from .facts import VariantInfo
+    from explorer.variants.facts import VariantInfo
 
 MAX_INPUT_SIZE = 2048
 MAX_WIDTH = 4.0

@@ -3,7 +3,7 @@ torchvision's weights enums do): its paper and idea, its layouts, its papers' re
 public weights (file, hash, checkpoint format, preprocessing, accuracy).
 
 A weights entry's accuracy *is* the published "weights" result of its variant: there is one
-copy of each number, and ``explorer.published`` / ``explorer.pretrained`` only look them up.
+copy of each number, and ``explorer.analysis.published`` / ``explorer.weights.pretrained`` only look them up.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache
 
-from ..preprocess import Preprocess
-from ..resources import resource
-from .config import Layout
+from explorer.core.preprocess import Preprocess
+from explorer.core.resources import resource
+from explorer.variants.config import Layout
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

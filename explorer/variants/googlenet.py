@@ -15,10 +15,10 @@ from functools import partial
 
 from torch import nn
 
-from ..preprocess import Preprocess
-from .blocks import AuxHead, Concat, ConvBN, InceptionNet, Widths, classifier_head, stage, tag
-from .config import Config, Layout
-from .facts import HALF, RETHINKING_T3, Result, VariantInfo, WeightsSpec
+from explorer.core.preprocess import Preprocess
+from explorer.variants.blocks import AuxHead, Concat, ConvBN, InceptionNet, Widths, classifier_head, stage, tag
+from explorer.variants.config import Config, Layout
+from explorer.variants.facts import HALF, RETHINKING_T3, Result, VariantInfo, WeightsSpec
 
 FIGURE_2B = "Going Deeper, Figure 2(b)"
 IDEA = ("1x1 convs reduce the channels before the expensive 3x3 and 5x5 convs, so four "

@@ -15,10 +15,10 @@ from functools import partial
 
 from torch import nn
 
-from .blocks import Concat, ConvBN, InceptionNet, Residual, Widths, classifier_head, stage, tag
-from .config import Config, Layout, scale_per_stage
-from .facts import V4_TABLE, Result, VariantInfo, timm_weights
-from .inception_v4 import V4_PAPER, V4_PUBLICATION, avg_pool, reduction_a, stem_v4
+from explorer.variants.blocks import Concat, ConvBN, InceptionNet, Residual, Widths, classifier_head, stage, tag
+from explorer.variants.config import Config, Layout, scale_per_stage
+from explorer.variants.facts import V4_TABLE, Result, VariantInfo, timm_weights
+from explorer.variants.inception_v4 import V4_PAPER, V4_PUBLICATION, avg_pool, reduction_a, stem_v4
 
 SCALES = (0.17, 0.10, 0.20)
 

@@ -15,10 +15,10 @@ from functools import partial
 
 from torch import nn
 
-from ..preprocess import Preprocess
-from .blocks import AuxHead, Concat, ConvBN, InceptionNet, Widths, classifier_head, stage, tag
-from .config import Config, Layout
-from .facts import (
+from explorer.core.preprocess import Preprocess
+from explorer.variants.blocks import AuxHead, Concat, ConvBN, InceptionNet, Widths, classifier_head, stage, tag
+from explorer.variants.config import Config, Layout
+from explorer.variants.facts import (
     HALF,
     IMAGENET_MEAN,
     RETHINKING_T3,
@@ -28,7 +28,7 @@ from .facts import (
     WeightsSpec,
     timm_weights,
 )
-from .inception_v4 import split
+from explorer.variants.inception_v4 import split
 
 RETHINKING = "Rethinking"  # figures are cited as "Rethinking, Figure 5"
 V3_POOL = partial(nn.AvgPool2d, 3, 1, 1)  # counts the zero padding, unlike v4's blocks

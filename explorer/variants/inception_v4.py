@@ -12,9 +12,9 @@ from collections import OrderedDict
 
 from torch import nn
 
-from .blocks import Concat, ConvBN, InceptionNet, Widths, classifier_head, stage, tag
-from .config import Config, Layout
-from .facts import V4_TABLE, Result, VariantInfo, timm_weights
+from explorer.variants.blocks import Concat, ConvBN, InceptionNet, Widths, classifier_head, stage, tag
+from explorer.variants.config import Config, Layout
+from explorer.variants.facts import V4_TABLE, Result, VariantInfo, timm_weights
 
 V4_PAPER = "v4 paper"  # figures are cited as "v4 paper, Figure 4"
 REPEATS = (4, 7, 3)

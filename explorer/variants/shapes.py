@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .blocks import AuxHead, Concat, ConvBN, InceptionNet, Residual
+from explorer.variants.blocks import AuxHead, Concat, ConvBN, InceptionNet, Residual
 
 Shape = tuple[int, ...]
 # Layers whose output has their input's shape (LocalResponseNorm needs a C x H x W input).

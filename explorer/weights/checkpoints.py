@@ -1,9 +1,9 @@
 """Where a checkpoint comes from: weights by tag, URL or file -> a local file, its registry entry
 and the preprocessing its network expects.
 
-A tag is looked up in the registry (``explorer.pretrained``) and read from the server's own
+A tag is looked up in the registry (``explorer.weights.pretrained``) and read from the server's own
 folder (``$INCEPTION_EXPLORER_WEIGHTS``) or fetched once into the standard caches
-(``explorer.download``); a URL is fetched; a file is used as it is. Nothing here builds a model.
+(``explorer.weights.download``); a URL is fetched; a file is used as it is. Nothing here builds a model.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import os
 import tempfile
 from pathlib import Path
 
-from .cache import cache_dir
-from .download import Progress, fetch_hub, fetch_url
-from .images import Preprocess
-from .pretrained import WeightsSpec, default_spec, find_spec
-from .variants import VARIANTS
-from .weights import OWN_FORMAT
+from explorer.core.cache import cache_dir
+from explorer.weights.download import Progress, fetch_hub, fetch_url
+from explorer.core.images import Preprocess
+from explorer.weights.pretrained import WeightsSpec, default_spec, find_spec
+from explorer.variants import VARIANTS
+from explorer.weights.formats import OWN_FORMAT
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 WEIGHTS_DIR_ENV = "INCEPTION_EXPLORER_WEIGHTS"
@@ -94,7 +94,7 @@ def preprocess_for(variant: str, weights) -> Preprocess:
 
 
 def upload_dir() -> Path:
-    """Uploaded checkpoints live in the explorer's one cache folder (``explorer.cache``)."""
+    """Uploaded checkpoints live in the explorer's one cache folder (``explorer.core.cache``)."""
     return cache_dir() / "uploads"
 
 

@@ -3,7 +3,7 @@
 As torchvision's weight enums do it: where the file lives (URL + SHA-256 prefix, or a Hugging
 Face hub id), its checkpoint format, its preprocessing, its categories and its published
 accuracy. Each entry is declared in its variant's module (``VariantInfo.weights``); this module
-lists them all and finds them. No file is bundled; ``explorer.download`` fetches them into the
+lists them all and finds them. No file is bundled; ``explorer.weights.download`` fetches them into the
 standard caches.
 
 Sources: torchvision ``GoogLeNet_Weights`` / ``Inception_V3_Weights`` (meta and transforms),
@@ -13,8 +13,8 @@ for BN-Inception. The tests check these numbers against torchvision and timm the
 
 from __future__ import annotations
 
-from .variants import VARIANTS
-from .variants.facts import WeightsSpec, imagenet_labels
+from explorer.variants import VARIANTS
+from explorer.variants.facts import WeightsSpec, imagenet_labels
 
 # Every variant's entries, in registry order; the first of each variant is its default.
 REGISTRY: tuple[WeightsSpec, ...] = tuple(spec for info in VARIANTS.values() for spec in info.weights)

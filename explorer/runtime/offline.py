@@ -1,7 +1,7 @@
 """A classroom without internet: the public weights fetched once into a folder, checked there.
 
 The folder has the ``$INCEPTION_EXPLORER_WEIGHTS`` layout (``<variant>.<tag>.safetensors|.pth``)
-that ``explorer.checkpoints.local_copy`` reads. Each file's SHA-256 is checked against the
+that ``explorer.weights.checkpoints.local_copy`` reads. Each file's SHA-256 is checked against the
 registry's prefix (torch.hub files) or the hub's ETag (Hugging Face files, whose ETag is the
 file's SHA-256), and written to ``SHA256SUMS`` in the folder, so that ``verify`` can check every
 file again on the server, offline.
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import pretrained
-from .download import DownloadError, Progress, fetch_url, sha256_of
-from .pretrained import WeightsSpec, find_spec
+from explorer.weights import pretrained
+from explorer.weights.download import DownloadError, Progress, fetch_url, sha256_of
+from explorer.weights.pretrained import WeightsSpec, find_spec
 
 SUMS = "SHA256SUMS"
 HF_DEFAULT = "https://huggingface.co"
@@ -91,8 +91,8 @@ def check_file(path: Path, spec: WeightsSpec, expected: str | None) -> Check:
     """Hash (when one is known) and a real load onto the variant, every key checked."""
     import warnings
 
-    from .variants import build
-    from .weights import WeightsError
+    from explorer.runtime.build import build
+    from explorer.weights.formats import WeightsError
 
     if expected and not sha256_of(path).startswith(expected):
         return Check(path.name, False, f"SHA-256 is not {expected[:12]}...: the file is corrupt "
@@ -153,7 +153,7 @@ def _hub_sha256(spec: WeightsSpec, url: str) -> str | None:
         from huggingface_hub import get_hf_file_metadata
         etag = get_hf_file_metadata(url).etag or ""
     except Exception as err:  # noqa: BLE001 -- offline or refused: say so in the words fetch_url uses
-        from .download import _short
+        from explorer.weights.download import _short
         raise DownloadError(f"could not reach {url} ({_short(err)})") from None
     etag = etag.strip('"').removeprefix("W/").strip('"')
     return etag if SHA256.match(etag) else None
@@ -165,7 +165,7 @@ PATTERN = re.compile(r"^(?P<variant>[a-z0-9_]+)\.(?P<tag>[A-Za-z0-9_]+)\.(safete
 def verify(folder) -> tuple[list[Check], list[str]]:
     """Every weights file in ``folder`` checked (hash, loads onto its variant); returns the
     checks and the names of files the app will not use (not ``<variant>.<tag>.<suffix>``)."""
-    from .pretrained import UnknownWeights
+    from explorer.weights.pretrained import UnknownWeights
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -191,8 +191,8 @@ def verify(folder) -> tuple[list[Check], list[str]]:
 def where(spec: WeightsSpec) -> str | None:
     """Where ``spec``'s file is on this machine: "folder" ($INCEPTION_EXPLORER_WEIGHTS),
     "cache" (torch.hub's or huggingface_hub's download cache) or None (not here)."""
-    from .checkpoints import local_copy
-    from .download import hub_cache_dir
+    from explorer.weights.checkpoints import local_copy
+    from explorer.weights.download import hub_cache_dir
 
     if local_copy(spec) is not None:
         return "folder"
