@@ -30,8 +30,8 @@ import torch
 import torchinfo
 
 import explorer
-from explorer.analysis.rows import _analyze_variant, analyze
 from explorer.analysis.probe import _probe
+from explorer.analysis.rows import _analyze_variant, analyze
 
 TORCHINFO_PROCESS = (
     "import torch, torchinfo, explorer; "

@@ -45,8 +45,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from serving import IDLE, launch_chromium, settle, streamlit_server  # noqa: E402
 
-from explorer.analysis.rows import analyze  # noqa: E402
 from explorer.analysis.graph import expandable  # noqa: E402
+from explorer.analysis.rows import analyze  # noqa: E402
 from explorer.variants import VARIANTS  # noqa: E402
 
 NODES = "[data-explorer-graph] g.node"

@@ -19,8 +19,8 @@ import sys
 
 import torch
 
-from explorer.runtime import latency
 from explorer.analysis.compare import compare_rows
+from explorer.runtime import latency
 from explorer.variants import VARIANTS
 
 

@@ -83,8 +83,8 @@ def make_checkpoint(variant: str, folder: Path) -> Path:
     random batch so that the activations stay of order one."""
     import torch
 
-    from explorer.weights.pretrained import default_spec
     from explorer.variants import VARIANTS
+    from explorer.weights.pretrained import default_spec
 
     spec = default_spec(variant)
     size = VARIANTS[variant].native_input_size

@@ -449,8 +449,8 @@ def _progress_line():
 
 
 def cmd_weights(args, out) -> None:
-    from explorer.weights.pretrained import REGISTRY
     from explorer.variants import get_variant
+    from explorer.weights.pretrained import REGISTRY
 
     variant = get_variant(args.variant).name if args.variant else None
     specs = [s for s in REGISTRY if variant in (None, s.variant)]
@@ -470,8 +470,8 @@ def cmd_weights(args, out) -> None:
 
 def cmd_predict(args, out) -> int:
     from explorer.runtime.inference import predict
-    from explorer.weights.pretrained import find_spec
     from explorer.variants import get_variant
+    from explorer.weights.pretrained import find_spec
 
     preprocess = None
     if args.preprocess_like:

@@ -4,9 +4,9 @@ import streamlit as st
 import torch
 
 from explorer.analysis import charts
-from explorer.runtime import latency
 from explorer.analysis.rows import MACS_NOTE
 from explorer.core.text import md_escape
+from explorer.runtime import latency
 from explorer.ui import data, graph_panel, heavy
 from explorer.ui.controls import compare_controls
 from explorer.variants import VARIANTS, ConfigError

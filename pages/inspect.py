@@ -5,9 +5,9 @@ import json
 import streamlit as st
 
 from explorer.analysis import charts
-from explorer.runtime import memory
 from explorer.analysis.rows import MACS_NOTE, PARAMS_NOTE
 from explorer.core.export import analysis_csv, file_stem
+from explorer.runtime import memory
 from explorer.runtime.timing import time_variant
 from explorer.ui import data, graph_panel, heavy
 from explorer.ui.controls import inspect_controls

@@ -16,8 +16,8 @@ from explorer.lab.present import (
     parse_network,
     summary_rows,
 )
-from explorer.lab.signal import cached_signal
 from explorer.lab.queue import DONE, FAILED, STOPPED, get_queue
+from explorer.lab.signal import cached_signal
 from explorer.lab.training import DEFAULT_STEPS
 from explorer.variants import ConfigError
 

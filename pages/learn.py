@@ -2,8 +2,7 @@
 
 import streamlit as st
 
-from explorer.analysis import charts
-from explorer.analysis import lessons
+from explorer.analysis import charts, lessons
 from explorer.analysis.rows import MACS_NOTE
 from explorer.core.text import shape_text
 from explorer.ui import data

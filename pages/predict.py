@@ -7,21 +7,21 @@ import streamlit as st
 import torch
 
 from explorer.analysis import charts
-from explorer.weights.checkpoints import preprocess_for, store_upload
 from explorer.core.cost import measure
-from explorer.weights.download import DownloadError
-from explorer.runtime.fast import PRECISIONS, precision_name, supported_precisions, unsupported
 from explorer.core.images import SUPPORTED, ImageError, distinct, load_image, preview, sample_images
-from explorer.runtime.inference import classify_or_fall_back
-from explorer.runtime.memory import MemoryRefused
-from explorer.runtime.loaded import load_estimate
-from explorer.runtime.offline import fetch_command, missing_weights, uploader_label, where
-from explorer.weights.pretrained import REGISTRY, UnknownWeights, find_spec, specs_for
-from explorer.runtime.saliency import channel_grid, overlay
 from explorer.core.text import md_escape
+from explorer.runtime.fast import PRECISIONS, precision_name, supported_precisions, unsupported
+from explorer.runtime.inference import classify_or_fall_back
+from explorer.runtime.loaded import load_estimate
+from explorer.runtime.memory import MemoryRefused
+from explorer.runtime.offline import fetch_command, missing_weights, uploader_label, where
+from explorer.runtime.saliency import channel_grid, overlay
 from explorer.ui import data, graph_panel
 from explorer.variants import VARIANTS, ConfigError
+from explorer.weights.checkpoints import preprocess_for, store_upload
+from explorer.weights.download import DownloadError
 from explorer.weights.formats import WeightsError
+from explorer.weights.pretrained import REGISTRY, UnknownWeights, find_spec, specs_for
 
 UPLOAD = "a checkpoint file..."
 DEFAULT = ["googlenet", "inception_v3", "inception_v4", "inception_resnet_v2"]

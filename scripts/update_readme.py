@@ -15,8 +15,8 @@ START, END = "<!-- variants:start -->", "<!-- variants:end -->"
 
 
 def variants_table() -> str:
-    from explorer.analysis.rows import analyze
     from explorer.analysis.published import best_published
+    from explorer.analysis.rows import analyze
     from explorer.variants import VARIANTS
 
     lines = ["| variant | network | year | input (min) | layouts | params | MACs | top-1 (source) |",

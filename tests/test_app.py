@@ -6,10 +6,9 @@ import torch
 from apptest_helpers import app, clean, metric  # tests/ on sys.path
 from streamlit.testing.v1 import AppTest
 
-from explorer.analysis import charts
-from explorer.analysis import lessons
-from explorer.analysis.rows import analyze
+from explorer.analysis import charts, lessons
 from explorer.analysis.compare import compare_rows
+from explorer.analysis.rows import analyze
 
 
 def first_table(at: AppTest):

@@ -21,13 +21,13 @@ from PIL import Image
 from tolerances import PROB_ATOL
 
 import explorer
+from explorer.analysis.published import best_published
 from explorer.cli import main as cli_main
 from explorer.core.images import sample_images
 from explorer.runtime.inference import predict
 from explorer.runtime.loaded import ModelCache, load_model
-from explorer.weights.pretrained import REGISTRY, UnknownWeights, find_spec, imagenet_labels, specs_for
-from explorer.analysis.published import best_published
 from explorer.weights.formats import WeightsError
+from explorer.weights.pretrained import REGISTRY, UnknownWeights, find_spec, imagenet_labels, specs_for
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMM_TAGS = [s for s in REGISTRY if s.checkpoint_format == "timm"]

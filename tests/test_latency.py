@@ -9,9 +9,9 @@ import pytest
 import torch
 from apptest_helpers import app, clean  # tests/ on sys.path
 
-from explorer.runtime import latency
-from explorer.cli import main
 from explorer.analysis.compare import compare_rows
+from explorer.cli import main
+from explorer.runtime import latency
 
 SMALL = {"variants": ["googlenet", "inception_v3"], "compare_size": "75", "compare_width": "0.25"}
 

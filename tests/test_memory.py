@@ -1,5 +1,5 @@
-"""The memory guard (explorer.runtime.memory), the heavy-job queue (explorer.runtime.jobs), their CLI flags and
-the pages' refusals in AppTest. The same in a real browser: test_memory_browser.py."""
+"""The memory guard (explorer.runtime.memory), the heavy-job queue (explorer.runtime.jobs), their CLI
+flags and the pages' refusals in AppTest. The same in a real browser: test_memory_browser.py."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from apptest_helpers import clean
 from streamlit.testing.v1 import AppTest
 from torch import nn
 
-from explorer.runtime import memory
 from explorer.analysis.rows import analyze
 from explorer.cli import main
+from explorer.runtime import memory
+from explorer.runtime.build import build
 from explorer.runtime.jobs import JobQueue
 from explorer.runtime.memory import (
     CUDA_TRAIN_WORKSPACE,
@@ -28,7 +29,6 @@ from explorer.runtime.memory import (
     fmt_bytes,
 )
 from explorer.variants import ConfigError
-from explorer.runtime.build import build
 
 ROOT = Path(__file__).resolve().parents[1]
 # The issue's request: 3.56 G parameters (13.3 GiB of float32 weights) and a 2048 px input

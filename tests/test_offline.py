@@ -18,10 +18,10 @@ import pytest
 from safetensors.torch import save_file
 from serving import Files
 
-from explorer.weights import pretrained
 from explorer.cli import main
 from explorer.core.images import sample_images
 from explorer.runtime.inference import predict
+from explorer.weights import pretrained
 
 CAT = str(sample_images()["cat"])
 

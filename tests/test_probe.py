@@ -129,8 +129,8 @@ def test_probe_validates_and_caches_by_typed_keys():
 
 
 def test_analysis_and_graph_run_no_forward_pass(monkeypatch):
-    from explorer.analysis import rows as analysis
     from explorer.analysis import graph
+    from explorer.analysis import rows as analysis
 
     def refuse(*args, **kwargs):
         raise AssertionError("a forward pass ran")

@@ -24,9 +24,17 @@ from hypothesis import strategies as st
 from torch import nn
 
 import explorer
+from explorer.analysis.receptive import (
+    PUBLISHED,
+    Axis,
+    Unsupported,
+    fields,
+    published,
+    sees_whole_input,
+    window,
+)
 from explorer.analysis.rows import analyze
 from explorer.cli import main
-from explorer.analysis.receptive import PUBLISHED, Axis, Unsupported, fields, published, sees_whole_input, window
 from explorer.variants import VARIANTS
 from explorer.variants.blocks import Concat, ConvBN, Residual
 from explorer.variants.config import Config
@@ -286,8 +294,7 @@ def test_cli_summary_json_and_table(capsys, tmp_path, monkeypatch):
 # -- the pages ----------------------------------------------------------------------------------------
 
 def test_charts_and_lessons_show_computed_fields():
-    from explorer.analysis import charts
-    from explorer.analysis import lessons
+    from explorer.analysis import charts, lessons
     result = analyze("inception_v3").to_dict()
     records = charts.table_records(result)
     starred = [r["name"] for r in records if r["RF (px)"].endswith("★")]

@@ -660,8 +660,8 @@ def test_printing_v4_names_each_blocks_kind_and_figure():
 def test_each_variant_declares_its_facts_once_in_its_module():
     """Layouts, papers' results and weights entries live in the variant's own module; the
     published and pretrained registries are views of them, not copies."""
-    from explorer.weights import pretrained
     from explorer.analysis import published
+    from explorer.weights import pretrained
 
     for name, info in VARIANTS.items():
         assert all(key == lay.name == ("paper" if lay.paper else "released")

@@ -10,11 +10,10 @@ import pytest
 from apptest_helpers import app, clean, metric  # tests/ on sys.path
 
 from explorer import build
-from explorer.analysis import charts
-from explorer.analysis import lessons
+from explorer.analysis import charts, lessons
+from explorer.analysis.compare import compare_config
 from explorer.analysis.rows import analyze
 from explorer.cli import main
-from explorer.analysis.compare import compare_config
 from explorer.core.export import analysis_csv, file_stem, read_csv
 from explorer.ui.controls import url_problems
 from explorer.variants import VARIANTS, ConfigError

@@ -347,7 +347,8 @@ def test_weights_knows_no_variant():
     import subprocess
     import sys
 
-    probe = "import sys, explorer.weights.formats; print(any(m.startswith('explorer.variants') for m in sys.modules))"
+    probe = ("import sys, explorer.weights.formats; "
+             "print(any(m.startswith('explorer.variants') for m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert done.returncode == 0, done.stderr

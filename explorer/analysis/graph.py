@@ -26,9 +26,9 @@ from functools import lru_cache
 import graphviz
 from torch import nn
 
+from explorer.analysis.probe import probe
 from explorer.analysis.rows import DEPTHS
 from explorer.core.keys import freeze, thaw
-from explorer.analysis.probe import probe
 from explorer.core.text import shape_text
 from explorer.variants import VARIANTS, ConfigError
 from explorer.variants.blocks import Concat, ConvBN, Residual, block_info

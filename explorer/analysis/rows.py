@@ -26,9 +26,9 @@ from functools import lru_cache
 from torch import nn
 
 from explorer.analysis import receptive
+from explorer.analysis.probe import probe, record_forward
 from explorer.core.export import analysis_csv
 from explorer.core.keys import freeze, thaw
-from explorer.analysis.probe import probe, record_forward
 from explorer.variants import ConfigError
 from explorer.variants.blocks import Concat, ConvBN, InceptionNet, Residual, block_info
 from explorer.variants.shapes import Unsupported, propagate

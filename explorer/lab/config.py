@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from explorer.variants import ConfigError, resolve
 from explorer.runtime.build import build
+from explorer.variants import ConfigError, resolve
 from explorer.variants.config import min_input_size, scale_per_stage
 
 LAB_VARIANTS = ("inception_v3", "inception_v4", "inception_resnet_v1", "inception_resnet_v2")

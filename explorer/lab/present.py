@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from explorer.core.resources import resource
-from explorer.variants import VARIANTS, ConfigError
 from explorer.lab.config import LAB_VARIANTS, LabConfig
+from explorer.variants import VARIANTS, ConfigError
 
 MEASURED = resource("assets") / "lab" / "default_race.json"
 V4 = "https://arxiv.org/abs/1602.07261"

@@ -137,8 +137,8 @@ class RaceQueue:
 
 
 def _heavy_ticket(request: RaceRequest):
-    from explorer.runtime.jobs import HEAVY
     from explorer.lab.training import race_estimate
+    from explorer.runtime.jobs import HEAVY
 
     need = race_estimate(request.configs, request.batch, request.optimizer, request.device)
     return HEAVY.enter(f"a race of {len(request.configs)} network(s)", device=request.device,

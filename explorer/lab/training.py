@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from explorer.core.cache import cache_dir, read_json, write_json
-from explorer.variants import ConfigError
 from explorer.lab import data
 from explorer.lab.config import LabConfig, build_lab_model
+from explorer.variants import ConfigError
 
 V4_PAPER = "https://arxiv.org/abs/1602.07261"
 RETHINKING = "https://arxiv.org/abs/1512.00567"

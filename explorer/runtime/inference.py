@@ -10,10 +10,10 @@ import warnings
 
 import torch
 
-from explorer.weights.download import Progress
 from explorer.core.images import ImageError, Preprocess, load_image, to_batch
 from explorer.runtime.loaded import MAX_BATCH, LoadedModel, guard_load, load_model
 from explorer.variants import ConfigError
+from explorer.weights.download import Progress
 
 
 def top_k(logits: torch.Tensor, labels: list[str], k: int) -> list[list[dict]]:

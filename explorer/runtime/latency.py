@@ -185,12 +185,13 @@ Progress = Callable[[float, str], None]
 
 def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dict | None = None,
             refresh: bool = False, progress: Progress | None = None) -> dict:
-    """Time every compare row (``explorer.analysis.compare.compare_rows``) at each batch on ``device``, what is not
+    """Time every compare row (``explorer.analysis.compare.compare_rows``) at each batch on
+    ``device``, what is not
     cached yet (everything with ``refresh``); then the matmul peak. The networks are built
     together and run in turns (one warm-up each, then run k of every network before run k+1),
     so that a change in the machine's load meanwhile hits them all alike. Returns ``report``."""
-    from explorer.runtime.timing import forward_latency
     from explorer.runtime.build import build
+    from explorer.runtime.timing import forward_latency
 
     runs = {**RUNS, **(runs or {})}
     todo = {b: [r for r in rows if refresh or cached(latency_key(r, b, device)) is None]

@@ -16,13 +16,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from explorer.core.images import Preprocess
+from explorer.runtime.build import build
+from explorer.variants import resolve
 from explorer.weights.checkpoints import default_preprocess, is_url, resolve_weights
 from explorer.weights.download import Progress
-from explorer.core.images import Preprocess
-from explorer.weights.pretrained import WeightsSpec, imagenet_labels
-from explorer.variants import resolve
-from explorer.runtime.build import build
 from explorer.weights.formats import OWN_FORMAT
+from explorer.weights.pretrained import WeightsSpec, imagenet_labels
 
 MAX_BATCH = 32  # images run through the network at once
 

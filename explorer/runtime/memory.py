@@ -306,8 +306,8 @@ def estimate_training(variant: str, *, batch: int, input_size: int | None = None
 def _simulate(variant: str, batch: int, input_size, dtype, training: bool,
               frozen: tuple) -> tuple[int, int, int]:
     """(bytes of parameters and buffers, peak bytes of tensors a pass holds, input size)."""
-    from explorer.variants import get_variant
     from explorer.runtime.build import build
+    from explorer.variants import get_variant
 
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise ConfigError(f"batch must be a positive integer, got {batch!r}")

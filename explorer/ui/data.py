@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.analysis.rows import analyze
 from explorer.analysis.compare import compare_rows
 from explorer.analysis.graph import render, to_dot
 from explorer.analysis.probe import probe
 from explorer.analysis.published import best_published
-from explorer.variants import VARIANTS
+from explorer.analysis.rows import analyze
 from explorer.runtime.build import build
+from explorer.variants import VARIANTS
 from explorer.variants.blocks import block_info
 
 WARMUP = "Working out every block's shapes and costs (the first question imports torch)..."
@@ -106,9 +106,9 @@ def loaded_model(variant: str, weights: str, device: str = "cpu", label: str | N
     ``label`` names the weights for the user (an upload's file name, never a server path).
     A load that would not fit the memory budget (with ``images`` photos to run) raises
     MemoryRefused before it starts."""
+    from explorer.core.text import md_escape
     from explorer.runtime.jobs import HEAVY
     from explorer.runtime.loaded import guard_load, load_model
-    from explorer.core.text import md_escape
 
     def load():
         bar = st.progress(0.0, text=f"Loading the {variant} weights ({md_escape(label or weights)})...")

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from explorer.analysis import charts
-from explorer.analysis import receptive
+from explorer.analysis import charts, receptive
 from explorer.analysis.graph import (
     MISSING,
     OVERLAYS,

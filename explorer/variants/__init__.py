@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from explorer.variants import bn_inception, googlenet, inception_resnet, inception_v3, inception_v4
-from explorer.variants.config import Config, ConfigError, Layout, check_config, layout_state, min_input_size
+from explorer.variants.config import Config, ConfigError, Layout, check_config, min_input_size
 from explorer.variants.facts import VariantInfo
 
 # Each variant's facts live in its own module, next to its model code; this is only the index.

@@ -15,7 +15,16 @@ from functools import partial
 
 from torch import nn
 
-from explorer.variants.blocks import Concat, ConvBN, InceptionNet, Residual, Widths, classifier_head, stage, tag
+from explorer.variants.blocks import (
+    Concat,
+    ConvBN,
+    InceptionNet,
+    Residual,
+    Widths,
+    classifier_head,
+    stage,
+    tag,
+)
 from explorer.variants.config import Config, Layout, scale_per_stage
 from explorer.variants.facts import V4_TABLE, Result, VariantInfo, timm_weights
 from explorer.variants.inception_v4 import V4_PAPER, V4_PUBLICATION, avg_pool, reduction_a, stem_v4

@@ -16,7 +16,16 @@ from functools import partial
 from torch import nn
 
 from explorer.core.preprocess import Preprocess
-from explorer.variants.blocks import AuxHead, Concat, ConvBN, InceptionNet, Widths, classifier_head, stage, tag
+from explorer.variants.blocks import (
+    AuxHead,
+    Concat,
+    ConvBN,
+    InceptionNet,
+    Widths,
+    classifier_head,
+    stage,
+    tag,
+)
 from explorer.variants.config import Config, Layout
 from explorer.variants.facts import (
     HALF,

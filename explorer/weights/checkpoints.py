@@ -14,11 +14,11 @@ import tempfile
 from pathlib import Path
 
 from explorer.core.cache import cache_dir
-from explorer.weights.download import Progress, fetch_hub, fetch_url
 from explorer.core.images import Preprocess
-from explorer.weights.pretrained import WeightsSpec, default_spec, find_spec
 from explorer.variants import VARIANTS
+from explorer.weights.download import Progress, fetch_hub, fetch_url
 from explorer.weights.formats import OWN_FORMAT
+from explorer.weights.pretrained import WeightsSpec, default_spec, find_spec
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 WEIGHTS_DIR_ENV = "INCEPTION_EXPLORER_WEIGHTS"
