@@ -4,18 +4,19 @@ import streamlit as st
 import torch
 
 from explorer.analysis import charts
-from explorer.analysis.rows import MACS_NOTE
+from explorer.core.i18n import _
 from explorer.core.text import md_escape
 from explorer.runtime import latency
 from explorer.ui import data, graph_panel, heavy
-from explorer.ui.controls import compare_controls
+from explorer.ui.controls import LAYOUT_NAMES, compare_controls
+from explorer.ui.words import MACS_NOTE
 from explorer.variants import VARIANTS, ConfigError
 
-st.title("Compare")
+st.title(_("Compare"))
 choice = compare_controls()
 chosen, size = choice.variants, choice.input_size
 if not chosen:
-    st.info("Pick at least one variant.")
+    st.info(_("Pick at least one variant."))
     st.stop()
 
 rows, stages = [], {}
@@ -30,59 +31,69 @@ if not rows:
     st.stop()
 skipped = [why for r in rows for why in r["skipped"]]
 if skipped:
-    st.caption("Not applied: " + "; ".join(skipped) + ".")
+    st.caption(_("Not applied: {what}.").format(what="; ".join(skipped)))
 
 st.dataframe(
-    [{"variant": r["variant"], "layout": r["layout"], "input": r["input_size"],
+    [{"variant": r["variant"], "layout": _(LAYOUT_NAMES.get(r["layout"], r["layout"])),
+      "input": r["input_size"],
       "params (M)": r["total_params"] / 1e6, "BN params (K)": r["total_bn_params"] / 1e3,
       "GMACs": r["total_macs"] / 1e9,
       "blocks": r["blocks"], "activations (MiB)": r["activation_bytes"] / 2**20,
       "top-1 %": r["top1"], "top-5 %": r["top5"]}
      for r in rows],
     hide_index=True,
-    column_config={"params (M)": st.column_config.NumberColumn(format="%.2f"),
+    column_config={"variant": st.column_config.TextColumn(_("variant")),
+                   "layout": st.column_config.TextColumn(_("layout")),
+                   "input": st.column_config.NumberColumn(_("input")),
+                   "params (M)": st.column_config.NumberColumn(_("params (M)"), format="%.2f"),
                    "BN params (K)": st.column_config.NumberColumn(
-                       format="%.1f", help="BatchNorm scale and shift: already inside params"),
+                       _("BN params (K)"), format="%.1f",
+                       help=_("BatchNorm scale and shift: already inside params")),
                    "GMACs": st.column_config.NumberColumn(format="%.3f"),
-                   "activations (MiB)": st.column_config.NumberColumn(format="%.1f"),
+                   "blocks": st.column_config.NumberColumn(_("blocks")),
+                   "activations (MiB)": st.column_config.NumberColumn(_("activations (MiB)"),
+                                                                      format="%.1f"),
                    "top-1 %": st.column_config.NumberColumn(format="%.1f"),
                    "top-5 %": st.column_config.NumberColumn(format="%.1f")})
-st.caption(f"Measured here: params (BatchNorm's scale and shift included), MACs, blocks "
-           f"(rows at block depth, heads included) and "
-           f"activations (every layer's float32 output once, one image). {MACS_NOTE}. "
-           "Accuracy: published ImageNet validation numbers at the native size (public weights "
-           "where they exist, else the paper), for the reference build: not for the input size or "
-           "options chosen above.")
-st.caption("Accuracy sources: " + "; ".join(f"{r['variant']}: {r['accuracy_source']}" for r in rows)
-           + ".")
+st.caption(_("Measured here: params (BatchNorm's scale and shift included), MACs, blocks "
+             "(rows at block depth, heads included) and "
+             "activations (every layer's float32 output once, one image). {macs_note}. "
+             "Accuracy: published ImageNet validation numbers at the native size (public weights "
+             "where they exist, else the paper), for the reference build: not for the input size "
+             "or options chosen above.").format(macs_note=_(MACS_NOTE)))
+st.caption(_("Accuracy sources: {sources}.").format(
+    sources="; ".join(f"{r['variant']}: {r['accuracy_source']}" for r in rows)))
 
 a, b = st.columns(2)
 a.plotly_chart(charts.params_macs_bars(rows))
 b.plotly_chart(charts.accuracy_vs_macs(rows))
 st.plotly_chart(charts.stage_macs(stages))
 
-st.subheader("Graphs side by side")
+st.subheader(_("Graphs side by side"))
 graph_panel.compare_pair(list(VARIANTS))
 
-st.subheader("Measured latency: do MACs predict time?")
-st.caption("Each network built with random weights (they do not change the time) and run on "
-           f"{' and '.join(map(str, latency.BATCHES))} images, no autograd, the networks in turns "
-           "(so that a change in the machine's load hits all alike): one warm-up, then the "
-           f"median of {' and '.join(str(latency.RUNS[b]) for b in latency.BATCHES)} runs. "
-           "GMAC/s = MACs x batch / time; the limit is this machine's own peak, a "
-           f"{latency.PEAK_SIZE}x{latency.PEAK_SIZE} float32 matmul on the same threads (timed "
-           "with the BLAS and as a 1x1 convolution, the library the networks' convolutions run "
-           "on: the faster counts). Kept "
-           "for everyone on this server, per network, options, batch, device and threads.")
+st.subheader(_("Measured latency: do MACs predict time?"))
+st.caption(_("Each network built with random weights (they do not change the time) and run on "
+             "{batches} images, no autograd, the networks in turns (so that a change in the "
+             "machine's load hits all alike): one warm-up, then the median of {runs} runs. "
+             "GMAC/s = MACs x batch / time; the limit is this machine's own peak, a "
+             "{size}x{size} float32 matmul on the same threads (timed with the BLAS and as a 1x1 "
+             "convolution, the library the networks' convolutions run on: the faster counts). "
+             "Kept for everyone on this server, per network, options, batch, device and "
+             "threads.").format(
+                 batches=_(" and ").join(map(str, latency.BATCHES)),
+                 runs=_(" and ").join(str(latency.RUNS[b]) for b in latency.BATCHES),
+                 size=latency.PEAK_SIZE))
 device = "cpu"
 if torch.cuda.is_available():  # a choice only where there is one
-    device = st.segmented_control("Device", ["cpu", "cuda"], default="cpu", key="latency_device",
+    device = st.segmented_control(_("Device"), ["cpu", "cuda"], default="cpu", key="latency_device",
                                   format_func=lambda d: {"cpu": "CPU", "cuda": "GPU"}[d]) or "cpu"
 biggest = latency.estimate(rows, device)  # the networks together, or the matmul probe
 heavy.cancelled("measure")
 left, right = st.columns([1, 3])
-clicked = left.button(f"Measure on {'GPU' if device == 'cuda' else 'CPU'}", icon=":material/timer:")
-refresh = right.checkbox("Measure again (replace the kept results)", key="latency_refresh")
+clicked = left.button(_("Measure on {device}").format(device="GPU" if device == "cuda" else "CPU"),
+                      icon=":material/timer:")
+refresh = right.checkbox(_("Measure again (replace the kept results)"), key="latency_refresh")
 heavy.needs(biggest, biggest.what[:1].upper() + biggest.what[1:] + ":")
 
 
@@ -96,11 +107,11 @@ def measure_all():
 
 
 if clicked:
-    heavy.run(f"measuring {len(rows)} variant(s)", biggest, measure_all, key="measure",
-              advice="choose fewer networks, a smaller width, input size or fewer blocks")
+    heavy.run(_("measuring {n} variant(s)").format(n=len(rows)), biggest, measure_all, key="measure",
+              advice=_("choose fewer networks, a smaller width, input size or fewer blocks"))
 found = latency.report(rows, device=device)
 if found is None:
-    st.info("Not measured yet with these options on this device: press the button.",
+    st.info(_("Not measured yet with these options on this device: press the button."),
             icon=":material/timer:")
     st.stop()
 top, said = found["peak"], latency.lessons_by_kind(found["rows"], found["peak"])
@@ -118,11 +129,18 @@ for r in found["rows"]:
                  f"% of peak @{n}": 100 * t["peak_fraction"]}
     table.append(line)
 st.dataframe(table, hide_index=True,
-             column_config={c: st.column_config.NumberColumn(format="%.3f" if c == "GMACs" else "%.1f")
-                            for c in table[0] if c not in ("variant", "input")})
+             column_config={"variant": st.column_config.TextColumn(_("variant")),
+                            "input": st.column_config.NumberColumn(_("input")),
+                            **{c: st.column_config.NumberColumn(
+                                c.replace("% of peak", _("{percent} of peak").format(percent="%")),
+                                format="%.3f" if c == "GMACs" else "%.1f")
+                               for c in table[0] if c not in ("variant", "input")}})
 first = found["rows"][0]["latency"][0]
 st.caption(" ".join(md_escape(s) for s in said["rate"] + said["peak"])
-           + md_escape(f" Peak: the fastest of {top['runs']} runs of a {top['size']}x{top['size']} "
-                       f"{top['math']} matmul ({top['macs'] / 1e9:.2f} GMACs in "
-                       f"{top['best_ms']:.1f} ms, as {top['kernel']}). Timed on {first['device_name']}, "
-                       f"{first['threads']} threads; ms are medians."))
+           + " " + md_escape(_("Peak: the fastest of {runs} runs of a {size}x{size} {math} matmul "
+                               "({gmacs} GMACs in {ms} ms, as {kernel}). Timed on {device}, "
+                               "{threads} threads; ms are medians.").format(
+                                   runs=top["runs"], size=top["size"], math=top["math"],
+                                   gmacs=f"{top['macs'] / 1e9:.2f}", ms=f"{top['best_ms']:.1f}",
+                                   kernel=top["kernel"], device=first["device_name"],
+                                   threads=first["threads"])))

@@ -5,12 +5,13 @@ import json
 import streamlit as st
 
 from explorer.analysis import charts
-from explorer.analysis.rows import MACS_NOTE, PARAMS_NOTE
 from explorer.core.export import analysis_csv, file_stem
+from explorer.core.i18n import _, number
 from explorer.runtime import memory
 from explorer.runtime.timing import time_variant
 from explorer.ui import data, graph_panel, heavy
-from explorer.ui.controls import inspect_controls
+from explorer.ui.controls import DEPTH_NAMES, LAYOUT_NAMES, inspect_controls
+from explorer.ui.words import MACS_NOTE, PARAMS_NOTE
 from explorer.variants import VARIANTS, ConfigError
 
 choice = inspect_controls()
@@ -23,23 +24,26 @@ try:
     result = data.analysis(choice.variant, choice.depth, **choice.config)
     by_block = data.analysis(choice.variant, "block", **choice.config)
 except ConfigError as err:
-    st.error(f"This configuration cannot be built: {err}")
+    st.error(_("This configuration cannot be built: {error}").format(error=err))
     st.stop()
 
 name = file_stem(result)  # every setting that is not the reference one
 m = st.columns(5)
-m[0].metric("parameters", charts.fmt_count(result["total_params"]),
-            help=f"{PARAMS_NOTE}: {result['total_bn_params']:,} of these")
-m[1].metric("MACs", charts.fmt_count(result["total_macs"]), help=MACS_NOTE)
-m[2].metric("activations / image", charts.fmt_bytes(result["total_activation_bytes"]),
-            help="every layer's float32 output once: what a training step keeps for backward")
-m[3].metric("rows", len(result["rows"]), help=f"at depth {choice.depth}")
-m[4].metric("input", f"{result['input_size']} px", help=f"{result['layout']} layout")
+m[0].metric(_("parameters"), charts.fmt_count(result["total_params"]),
+            help=_("{params_note}: {count} of these").format(
+                params_note=_(PARAMS_NOTE), count=number(result["total_bn_params"])))
+m[1].metric("MACs", charts.fmt_count(result["total_macs"]), help=_(MACS_NOTE))
+m[2].metric(_("activations / image"), charts.fmt_bytes(result["total_activation_bytes"]),
+            help=_("every layer's float32 output once: what a training step keeps for backward"))
+m[3].metric(_("rows"), len(result["rows"]),
+            help=_("at depth {depth}").format(depth=_(DEPTH_NAMES[choice.depth])))
+m[4].metric(_("input"), f"{result['input_size']} px", help=_("{layout} layout").format(
+    layout=_(LAYOUT_NAMES.get(result["layout"], result["layout"]))))
 
 graph = graph_panel.inspect(choice, info, name)
 
 with graph.table_col:
-    st.subheader(f"Per {choice.depth}")
+    st.subheader(_("Per {depth}").format(depth=_(DEPTH_NAMES[choice.depth])))
     picked = graph.table_row(result["rows"])
     # Not keyed by variant: another variant updates the grid in place, where a new key would
     # build a new one (~0.2 s of the browser's time per switch). A new selection resets it.
@@ -53,75 +57,86 @@ with graph.table_col:
         key=table_key, on_select=graph.on_table_select(table_key, result["rows"]),
         selection_mode="single-row",
         column_config={
-            "name": st.column_config.TextColumn(width=charts.name_width(result)),
-            "params": st.column_config.NumberColumn(format="localized", help=PARAMS_NOTE),
+            "name": st.column_config.TextColumn(_("name"), width=charts.name_width(result)),
+            "output": st.column_config.TextColumn(_("output")),
+            "input": st.column_config.TextColumn(_("input")),
+            "kind": st.column_config.TextColumn(_("kind")),
+            "figure": st.column_config.TextColumn(_("figure")),
+            "params": st.column_config.NumberColumn(_("params"), format="localized",
+                                                    help=_(PARAMS_NOTE)),
             "bn_params": st.column_config.NumberColumn(
-                format="localized", help="BatchNorm scale and shift: already inside params"),
-            "MACs": st.column_config.NumberColumn(format="localized", help=MACS_NOTE),
+                "bn_params", format="localized",
+                help=_("BatchNorm scale and shift: already inside params")),
+            "MACs": st.column_config.NumberColumn(format="localized", help=_(MACS_NOTE)),
             "MACs %": st.column_config.ProgressColumn(format="%.1f", min_value=0, max_value=100),
-            "params %": st.column_config.NumberColumn(format="%.1f"),
-            "activation KiB": st.column_config.NumberColumn(format="%.0f")})
-    st.caption(f"{MACS_NOTE}. Params include BatchNorm's scale and shift (bn_params: that "
-               "share). Auxiliary heads, when built, get rows but are not in the totals. "
-               "Choose a row to select its node in the graph.")
+            "params %": st.column_config.NumberColumn(_("params %"), format="%.1f"),
+            "activation KiB": st.column_config.NumberColumn(_("activation KiB"), format="%.0f")})
+    st.caption(_("{macs_note}. Params include BatchNorm's scale and shift (bn_params: that "
+                 "share). Auxiliary heads, when built, get rows but are not in the totals. "
+                 "Choose a row to select its node in the graph.").format(macs_note=_(MACS_NOTE)))
     e1, e2 = st.columns(2)
     # made when clicked, not on every rerun
     e1.download_button("CSV", lambda: analysis_csv(result), f"{name}.csv", "text/csv",
-                       icon=":material/download:", help="settings on its first line (# settings)")
+                       icon=":material/download:", help=_("settings on its first line (# settings)"))
     e2.download_button("JSON", lambda: json.dumps(result, indent=1), f"{name}.json",
                        "application/json", icon=":material/download:",
-                       help="settings under its \"config\" key")
+                       help=_("settings under its \"config\" key"))
     # Made only while open: Streamlit remounts a Plotly chart whose figure changed, and the two
     # cost the browser ~65 ms of every variant switch before the graph shows. Open stays open.
-    depth_charts = st.expander("Charts along the depth: feature maps, receptive field",
+    depth_charts = st.expander(_("Charts along the depth: feature maps, receptive field"),
                                key="depth_charts", on_change="rerun", icon=":material/show_chart:")
     if depth_charts.open:
         sizes_chart, fields_chart = data.inspect_charts(choice.variant, **choice.config)
         depth_charts.plotly_chart(sizes_chart)
         depth_charts.plotly_chart(fields_chart)
     whole = by_block["rf_whole_input"]
-    st.caption("RF: the input pixels one output unit sees (height x width); jump: input pixels "
-               "between neighbouring units."
-               + (f" ★ {whole}: the first block whose central unit sees the whole input."
-                  if whole else ""))
+    st.caption(_("RF: the input pixels one output unit sees (height x width); jump: input pixels "
+                 "between neighbouring units.")
+               + (" " + _("★ {block}: the first block whose central unit sees the whole input.")
+                  .format(block=whole) if whole else ""))
     for note in by_block["rf_notes"]:
-        st.caption(f"Note: {note}.")
+        st.caption(_("Note: {note}.").format(note=note))
 
 notes_col, diff_col = st.columns(2)
 with notes_col:
-    st.subheader(f"The {layout.name} layout")
-    st.markdown("\n".join(f"- {n}" for n in layout.notes) or "No notes.")
+    st.subheader(_("The {layout} layout").format(layout=_(LAYOUT_NAMES.get(layout.name, layout.name))))
+    st.markdown("\n".join(f"- {n}" for n in layout.notes) or _("No notes."))
 with diff_col:
-    st.subheader("Paper vs released")
+    st.subheader(_("Paper vs released"))
     st.markdown("\n".join(f"- {d}" for d in info.differences))
 
-st.subheader("Forward latency")
-device_name = "GPU (cuda)" if choice.device == "cuda" else "CPU"
+st.subheader(_("Forward latency"))
+device_name = _("GPU (cuda)") if choice.device == "cuda" else "CPU"
 need = memory.estimate_inference(choice.variant, device=choice.device, **choice.config)
 heavy.cancelled("time")
-clicked = st.button(f"Time a forward pass on {device_name} (batch 1, random weights)")
-heavy.needs(need, "Builds the model for real:")
+clicked = st.button(_("Time a forward pass on {device} (batch 1, random weights)").format(
+    device=device_name))
+heavy.needs(need, _("Builds the model for real:"))
 
 
 def timed():
-    progress = st.progress(0.0, text="building the model...")
+    progress = st.progress(0.0, text=_("building the model..."))
     t = time_variant(choice.variant, device=choice.device, repeats=5, **choice.config,
-                     on_step=lambda i, n: progress.progress(i / n, text=f"run {i} of {n}"))
+                     on_step=lambda i, n: progress.progress(
+                         i / n, text=_("run {i} of {n}").format(i=i, n=n)))
     progress.empty()
     return t
 
 
 if clicked:
-    t = heavy.run(f"timing {choice.variant}", need, timed, key="time")
+    t = heavy.run(_("timing {variant}").format(variant=choice.variant), need, timed, key="time")
     if t:
-        st.success(f"median {t['median_ms']:.1f} ms (min {t['min_ms']:.1f}, max {t['max_ms']:.1f}) "
-                   f"over {t['repeats']} runs after a warm-up, on {t['device_name']}"
-                   + (f" with {t['threads']} threads" if t["device"] == "cpu" else ""))
+        st.success(_("median {median} ms (min {least}, max {most}) over {repeats} runs after a "
+                     "warm-up, on {device}").format(
+                         median=number(t["median_ms"], 1), least=number(t["min_ms"], 1),
+                         most=number(t["max_ms"], 1), repeats=t["repeats"], device=t["device_name"])
+                   + (_(" with {threads} threads").format(threads=t["threads"])
+                      if t["device"] == "cpu" else ""))
 
 # torchinfo's own table of the same model, for those who know it: computed only when asked
 st.subheader("torchinfo")
-if st.toggle("Show torchinfo's summary of this model", key="torchinfo"):
+if st.toggle(_("Show torchinfo's summary of this model"), key="torchinfo"):
     st.code(data.torchinfo_text(choice.variant, choice.depth, **choice.config), language=None)
-    st.caption("torchinfo on the meta device, at this depth. Its parameter total is ours; its "
-               "mult-adds also count BatchNorm's scale and shift and the biases, which our MACs "
-               "leave out.")
+    st.caption(_("torchinfo on the meta device, at this depth. Its parameter total is ours; its "
+                 "mult-adds also count BatchNorm's scale and shift and the biases, which our MACs "
+                 "leave out."))

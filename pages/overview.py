@@ -3,21 +3,22 @@
 import streamlit as st
 
 from explorer.analysis import charts
-from explorer.analysis.rows import MACS_NOTE
+from explorer.core.i18n import _
 from explorer.ui import data
-from explorer.ui.controls import open_in_inspect, show_url_notes, url_snapshot
+from explorer.ui.controls import LAYOUT_NAMES, open_in_inspect, show_url_notes, url_snapshot
+from explorer.ui.words import MACS_NOTE
 
 st.title("Inception Explorer")
 show_url_notes("overview", url_snapshot(), {})  # this page takes nothing from a link
-st.markdown("Seven networks of the Inception family, from GoogLeNet (2014) to Inception-ResNet-v2 "
-            "(2016), built in PyTorch. Every parameter count, MAC and shape shown here is "
-            "measured from the models themselves; accuracies are the published ones, with "
-            "their source.")
+st.markdown(_("Seven networks of the Inception family, from GoogLeNet (2014) to Inception-ResNet-v2 "
+              "(2016), built in PyTorch. Every parameter count, MAC and shape shown here is "
+              "measured from the models themselves; accuracies are the published ones, with "
+              "their source."))
 
 rows = data.overview()
 st.plotly_chart(charts.timeline(rows))
-st.caption(f"Params and MACs: each variant's default layout at its native input size. Params "
-           f"include BatchNorm's scale and shift. {MACS_NOTE}.")
+st.caption(_("Params and MACs: each variant's default layout at its native input size. Params "
+             "include BatchNorm's scale and shift. {macs_note}.").format(macs_note=_(MACS_NOTE)))
 
 for start in range(0, len(rows), 4):
     for col, r in zip(st.columns(4), rows[start:start + 4]):
@@ -29,9 +30,13 @@ for start in range(0, len(rows), 4):
             st.markdown(f"[{r['paper']}](https://arxiv.org/abs/{r['arxiv']})")
             st.markdown(f"*{r['idea']}*")
             top1 = "–" if r["top1"] is None else f"{r['top1']:.1f} %"
-            st.markdown(f"**{charts.fmt_count(r['total_params'])}** params · "
-                        f"**{charts.fmt_count(r['total_macs'])}** MACs · **{top1}** top-1")
-            st.caption(f"{r['layout']} layout at {r['input_size']} px · top-1: {r['source']}")
-            if st.button("Inspect", key=f"inspect_{r['variant']}", icon=":material/arrow_forward:",
-                         type="tertiary", help=f"open {r['variant']} on the Inspect page"):
+            st.markdown(_("**{params}** params · **{macs}** MACs · **{top1}** top-1").format(
+                params=charts.fmt_count(r["total_params"]), macs=charts.fmt_count(r["total_macs"]),
+                top1=top1))
+            st.caption(_("{layout} layout at {size} px · top-1: {source}").format(
+                layout=_(LAYOUT_NAMES.get(r["layout"], r["layout"])), size=r["input_size"],
+                source=r["source"]))
+            if st.button(_("Inspect"), key=f"inspect_{r['variant']}", icon=":material/arrow_forward:",
+                         type="tertiary",
+                         help=_("open {variant} on the Inspect page").format(variant=r["variant"])):
                 open_in_inspect(r["variant"])

@@ -8,6 +8,7 @@ import torch
 
 from explorer.analysis import charts
 from explorer.core.cost import measure
+from explorer.core.i18n import N_, _
 from explorer.core.images import SUPPORTED, ImageError, distinct, load_image, preview, sample_images
 from explorer.core.text import md_escape
 from explorer.runtime.fast import PRECISIONS, precision_name, supported_precisions, unsupported
@@ -23,60 +24,64 @@ from explorer.weights.download import DownloadError
 from explorer.weights.formats import WeightsError
 from explorer.weights.pretrained import REGISTRY, UnknownWeights, find_spec, specs_for
 
-UPLOAD = "a checkpoint file..."
+UPLOAD = "a checkpoint file..."  # the option's value; shown as _(UPLOAD_LABEL)
+UPLOAD_LABEL = N_("a checkpoint file...")
 DEFAULT = ["googlenet", "inception_v3", "inception_v4", "inception_resnet_v2"]
-HERE = {"folder": "on this server", "cache": "downloaded", None: "not here"}
+HERE = {"folder": N_("on this server"), "cache": N_("downloaded"), None: N_("not here")}
 
-st.title("Predict")
-st.markdown("Real ImageNet weights, each with its own preprocessing. Choose photos and networks; "
-            "weights not yet on this server are downloaded on first use (torch.hub or Hugging "
-            "Face cache), or read from the folder in `$INCEPTION_EXPLORER_WEIGHTS`.")
+st.title(_("Predict"))
+st.markdown(_("Real ImageNet weights, each with its own preprocessing. Choose photos and networks; "
+              "weights not yet on this server are downloaded on first use (torch.hub or Hugging "
+              "Face cache), or read from the folder in `$INCEPTION_EXPLORER_WEIGHTS`."))
 
 with st.sidebar:
-    chosen = st.multiselect("Variants", list(VARIANTS), default=DEFAULT[:2], key="predict_variants",
+    chosen = st.multiselect(_("Variants"), list(VARIANTS), default=DEFAULT[:2], key="predict_variants",
                             bind="query-params")
     choices, checkpoints = {}, {}
     for variant in chosen:
         tags = [s.tag for s in specs_for(variant)] + [UPLOAD]
         choices[variant] = st.selectbox(
-            f"{variant} weights", tags, key=f"weights_{variant}",
-            format_func=lambda t, v=variant: t if t == UPLOAD else f"{t} ({HERE[where(find_spec(v, t))]})",
-            help="public weights (on this server, or downloaded once), or your own file")
+            _("{variant} weights").format(variant=variant), tags, key=f"weights_{variant}",
+            format_func=lambda t, v=variant: _(UPLOAD_LABEL) if t == UPLOAD
+            else f"{t} ({_(HERE[where(find_spec(v, t))])})",
+            help=_("public weights (on this server, or downloaded once), or your own file"))
         if choices[variant] == UPLOAD:
             # in the sidebar, so that it is drawn on every run: what it shows is what is used
             checkpoints[variant] = st.file_uploader(
                 uploader_label(variant), type=["pth", "pt", "safetensors", "bin"],
-                key=f"ckpt_{variant}", help="torchvision, timm, Cadene, facenet or explorer format; "
-                                            "read without unpickling code")
+                key=f"ckpt_{variant}", help=_("torchvision, timm, Cadene, facenet or explorer format; "
+                                              "read without unpickling code"))
     cuda = torch.cuda.is_available()
-    device = st.radio("Device", ("CPU", "GPU (cuda)"), key="predict_device", disabled=not cuda,
-                      captions=("", "" if cuda else "no CUDA GPU on this server"))
+    device = st.radio(_("Device"), ("CPU", "GPU (cuda)"), key="predict_device", disabled=not cuda,
+                      format_func=lambda d: d if d == "CPU" else _("GPU (cuda)"),
+                      captions=("", "" if cuda else _("no CUDA GPU on this server")))
     device = "cuda" if device != "CPU" and cuda else "cpu"
     precisions = supported_precisions(device)
-    precision = st.radio("Precision", precisions, key="predict_precision", horizontal=True,
-                         help="the arithmetic of the optimised network that answers (batch norm "
-                              "folded into the convolutions, channels-last memory); Grad-CAM and "
-                              "the feature maps always use the plain float32 network")
+    precision = st.radio(_("Precision"), precisions, key="predict_precision", horizontal=True,
+                         help=_("the arithmetic of the optimised network that answers (BatchNorm "
+                                "folded into the convolutions, channels-last memory); Grad-CAM and "
+                                "the feature maps always use the plain float32 network"))
     for name in PRECISIONS:
         if name not in precisions:
-            st.caption(f"{name} is not offered: {unsupported(name, device)}")
+            st.caption(_("{precision} is not offered: {why}").format(
+                precision=name, why=unsupported(name, device)))
 
-with st.expander("Weights on this server"):
+with st.expander(_("Weights on this server"), key="weights_here"):
     status = {s.name: where(s) for s in REGISTRY}
-    st.dataframe([{"weights": name, "where": HERE[w]} for name, w in status.items()],
-                 hide_index=True)
+    st.dataframe([{"weights": name, "where": _(HERE[w])} for name, w in status.items()],
+                 hide_index=True, column_config={"weights": _("weights"), "where": _("where")})
     missing = [name for name, w in status.items() if w is None]
     if missing:
-        st.markdown("For a server without internet, fetch the others where there is internet and "
-                    "start the app with `INCEPTION_EXPLORER_WEIGHTS=DIR`:")
+        st.markdown(_("For a server without internet, fetch the others where there is internet "
+                      "and start the app with `INCEPTION_EXPLORER_WEIGHTS=DIR`:"))
         st.code(fetch_command(missing), language="bash")
 
 samples = sample_images()
 left, right = st.columns([3, 2])
-uploads = left.file_uploader(f"Photos ({SUPPORTED})", accept_multiple_files=True,
+uploads = left.file_uploader(_("Photos ({formats})").format(formats=SUPPORTED), accept_multiple_files=True,
                              type=["jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "bmp"])
-picked = right.pills("Or samples", list(samples), selection_mode="multi", default=["cat"],
-                     key="samples", help="openly licensed photos; see assets/samples/CREDITS.md")
+picked = right.pills(_("Or samples"), list(samples), selection_mode="multi", default=["cat"],
+                     key="samples", help=_("openly licensed photos; see assets/samples/CREDITS.md"))
 
 photos, same = distinct([*((u.name, u.getvalue()) for u in uploads or []),
                           *((name, samples[name].read_bytes()) for name in picked or [])])
@@ -89,9 +94,10 @@ for name, raw in photos:
 for problem in problems:
     st.error(md_escape(problem), icon=":material/broken_image:")
 for name, kept in same:
-    st.caption(f"{md_escape(name)} is the same photo as {md_escape(kept)}: shown once.")
+    st.caption(_("{name} is the same photo as {kept}: shown once.").format(
+        name=md_escape(name), kept=md_escape(kept)))
 if not chosen or not images:
-    st.info("Choose at least one variant and one photo.")
+    st.info(_("Choose at least one variant and one photo."))
     st.stop()
 
 
@@ -122,7 +128,8 @@ def ready_model(variant: str):
     except DownloadError:  # the socket's words help nobody here: say what to do
         st.warning(missing_weights(variant, spec), icon=":material/cloud_off:")
     except (WeightsError, UnknownWeights, ConfigError) as err:
-        st.error(f"{md_escape(label)} does not load into {variant}: {md_escape(err)}")
+        st.error(_("{weights} does not load into {variant}: {error}").format(
+            weights=md_escape(label), variant=variant, error=md_escape(err)))
     return None
 
 
@@ -135,9 +142,10 @@ for col, variant in zip(columns, chosen):
         # the photos as this network sees them, whatever happens next
         st.image([preview(img, pre) for _, img in images], width=96,
                  caption=[name for name, _ in images])
-        st.caption(f"the {pre.input_size} px crop {variant} sees ({pre.describe()})")
-        st.caption(f"{load_estimate(variant, len(images), device=device).needs()} to load and "
-                   f"run {len(images)} photo(s)")
+        st.caption(_("the {size} px crop {variant} sees ({how})").format(
+            size=pre.input_size, variant=variant, how=pre.describe()))
+        st.caption(_("{needs} to load and run {n} photo(s)").format(
+            needs=load_estimate(variant, len(images), device=device).needs(), n=len(images)))
         ready = ready_model(variant)
         if ready is None:
             continue
@@ -155,23 +163,25 @@ for col, variant in zip(columns, chosen):
         loaded_models[variant] = plain if loaded is fast else data.loaded_model(
             variant, weights, "cpu", label=label)
         shown = md_escape(label) if choices[variant] == UPLOAD else label  # a user's file name
-        st.caption(f"{shown} · {loaded.checkpoint_format} checkpoint · {len(images)} image(s) in "
-                   f"{ms:.0f} ms on {loaded.device.type.upper()}, "
-                   f"{precision_name(getattr(loaded.model, 'dtype', None))}")
+        st.caption(_("{weights} · {format} checkpoint · {n} image(s) in {ms} ms on {device}, "
+                     "{precision}").format(
+                         weights=shown, format=loaded.checkpoint_format, n=len(images),
+                         ms=f"{ms:.0f}", device=loaded.device.type.upper(),
+                         precision=precision_name(getattr(loaded.model, "dtype", None))))
         for note in loaded.notes:
-            st.caption(f"note: {md_escape(note)}")
-        for i, ((name, _), top) in enumerate(zip(images, tops)):
+            st.caption(_("note: {note}").format(note=md_escape(note)))
+        for i, ((name, _image), top) in enumerate(zip(images, tops)):
             st.plotly_chart(charts.top_k_bars(top, title=html.escape(name)), key=f"top_{variant}_{i}")
 
-st.header("What the network sees")
+st.header(_("What the network sees"))
 if not loaded_models:
-    st.info("Grad-CAM and the feature maps of every block appear here once a network has "
-            "weights.", icon=":material/visibility:")
+    st.info(_("Grad-CAM and the feature maps of every block appear here once a network has "
+              "weights."), icon=":material/visibility:")
     st.stop()
 
 c1, c2 = st.columns(2)
-variant = c1.selectbox("Network", list(loaded_models), key="see_variant")
-picked_index = c2.selectbox("Photo", range(len(images)), format_func=lambda i: images[i][0],
+variant = c1.selectbox(_("Network"), list(loaded_models), key="see_variant")
+picked_index = c2.selectbox(_("Photo"), range(len(images)), format_func=lambda i: images[i][0],
                             key="see_image")
 loaded = loaded_models[variant]
 image = images[picked_index][1]
@@ -181,17 +191,19 @@ cam, maps = data.what_it_sees(loaded, image)
 cam_col, maps_col = st.columns([2, 3])
 with cam_col:
     label = loaded.labels[cam.class_index]
-    st.image(overlay(crop, cam.heatmap), caption=f"Grad-CAM for '{label}' on the output of "
-             f"{cam.block} ({cam.coarse.shape[0]}x{cam.coarse.shape[1]} grid), over the "
-             f"{loaded.preprocess.input_size} px crop the network sees")
+    st.image(overlay(crop, cam.heatmap), caption=_(
+        "Grad-CAM for '{label}' on the output of {block} ({rows}x{cols} grid), over the {size} px "
+        "crop the network sees").format(label=label, block=cam.block, rows=cam.coarse.shape[0],
+                                        cols=cam.coarse.shape[1], size=loaded.preprocess.input_size))
 with maps_col:
     names = [m.name for m in maps]
     key = f"see_block_{variant}"
     st.session_state.setdefault(key, names[len(names) // 2])  # the graph's clicks set it too
     graph_panel.block_picker(variant, names, key=key)
-    block = st.select_slider("Block", names, key=key)
+    block = st.select_slider(_("Block"), names, key=key)
     m = maps[names.index(block)]
     st.image(channel_grid(m.maps, columns=8), clamp=True, width="stretch",
-             caption=f"{block}: output {m.shape[0]} x {m.shape[1]} x {m.shape[2]}; the 16 "
-                     "channels with the highest mean activation "
-                     f"({', '.join(map(str, m.top_channels[:8]))}, ...), each scaled to its own range")
+             caption=_("{block}: output {shape}; the 16 channels with the highest mean "
+                       "activation ({channels}, ...), each scaled to its own range").format(
+                           block=block, shape=f"{m.shape[0]} x {m.shape[1]} x {m.shape[2]}",
+                           channels=", ".join(map(str, m.top_channels[:8]))))

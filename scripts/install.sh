@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System programs: Graphviz's `dot` lays out graph exports; the browser tests drive Debian's
-# Chromium (never a browser downloaded by Playwright).
+# Chromium (never a browser downloaded by Playwright); Noto CJK draws the Korean pages.
 apt_install() {
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
   elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
@@ -14,6 +14,8 @@ apt_install() {
 }
 missing=()
 command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+# Korean: a CJK font, so that graph exports (dot) and the browser draw Hangul, not empty boxes
+fc-list :lang=ko 2>/dev/null | grep -q . || missing+=(fonts-noto-cjk)
 if [ "${1:-}" = test ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 

@@ -8,9 +8,15 @@ from datetime import date
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from explorer.core.i18n import FONT_FAMILY, N_, _
 from explorer.core.text import shape_text
 
 MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+
+
+def _cjk(fig: go.Figure) -> go.Figure:
+    """Name fonts that draw Hangul: Korean titles and labels, on screen and in the PNG export."""
+    return fig.update_layout(font_family=FONT_FAMILY)
 
 
 def fmt_count(n: float) -> str:
@@ -83,21 +89,22 @@ def timeline(rows: list[dict]) -> go.Figure:
         above = i > 0 and close[i - 1] and paper[i - 1] is not r
         below = i + 1 < len(paper) and close[i + 1]
         side = f"{'top' if above else 'bottom' if below else 'middle'} {side}"
-        top1 = f"{r['top1']:.1f} %" if r.get("top1") is not None else "none published"
+        top1 = f"{r['top1']:.1f} %" if r.get("top1") is not None else _("none published")
         fig.add_trace(go.Scatter(
             x=[arxiv_month(r["arxiv"])], y=[r["total_macs"] / 1e9], mode="markers+text",
             name=short_title(r["title"]), text=[short_title(r["title"])], textposition=side,
             textfont={"size": 14},
             marker={"size": 10 + 4 * (r["total_params"] / 1e6) ** 0.5, "opacity": 0.7},
             hovertemplate=(f"<b>{r['title']}</b><br>arXiv {r['arxiv']}<br>%{{y:.2f}} GMACs, "
-                           f"{r['total_params'] / 1e6:.1f} M params<br>top-1 {top1}<extra></extra>")))
+                           + _("{params} M params").format(params=f"{r['total_params'] / 1e6:.1f}")
+                           + f"<br>top-1 {top1}<extra></extra>")))
     fig.update_layout(showlegend=False, margin=MARGIN, height=420,
-                      title="The Inception family: cost by publication date (marker size ~ params)",
-                      xaxis_title="arXiv submission (one paper, one date)",
-                      yaxis_title="GMACs at native input")
+                      title=_("The Inception family: cost by publication date (marker size ~ params)"),
+                      xaxis_title=_("arXiv submission (one paper, one date)"),
+                      yaxis_title=_("GMACs at native input"))
     fig.update_yaxes(range=[0, 1.2 * max(r["total_macs"] for r in rows) / 1e9])
     fig.update_xaxes(range=[date(2014, 3, 1), date(2016, 9, 1)], tickformat="%b %Y")
-    return fig
+    return _cjk(fig)
 
 
 def grid_ticks(rows: list[dict]) -> list[int]:
@@ -114,19 +121,19 @@ def feature_maps(result: dict) -> go.Figure:
     rows = [r for r in result["rows"] if len(r["output_shape"]) == 3]
     names = [r["name"] for r in rows]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Bar(x=names, y=[r["output_shape"][0] for r in rows], name="channels",
+    fig.add_trace(go.Bar(x=names, y=[r["output_shape"][0] for r in rows], name=_("channels"),
                          marker_color="#9ecae1"), secondary_y=False)
-    fig.add_trace(go.Scatter(x=names, y=[r["output_shape"][1] for r in rows], name="height = width",
+    fig.add_trace(go.Scatter(x=names, y=[r["output_shape"][1] for r in rows], name=_("height = width"),
                              mode="lines+markers", line={"shape": "hv", "color": "#d62728"}),
                   secondary_y=True)
-    fig.update_layout(title="Feature maps, block by block", margin=MARGIN, height=360,
+    fig.update_layout(title=_("Feature maps, block by block"), margin=MARGIN, height=360,
                       legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"})
-    fig.update_yaxes(title_text="channels", secondary_y=False)
+    fig.update_yaxes(title_text=_("channels"), secondary_y=False)
     ticks = grid_ticks(rows)
-    fig.update_yaxes(title_text="height = width (px)", secondary_y=True, rangemode="tozero",
+    fig.update_yaxes(title_text=_("height = width (px)"), secondary_y=True, rangemode="tozero",
                      tickvals=ticks, showgrid=False)
     fig.update_xaxes(tickangle=-60, tickfont={"size": 9}, showticklabels=len(rows) <= 40)
-    return fig
+    return _cjk(fig)
 
 
 def receptive_fields(result: dict) -> go.Figure:
@@ -138,45 +145,48 @@ def receptive_fields(result: dict) -> go.Figure:
     size = result["input_size"]
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     square = all(r["rf"][0] == r["rf"][1] for r in rows)
-    lines = ((0, "field (h = w)", "solid"),) if square else \
-        ((0, "field height", "solid"), (1, "field width", "dot"))
+    lines = ((0, _("field (h = w)"), "solid"),) if square else \
+        ((0, _("field height"), "solid"), (1, _("field width"), "dot"))
     for axis, label, dash in lines:
         fig.add_trace(go.Scatter(
             x=names, y=[r["rf"][axis] for r in rows], name=label, mode="lines+markers",
             line={"color": "#6a51a3", "dash": dash},
             customdata=[r["jump"][axis] for r in rows],
-            hovertemplate="%{x}<br>" + label + " %{y} px, jump %{customdata} px<extra></extra>"),
+            hovertemplate="%{x}<br>" + label + " %{y} px, " + _("jump")
+                          + " %{customdata} px<extra></extra>"),
             secondary_y=False)
     fig.add_trace(go.Scatter(x=names, y=[r["output_shape"][1] for r in rows],
-                             name="grid height (units)", mode="lines",
+                             name=_("grid height (units)"), mode="lines",
                              line={"shape": "hv", "color": "#d62728"}), secondary_y=True)
     fig.add_hline(y=size, line_dash="dash", line_color="#636363",
-                  annotation_text=f"input {size} px", annotation_position="top left")
+                  annotation_text=_("input {size} px").format(size=size),
+                  annotation_position="top left")
     whole = result.get("rf_whole_input")
     if whole in names:
         fig.add_vline(x=names.index(whole), line_dash="dot", line_color="#31a354")
-        fig.add_annotation(x=whole, y=1, yref="paper", text="sees the whole input",
+        fig.add_annotation(x=whole, y=1, yref="paper", text=_("sees the whole input"),
                            showarrow=False, xanchor="left", font={"color": "#31a354"})
-    fig.update_layout(title="Receptive field and grid along depth", margin=MARGIN, height=360,
+    fig.update_layout(title=_("Receptive field and grid along depth"), margin=MARGIN, height=360,
                       legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"})
-    fig.update_yaxes(title_text="receptive field (input px)", secondary_y=False, rangemode="tozero")
-    fig.update_yaxes(title_text="grid (units)", secondary_y=True, rangemode="tozero",
+    fig.update_yaxes(title_text=_("receptive field (input px)"), secondary_y=False,
+                     rangemode="tozero")
+    fig.update_yaxes(title_text=_("grid (units)"), secondary_y=True, rangemode="tozero",
                      showgrid=False, tickvals=grid_ticks(rows))
     fig.update_xaxes(tickangle=-60, tickfont={"size": 9}, showticklabels=len(rows) <= 40)
-    return fig
+    return _cjk(fig)
 
 
 def params_macs_bars(rows: list[dict]) -> go.Figure:
     """Parameters and MACs side by side, one bar per variant (compare rows)."""
     names = [r["variant"] for r in rows]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("parameters (M)", "MACs (G)"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(_("parameters (M)"), "MACs (G)"))
     fig.add_trace(go.Bar(x=names, y=[r["total_params"] / 1e6 for r in rows], name="params",
                          marker_color="#6baed6", texttemplate="%{y:.1f}"), row=1, col=1)
     fig.add_trace(go.Bar(x=names, y=[r["total_macs"] / 1e9 for r in rows], name="MACs",
                          marker_color="#fd8d3c", texttemplate="%{y:.2f}"), row=1, col=2)
     fig.update_layout(showlegend=False, margin=MARGIN, height=360)
     fig.update_xaxes(tickangle=-30)
-    return fig
+    return _cjk(fig)
 
 
 def accuracy_vs_macs(rows: list[dict]) -> go.Figure:
@@ -189,21 +199,21 @@ def accuracy_vs_macs(rows: list[dict]) -> go.Figure:
             marker={"size": 8 + 3 * (r["total_params"] / 1e6) ** 0.5, "opacity": 0.8},
             hovertemplate=f"{r['variant']}<br>%{{x:.2f}} GMACs, top-1 %{{y:.1f}} %"
                           f"<br>{r['accuracy_source']}<extra></extra>"))
-    fig.update_layout(title="Published top-1 vs our MACs (marker size ~ params)",
+    fig.update_layout(title=_("Published top-1 vs our MACs (marker size ~ params)"),
                       margin=MARGIN, height=360, xaxis_title="GMACs", yaxis_title="top-1 (%)")
     if rows:
         top1 = [r["top1"] for r in rows]
         fig.update_xaxes(range=[0, 1.25 * max(r["total_macs"] for r in rows) / 1e9])
         fig.update_yaxes(range=[min(top1) - 1.5, max(top1) + 1.5])
-    return fig
+    return _cjk(fig)
 
 
 # A stage's role in the network, its legend text and colour (Inception A/B/C: the first, second
 # and third grid of Inception blocks; GoogLeNet and BN-Inception number them 3, 4, 5).
 ROLES = {"stem": ("stem", "#969696"), "A": ("Inception A (GoogLeNet: 3)", "#6baed6"),
-         "reduction": ("reduction / pool", "#fd8d3c"), "B": ("Inception B (4)", "#3182bd"),
-         "C": ("Inception C (5)", "#08519c"), "aux": ("auxiliary head", "#bcbddc"),
-         "head": ("head", "#e6550d")}
+         "reduction": (N_("reduction / pool"), "#fd8d3c"), "B": ("Inception B (4)", "#3182bd"),
+         "C": ("Inception C (5)", "#08519c"), "aux": (N_("auxiliary head"), "#bcbddc"),
+         "head": (N_("head"), "#e6550d")}  # legend texts: shown with _()
 
 
 def stage_role(name: str) -> str:
@@ -228,15 +238,15 @@ def stage_macs(stage_results: dict[str, dict]) -> go.Figure:
             role = stage_role(r["name"])
             label, colour = ROLES[role]
             fig.add_trace(go.Bar(
-                x=[variant], y=[r["macs"] / 1e9], name=label, legendgroup=role,
+                x=[variant], y=[r["macs"] / 1e9], name=_(label), legendgroup=role,
                 showlegend=role not in shown, marker_color=colour,
                 legendrank=1000 - 10 * list(ROLES).index(role),  # head on top, as in the stack
                 marker_line={"color": "white", "width": 1},
                 hovertemplate=f"{r['name']}: %{{y:.3f}} GMACs<extra>%{{x}}</extra>"))
             shown.add(role)
-    fig.update_layout(barmode="stack", title="Where the MACs go, stage by stage (stem at the bottom)",
-                      yaxis_title="GMACs", margin=MARGIN, height=420, legend={"title": "role"})
-    return fig
+    fig.update_layout(barmode="stack", title=_("Where the MACs go, stage by stage (stem at the bottom)"),
+                      yaxis_title="GMACs", margin=MARGIN, height=420, legend={"title": _("role")})
+    return _cjk(fig)
 
 
 def residual_scale_chart(scales: list[dict], band: tuple[float, float] = (0.1, 0.3)) -> go.Figure:
@@ -246,11 +256,11 @@ def residual_scale_chart(scales: list[dict], band: tuple[float, float] = (0.1, 0
         marker_color=["#3182bd" if s["relu"] else "#bdbdbd" for s in scales],
         hovertemplate="%{x}: scale %{y:.2f}<extra></extra>"))
     fig.add_hrect(y0=band[0], y1=band[1], fillcolor="#74c476", opacity=0.2, line_width=0,
-                  annotation_text="the papers' range 0.1-0.3", annotation_position="top left")
-    fig.update_layout(title="Residual scale of each block (grey: the final block, no ReLU)",
+                  annotation_text=_("the papers' range 0.1-0.3"), annotation_position="top left")
+    fig.update_layout(title=_("Residual scale of each block (grey: the final block, no ReLU)"),
                       margin=MARGIN, height=320, yaxis_title="scale", yaxis_range=[0, 1.05])
-    fig.update_xaxes(showticklabels=False, title_text="residual blocks, input to output")
-    return fig
+    fig.update_xaxes(showticklabels=False, title_text=_("residual blocks, input to output"))
+    return _cjk(fig)
 
 
 def top_k_bars(top: list[dict], title: str = "") -> go.Figure:
@@ -261,8 +271,8 @@ def top_k_bars(top: list[dict], title: str = "") -> go.Figure:
     fig = go.Figure(go.Bar(x=probs, y=labels, orientation="h", marker_color="#6baed6",
                            texttemplate="%{x:.1f} %", textposition="auto"))
     fig.update_layout(title=title, margin=MARGIN, height=60 + 36 * len(top),
-                      xaxis={"title": "probability (%)", "range": [0, 100]})
-    return fig
+                      xaxis={"title": _("probability (%)"), "range": [0, 100]})
+    return _cjk(fig)
 
 
 def kernel_diagram(n: int, stacked: bool = False) -> go.Figure:
@@ -289,10 +299,10 @@ def kernel_diagram(n: int, stacked: bool = False) -> go.Figure:
             else:
                 colour = ("#31a354" if i == mid else "#fd8d3c" if j == mid else "#fdd0a2")
                 cell(n + gap + i, j, colour)
-    if stacked:
-        left, right = f"{n}x{n}: {n * n} weights", "3x3 + 3x3: 18 weights"
-    else:
-        left, right = f"{n}x{n}: {n * n} weights", f"1x{n} + {n}x1: {2 * n} weights"
+    weights = _("{kernel}: {n} weights")
+    left = weights.format(kernel=f"{n}x{n}", n=n * n)
+    right = weights.format(kernel="3x3 + 3x3", n=18) if stacked else \
+        weights.format(kernel=f"1x{n} + {n}x1", n=2 * n)
     for x, text in ((n / 2, left), (n + gap + n / 2, right)):
         fig.add_annotation(x=x, y=n + 0.2, text=text, showarrow=False, yanchor="bottom",
                            font={"size": 13})
@@ -300,7 +310,7 @@ def kernel_diagram(n: int, stacked: bool = False) -> go.Figure:
     fig.update_yaxes(visible=False, range=[-0.5, n + 1.6], scaleanchor="x")
     fig.update_layout(margin={"l": 0, "r": 0, "t": 10, "b": 0}, height=220, showlegend=False,
                       plot_bgcolor="rgba(0,0,0,0)")
-    return fig
+    return _cjk(fig)
 
 
 BATCH_COLOURS = ("#3182bd", "#e6550d", "#31a354", "#756bb1")
@@ -318,21 +328,22 @@ def latency_vs_macs(report: dict) -> go.Figure:
         times = [next(t for t in r["latency"] if t["batch"] == batch) for r in rows]
         fig.add_trace(go.Scatter(
             x=[r["macs"] / 1e9 for r in rows], y=[t["median_ms"] / batch for t in times],
-            mode="markers+text", name=f"batch {batch}", text=[short_name(r["variant"]) for r in rows],
+            mode="markers+text", name=_("batch {n}").format(n=batch),
+            text=[short_name(r["variant"]) for r in rows],
             textposition="top center", marker={"size": 11, "color": BATCH_COLOURS[i % 4]},
             customdata=[t["gmacs_per_s"] for t in times],
             hovertemplate="%{text}<br>%{x:.3g} GMACs, %{y:.1f} ms per image"
                           "<br>%{customdata:.1f} GMAC/s<extra>batch " f"{batch}</extra>"))
     most = max((r["macs"] for r in rows), default=0) / 1e9 * 1.15
     fig.add_trace(go.Scatter(x=[0, most], y=[0, 1000 * most / peak], mode="lines",
-                             name=f"limit: the matmul peak ({peak:.0f} GMAC/s)",
+                             name=_("limit: the matmul peak ({peak} GMAC/s)").format(peak=f"{peak:.0f}"),
                              line={"dash": "dash", "color": "#636363"}, hoverinfo="skip"))
-    fig.update_layout(title="Time per image vs MACs per image", margin=MARGIN, height=380,
-                      xaxis_title="GMACs per image", yaxis_title="ms per image (median)",
+    fig.update_layout(title=_("Time per image vs MACs per image"), margin=MARGIN, height=380,
+                      xaxis_title=_("GMACs per image"), yaxis_title=_("ms per image (median)"),
                       legend={"orientation": "h", "y": -0.25})
     fig.update_xaxes(rangemode="tozero")
     fig.update_yaxes(rangemode="tozero")
-    return fig
+    return _cjk(fig)
 
 
 def gmacs_vs_peak(report: dict) -> go.Figure:
@@ -344,20 +355,20 @@ def gmacs_vs_peak(report: dict) -> go.Figure:
     for i, batch in enumerate(batches):
         times = [next(t for t in r["latency"] if t["batch"] == batch) for r in rows]
         fig.add_trace(go.Bar(x=[short_name(r["variant"]) for r in rows],
-                             y=[t["gmacs_per_s"] for t in times], name=f"batch {batch}",
+                             y=[t["gmacs_per_s"] for t in times], name=_("batch {n}").format(n=batch),
                              marker_color=BATCH_COLOURS[i % 4], texttemplate="%{y:.3g}",
                              customdata=[100 * t["peak_fraction"] for t in times],
                              hovertemplate="%{x}: %{y:.1f} GMAC/s, %{customdata:.0f} % of the "
                                            f"peak<extra>batch {batch}</extra>"))
     fig.add_hline(y=peak["gmacs_per_s"], line_dash="dash", line_color="#636363",
-                  annotation_text=f"matmul peak {peak['gmacs_per_s']:.0f} GMAC/s "
-                                  f"({peak['size']}x{peak['size']} {peak['dtype']})",
+                  annotation_text=_("matmul peak {peak} GMAC/s ({size}x{size} {dtype})").format(
+                      peak=f"{peak['gmacs_per_s']:.0f}", size=peak["size"], dtype=peak["dtype"]),
                   annotation_position="top left")
-    fig.update_layout(title="Achieved GMAC/s vs the machine's peak", barmode="group",
+    fig.update_layout(title=_("Achieved GMAC/s vs the machine's peak"), barmode="group",
                       margin=MARGIN, height=380, yaxis_title="GMAC/s",
                       yaxis_range=[0, 1.15 * peak["gmacs_per_s"]],
                       legend={"orientation": "h", "y": -0.25})
-    return fig
+    return _cjk(fig)
 
 
 def short_name(variant: str) -> str:

@@ -28,14 +28,15 @@ from torch import nn
 
 from explorer.analysis.probe import probe
 from explorer.analysis.rows import DEPTHS
+from explorer.core.i18n import CJK_FONT, N_, _, language
 from explorer.core.keys import freeze, thaw
 from explorer.core.text import shape_text
 from explorer.variants import VARIANTS, ConfigError
 from explorer.variants.blocks import Concat, ConvBN, Residual, block_info
 
 FORMATS = ("svg", "png")
-OVERLAYS = {"params": "parameters", "macs": "MACs", "activations": "activation memory",
-            "latency": "measured latency", "rf": "receptive field"}
+OVERLAYS = {"params": N_("parameters"), "macs": "MACs", "activations": N_("activation memory"),
+            "latency": N_("measured latency"), "rf": N_("receptive field")}  # shown with _()
 MISSING = ("Graphviz's `dot` program is not installed; install it (e.g. `apt-get install "
            "graphviz`, or see https://graphviz.org/download/) or download the DOT source instead")
 FILL = {"conv": "#dbe9f6", "pool": "#fdebd0", "join": "#eeeeee", "block": "#dbe9f6",
@@ -84,7 +85,7 @@ def to_dot(variant: str, *, depth: str = "block", collapse: bool = True,
         raise ConfigError(f"unknown overlay {overlay!r}; choose one of: {', '.join(OVERLAYS)}")
     view = (depth, bool(collapse), None if expanded is None else frozenset(map(str, expanded)),
             values, overlay, None if value_scale is None else tuple(value_scale), bool(projector))
-    key = (variant, freeze(view), freeze(config))
+    key = (variant, freeze(view), freeze(config), language())  # the words are the language's
     try:
         hash(key)
     except TypeError:  # an odd value: let the probe reject it with its own message, uncached
@@ -93,7 +94,7 @@ def to_dot(variant: str, *, depth: str = "block", collapse: bool = True,
 
 
 @lru_cache(maxsize=64)
-def _to_dot(variant: str, view: tuple, config: tuple) -> str:
+def _to_dot(variant: str, view: tuple, config: tuple, lang: str) -> str:
     depth, collapse, expanded, values, overlay, scale, projector = thaw(view)
     found = probe(variant, **thaw(config))
     model = found.model  # shared: the drawer only reads it
@@ -340,9 +341,9 @@ class _Drawer:
             if n > 1 and not first.isdigit():
                 title = f"{first} .. {run[-1][0]}"
         kind = block_info(m).kind or "block"
-        kind = "parallel branches" if kind == "stem" else kind  # a small concat block in a stem
+        kind = _("parallel branches") if kind == "stem" else kind  # a small concat block in a stem
         if isinstance(m, Residual):
-            kind += f", + x{m.scale:g}" + ("" if m.act is not None else ", no ReLU")
+            kind += f", + x{m.scale:g}" + ("" if m.act is not None else ", " + _("no ReLU"))
         return f"{title}\n{kind}{times}", "block"
 
     def walk(self, m: nn.Module, src: str) -> str:
@@ -385,9 +386,9 @@ class _Drawer:
     def stage(self, stage_name: str, stage: nn.Sequential, src: str, taps: dict) -> str:
         runs = self.runs(stage_name, stage)
         if self.depth == "stage":
-            what = "layers" if stage_name == "stem" else "blocks"
+            what = _("{n} layers") if stage_name == "stem" else _("{n} blocks")
             label, style = self.block_label(stage_name, runs[0]) if len(runs) == 1 else \
-                (f"{len(stage)} {what}", "block")
+                (what.format(n=len(stage)), "block")
             src = self.edge(src, self.node(stage_name, label, self.shapes[id(stage[-1])], style))
             taps.update({f"{stage_name}.{name}": src for name, _ in stage.named_children()})
             return src
@@ -437,20 +438,23 @@ class _Drawer:
 
     def draw(self, variant: str, size: int) -> str:
         model, taps = self.model, {}
-        title = f"{VARIANTS[variant].title} ({model.layout} layout), {size}x{size} input"
+        title = _("{title} ({layout} layout), {size}x{size} input").format(
+            title=VARIANTS[variant].title, layout=_(model.layout), size=size)
         if self.colours.lo is not None:
             lo, hi = (value_text(v, self.colours.overlay) for v in (self.colours.lo, self.colours.hi))
-            what = OVERLAYS.get(self.colours.overlay, "value")
-            title += f"\ncolour: {what}, {lo} (light) to {hi} (dark), log scale"
+            what = _(OVERLAYS.get(self.colours.overlay, N_("value")))
+            title += "\n" + _("colour: {what}, {lo} (light) to {hi} (dark), log scale").format(
+                what=what, lo=lo, hi=hi)
         node_pt, edge_pt, title_pt = self.fonts
         root = graphviz.Digraph(variant)
-        root.attr("graph", rankdir="TB", label=_text(title), labelloc="t", fontname="Helvetica",
+        # a font with Hangul (fontconfig falls back to it for Latin too): Korean labels are drawn
+        root.attr("graph", rankdir="TB", label=_text(title), labelloc="t", fontname=CJK_FONT,
                   fontsize=str(title_pt), nodesep="0.25", ranksep="0.3")
-        root.attr("node", shape="box", style="rounded,filled", fontname="Helvetica",
+        root.attr("node", shape="box", style="rounded,filled", fontname=CJK_FONT,
                   fontsize=str(node_pt), height="0.3")
-        root.attr("edge", fontname="Helvetica", fontsize=str(edge_pt), arrowsize="0.6")
+        root.attr("edge", fontname=CJK_FONT, fontsize=str(edge_pt), arrowsize="0.6")
         self.graphs = [root]
-        src = self.node("input", "input", (3, size, size))
+        src = self.node("input", _("input"), (3, size, size))
         for stage_name in model.stage_names:
             stage = getattr(model, stage_name)
             if self.expanded is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from explorer.core.i18n import N_
 from explorer.variants.blocks import Residual
 
 RETHINKING = "Rethinking the Inception Architecture (arXiv 1512.00567)"
@@ -24,7 +25,7 @@ def factorize_5x5(channels: int, grid: int) -> dict:
     """One 5x5 conv vs two stacked 3x3 convs (same receptive field, same channels, padded)."""
     five = conv_macs(grid, channels, channels, 5)
     two_threes = 2 * conv_macs(grid, channels, channels, 3)
-    return {"5x5": five, "two 3x3": two_threes, "saving": 1 - two_threes / five}
+    return {"5x5": five, N_("two 3x3"): two_threes, "saving": 1 - two_threes / five}
 
 
 def factorize_asymmetric(n: int, channels: int, grid: int) -> dict:
@@ -48,14 +49,14 @@ def grid_reduction(channels: int, grid: int) -> list[dict]:
     k, d, h = channels, grid, reduced(grid)
     out = 2 * k * h * h
     ways = [
-        ("conv, then pool (Figure 9, right)", conv_macs(d, k, 2 * k, 3), min(k * d * d, out)),
-        ("pool, then conv (Figure 9, left)", conv_macs(h, k, 2 * k, 3), k * h * h),
-        ("stride-2 conv beside a pool, concat (Figure 10)", conv_macs(h, k, k, 3), min(k * d * d, out)),
+        (N_("conv, then pool (Figure 9, right)"), conv_macs(d, k, 2 * k, 3), min(k * d * d, out)),
+        (N_("pool, then conv (Figure 9, left)"), conv_macs(h, k, 2 * k, 3), k * h * h),
+        (N_("stride-2 conv beside a pool, concat (Figure 10)"), conv_macs(h, k, k, 3), min(k * d * d, out)),
     ]
     first = ways[0][1]
-    return [{"method": name, "MACs": macs, "relative cost": macs / first,
-             "output": f"{2 * k} x {h} x {h}", "narrowest representation": narrow,
-             "bottleneck": narrow < out}
+    return [{N_("method"): name, "MACs": macs, N_("relative cost"): macs / first,
+             N_("output"): f"{2 * k} x {h} x {h}", N_("narrowest representation"): narrow,
+             N_("bottleneck"): narrow < out}
             for name, macs, narrow in ways]
 
 
@@ -118,10 +119,10 @@ def _measured(layers: list[nn.Module], channels: int, grid: int) -> dict:
         model = nn.Sequential(ConvBN(3, channels, 1), *layers)
     rows = analyze(model, input_size=grid, depth="layer").rows
     last = rows[-1]
-    return {"receptive field": " x ".join(map(str, last.rf)),
-            "jump": " x ".join(map(str, last.jump)),
+    return {N_("receptive field"): " x ".join(map(str, last.rf)),
+            N_("jump"): " x ".join(map(str, last.jump)),
             "MACs": sum(r.macs for r in rows if not r.name.startswith("0")),
-            "output": " x ".join(map(str, last.output_shape))}
+            N_("output"): " x ".join(map(str, last.output_shape))}
 
 
 def _convs(channels: int, *specs) -> list[nn.Module]:
@@ -135,12 +136,12 @@ def factorization_fields(channels: int, grid: int, n: int | None = None) -> list
     or an n x n vs 1 x n then n x 1. Same field, different MACs."""
     if n is None:
         pairs = (("5x5", _convs(channels, (5, 2))),
-                 ("two 3x3", _convs(channels, (3, 1), (3, 1))))
+                 (N_("two 3x3"), _convs(channels, (3, 1), (3, 1))))
     else:
         h = n // 2  # "same" padding; an even n shifts the centre but keeps the field
         pairs = ((f"{n}x{n}", _convs(channels, (n, h))),
-                 (f"1x{n} then {n}x1", _convs(channels, ((1, n), (0, h)), ((n, 1), (h, 0)))))
-    return [{"convolution": name, **_measured(layers, channels, grid)} for name, layers in pairs]
+                 (N_("1x{n} then {n}x1").format(n=n), _convs(channels, ((1, n), (0, h)), ((n, 1), (h, 0)))))
+    return [{N_("convolution"): name, **_measured(layers, channels, grid)} for name, layers in pairs]
 
 
 def reduction_fields(channels: int, grid: int) -> list[dict]:
@@ -150,17 +151,17 @@ def reduction_fields(channels: int, grid: int) -> list[dict]:
     from explorer.variants.blocks import Concat, ConvBN
     k = channels
     ways = (
-        ("conv, then pool", [ConvBN(k, 2 * k, 3, padding=1), nn.MaxPool2d(3, 2)]),
-        ("pool, then conv", [nn.MaxPool2d(3, 2), ConvBN(k, 2 * k, 3, padding=1)]),
-        ("stride-2 conv beside a pool", [Concat({"conv": ConvBN(k, k, 3, 2),
+        (N_("conv, then pool"), [ConvBN(k, 2 * k, 3, padding=1), nn.MaxPool2d(3, 2)]),
+        (N_("pool, then conv"), [nn.MaxPool2d(3, 2), ConvBN(k, 2 * k, 3, padding=1)]),
+        (N_("stride-2 conv beside a pool"), [Concat({"conv": ConvBN(k, k, 3, 2),
                                                  "pool": nn.MaxPool2d(3, 2)})]),
     )
     out = []
     for name, layers in ways:
         m = _measured(layers, k, grid)
-        out.append({"method": name, "field before": "1 x 1", "jump before": "1 x 1",
-                    "field after": m["receptive field"], "jump after": m["jump"],
-                    "MACs": m["MACs"], "output": m["output"]})
+        out.append({N_("method"): name, N_("field before"): "1 x 1", N_("jump before"): "1 x 1",
+                    N_("field after"): m["receptive field"], N_("jump after"): m["jump"],
+                    "MACs": m["MACs"], N_("output"): m["output"]})
     return out
 
 
@@ -185,7 +186,7 @@ def formatted(rows: list[dict], decimals: dict[str, int] | None = None) -> list[
             if v is None:
                 cells[col] = MISSING
             elif isinstance(v, bool) or isinstance(v, str):
-                cells[col] = "yes" if v is True else "no" if v is False else v
+                cells[col] = N_("yes") if v is True else N_("no") if v is False else v
             elif isinstance(v, int):
                 cells[col] = f"{v:,}"
             elif isinstance(v, float):

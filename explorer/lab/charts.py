@@ -6,6 +6,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from explorer.core.i18n import FONT_FAMILY, _
+
 COLORS = qualitative.Plotly
 
 
@@ -13,7 +15,7 @@ def signal_figure(results: list[tuple[str, dict]]) -> go.Figure:
     """One line per (label, signal result): activation std (left) and gradient norm (right,
     log scale) against the block's position in the network."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=(
-        "activation std of each block's output", "gradient norm reaching it (log scale)"))
+        _("activation std of each block's output"), _("gradient norm reaching it (log scale)")))
     for i, (label, result) in enumerate(results):
         rows = result["rows"]
         names = [r["name"] for r in rows]
@@ -24,9 +26,10 @@ def signal_figure(results: list[tuple[str, dict]]) -> go.Figure:
                 line={"color": COLORS[i % len(COLORS)]}, marker={"size": 4},
                 hovertemplate="%{customdata}<br>%{y:.4g}<extra>" + label + "</extra>"),
                 row=1, col=col)
-    fig.update_xaxes(title_text="block (network order: stem ... head)")
+    fig.update_xaxes(title_text=_("block (network order: stem ... head)"))
     fig.update_yaxes(type="log", row=1, col=2)
-    fig.update_layout(height=420, margin={"t": 40, "b": 40}, legend={"orientation": "h", "y": -0.2})
+    fig.update_layout(height=420, margin={"t": 40, "b": 40}, legend={"orientation": "h", "y": -0.2},
+                      font_family=FONT_FAMILY)  # fonts that draw Hangul
     return fig
 
 
@@ -34,7 +37,8 @@ def race_figure(runs: list[dict]) -> go.Figure:
     """Training loss and validation accuracy against the step, one colour per network, one line
     per seed."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=(
-        "training loss (mean since the previous point)", "validation accuracy (1,000 unseen digits)"))
+        _("training loss (mean since the previous point)"),
+        _("validation accuracy (1,000 unseen digits)")))
     labels = list(dict.fromkeys(r["label"] for r in runs))
     shown = set()
     for run in runs:
@@ -49,7 +53,8 @@ def race_figure(runs: list[dict]) -> go.Figure:
                 hovertemplate=f"seed {run['seed']}<br>step %{{x}}<br>%{{y:.4g}}<extra>"
                               f"{run['label']}</extra>"), row=1, col=col)
         shown.add(run["label"])
-    fig.update_xaxes(title_text="training step")
+    fig.update_xaxes(title_text=_("training step"))
     fig.update_yaxes(range=[0, 1], row=1, col=2)
-    fig.update_layout(height=400, margin={"t": 40, "b": 40}, legend={"orientation": "h", "y": -0.25})
+    fig.update_layout(height=400, margin={"t": 40, "b": 40}, legend={"orientation": "h", "y": -0.25},
+                      font_family=FONT_FAMILY)
     return fig

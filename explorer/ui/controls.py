@@ -8,11 +8,17 @@ import streamlit as st
 import torch
 
 from explorer.analysis.rows import DEPTHS
+from explorer.core.i18n import N_, _
+from explorer.ui.language import query_with_language
 from explorer.ui.nav import page
 from explorer.variants import VARIANTS
 
 CPU, GPU = "CPU", "GPU (cuda)"
-NO_GPU = "unavailable: torch.cuda.is_available() is False on this machine"
+NO_GPU = N_("unavailable: torch.cuda.is_available() is False on this machine")
+# how the options read (the URL keeps the English values)
+DEVICE_NAMES = {CPU: "CPU", GPU: N_("GPU (cuda)")}
+DEPTH_NAMES = {"stage": N_("stage"), "block": N_("block"), "layer": N_("layer")}
+LAYOUT_NAMES = {"released": N_("released"), "paper": N_("paper")}
 REPEAT_KEYS = ("rep_1", "rep_2", "rep_3")
 
 
@@ -61,14 +67,14 @@ def open_in_inspect(variant: str, depth: str | None = None, block: str | None = 
         query["depth"] = depth
     if block is not None:
         query["block"] = block
-    st.switch_page(page("inspect"), query_params=query)
+    st.switch_page(page("inspect"), query_params=query_with_language(query))
 
 
 def inspect_link(label: str, variant: str, depth: str | None = None, block: str | None = None,
                  key: str | None = None, container=st) -> None:
     """A link-like button that opens an Inspect view (``open_in_inspect``)."""
     if container.button(label, key=key or f"open_{variant}_{depth}_{block}", type="tertiary",
-                        icon=":material/account_tree:", help="open this view on the Inspect page"):
+                        icon=":material/account_tree:", help=_("open this view on the Inspect page")):
         open_in_inspect(variant, depth, block)
 
 
@@ -106,7 +112,8 @@ def _as_query(value) -> list[str]:
 
 
 # Query parameters that the graph panels read and check themselves (ui.graph_panel).
-GRAPH_KEYS = ("block", "open", "overlay", "graph_left", "graph_right", "compare_overlay")
+GRAPH_KEYS = ("block", "open", "overlay", "graph_left", "graph_right", "compare_overlay",
+              "lang")  # the language: read and checked by ui.language
 
 
 def url_problems(snapshot: dict[str, list[str]], now: dict[str, list[str]],
@@ -121,17 +128,18 @@ def url_problems(snapshot: dict[str, list[str]], now: dict[str, list[str]],
         if key in GRAPH_KEYS:
             continue
         if key in (elsewhere or {}):
-            notes.append(f"{_plain(key)} \"{_plain(value)}\" is ignored: {elsewhere[key]}")
+            notes.append(_("{key} \"{value}\" is ignored: {why}").format(
+                key=_plain(key), value=_plain(value), why=elsewhere[key]))
         elif key not in shown:
-            notes.append(f"\"{_plain(key)}\" is not a setting of this page (ignored)")
+            notes.append(_("\"{key}\" is not a setting of this page (ignored)").format(key=_plain(key)))
         elif not (_same(now.get(key), values) or _same(_as_query(shown[key]), values)):
             current = shown[key]
             if isinstance(current, (list, tuple)):  # a multiselect keeps the values it knows
                 value = ", ".join(v for v in values if v not in map(str, current))
-                current = ", ".join(map(str, current)) or "none"
-            current = "empty (the reference)" if current is None else _plain(str(current))
-            notes.append(f"{key} \"{_plain(value)}\" is not one it offers, so it shows "
-                         f"{current}")
+                current = ", ".join(map(str, current)) or _("none")
+            current = _("empty (the reference)") if current is None else _plain(str(current))
+            notes.append(_("{key} \"{value}\" is not one it offers, so it shows {current}").format(
+                key=key, value=_plain(value), current=current))
     return notes
 
 
@@ -150,14 +158,15 @@ def show_url_notes(page_name: str, snapshot: dict[str, list[str]], shown: dict[s
         old = saved[1] if saved and saved[0] == page_name else []
         st.session_state[URL_NOTES] = saved = (page_name, old + [n for n in notes if n not in old])
     if saved and saved[0] == page_name:
-        st.warning("This link asks for what this page cannot show: " + "; ".join(saved[1]) + ".",
+        st.warning(_("This link asks for what this page cannot show: {notes}.").format(
+                   notes="; ".join(saved[1])),
                    icon=":material/link_off:")
     elif saved:
         st.session_state.pop(URL_NOTES, None)
 
 
 def variant_picker(key: str = "variant", on_change=None) -> str:
-    return st.selectbox("Variant", list(VARIANTS), key=key, bind="query-params",
+    return st.selectbox(_("Variant"), list(VARIANTS), key=key, bind="query-params",
                         on_change=on_change,
                         help=" / ".join(f"{n}: {v.title}" for n, v in VARIANTS.items()))
 
@@ -172,64 +181,69 @@ def inspect_controls() -> Choice:
         variant = variant_picker(on_change=_variant_changed)
         info = VARIANTS[variant]
         st.caption(f"{info.title}, {info.year}")
-        depth = st.radio("Depth", DEPTHS, index=1, key="depth", bind="query-params",
-                         horizontal=True, help="one row / node per stage, block or layer")
-        layout_name = st.selectbox("Layout", list(info.layouts), key="layout", bind="query-params",
-                                   help="released: checkpoint-compatible; paper: as printed")
+        depth = st.radio(_("Depth"), DEPTHS, index=1, key="depth", bind="query-params",
+                         horizontal=True, format_func=lambda d: _(DEPTH_NAMES.get(d, d)),
+                         help=_("one row / node per stage, block or layer"))
+        layout_name = st.selectbox(_("Layout"), list(info.layouts), key="layout", bind="query-params",
+                                   format_func=lambda n: _(LAYOUT_NAMES.get(n, n)),
+                                   help=_("released: checkpoint-compatible; paper: as printed"))
         layout = info.layouts[layout_name]
         for alias, same in info.aliases.items():
-            st.caption(f"The paper's layout is the {same} one: one network, so one layout "
-                       f"('{alias}' is accepted as its other name).")
+            st.caption(_("The paper's layout is the {same} one: one network, so one layout "
+                         "('{alias}' is accepted as its other name).").format(same=same, alias=alias))
         config: dict = {"layout": layout_name}
 
-        size = st.number_input("Input size (px)", min_value=1, max_value=4096, value=None, step=1,
+        size = st.number_input(_("Input size (px)"), min_value=1, max_value=4096, value=None, step=1,
                                key="size", bind="query-params",
-                               placeholder=f"native: {info.native_input_size}",
-                               help=f"empty = the native {info.native_input_size}; the minimum "
-                                    f"is {layout.min_input_size}")
+                               placeholder=_("native: {size}").format(size=info.native_input_size),
+                               help=_("empty = the native {size}; the minimum is {least}").format(
+                                   size=info.native_input_size, least=layout.min_input_size))
         if size is not None:
             config["input_size"] = int(size)
-        width = st.number_input("Width multiplier", min_value=0.05, max_value=4.0, value=1.0,
+        width = st.number_input(_("Width multiplier"), min_value=0.05, max_value=4.0, value=1.0,
                                 step=0.25, key="width", bind="query-params",
-                                help="scales every conv's channels (1.0 = the reference widths)")
+                                help=_("scales every conv's channels (1.0 = the reference widths)"))
         if width != 1.0:
             config["width"] = float(width)
-        classes = st.number_input("Classes", min_value=1, max_value=100_000, value=1000, step=1,
+        classes = st.number_input(_("Classes"), min_value=1, max_value=100_000, value=1000, step=1,
                                   key="classes", bind="query-params")
         if classes != 1000:
             config["num_classes"] = int(classes)
-        aux = st.checkbox("Auxiliary head(s)", key="aux", bind="query-params",
+        aux = st.checkbox(_("Auxiliary head(s)"), key="aux", bind="query-params",
                           disabled=not layout.has_aux,
-                          help="training-time side classifiers; their MACs are not in the totals"
-                          if layout.has_aux else f"{variant} ({layout_name} layout) has none")
+                          help=_("training-time side classifiers; their MACs are not in the totals")
+                          if layout.has_aux else _("{variant} ({layout} layout) has none").format(
+                              variant=variant, layout=_(LAYOUT_NAMES.get(layout_name, layout_name))))
         if aux and layout.has_aux:
             config["aux_logits"] = True
 
         if layout.scale is not None:
             ref = " / ".join(f"{s:g}" for s in layout.scale)
-            scale = st.number_input("Residual scale", min_value=0.01, max_value=1.0, value=None,
+            scale = st.number_input(_("Residual scale"), min_value=0.01, max_value=1.0, value=None,
                                     step=0.05, key="scale", bind="query-params",
-                                    placeholder=f"reference: {ref}",
-                                    help="applied to every residual branch before the add; "
-                                         "empty = the reference A / B / C scales")
+                                    placeholder=_("reference: {ref}").format(ref=ref),
+                                    help=_("applied to every residual branch before the add; "
+                                           "empty = the reference A / B / C scales"))
             if scale is not None:
                 config["scale"] = float(scale)
         if layout.repeats is not None:
-            st.markdown("Blocks per stage")
+            st.markdown(_("Blocks per stage"))
             cols = st.columns(len(layout.repeats))
             reps = []
             for col, key, stage, ref in zip(cols, REPEAT_KEYS, layout.repeat_stages, layout.repeats):
                 value = col.number_input(stage.rsplit("_", 1)[-1].upper(), min_value=1,
                                          max_value=64, value=None, step=1, key=key,
                                          bind="query-params", placeholder=str(ref),
-                                         help=f"{stage}: empty = the reference {ref}")
+                                         help=_("{stage}: empty = the reference {ref}").format(
+                                             stage=stage, ref=ref))
                 reps.append(ref if value is None else int(value))
             if tuple(reps) != layout.repeats:
                 config["repeats"] = tuple(reps)
 
         cuda = torch.cuda.is_available()
-        device = st.radio("Device (for timing)", (CPU, GPU), key="device", bind="query-params",
-                          disabled=not cuda, captions=("", "" if cuda else NO_GPU))
+        device = st.radio(_("Device (for timing)"), (CPU, GPU), key="device", bind="query-params",
+                          format_func=lambda d: _(DEVICE_NAMES[d]),
+                          disabled=not cuda, captions=("", "" if cuda else _(NO_GPU)))
     shown = {"variant": variant, "depth": depth, "layout": layout_name, "size": size,
              "width": width, "classes": classes, "aux": aux, "device": device}
     if layout.scale is not None:
@@ -238,9 +252,10 @@ def inspect_controls() -> Choice:
         shown.update(zip(REPEAT_KEYS, reps))
     elsewhere = {}
     if layout.scale is None:
-        elsewhere["scale"] = f"{variant} has no residual blocks"
+        elsewhere["scale"] = _("{variant} has no residual blocks").format(variant=variant)
     if layout.repeats is None:
-        elsewhere.update(dict.fromkeys(REPEAT_KEYS, f"{variant}'s blocks per stage are fixed"))
+        elsewhere.update(dict.fromkeys(
+            REPEAT_KEYS, _("{variant}'s blocks per stage are fixed").format(variant=variant)))
     show_url_notes("inspect", snapshot, shown, elsewhere)
     return Choice(variant, config, depth, "cuda" if device == GPU and cuda else "cpu")
 
@@ -271,26 +286,28 @@ def compare_controls() -> CompareChoice:
     to the variants it fits (``explorer.analysis.compare.compare_config`` says which it skips). URL-bound."""
     snapshot = url_snapshot()
     left, right = st.columns([3, 1])
-    chosen = left.multiselect("Variants", list(VARIANTS), default=COMPARE_DEFAULT,
+    chosen = left.multiselect(_("Variants"), list(VARIANTS), default=COMPARE_DEFAULT,
                               key="variants", bind="query-params")
-    size = right.number_input("Input size (px)", min_value=1, max_value=4096, value=None, step=1,
+    size = right.number_input(_("Input size (px)"), min_value=1, max_value=4096, value=None, step=1,
                               key="compare_size", bind="query-params",
-                              placeholder="each one's native size")
+                              placeholder=_("each one's native size"))
     cols = st.columns([1.2, 1, 1, 1, 0.7, 0.7, 0.7])
-    layout = cols[0].selectbox("Layout", ("released", "paper"), key="compare_layout",
-                               bind="query-params", help="paper: for the variants that have one")
-    width = cols[1].number_input("Width multiplier", min_value=0.05, max_value=4.0, value=1.0,
+    layout = cols[0].selectbox(_("Layout"), ("released", "paper"), key="compare_layout",
+                               format_func=lambda n: _(LAYOUT_NAMES[n]),
+                               bind="query-params", help=_("paper: for the variants that have one"))
+    width = cols[1].number_input(_("Width multiplier"), min_value=0.05, max_value=4.0, value=1.0,
                                  step=0.25, key="compare_width", bind="query-params")
-    classes = cols[2].number_input("Classes", min_value=1, max_value=100_000, value=1000, step=1,
+    classes = cols[2].number_input(_("Classes"), min_value=1, max_value=100_000, value=1000, step=1,
                                    key="compare_classes", bind="query-params")
-    scale = cols[3].number_input("Residual scale", min_value=0.01, max_value=1.0, value=None,
+    scale = cols[3].number_input(_("Residual scale"), min_value=0.01, max_value=1.0, value=None,
                                  step=0.05, key="compare_scale", bind="query-params",
-                                 placeholder="reference",
-                                 help="Inception-ResNet only; empty = the reference scales")
-    reps = [col.number_input(f"blocks {stage}", min_value=1, max_value=64, value=None, step=1,
-                             key=key, bind="query-params", placeholder="ref.",
-                             help=f"Inception {stage} blocks, for v4 and the Inception-ResNets; "
-                                  "empty = each one's reference")
+                                 placeholder=_("reference"),
+                                 help=_("Inception-ResNet only; empty = the reference scales"))
+    reps = [col.number_input(_("blocks {stage}").format(stage=stage), min_value=1, max_value=64,
+                             value=None, step=1,
+                             key=key, bind="query-params", placeholder=_("ref."),
+                             help=_("Inception {stage} blocks, for v4 and the Inception-ResNets; "
+                                    "empty = each one's reference").format(stage=stage))
             for col, key, stage in zip(cols[4:], COMPARE_REPEATS, "ABC")]
     options = {"layout": layout}
     if width != 1.0:

@@ -14,6 +14,7 @@ from explorer.analysis.graph import render, to_dot
 from explorer.analysis.probe import probe
 from explorer.analysis.published import best_published
 from explorer.analysis.rows import analyze
+from explorer.core.i18n import language, speaking
 from explorer.runtime.build import build
 from explorer.variants import VARIANTS
 from explorer.variants.blocks import block_info
@@ -27,14 +28,19 @@ def analysis(variant: str, depth: str = "block", **config) -> dict:
     return analyze(variant, input_size=size, depth=depth, **config).to_dict()
 
 
-@st.cache_resource(show_spinner=False, max_entries=64)
 def inspect_charts(variant: str, **config) -> tuple:
     """Inspect's charts of ``variant`` (feature-map size and receptive field along the depth):
-    built once per configuration, not on every rerun, and shared -- ``st.plotly_chart`` only
-    reads a figure (it serialises a copy)."""
+    built once per configuration and language, not on every rerun, and shared --
+    ``st.plotly_chart`` only reads a figure (it serialises a copy)."""
+    return _inspect_charts(variant, language(), **config)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _inspect_charts(variant: str, lang: str, **config) -> tuple:
     from explorer.analysis import charts
     by_block = analysis(variant, "block", **config)
-    return charts.feature_maps(by_block), charts.receptive_fields(by_block)
+    with speaking(lang):
+        return charts.feature_maps(by_block), charts.receptive_fields(by_block)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -193,12 +199,20 @@ def graph_names(variant: str, **config) -> tuple[set, dict]:
     return names, opened
 
 
-@st.cache_data(show_spinner="Laying out the graph with Graphviz...", max_entries=64)
 def explorer_svg(variant: str, expanded: tuple, overlay: str | None, values: dict | None,
-                 scale: tuple | None, projector: bool, config: dict) -> tuple[str, str]:
-    """(DOT, SVG) of the explorer's view."""
-    source = to_dot(variant, expanded=expanded, overlay=overlay, values=values,
-                    value_scale=scale, projector=projector, **config)
+                 scale: tuple | None, projector: bool, config: dict,
+                 lang: str | None = None) -> tuple[str, str]:
+    """(DOT, SVG) of the explorer's view, its words in ``lang`` (default: the run's)."""
+    return _explorer_svg(variant, expanded, overlay, values, scale, projector, config,
+                         lang or language())
+
+
+@st.cache_data(show_spinner="Laying out the graph with Graphviz...", max_entries=64)
+def _explorer_svg(variant: str, expanded: tuple, overlay: str | None, values: dict | None,
+                  scale: tuple | None, projector: bool, config: dict, lang: str) -> tuple[str, str]:
+    with speaking(lang):
+        source = to_dot(variant, expanded=expanded, overlay=overlay, values=values,
+                        value_scale=scale, projector=projector, **config)
     return source, render(source, "svg").decode()
 
 

@@ -22,6 +22,7 @@ from explorer.analysis.graph import (
     to_dot,
     value_range,
 )
+from explorer.core.i18n import N_, _, language, number, percent, speaking
 from explorer.core.text import md_escape, shape_text
 from explorer.ui import data
 from explorer.ui.graph_view import GraphState
@@ -29,21 +30,25 @@ from explorer.ui.graph_view import GraphState
 OVERLAY_CHOICES = {"none": None, "params": "params", "MACs": "macs",
                    "memory": "activations", "latency": "latency",
                    "RF": "rf"}  # receptive field: short, so the choices fit in one row
+# how the choices read (the URL keeps the keys above)
+OVERLAY_NAMES = {"none": N_("none"), "params": N_("params"), "MACs": "MACs", "memory": N_("memory"),
+                 "latency": N_("latency"), "RF": "RF"}
 
 
 def show_notes(notes: list[str]) -> None:
     """Unknown names from the URL: shown as text (never as markup), then ignored."""
     for note in notes:
-        st.warning(f"Unknown name in the link, {md_escape(note)}", icon=":material/link_off:")
+        st.warning(_("Unknown name in the link, {note}").format(note=md_escape(note)),
+                   icon=":material/link_off:")
 
 
 def overlay_picker(key: str) -> str | None:
-    picked = st.segmented_control("Colour by", list(OVERLAY_CHOICES), default="none", key=key,
-                                  bind="query-params",
-                                  help="colour each node (log scale; labels show the figure) "
-                                       "by parameters, MACs, activation memory (float32, one "
-                                       "image), latency measured on this server's CPU, or "
-                                       "receptive field")
+    picked = st.segmented_control(_("Colour by"), list(OVERLAY_CHOICES), default="none", key=key,
+                                  bind="query-params", format_func=lambda k: _(OVERLAY_NAMES[k]),
+                                  help=_("colour each node (log scale; labels show the figure) "
+                                         "by parameters, MACs, activation memory (float32, one "
+                                         "image), latency measured on this server's CPU, or "
+                                         "receptive field"))
     return OVERLAY_CHOICES.get(picked or "none")
 
 
@@ -60,20 +65,21 @@ def overlay_data(variant: str, overlay: str | None, config: dict, *, measure_key
         from explorer.ui import heavy
 
         need = memory.estimate_inference(variant, **config)
-        if not st.button("Time every block on the CPU (builds the model: a few seconds)",
+        if not st.button(_("Time every block on the CPU (builds the model: a few seconds)"),
                          key=measure_key, icon=":material/timer:"):
-            st.caption("Latency needs a real model: press the button to build one on the CPU "
-                       f"(random weights) and time one forward pass per block; {need.needs()}.")
+            st.caption(_("Latency needs a real model: press the button to build one on the CPU "
+                         "(random weights) and time one forward pass per block; {needs}.").format(
+                             needs=need.needs()))
             return None, ""
         # a real build: the memory budget and the server-wide queue of heavy work apply
-        values = heavy.run(f"timing every block of {variant}", need,
+        values = heavy.run(_("timing every block of {variant}").format(variant=variant), need,
                            lambda: data.block_latency(variant, **config), key=f"{measure_key}_job")
         if values is None:
             return None, ""
         done.add(ask)
     values = data.block_latency(variant, **config)
-    return values, "median of 3 forward passes after a warm-up, batch 1, CPU, forward hooks " \
-                   "around every module (random weights: weights do not change the time)"
+    return values, _("median of 3 forward passes after a warm-up, batch 1, CPU, forward hooks "
+                     "around every module (random weights: weights do not change the time)")
 
 
 def draw(variant: str, state: GraphState, config: dict, *, key: str, overlay=None, values=None,
@@ -83,12 +89,12 @@ def draw(variant: str, state: GraphState, config: dict, *, key: str, overlay=Non
         source, svg = data.explorer_svg(variant, tuple(sorted(state.expanded)), overlay, values,
                                         scale, label_size, config)
     except GraphvizMissing:
-        st.info(MISSING + ". Showing the static drawing meanwhile.")
+        st.info(MISSING + ". " + _("Showing the static drawing meanwhile."))
         st.graphviz_chart(to_dot(variant, expanded=state.expanded, **config), height="content")
         return None
     items = legend(values, scale, overlay) if values else []
     state.show(svg, key=key, highlight=highlight, legend=items, height=height, fit=fit,
-               legend_title=f"{OVERLAYS[overlay]}:" if items else "")
+               legend_title=f"{_(OVERLAYS[overlay])}:" if items else "")
     return source
 
 
@@ -97,12 +103,14 @@ def export_buttons(variant: str, state: GraphState, config: dict, *, stem: str, 
     """The current view (expansion and overlay) as DOT, SVG and PNG (those two need Graphviz's
     ``dot``: ``laid_out``); "projector" enlarges the fonts for slides."""
     c0, c1, c2, c3 = st.columns([2, 1, 1, 1], vertical_alignment="center")
-    projector = c0.toggle("projector fonts", key=f"{key}_projector",
-                          help="larger text for slides and a projector (1280x720)")
+    projector = c0.toggle(_("projector fonts"), key=f"{key}_projector",
+                          help=_("larger text for slides and a projector (1280x720)"))
+    lang = language()  # the files are made on click, maybe outside this run
 
     def source():
-        return to_dot(variant, expanded=state.expanded, overlay=overlay, values=values,
-                      value_scale=scale, projector=projector, **config)
+        with speaking(lang):
+            return to_dot(variant, expanded=state.expanded, overlay=overlay, values=values,
+                          value_scale=scale, projector=projector, **config)
 
     suffix = "_projector" if projector else ""
     c1.download_button("DOT", lambda: source(), f"{stem}{suffix}.dot", "text/vnd.graphviz",
@@ -110,7 +118,7 @@ def export_buttons(variant: str, state: GraphState, config: dict, *, stem: str, 
     if not laid_out:
         return
     c2.download_button("SVG", lambda: data.explorer_svg(
-        variant, tuple(sorted(state.expanded)), overlay, values, scale, projector, config)[1],
+        variant, tuple(sorted(state.expanded)), overlay, values, scale, projector, config, lang)[1],
         f"{stem}{suffix}.svg", "image/svg+xml", icon=":material/download:", key=f"{key}_svg")
     c3.download_button("PNG", lambda: data.png(source()), f"{stem}{suffix}.png", "image/png",
                        icon=":material/download:", key=f"{key}_png")
@@ -131,9 +139,9 @@ def details(variant: str, state: GraphState, config: dict, key: str) -> None:
     """The selected node: paper figure and idea, shapes, cost, share, its layers."""
     name = state.selected
     if not name:
-        st.html('<div data-explorer-selected="">No block selected</div>')
-        st.info("Click a node of the graph (or a row of the table) to see it here; "
-                "double-click to open or close it.")
+        st.html('<div data-explorer-selected="">' + html.escape(_("No block selected")) + "</div>")
+        st.info(_("Click a node of the graph (or a row of the table) to see it here; "
+                  "double-click to open or close it."))
         return
     rows = data.all_rows(variant, **config)
     row = next((r for r in rows if r["name"] == name), None)
@@ -141,7 +149,7 @@ def details(variant: str, state: GraphState, config: dict, key: str) -> None:
     kind = row["kind"] if row else meta["kind"]
     st.html(f'<div data-explorer-selected="{html.escape(name, quote=True)}" '
             f'style="font-size:1.25rem"><b>{html.escape(name)}</b> &middot; '
-            f'{html.escape(kind or "node")}</div>')
+            f'{html.escape(kind or _("node"))}</div>')
     figure = (row or {}).get("figure") or meta.get("figure")
     if figure:
         st.markdown(f"*{figure}*")
@@ -149,28 +157,32 @@ def details(variant: str, state: GraphState, config: dict, key: str) -> None:
         st.markdown(f"> {meta['idea']}")
     opened = name in state.expanded
     if name in state.expandable:
-        st.button("Collapse" if opened else "Expand in the graph", key=f"{key}_toggle",
+        st.button(_("Collapse") if opened else _("Expand in the graph"), key=f"{key}_toggle",
                   icon=":material/unfold_less:" if opened else ":material/unfold_more:",
                   on_click=state.toggle, args=(name,))
     if row is None:
-        st.caption("A drawing-only node (no module of its own).")
+        st.caption(_("A drawing-only node (no module of its own)."))
         return
     st.markdown(
-        f"- **shape**: {shape_text(row['input_shape'])} → "
-        f"{shape_text(row['output_shape'])}\n"
-        f"- **params**: {row['params']:,} ({100 * row['params_share']:.1f} % of the total; "
-        f"{row.get('bn_params', 0):,} of them BatchNorm scale and shift)\n"
-        f"- **MACs**: {row['macs']:,} ({100 * row['macs_share']:.1f} % of the total)\n"
-        f"- **output memory**: {charts.fmt_bytes(row['activation_bytes'])} (float32, one image)"
+        _("- **shape**: {input} → {output}\n"
+          "- **params**: {params} ({params_share} of the total; {bn_params} of them BatchNorm "
+          "scale and shift)\n"
+          "- **MACs**: {macs} ({macs_share} of the total)\n"
+          "- **output memory**: {memory} (float32, one image)").format(
+              input=shape_text(row["input_shape"]), output=shape_text(row["output_shape"]),
+              params=number(row["params"]), params_share=percent(row["params_share"]),
+              bn_params=number(row.get("bn_params", 0)), macs=number(row["macs"]),
+              macs_share=percent(row["macs_share"]),
+              memory=charts.fmt_bytes(row["activation_bytes"]))
         + _field_lines(variant, config, row))
     layers = [r for r in data.analysis(variant, "layer", **config)["rows"]
               if r["name"].startswith(name + ".")]
     if layers:
-        st.dataframe([{"layer": r["name"][len(name) + 1:], "kind": r["kind"],
-                       "output": shape_text(r["output_shape"]), "params": r["params"],
+        st.dataframe([{_("layer"): r["name"][len(name) + 1:], _("kind"): r["kind"],
+                       _("output"): shape_text(r["output_shape"]), _("params"): r["params"],
                        "MACs": r["macs"]} for r in layers],
                      hide_index=True, height=min(320, 35 * (len(layers) + 1) + 3),
-                     column_config={"params": st.column_config.NumberColumn(format="localized"),
+                     column_config={_("params"): st.column_config.NumberColumn(format="localized"),
                                     "MACs": st.column_config.NumberColumn(format="localized")})
 
 
@@ -178,14 +190,16 @@ def _field_lines(variant: str, config: dict, row: dict) -> str:
     """The row's receptive field as more lines of the details list (and the published one)."""
     if not row.get("rf"):
         return ""
-    text = (f"\n- **receptive field**: {charts.field_text(row['rf'])} px, jump "
-            f"{charts.field_text(row['jump'])} px, first unit centred on input pixel "
-            f"({charts.field_text(row['rf_offset']).replace(' x ', ', ')})")
+    text = "\n" + _("- **receptive field**: {field} px, jump {jump} px, first unit centred on "
+                     "input pixel ({centre})").format(
+                         field=charts.field_text(row["rf"]), jump=charts.field_text(row["jump"]),
+                         centre=charts.field_text(row["rf_offset"]).replace(" x ", ", "))
     pub = receptive.published(variant, config.get("layout"), row["name"],
                               config.get("repeats"))
     if pub:
-        text += (f"\n- **published** (TF-slim): field {pub[0]} px, stride {pub[1]} px "
-                 f"({receptive.PUBLISHED_SOURCE})")
+        text += "\n" + _("- **published** (TF-slim): field {field} px, stride {stride} px "
+                          "({source})").format(field=pub[0], stride=pub[1],
+                                               source=receptive.PUBLISHED_SOURCE)
     return text
 
 
@@ -232,7 +246,7 @@ def inspect(choice, info, stem: str) -> InspectGraph:
     show_notes(state.notes)
     graph_col, detail_col = st.columns([3, 2], gap="large")
     with graph_col:
-        st.subheader("Graph")
+        st.subheader(_("Graph"))
         overlay = overlay_picker("overlay")
         values, note = overlay_data(variant, overlay, config, measure_key="time_blocks")
         if values is None:
@@ -241,12 +255,12 @@ def inspect(choice, info, stem: str) -> InspectGraph:
                       values=values, height=640)
         if note:
             st.caption(note)
-        st.caption("Click: select · double-click: open / close a stage or block · wheel: zoom · "
-                   "drag: pan · edges carry C x H x W shapes")
+        st.caption(_("Click: select · double-click: open / close a stage or block · wheel: zoom · "
+                     "drag: pan · edges carry C x H x W shapes"))
         export_buttons(variant, state, config, stem=stem, key="export_inspect", overlay=overlay,
                        values=values, laid_out=source is not None)
     with detail_col:
-        st.subheader("Selected")
+        st.subheader(_("Selected"))
         details(variant, state, config, key="details_inspect")
     state.sync_url()
     return InspectGraph(state, st.container())
@@ -257,13 +271,14 @@ def compare_pair(variants: list[str], default=("inception_v4", "inception_resnet
     selecting in one highlights the matching stage in the other."""
     choices = list(variants)
     c0, c1, c2 = st.columns([1, 1, 2], vertical_alignment="bottom")
-    left = c0.selectbox("Left", choices, index=choices.index(default[0]), key="graph_left",
+    left = c0.selectbox(_("Left"), choices, index=choices.index(default[0]), key="graph_left",
                         bind="query-params")
-    right = c1.selectbox("Right", choices, index=choices.index(default[1]), key="graph_right",
+    right = c1.selectbox(_("Right"), choices, index=choices.index(default[1]), key="graph_right",
                          bind="query-params")
     with c2:
-        picked = st.segmented_control("Colour by", [k for k in OVERLAY_CHOICES if k != "latency"],
-                                      default="MACs", key="compare_overlay", bind="query-params")
+        picked = st.segmented_control(_("Colour by"), [k for k in OVERLAY_CHOICES if k != "latency"],
+                                      default="MACs", key="compare_overlay", bind="query-params",
+                                      format_func=lambda k: _(OVERLAY_NAMES[k]))
     overlay = OVERLAY_CHOICES.get(picked or "none")
     sides = []
     for variant in (left, right):
@@ -279,8 +294,8 @@ def compare_pair(variants: list[str], default=("inception_v4", "inception_resnet
     # one scale for both: the same colour is the same cost on either side
     scale = value_range(*(v for *_, v in sides if v)) if overlay else None
     columns = st.columns(2, gap="medium")
-    for i, (col, (variant, state, _, values)) in enumerate(zip(columns, sides)):
-        other_variant, other_state, other_stages, _ = sides[1 - i]
+    for i, (col, (variant, state, _stages, values)) in enumerate(zip(columns, sides)):
+        other_variant, other_state, other_stages, _values = sides[1 - i]
         match = matching_stage(other_state.selected, [n for n in state.expandable
                                                       if state.expandable[n] == "stage"])
         with col:
@@ -290,17 +305,16 @@ def compare_pair(variants: list[str], default=("inception_v4", "inception_resnet
                  fit="all")
             sel = state.selected
             if sel:
-                st.html(f'<div data-explorer-selected="{html.escape(sel, quote=True)}">selected: '
-                        f'<b>{html.escape(sel)}</b></div>')
+                st.html(f'<div data-explorer-selected="{html.escape(sel, quote=True)}">'
+                        f'{html.escape(_("selected:"))} <b>{html.escape(sel)}</b></div>')
                 row = next((r for r in data.all_rows(variant) if r["name"] == sel), None)
                 if row:
-                    st.caption(f"{shape_text(row['input_shape'])} → "
-                               f"{shape_text(row['output_shape'])} · "
-                               f"{charts.fmt_count(row['params'])} params · "
-                               f"{charts.fmt_count(row['macs'])} MACs")
-    st.caption("Both graphs share one colour scale (log), so a colour is the same cost on either "
-               "side. Click a stage or block: the matching stage of the other network is outlined "
-               "(dashed).")
+                    st.caption(_("{input} → {output} · {params} params · {macs} MACs").format(
+                        input=shape_text(row["input_shape"]), output=shape_text(row["output_shape"]),
+                        params=charts.fmt_count(row["params"]), macs=charts.fmt_count(row["macs"])))
+    st.caption(_("Both graphs share one colour scale (log), so a colour is the same cost on either "
+                 "side. Click a stage or block: the matching stage of the other network is "
+                 "outlined (dashed)."))
 
 
 def block_picker(variant: str, names: list[str], key: str) -> None:
@@ -318,7 +332,7 @@ def block_picker(variant: str, names: list[str], key: str) -> None:
             st.session_state[key] = name
 
     try:
-        _, svg = data.explorer_svg(variant, tuple(sorted(state.expanded)), None, None, None,
+        _dot, svg = data.explorer_svg(variant, tuple(sorted(state.expanded)), None, None, None,
                                    False, {})
     except GraphvizMissing:
         st.info(MISSING)
@@ -326,4 +340,4 @@ def block_picker(variant: str, names: list[str], key: str) -> None:
     from explorer.ui.graph_view import graph_view
     graph_view(svg, key=f"graph_{key}", selected=current, height=380, on_click=pick,
                on_toggle=state.toggle, on_command=state.command)
-    st.caption("Click a block to see its feature maps.")
+    st.caption(_("Click a block to see its feature maps."))

@@ -84,7 +84,9 @@ function paint(state) {
     if (hit) found += 1;
   }
   state.root.classList.toggle("searching", query !== "");
-  state.count.textContent = query ? `${found} match${found === 1 ? "" : "es"}` : "";
+  const words = state.data.words || {};
+  state.count.textContent = !query ? "" : (words.matches || (found === 1 ? "{n} match" : "{n} matches"))
+    .replace("{n}", String(found));
   state.root.dataset.matches = String(found);
 }
 
@@ -199,6 +201,13 @@ export default function (component) {
   }
   state.send = setTriggerValue; // listeners always use the latest
   state.data = { ...data };
+  // the toolbar in the page's language: [selector, attribute ("text": the content), words]
+  for (const [selector, attribute, text] of data.toolbar || []) {
+    const element = root.querySelector(selector);
+    if (!element) continue;
+    if (attribute === "text") element.textContent = text;
+    else element.setAttribute(attribute, text);
+  }
   state.canvas.style.height = `${Number(data.height) || 600}px`;
   if (state.drawing !== data.drawing) draw(state);
   if (state.svg) paint(state);

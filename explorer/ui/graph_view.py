@@ -17,6 +17,7 @@ from pathlib import Path
 import streamlit as st
 
 from explorer.analysis.graph import unknown_names
+from explorer.core.i18n import DEFAULT, _, language
 
 HERE = Path(__file__).resolve().parent
 HTML = """<div data-explorer-graph>
@@ -33,6 +34,25 @@ HTML = """<div data-explorer-graph>
   <div class="canvas" title="click: select · double-click: expand / collapse · wheel: zoom · drag: pan"></div>
   <div class="legend" data-explorer-legend hidden></div>
 </div>"""
+
+
+def toolbar_words() -> list[list[str]]:
+    """The toolbar's words in the run's language: [selector, attribute or "text", words]."""
+    return [
+        ["input.search", "aria-label", _("search the graph")],
+        ["input.search", "placeholder", _("search: reduction, mixed_6, 1x7")],
+        ["button.fit", "title", _("show the whole graph")],
+        ["button.fit", "text", _("fit")],
+        ["button.zoom-in", "title", _("zoom in (or the mouse wheel)")],
+        ["button.zoom-out", "title", _("zoom out")],
+        ["button.expand-all", "title", _("open every stage and block")],
+        ["button.expand-all", "text", _("expand all")],
+        ["button.collapse-all", "title", _("back to one node per stage")],
+        ["button.collapse-all", "text", _("collapse all")],
+        [".canvas", "title", _("click: select · double-click: expand / collapse · wheel: zoom · "
+                               "drag: pan")],
+    ]
+
 
 _component = st.components.v2.component(
     "inception_explorer_graph", html=HTML, css=(HERE / "graph_view.css").read_text(),
@@ -64,7 +84,9 @@ def graph_view(svg: str, *, key: str, selected: str | None = None, highlight: It
         "svg": svg, "drawing": drawing_id(svg), "instance": key, "selected": selected or "",
         "highlight": list(highlight), "legend": [list(x) for x in legend],
         "legend_title": legend_title, "focus": focus or "", "height": int(height),
-        "fit": fit},
+        "fit": fit, "toolbar": toolbar_words(),
+        # English keeps the script's own plural; another language gives its words
+        "words": {} if language() == DEFAULT else {"matches": _("{n} match(es)")}},
         on_click_change=handler("click", on_click), on_toggle_change=handler("toggle", on_toggle),
         on_command_change=handler("command", on_command))
 

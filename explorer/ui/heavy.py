@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from explorer.core.i18n import _
 from explorer.runtime.jobs import HEAVY
 from explorer.runtime.memory import Estimate, MemoryRefused, check, fmt_bytes
 
@@ -20,11 +21,13 @@ POLL_S = 0.3
 
 def needs(estimate: Estimate, what: str = "") -> None:
     """The caption next to a button: "needs about 1.2 GiB", over budget said at once."""
-    text = f"{what}{' ' if what else ''}{estimate.needs()} of memory ({estimate.parts()})"
+    text = f"{what}{' ' if what else ''}" + _("{needs} of memory ({parts})").format(
+        needs=estimate.needs(), parts=estimate.parts())
     try:
         check(estimate)
     except MemoryRefused as err:
-        text += f" · over what this server allows now ({fmt_bytes(err.budget.available)})"
+        text += " · " + _("over what this server allows now ({available})").format(
+            available=fmt_bytes(err.budget.available))
     st.caption(text)
 
 
@@ -46,7 +49,7 @@ def _fits(estimate: Estimate, reserved: int) -> bool:
 def cancelled(key: str) -> bool:
     """True in the rerun that the queue's Cancel button started (its value lives one run)."""
     if st.session_state.get(f"{key}_cancel"):
-        st.info("Cancelled: you left the queue.", icon=":material/cancel:")
+        st.info(_("Cancelled: you left the queue."), icon=":material/cancel:")
         return True
     return False
 
@@ -67,11 +70,12 @@ def run(label: str, estimate: Estimate, work: Callable[[], object], *, key: str,
             box = st.empty()
             with box.container():
                 status = st.empty()
-                st.button("Cancel", key=f"{key}_cancel", icon=":material/cancel:")
+                st.button(_("Cancel"), key=f"{key}_cancel", icon=":material/cancel:")
             while not ticket.wait(POLL_S):
                 jobs = HEAVY.snapshot()
-                status.info(f"Waiting for the machine: you are number {ticket.place} in line "
-                            f"(running now: {', '.join(jobs['running']) or 'nothing'}).",
+                status.info(_("Waiting for the machine: you are number {place} in line (running "
+                              "now: {running}).").format(
+                                  place=ticket.place, running=", ".join(jobs["running"]) or _("nothing")),
                             icon=":material/hourglass_top:")
             box.empty()
         check(estimate, reserved=HEAVY.reserved(device, besides=ticket), advice=advice)
@@ -82,8 +86,9 @@ def run(label: str, estimate: Estimate, work: Callable[[], object], *, key: str,
     except Exception as err:  # an allocation that failed anyway: say so, keep the server
         if not out_of_memory(err):
             raise
-        st.error(f"{label} ran out of memory although it was estimated to need about "
-                 f"{fmt_bytes(estimate.total)}: {err}", icon=":material/memory:")
+        st.error(_("{work} ran out of memory although it was estimated to need about {size}: "
+                   "{error}").format(work=label, size=fmt_bytes(estimate.total), error=err),
+                 icon=":material/memory:")
         return None
     finally:
         ticket.release()

@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import streamlit as st
 
+from explorer.core.i18n import N_, _
 from explorer.core.resources import resource
 
 PAGES_DIR = resource("pages")
 
-# name -> (title, icon); the first is the default page
+# name -> (title, icon); the first is the default page. Titles are translated at each run
+# (``page``): st.navigation is given strings made in the run's language.
 PAGES = {
-    "overview": ("Overview", ":material/home:"),
-    "inspect": ("Inspect", ":material/account_tree:"),
-    "compare": ("Compare", ":material/compare_arrows:"),
-    "predict": ("Predict", ":material/image_search:"),
-    "learn": ("Learn", ":material/school:"),
-    "lab": ("Lab", ":material/science:"),
+    "overview": (N_("Overview"), ":material/home:"),
+    "inspect": (N_("Inspect"), ":material/account_tree:"),
+    "compare": (N_("Compare"), ":material/compare_arrows:"),
+    "predict": (N_("Predict"), ":material/image_search:"),
+    "learn": (N_("Learn"), ":material/school:"),
+    "lab": (N_("Lab"), ":material/science:"),
 }
 
 
 def page(name: str) -> st.Page:
     title, icon = PAGES[name]
-    return st.Page(PAGES_DIR / f"{name}.py", title=title, icon=icon, url_path=name,
+    return st.Page(PAGES_DIR / f"{name}.py", title=_(title), icon=icon, url_path=name,
                    default=name == "overview")
 
 
