@@ -9,7 +9,7 @@ from explorer.core.export import analysis_csv, file_stem
 from explorer.core.i18n import _, number
 from explorer.runtime import memory
 from explorer.runtime.timing import time_variant
-from explorer.ui import data, graph_panel, heavy
+from explorer.ui import data, graph_panel, heavy, language
 from explorer.ui.controls import DEPTH_NAMES, LAYOUT_NAMES, inspect_controls
 from explorer.ui.words import MACS_NOTE, PARAMS_NOTE
 from explorer.variants import VARIANTS, ConfigError
@@ -83,8 +83,8 @@ with graph.table_col:
                        help=_("settings under its \"config\" key"))
     # Made only while open: Streamlit remounts a Plotly chart whose figure changed, and the two
     # cost the browser ~65 ms of every variant switch before the graph shows. Open stays open.
-    depth_charts = st.expander(_("Charts along the depth: feature maps, receptive field"),
-                               key="depth_charts", on_change="rerun", icon=":material/show_chart:")
+    depth_charts = language.expander(_("Charts along the depth: feature maps, receptive field"),
+                                     key="depth_charts", icon=":material/show_chart:")
     if depth_charts.open:
         sizes_chart, fields_chart = data.inspect_charts(choice.variant, **choice.config)
         depth_charts.plotly_chart(sizes_chart)

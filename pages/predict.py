@@ -17,7 +17,7 @@ from explorer.runtime.loaded import load_estimate
 from explorer.runtime.memory import MemoryRefused
 from explorer.runtime.offline import fetch_command, missing_weights, uploader_label, where
 from explorer.runtime.saliency import channel_grid, overlay
-from explorer.ui import data, graph_panel
+from explorer.ui import data, graph_panel, language
 from explorer.variants import VARIANTS, ConfigError
 from explorer.weights.checkpoints import preprocess_for, store_upload
 from explorer.weights.download import DownloadError
@@ -66,7 +66,7 @@ with st.sidebar:
             st.caption(_("{precision} is not offered: {why}").format(
                 precision=name, why=unsupported(name, device)))
 
-with st.expander(_("Weights on this server"), key="weights_here"):
+with language.expander(_("Weights on this server"), key="weights_here"):
     status = {s.name: where(s) for s in REGISTRY}
     st.dataframe([{"weights": name, "where": _(HERE[w])} for name, w in status.items()],
                  hide_index=True, column_config={"weights": _("weights"), "where": _("where")})

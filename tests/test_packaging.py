@@ -111,6 +111,18 @@ def test_the_installed_library_uses_its_own_files(installed):
     assert cat == f"{site}/explorer/assets/samples/cat.png" and pages == f"{site}/explorer/pages"
 
 
+def test_the_installed_app_speaks_korean(installed):
+    # the compiled catalog travels in the wheel (package-data) and is read from there
+    bin_dir, work, env = installed
+    out = subprocess.run([bin_dir / "python", "-c", "from explorer.core import i18n; "
+                          "i18n.set_language('ko'); print(i18n._('Overview'), i18n.LOCALEDIR)"],
+                         cwd=work, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    word, folder = out.stdout.split()
+    assert word == "개요" and str(ROOT) not in folder
+    assert (Path(folder) / "ko" / "LC_MESSAGES" / "explorer.mo").is_file()
+
+
 def test_the_console_script_predicts_a_bundled_sample(installed, weights_dir):
     bin_dir, work, env = installed
     cat = subprocess.run([bin_dir / "python", "-c", "from explorer.core.images import sample_images; "

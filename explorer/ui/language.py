@@ -74,3 +74,14 @@ def query_with_language(query: dict[str, str]) -> dict[str, str]:
     if st.session_state.get(CHOSEN) and st.session_state.get(KEY) in LANGUAGES:
         return {**query, KEY: st.session_state[KEY]}
     return query
+
+
+def expander(label: str, *, key: str, **kwargs):
+    """``st.expander`` that stays open when its label changes language. Streamlit names an
+    expander by its label as well as its key, so a translated label is a new expander that
+    would start closed: it starts as the last one was left."""
+    remembered = f"_expanded:{key}"
+    box = st.expander(label, key=key, expanded=st.session_state.get(remembered, False),
+                      on_change="rerun", **kwargs)
+    st.session_state[remembered] = bool(box.open)
+    return box
