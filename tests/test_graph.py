@@ -242,7 +242,7 @@ def test_overlay_colours_nodes_on_one_scale_with_a_legend(dot_binary):
     a = to_dot("inception_v4", expanded=(), values=macs, overlay="macs", value_scale=wide)
     assert 'fillcolor="#800026"' not in a
     lay_out(dot_binary, a)
-    node_font = re.compile(r"node \[fontname=Helvetica fontsize=(\d+)")
+    node_font = re.compile(r'node \[fontname="Noto Sans CJK KR" fontsize=(\d+)')
     big = int(node_font.search(to_dot("inception_v4", expanded=(), projector=True)).group(1))
     assert big > int(node_font.search(to_dot("inception_v4", expanded=())).group(1))
 
