@@ -103,7 +103,8 @@ def timeline(rows: list[dict]) -> go.Figure:
                       xaxis_title=_("arXiv submission (one paper, one date)"),
                       yaxis_title=_("GMACs at native input"))
     fig.update_yaxes(range=[0, 1.2 * max(r["total_macs"] for r in rows) / 1e9])
-    fig.update_xaxes(range=[date(2014, 3, 1), date(2016, 9, 1)], tickformat="%b %Y")
+    fig.update_xaxes(range=[date(2014, 3, 1), date(2016, 9, 1)],
+                     tickformat=_("%b %Y"))  # d3's date format: the language's month and year
     return _cjk(fig)
 
 

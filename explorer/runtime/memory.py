@@ -30,6 +30,7 @@ import torch.utils._python_dispatch
 import torch.utils._pytree
 from torch import nn
 
+from explorer.core.i18n import _
 from explorer.core.keys import freeze, thaw
 from explorer.variants import ConfigError
 
@@ -223,11 +224,13 @@ class Estimate:
         return self.weights + self.activations + self.runtime
 
     def parts(self) -> str:
-        return (f"weights {fmt_bytes(self.weights)} + activations {fmt_bytes(self.activations)}"
-                f" + runtime {fmt_bytes(self.runtime)}")
+        # in the page's language (English outside a page: the CLI, logs)
+        return _("weights {weights} + activations {activations} + runtime {runtime}").format(
+            weights=fmt_bytes(self.weights), activations=fmt_bytes(self.activations),
+            runtime=fmt_bytes(self.runtime))
 
     def needs(self) -> str:
-        return f"needs about {fmt_bytes(self.total)}"
+        return _("needs about {size}").format(size=fmt_bytes(self.total))
 
 
 class _Live(torch.utils._python_dispatch.TorchDispatchMode):
