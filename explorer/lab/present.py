@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from explorer.core.i18n import _
 from explorer.core.resources import resource
 from explorer.lab.config import LAB_VARIANTS, LabConfig
 from explorer.variants import VARIANTS, ConfigError
@@ -65,18 +66,20 @@ def summary_rows(summary: list[dict]) -> list[dict]:
     """One table row per network: mean +- spread over seeds."""
     def fmt(stats, scale=1.0, digits=0):
         if stats["mean"] is None:
-            return "not reached"
+            return _("not reached")
         if sum(v is not None for v in stats["per_seed"]) == 1:  # one value has no spread
             return f"{scale * stats['mean']:.{digits}f}"
         return f"{scale * stats['mean']:.{digits}f} ± {scale * stats['std']:.{digits}f}"
 
-    return [{"network": s["label"], "seeds": len(s["seeds"]),
-             f"reached {100 * s['target_acc']:.0f} %": f"{s['reached']} of {len(s['seeds'])}",
-             "steps to it": fmt(s["steps_to_target"]),
-             "training seconds to it": fmt(s["seconds_to_target"], digits=1),
-             "final val. acc. %": fmt(s["final_val_acc"], 100, 1),
-             "best val. acc. %": fmt(s["best_val_acc"], 100, 1),
-             "final train loss": fmt(s["final_train_loss"], digits=3)} for s in summary]
+    # the column names in the page's language (English outside a page)
+    return [{_("network"): s["label"], _("seeds"): len(s["seeds"]),
+             _("reached {percent} %").format(percent=f"{100 * s['target_acc']:.0f}"):
+                 _("{reached} of {seeds}").format(reached=s["reached"], seeds=len(s["seeds"])),
+             _("steps to it"): fmt(s["steps_to_target"]),
+             _("training seconds to it"): fmt(s["seconds_to_target"], digits=1),
+             _("final val. acc. %"): fmt(s["final_val_acc"], 100, 1),
+             _("best val. acc. %"): fmt(s["best_val_acc"], 100, 1),
+             _("final train loss"): fmt(s["final_train_loss"], digits=3)} for s in summary]
 
 
 def measured_result() -> dict | None:
