@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from explorer.core.i18n import _
 from explorer.weights import pretrained
 from explorer.weights.download import DownloadError, Progress, fetch_url, sha256_of
 from explorer.weights.pretrained import WeightsSpec, find_spec
@@ -211,16 +212,20 @@ def fetch_command(names) -> str:
 
 
 def uploader_label(variant: str) -> str:
-    return f"Checkpoint for {variant}"
+    return _("Checkpoint for {variant}").format(variant=variant)
 
 
 def missing_weights(variant: str, spec: WeightsSpec | None) -> str:
-    """One short message (markdown): what is missing and the one thing to do."""
+    """One short message (markdown), in the page's language: what is missing and the one thing
+    to do."""
     if spec is None:
-        start = ("Upload" if pretrained.specs_for(variant)
-                 else f"{variant} has no public ImageNet weights: upload")
-        return (f"{start} a checkpoint (.pth, .pt or .safetensors) in the sidebar's "
-                f"**{uploader_label(variant)}**.")
-    return (f"The **{spec.tag}** weights are not on this server and cannot be downloaded from "
-            f"here. Where there is internet, run `{fetch_command([spec.name])}`, then start the "
-            "app here with `INCEPTION_EXPLORER_WEIGHTS=DIR`.")
+        if pretrained.specs_for(variant):
+            return _("Upload a checkpoint (.pth, .pt or .safetensors) in the sidebar's "
+                     "**{uploader}**.").format(uploader=uploader_label(variant))
+        return _("{variant} has no public ImageNet weights: upload a checkpoint (.pth, .pt or "
+                 ".safetensors) in the sidebar's **{uploader}**.").format(
+                     variant=variant, uploader=uploader_label(variant))
+    return _("The **{tag}** weights are not on this server and cannot be downloaded from here. "
+             "Where there is internet, run `{command}`, then start the app here with "
+             "`INCEPTION_EXPLORER_WEIGHTS=DIR`.").format(tag=spec.tag,
+                                                        command=fetch_command([spec.name]))
