@@ -11,6 +11,7 @@ from explorer.runtime import memory
 from explorer.runtime.timing import time_variant
 from explorer.ui import data, graph_panel, heavy, language
 from explorer.ui.controls import DEPTH_NAMES, LAYOUT_NAMES, inspect_controls
+from explorer.ui.tables import export_rows
 from explorer.ui.words import MACS_NOTE, PARAMS_NOTE
 from explorer.variants import VARIANTS, ConfigError
 
@@ -76,7 +77,8 @@ with graph.table_col:
                  "Choose a row to select its node in the graph.").format(macs_note=_(MACS_NOTE)))
     e1, e2 = st.columns(2)
     # made when clicked, not on every rerun
-    e1.download_button("CSV", lambda: analysis_csv(result), f"{name}.csv", "text/csv",
+    export = {**result, "rows": export_rows(result["rows"])}  # headers in the page's language
+    e1.download_button("CSV", lambda: analysis_csv(export), f"{name}.csv", "text/csv",
                        icon=":material/download:", help=_("settings on its first line (# settings)"))
     e2.download_button("JSON", lambda: json.dumps(result, indent=1), f"{name}.json",
                        "application/json", icon=":material/download:",

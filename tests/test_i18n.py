@@ -296,3 +296,19 @@ def test_a_crafted_lang_value_gets_a_note_not_an_error():
     assert at.session_state["lang"] == "en" and at.title[0].value == "Learn"
     assert "lang" not in at.query_params  # the link no longer carries it
     assert not [w.value for w in at.warning if "lang" in w.value]  # no second, generic note
+
+
+def test_an_exported_table_has_korean_headers_with_its_keys():
+    from explorer.analysis.rows import analyze
+    from explorer.core.export import analysis_csv, read_csv
+    from explorer.ui.tables import export_rows
+    result = analyze("googlenet", depth="stage").to_dict()
+    with speaking("ko"):
+        korean = analysis_csv({**result, "rows": export_rows(result["rows"])})
+    settings, rows = read_csv(korean)
+    assert settings["variant"] == "googlenet"  # the settings line is the same
+    assert list(rows[0])[:5] == ["이름 (name)", "종류 (kind)", "논문 그림 (figure)",
+                                 "입력 shape (input_shape)", "출력 shape (output_shape)"]
+    assert rows[0]["이름 (name)"] == result["rows"][0]["name"]
+    with speaking("en"):
+        assert analysis_csv({**result, "rows": export_rows(result["rows"])}) == analysis_csv(result)
