@@ -68,7 +68,7 @@ def test_a_korean_browser_gets_korean_unasked(server, tab_in):
     side = sidebar(tab)
     assert "깊이" in side and "레이아웃" in side and "Depth" not in side
     main = tab.locator("[data-testid='stMain']").inner_text()
-    assert "그래프" in main and "선택한 것" in main
+    assert "그래프" in main and "선택한 노드" in main
     assert tab.locator(f"{GRAPH} button.expand-all").inner_text() == "모두 펼치기"
     assert "lang=" not in tab.url  # the browser chose, not a link: the URL stays as it was
     no_exception(tab)
