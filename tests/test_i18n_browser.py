@@ -131,7 +131,8 @@ def test_links_and_page_changes_carry_the_language(server, tab_in):
     settle(tab)
     tab.wait_for_selector(NODES)
     assert "/inspect" in tab.url and "lang=ko" in tab.url, tab.url
-    assert "깊이" in sidebar(tab)
+    tab.wait_for_function("document.querySelector('[data-testid=stSidebar]').innerText"
+                          ".includes('깊이')")  # the sidebar redrawn after the page switch
     tab.locator(NAV).get_by_text("비교").click()  # the navigation: the session keeps Korean
     settle(tab)
     tab.wait_for_selector("h1")
