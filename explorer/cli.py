@@ -15,6 +15,8 @@
             [--preprocess-like TAG] [--device cpu|cuda] [--precision P] [--max-memory SIZE]
             [--json]
     time VARIANT [--device cpu|cuda] [--runs N] [--max-memory SIZE] [--json] (+ build options)
+    export VARIANT [--weights FILE] --format onnx -o OUT [--opset N] [--max-memory SIZE]
+           (+ build options): checked against PyTorch before it is written
     signal VARIANT [--width W] [--repeats A,B,C] [--scale S] [--input-size N] [--json]
     race VARIANT[@SCALE]... [--width W] [--repeats A,B,C] [--scale S] [--input-size N]
          [--steps N] [--seeds 0,1,2] [--optimizer rmsprop|adam] [--target ACC] [--json]
@@ -67,7 +69,7 @@ def _csv_floats(text: str):
     return values[0] if len(values) == 1 else values
 
 
-def _build_options(p: argparse.ArgumentParser) -> None:
+def _build_options(p: argparse.ArgumentParser, depth: bool = True) -> None:
     p.add_argument("--layout", help="released (checkpoint-compatible) or paper (default: the "
                    "variant's own, released where there are public weights)")
     p.add_argument("--input-size", type=int, help="input height = width (default: native size)")
@@ -76,7 +78,8 @@ def _build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aux", action="store_true", help="build the auxiliary head(s)")
     p.add_argument("--repeats", type=_csv_ints, help="blocks per stage, e.g. 4,7,3 (v4 / IR)")
     p.add_argument("--scale", type=_csv_floats, help="residual scale(s) of IR blocks")
-    p.add_argument("--depth", default="block", choices=("stage", "block", "layer"))
+    if depth:
+        p.add_argument("--depth", default="block", choices=("stage", "block", "layer"))
 
 
 def _config(args) -> dict:
@@ -153,6 +156,16 @@ def make_parser() -> Parser:
     p.add_argument("--runs", type=int, default=5, help="timed runs after one warm-up")
     _max_memory(p)
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("export", help="an ONNX file of a variant, checked with ONNX Runtime")
+    p.add_argument("variant")
+    _build_options(p, depth=False)
+    p.add_argument("--weights", metavar="FILE",
+                   help="a checkpoint file (.pth, .pt, .safetensors; default: random weights, "
+                        "seed 0: the graph, not predictions)")
+    p.add_argument("--format", required=True, choices=("onnx",))
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the file to write")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's, 20)")
+    _max_memory(p)
     p = sub.add_parser("signal", help="Lab: activation std and gradient norm per block at init")
     p.add_argument("variant")
     _lab_options(p)
@@ -516,6 +529,42 @@ def cmd_time(args, out) -> None:
               f"{t['repeats']} runs; {need.needs()} ({need.parts()})\n")
 
 
+def cmd_export(args, out) -> int:
+    from pathlib import Path
+
+    from explorer.runtime import onnx
+    from explorer.runtime.memory import check
+    from explorer.variants import resolve
+
+    try:
+        onnx.require()
+    except onnx.OnnxMissing as err:
+        raise UsageError(str(err)) from None
+    target = Path(args.output)
+    if target.is_dir() or not target.parent.is_dir():
+        raise UsageError(f"-o {args.output}: give a file in an existing folder, such as "
+                         f"{onnx.onnx_file_name(args.variant)}")
+    if args.weights is not None and not Path(args.weights).is_file():
+        raise UsageError(f"--weights {args.weights}: no such file (give a checkpoint file: "
+                         ".pth, .pt or .safetensors)")
+    if args.opset is not None and not 18 <= args.opset <= onnx.OPSET:
+        raise UsageError(f"--opset {args.opset}: this exporter writes opsets 18 to {onnx.OPSET}")
+    config = _config(args)
+    resolve(args.variant, input_size=args.input_size, **config)  # a bad option: said before the work
+    check(onnx.estimate(args.variant, input_size=args.input_size, **config),
+          max_memory=args.max_memory)
+    try:
+        exported = onnx.export_variant(args.variant, weights=args.weights,
+                                       input_size=args.input_size,
+                                       opset=args.opset or onnx.OPSET, **config)
+    except onnx.ExportCheckFailed as err:
+        print(f"inception-explorer: export refused: {err}", file=sys.stderr)
+        return 1
+    exported.write(target)
+    out.write(f"{exported.summary()}\nwrote {target}\n")
+    return 0
+
+
 def _download_bar():
     """Download progress on standard error (only when it is a terminal, or for big files)."""
     state = {"last": -1}
@@ -585,7 +634,7 @@ def cmd_race(args, out) -> None:
 
 COMMANDS = {"variants": cmd_variants, "summary": cmd_summary, "graph": cmd_graph,
             "compare": cmd_compare, "weights": cmd_weights, "predict": cmd_predict,
-            "time": cmd_time, "signal": cmd_signal, "race": cmd_race,
+            "time": cmd_time, "export": cmd_export, "signal": cmd_signal, "race": cmd_race,
             "fetch": cmd_weights_fetch, "verify": cmd_weights_verify, "app": cmd_app}
 
 
