@@ -191,3 +191,32 @@ def test_cli_bad_options_exit_2_with_one_line(argv, says, tmp_path, capsys):
     assert code == 2, err
     assert says in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "g.onnx").exists()
+
+
+# -- the Inspect page's download ----------------------------------------------------------------
+
+def onnx_button(at):
+    return [b for b in at.button if b.label == "Export to ONNX"]
+
+
+def test_inspect_exports_on_click_and_offers_the_file():
+    from apptest_helpers import app, clean
+
+    at = clean(app("inspect", variant="googlenet", width="0.25", size="64"))
+    assert not [d for d in at.get("download_button") if d.proto.label == "ONNX file"]
+    onnx_button(at)[0].click().run()
+    clean(at)
+    said = [s.value for s in at.success if "ONNX opset" in s.value]
+    assert said and "max |difference|" in said[0] and "[batch, 3, 64, 64]" in said[0]
+    assert [d for d in at.get("download_button") if d.proto.label == "ONNX file"]
+    held = at.session_state["onnx_export"][1]
+    assert onnx.load_from_string(held.data).graph.node[0].name.startswith("stem.")
+
+
+def test_inspect_without_the_extra_says_how_to_install_it(monkeypatch):
+    from apptest_helpers import app, clean
+
+    hide_extra(monkeypatch, "onnxscript")
+    at = clean(app("inspect", variant="googlenet", width="0.25", size="64"))
+    assert not onnx_button(at)
+    assert any('pip install "inception-explorer[onnx]"' in i.value for i in at.info)

@@ -66,13 +66,16 @@ def missing() -> list[str]:
     return out
 
 
+def missing_message(gone: list[str]) -> str:
+    return (f"ONNX export needs the optional extra '{EXTRA}' ({', '.join(MODULES)}); "
+            f"missing here: {', '.join(gone)}. Install it with: "
+            f"pip install \"inception-explorer[{EXTRA}]\"")
+
+
 def require() -> None:
     gone = missing()
     if gone:
-        raise OnnxMissing(
-            f"ONNX export needs the optional extra '{EXTRA}' ({', '.join(MODULES)}); "
-            f"missing here: {', '.join(gone)}. Install it with: "
-            f"pip install \"inception-explorer[{EXTRA}]\"")
+        raise OnnxMissing(missing_message(gone))
 
 
 @dataclass
