@@ -220,3 +220,71 @@ def test_inspect_without_the_extra_says_how_to_install_it(monkeypatch):
     at = clean(app("inspect", variant="googlenet", width="0.25", size="64"))
     assert not onnx_button(at)
     assert any('pip install "inception-explorer[onnx]"' in i.value for i in at.info)
+
+
+# -- ONNX Runtime beside eager PyTorch and for_inference in Compare's latency -------------------
+
+def test_latency_times_each_runtime_in_the_same_run_and_keeps_it():
+    from explorer.analysis.compare import compare_rows
+    from explorer.runtime import latency
+
+    latency.forget()
+    try:
+        rows = compare_rows(["googlenet"], 64, width=WIDTH)
+        runtimes = latency.available_runtimes("cpu")
+        assert runtimes == ("eager", "for_inference", "onnxruntime")
+        report = latency.measure(rows, runtimes=runtimes, batches=(1, 2), runs={1: 1, 2: 1})
+        (row,) = report["rows"]
+        assert set(row["runtimes"]) == {"for_inference", "onnxruntime"}
+        for rt, timed in row["runtimes"].items():
+            assert [t["batch"] for t in timed] == [1, 2]
+            for t, eager in zip(timed, row["latency"]):
+                assert t["median_ms"] > 0 and t["of_eager"] == t["median_ms"] / eager["median_ms"]
+                assert t == {**t, **{k: v for k, v in latency.cached(latency.latency_key(
+                    rows[0], t["batch"], "cpu", rt)).items() if k in ("median_ms", "min_ms")}}
+        said = latency.runtime_lessons(report["rows"])
+        share = row["runtimes"]["onnxruntime"][0]["of_eager"]
+        assert f"At batch 1, ONNX Runtime took {share:.2g} of eager PyTorch's time" in said[2]
+        with pytest.raises(ValueError, match="runtimes must include 'eager'"):
+            latency.measure(rows, runtimes=("onnxruntime",))
+    finally:
+        latency.forget()
+
+
+def test_runtime_lessons_arithmetic():
+    from explorer.runtime.latency import runtime_lessons
+
+    def row(variant, eager, ort, fast):
+        return {"variant": variant, "latency": [{"batch": 1, "median_ms": eager}],
+                "runtimes": {"onnxruntime": [{"batch": 1, "median_ms": ort, "of_eager": ort / eager}],
+                             "for_inference": [{"batch": 1, "median_ms": fast,
+                                                "of_eager": fast / eager}]}}
+
+    said = runtime_lessons([row("inception_v3", 10.0, 5.0, 8.0), row("googlenet", 4.0, 3.0, 2.0)])
+    assert said == [
+        "At batch 1, for_inference (BN folded, channels-last) took 0.5 to 0.8 of eager "
+        "PyTorch's time (median ms, same machine and threads).",
+        "At batch 1, ONNX Runtime took 0.5 to 0.75 of eager PyTorch's time (median ms, same "
+        "machine and threads).",
+        "Fastest for Inception-v3 at every batch: ONNX Runtime.",
+        "Fastest for GoogLeNet at every batch: for_inference (BN folded, channels-last)."]
+
+
+def test_latency_without_the_extra_offers_no_onnx_runtime(monkeypatch):
+    from explorer.runtime import latency
+
+    hide_extra(monkeypatch, "onnxruntime")
+    assert latency.available_runtimes("cpu") == ("eager", "for_inference")
+    assert "onnxruntime" not in latency.available_runtimes("cuda")
+
+
+def test_the_memory_estimate_counts_the_other_runtimes_copies():
+    from explorer.analysis.compare import compare_rows
+    from explorer.runtime import latency
+
+    rows = compare_rows(["inception_v3", "inception_v4"])
+    eager = latency.estimate(rows)
+    fast = latency.estimate(rows, runtimes=("eager", "for_inference"))
+    both = latency.estimate(rows, runtimes=("eager", "for_inference", "onnxruntime"))
+    assert fast.weights == 2 * eager.weights
+    assert both.weights > fast.weights + eager.weights  # ORT's copies and one export's
