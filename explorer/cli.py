@@ -5,8 +5,8 @@
             [--aux] [--repeats A,B,C] [--scale S] [--json | --csv | --format torchinfo]
     graph VARIANT [--depth D] [--format dot|svg|png] [-o FILE] (+ the build options)
     compare VARIANT... [--input-size N] [--layout L] [--width W] [--num-classes K]
-            [--scale S] [--repeats A,B,C] [--latency [--device cpu|cuda] [--max-memory SIZE]]
-            [--json]
+            [--scale S] [--repeats A,B,C] [--latency [--device cpu|cuda] [--max-memory SIZE]
+            [--runtimes eager,for_inference,onnxruntime]] [--json]
     weights [VARIANT] [--json]
     weights fetch [VARIANT.TAG ...|--all] --to DIR [--endpoint URL]
     weights verify DIR
@@ -123,6 +123,10 @@ def make_parser() -> Parser:
                    help="also time each network at batch 1 and 16 (random weights) and a matmul "
                         "peak: latency, achieved GMAC/s, share of the peak, what they say")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="with --latency")
+    p.add_argument("--runtimes", default="eager", metavar="LIST",
+                   help="with --latency: eager (always), for_inference (BN folded, "
+                        "channels-last), onnxruntime (the checked ONNX export; CPU, onnx extra), "
+                        "comma-separated, timed in the same turns (default: eager)")
     _max_memory(p)
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("weights", help="the public pretrained weights of each variant",
@@ -420,19 +424,42 @@ def cmd_compare(args, out) -> None:
 
 def _compare_latency(args, rows, out) -> None:
     """``compare --latency``: the rows, each network timed (``explorer.runtime.latency.measure``)."""
-    from explorer.runtime.latency import BATCHES, estimate, measure
+    from explorer.runtime.latency import (
+        BATCHES,
+        RUNTIMES,
+        available_runtimes,
+        estimate,
+        measure,
+        runtime_lessons,
+    )
     from explorer.runtime.memory import check
+
+    runtimes = tuple(dict.fromkeys(["eager", *filter(None, args.runtimes.split(","))]))
+    unknown = [r for r in runtimes if r not in RUNTIMES]
+    if unknown:
+        raise UsageError(f"--runtimes: unknown {', '.join(unknown)}; choose from "
+                         f"{', '.join(RUNTIMES)}")
+    here = available_runtimes(args.device)
+    if "onnxruntime" in runtimes and "onnxruntime" not in here:
+        from explorer.runtime.onnx import missing, missing_message
+        gone = missing()
+        raise UsageError(missing_message(gone) if gone else
+                         "--runtimes onnxruntime: ONNX Runtime is timed on the CPU only here")
 
     if args.device == "cuda":
         import torch
         if not torch.cuda.is_available():
             raise UsageError("--device cuda: no CUDA GPU is available here")
-    check(estimate(rows, args.device), max_memory=args.max_memory)
-    report = measure(rows, device=args.device, progress=_progress_line() if not args.json else None)
+    check(estimate(rows, args.device, runtimes), max_memory=args.max_memory)
+    report = measure(rows, device=args.device, runtimes=runtimes,
+                     progress=_progress_line() if not args.json else None)
     if args.json:
-        timed = {r["variant"]: r["latency"] for r in report["rows"]}
-        json.dump({"rows": [{**r, "latency": timed[r["variant"]]} for r in rows],
-                   "peak": report["peak"], "lessons": report["lessons"]}, out, indent=2)
+        timed = {r["variant"]: r for r in report["rows"]}
+        others = {"runtime_lessons": runtime_lessons(report["rows"])} if len(runtimes) > 1 else {}
+        json.dump({"rows": [{**r, "latency": timed[r["variant"]]["latency"],
+                             **({"runtimes": timed[r["variant"]]["runtimes"]}
+                                if "runtimes" in timed[r["variant"]] else {})} for r in rows],
+                   "peak": report["peak"], "lessons": report["lessons"], **others}, out, indent=2)
         out.write("\n")
         return
     cols = "".join(f" {'ms @' + str(b):>10} {'GMAC/s @' + str(b):>10} {'peak @' + str(b):>8}"
@@ -442,11 +469,15 @@ def _compare_latency(args, rows, out) -> None:
         cells = "".join(f" {t['median_ms']:>10.1f} {t['gmacs_per_s']:>10.1f} "
                         f"{100 * t['peak_fraction']:>7.1f}%" for t in r["latency"])
         out.write(f"{r['variant']:<21} {r['input_size']:>5} {r['macs'] / 1e9:>7.3f}{cells}\n")
+        for rt, ts in r.get("runtimes", {}).items():
+            out.write(f"  {RUNTIMES[rt]}: " + ", ".join(
+                f"{t['median_ms']:.1f} ms @{t['batch']} ({t['of_eager']:.2g} of eager)"
+                for t in ts) + "\n")
     top = report["peak"]
     out.write(f"matmul peak: {top['gmacs_per_s']:.1f} GMAC/s ({top['size']}x{top['size']} "
               f"{top['math']} as {top['kernel']}, fastest of {top['runs']} runs, {top['device_name']}, "
               f"{top['threads']} threads); latency: median ms, random weights, no autograd\n")
-    for sentence in report["lessons"]:
+    for sentence in report["lessons"] + runtime_lessons(report["rows"]):
         out.write(f"- {sentence}\n")
 
 

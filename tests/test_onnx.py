@@ -288,3 +288,17 @@ def test_the_memory_estimate_counts_the_other_runtimes_copies():
     both = latency.estimate(rows, runtimes=("eager", "for_inference", "onnxruntime"))
     assert fast.weights == 2 * eager.weights
     assert both.weights > fast.weights + eager.weights  # ORT's copies and one export's
+
+
+def test_cli_compare_latency_runtimes_are_checked_before_any_work(monkeypatch, capsys):
+    from explorer.runtime import latency
+
+    timed = []
+    monkeypatch.setattr(latency, "measure", lambda *a, **k: timed.append(k))
+    code = main(["compare", "googlenet", "--latency", "--runtimes", "eager,tensorrt"])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown tensorrt" in err and "onnxruntime" in err
+    hide_extra(monkeypatch, "onnxruntime")
+    code = main(["compare", "googlenet", "--latency", "--runtimes", "onnxruntime"])
+    err = capsys.readouterr().err
+    assert code == 2 and 'pip install "inception-explorer[onnx]"' in err and not timed
