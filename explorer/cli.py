@@ -16,7 +16,7 @@
             [--preprocess-like TAG] [--device cpu|cuda] [--precision P] [--max-memory SIZE]
             [--json]
     time VARIANT [--device cpu|cuda] [--runs N] [--max-memory SIZE] [--json] (+ build options)
-    export VARIANT [--weights FILE] --format onnx -o OUT [--opset N] [--max-memory SIZE]
+    export VARIANT|SPEC.json [--weights FILE] --format onnx -o OUT [--opset N] [--max-memory SIZE]
            (+ build options): checked against PyTorch before it is written
     signal VARIANT [--width W] [--repeats A,B,C] [--scale S] [--input-size N] [--json]
     race VARIANT[@SCALE]... [--width W] [--repeats A,B,C] [--scale S] [--input-size N]
@@ -167,7 +167,7 @@ def make_parser() -> Parser:
     _max_memory(p)
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("export", help="an ONNX file of a variant, checked with ONNX Runtime")
-    p.add_argument("variant")
+    p.add_argument("variant", help="a variant name or the path of a spec file (.json)")
     _build_options(p, depth=False)
     p.add_argument("--weights", metavar="FILE",
                    help="a checkpoint file (.pth, .pt, .safetensors; default: random weights, "
@@ -613,11 +613,15 @@ def cmd_export(args, out) -> int:
     if args.opset is not None and not 18 <= args.opset <= onnx.OPSET:
         raise UsageError(f"--opset {args.opset}: this exporter writes opsets 18 to {onnx.OPSET}")
     config = _config(args)
-    resolve(args.variant, input_size=args.input_size, **config)  # a bad option: said before the work
-    check(onnx.estimate(args.variant, input_size=args.input_size, **config),
+    variant = network(args.variant, config)  # a name, or the NetSpec of a .json file
+    if isinstance(variant, str):
+        resolve(variant, input_size=args.input_size, **config)  # a bad option: said before the work
+    else:
+        config = {}
+    check(onnx.estimate(variant, input_size=args.input_size, **config),
           max_memory=args.max_memory)
     try:
-        exported = onnx.export_variant(args.variant, weights=args.weights,
+        exported = onnx.export_variant(variant, weights=args.weights,
                                        input_size=args.input_size,
                                        opset=args.opset or onnx.OPSET, **config)
     except onnx.ExportCheckFailed as err:

@@ -302,3 +302,23 @@ def test_cli_compare_latency_runtimes_are_checked_before_any_work(monkeypatch, c
     code = main(["compare", "googlenet", "--latency", "--runtimes", "onnxruntime"])
     err = capsys.readouterr().err
     assert code == 2 and 'pip install "inception-explorer[onnx]"' in err and not timed
+
+
+def test_cli_exports_a_spec_file_and_the_file_carries_the_spec(tmp_path, capsys):
+    from explorer.spec.netspec import NetSpec
+    from explorer.variants import describe
+
+    spec = describe("googlenet", width=WIDTH, input_size=64)
+    source = tmp_path / "mine.json"
+    source.write_text(spec.to_json())
+    out = tmp_path / "mine.onnx"
+    code = main(["export", str(source), "--format", "onnx", "-o", str(out)])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    proto = onnx.load(str(out))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert NetSpec.from_json(meta["netspec"]) == spec and meta["input_size"] == str(spec.input_size)
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims[1:]] == [3, spec.input_size, spec.input_size]
+    code = main(["export", str(source), "--width", "0.5", "--format", "onnx", "-o", str(out)])
+    assert code == 2 and "states its own configuration" in capsys.readouterr().err

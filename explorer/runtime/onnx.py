@@ -227,24 +227,37 @@ def export_model(model: nn.Module, input_size: int, *, opset: int = OPSET,
                     len(proto.graph.node), named, info)
 
 
-def export_variant(variant: str, *, weights=None, input_size: int | None = None,
+def export_variant(variant, *, weights=None, input_size: int | None = None,
                    opset: int = OPSET, seed: int = 0, **config) -> Exported:
-    """Build ``variant`` with ``config`` (random weights from ``seed``, or the checkpoint file
-    ``weights``) and export it (``export_model``); the file's metadata names the variant, its
-    build options, the input size and the weights."""
+    """Build ``variant`` (a name with its ``config``, or a NetSpec as it is) with random weights
+    from ``seed``, or the checkpoint file ``weights``, and export it (``export_model``). The
+    file's metadata names the variant, its build options, the input size, the weights and holds
+    the network's NetSpec as JSON (``netspec``): the file says what it is, in our vocabulary."""
     require()  # before the build: a missing extra is said at once
-    from explorer.runtime.build import build
-    from explorer.variants import get_variant
+    from explorer.runtime.build import build, build_at, native_size
+    from explorer.spec.netspec import NetSpec
+    from explorer.variants import VARIANTS
 
-    info = get_variant(variant)
-    size = input_size or info.native_input_size
+    size = native_size(variant, input_size)
     torch.manual_seed(seed)
-    model = build(variant, weights=weights, input_size=size, **config)
-    described = {"variant": info.name, "title": info.title, "layout": model.layout,
-                 "config": {k: v for k, v in vars(model.config).items() if v is not None},
+    if weights is None:
+        model = build_at(variant, input_size=input_size, **config)
+    elif isinstance(variant, NetSpec):
+        model = build(variant, weights=weights)
+    else:
+        model = build(variant, weights=weights, input_size=size, **config)
+    spec = getattr(model, "spec", None)
+    name = spec.variant if spec is not None else str(variant)
+    described = {"variant": name, "layout": str(model.layout),
                  "weights": Path(str(weights)).name if weights is not None
-                 else f"random (seed {seed}): for the graph and timing, not for predictions",
-                 "paper": f"{info.paper} (arXiv {info.arxiv})"}
+                 else f"random (seed {seed}): for the graph and timing, not for predictions"}
+    if getattr(model, "config", None) is not None:
+        described["config"] = {k: v for k, v in vars(model.config).items() if v is not None}
+    info = VARIANTS.get(name)
+    if info is not None:
+        described |= {"title": info.title, "paper": f"{info.paper} (arXiv {info.arxiv})"}
+    if spec is not None:
+        described["netspec"] = spec.to_json(indent=None)
     return export_model(model, size, opset=opset, seed=seed, metadata=described)
 
 
@@ -261,7 +274,7 @@ WEIGHT_COPIES = 6
 EXPORTER_BYTES = 512 * 2**20  # the exporter's own tracing and rewriting, beyond the tensors
 
 
-def estimate(variant: str, *, input_size: int | None = None, **config):
+def estimate(variant, *, input_size: int | None = None, **config):
     """What ``export_variant`` holds at most (``explorer.runtime.memory.Estimate``): the
     forward pass of the check batch, in PyTorch and ONNX Runtime, and the weights' copies."""
     from explorer.runtime.memory import Estimate, estimate_inference
