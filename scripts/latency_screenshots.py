@@ -18,7 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from serving import IDLE, SHOTS, ServerError, launch_chromium, streamlit_server  # noqa: E402
+from serving import IDLE, ServerError, launch_chromium, streamlit_server  # noqa: E402
+
+SHOTS = ROOT / "assets" / "screenshots"
 
 SECTION = "Measured latency: do MACs predict time?"
 

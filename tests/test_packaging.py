@@ -127,6 +127,7 @@ def test_the_console_script_predicts_a_bundled_sample(installed, weights_dir):
     assert all(t["label"] == labels[t["index"]] for t in result["top"])  # labels from the wheel
 
 
+@pytest.mark.browser
 def test_the_installed_app_serves_every_page(installed, weights_dir, tmp_path, monkeypatch):
     from playwright.sync_api import sync_playwright
 
