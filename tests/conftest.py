@@ -133,6 +133,28 @@ class ReferenceZoo:
         return self._cache[name]
 
 
+# -- a test run writes only under temporary folders -------------------------------------------------
+
+_HYPOTHESIS_HOME: Path | None = None
+
+
+def pytest_configure(config):
+    """Hypothesis keeps its example database in ./.hypothesis by default: in a temporary folder
+    instead, so that a test run leaves the checkout as it found it."""
+    global _HYPOTHESIS_HOME
+    import tempfile
+
+    from hypothesis.configuration import set_hypothesis_home_dir
+    _HYPOTHESIS_HOME = Path(tempfile.mkdtemp(prefix="inception-explorer-hypothesis-"))
+    set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+
+
+def pytest_unconfigure(config):
+    import shutil
+    if _HYPOTHESIS_HOME is not None:
+        shutil.rmtree(_HYPOTHESIS_HOME, ignore_errors=True)
+
+
 # -- markers: `browser` and `gpu` (registered in pyproject.toml) ---------------------------------
 
 BROWSER_FIXTURES = {"browser", "lab_tab"}  # fixtures that start Chromium
