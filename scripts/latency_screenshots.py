@@ -1,4 +1,4 @@
-"""Screenshots of Compare's latency section after a real measurement (README), in Chromium.
+"""Screenshots of Compare's latency section after a real measurement (docs/performance.md), in Chromium.
 
     python scripts/latency_screenshots.py [--query "variants=inception_v4&variants=..."]
 
