@@ -14,6 +14,7 @@ import importlib.metadata
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -78,7 +79,13 @@ def installed(tmp_path_factory):
     """(venv bin folder, a work folder outside the checkout, env without the source tree)."""
     base = tmp_path_factory.mktemp("wheel")
     dist = base / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
+    # built from a copy: setuptools writes build/ and *.egg-info/ into the tree it builds, and a
+    # test run must leave the checkout as it found it
+    source = base / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis",
+        "tests", "benchmarks"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
                     "-q", "-w", str(dist)], check=True, cwd=base, timeout=300)
     wheel = next(dist.glob("inception_explorer-*.whl"))
     venv = base / "venv"
