@@ -16,6 +16,8 @@ NAV = "[data-testid='stSidebarNav']"
 SWITCH = "[class*='st-key-lang']"
 HOSTILE = "<img src=x onerror=alert(1)>"
 
+pytestmark = pytest.mark.browser
+
 
 @pytest.fixture()
 def tab_in(browser):
