@@ -3,7 +3,6 @@
 import io
 import json
 import threading
-import time
 
 import pytest
 import torch
