@@ -344,7 +344,9 @@ def _reachable(address: str) -> str | None:
 def _ray_task(target: str, kwargs: dict, job_id: int, progress_actor, threads: int):
     import torch
     torch.set_num_threads(threads)  # Ray sets OMP_NUM_THREADS from num_cpus; torch too
-    progress_actor.put.remote(job_id, {"_pid": os.getpid()})
+    import ray
+    # said before the work starts (and waited for), so that a retry is always counted
+    ray.get(progress_actor.put.remote(job_id, {"_pid": os.getpid()}))
     return resolve(target)(**kwargs, progress=lambda p: progress_actor.put.remote(job_id, p))
 
 
@@ -353,16 +355,16 @@ class _ProgressBox:
 
     def __init__(self):
         self.last: dict[int, object] = {}
-        self.pids: dict[int, int] = {}
+        self.pids: dict[int, list[int]] = {}
 
     def put(self, job_id: int, payload) -> None:
         if isinstance(payload, dict) and "_pid" in payload:
-            self.pids[job_id] = payload["_pid"]
+            self.pids.setdefault(job_id, []).append(payload["_pid"])  # one per attempt
         else:
             self.last[job_id] = payload
 
     def take(self, job_id: int):
-        return self.pids.get(job_id), self.last.get(job_id)
+        return self.pids.get(job_id, []), self.last.get(job_id)
 
     def forget(self, job_id: int) -> None:
         self.last.pop(job_id, None)
@@ -459,14 +461,14 @@ class RayPool:
         try:
             while True:
                 ready, _ = ray.wait([ref], timeout=POLL_S)
-                pid, last = ray.get(self._box.take.remote(job.number))
-                if pid is not None and pid not in pids:
-                    pids.append(pid)
+                attempts, last = ray.get(self._box.take.remote(job.number))
+                if len(attempts) > len(pids):
+                    pids[:] = attempts
                     job.attempts = len(pids)
                     with self._lock:
                         if job in self._waiting:
                             self._waiting.remove(job)
-                    job._started(pid)
+                    job._started(pids[-1])
                 if last is not None:
                     job.progress = last
                 if ready:
@@ -517,6 +519,13 @@ def pool() -> LocalPool | RayPool:
             address = os.environ.get(RAY_ENV, "").strip()
             _POOL = RayPool(address) if address else LocalPool()
         return _POOL
+
+
+def warm_up() -> None:
+    """Join Ray in the background (seconds), so that the first job does not wait for it."""
+    p = pool()
+    if isinstance(p, RayPool) and not p._ready and not p._lock.locked():
+        threading.Thread(target=p.connect, name="ray-connect", daemon=True).start()
 
 
 def unavailable() -> str | None:

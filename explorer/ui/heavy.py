@@ -21,6 +21,7 @@ POLL_S = 0.3
 
 def needs(estimate: Estimate, what: str = "") -> None:
     """The caption next to a button: "needs about 1.2 GiB", over budget said at once."""
+    workers.warm_up()  # joining Ray takes seconds: begin before the button is pressed
     text = f"{what}{' ' if what else ''}{estimate.needs()} of memory ({estimate.parts()})"
     try:
         check(estimate)
@@ -92,7 +93,12 @@ def run(label: str, estimate: Estimate, target: str, kwargs: dict, *, key: str,
                 if on_progress is not None and job.progress is not None:
                     on_progress(job.progress)
         box.empty()
-        return job.result()
+        result = job.result()
+        where = "a Ray task" if job.backend == "ray" else "a worker process"
+        st.caption(f"Ran as {where} (pid {job.pid})"
+                   + (": its first worker stopped, so it was retried once" if job.attempts > 1
+                      else "") + ".")
+        return result
     except workers.JobCancelled:
         st.info("Cancelled.", icon=":material/cancel:")
         return None
