@@ -201,3 +201,38 @@ def test_a_race_waiting_for_the_machine_says_so_and_stops_without_training(local
     finally:
         for j in busy:
             j.cancel()
+
+
+# -- the page ---------------------------------------------------------------------------------
+
+def _time_forward_pass(at):
+    button = next(b for b in at.button if b.label.startswith("Time a forward pass"))
+    return button.click().run()
+
+
+def test_inspects_timing_runs_in_a_worker_process_on_the_page(local_pool):
+    from apptest_helpers import app, clean
+
+    threads = torch.get_num_threads()
+    at = clean(app("inspect", variant="googlenet", size="96"))
+    at = clean(_time_forward_pass(at))
+    done = [s.value for s in at.success]
+    assert done and "median" in done[0] and "1 thread(s) of a worker process" in done[0], done
+    ran = next(c.value for c in at.caption if c.value.startswith("Ran as a worker process"))
+    pid = int(ran.split("pid ")[1].split(")")[0])
+    assert pid != os.getpid() and pid in local_pool.pids()
+    assert torch.get_num_threads() == threads
+
+
+def test_unreachable_ray_leaves_the_rest_of_the_page_working(monkeypatch):
+    pytest.importorskip("ray")
+    from apptest_helpers import app, clean
+
+    monkeypatch.setattr(workers, "_POOL", workers.RayPool("127.0.0.1:1"))
+    at = clean(app("inspect", variant="googlenet"))
+    tables = len(at.dataframe)
+    at = clean(_time_forward_pass(at))
+    said = " ".join(w.value for w in at.warning)
+    assert "Heavy work" in said and "unavailable" in said and "127.0.0.1:1" in said, said
+    assert not at.success  # nothing was timed
+    assert len(at.dataframe) == tables > 0  # the analysis table is still there
