@@ -107,9 +107,13 @@ def test_every_answer_names_its_replica_and_a_cookie_pins_it(deployment):
 def _open(browser, url: str):
     """A new browser (its own cookies) on ``url``; returns (context, tab, replicas that answered)."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(120_000)  # a shared 2-core machine: pages settle slowly
     tab = context.new_page()
     answered = []
-    tab.on("response", lambda r: answered.append(r.headers.get("x-explorer-replica")))
+    # pages and API calls only: scripts and styles may come from the browser's cache, with the
+    # headers of the replica that first sent them
+    tab.on("response", lambda r: answered.append(r.headers.get("x-explorer-replica"))
+           if r.request.resource_type in ("document", "xhr", "fetch") else None)
     tab.goto(url)
     settle(tab)
     return context, tab, answered

@@ -41,6 +41,7 @@ OBJECT_STORE_ENV = "INCEPTION_EXPLORER_RAY_OBJECT_STORE"
 OBJECT_STORE_BYTES = 200 * 10**6  # a local head's shared-memory store: results here are small
 CONNECT_TIMEOUT_S = 3.0
 POLL_S = 0.2
+SETTINGS_PREFIX = "INCEPTION_EXPLORER_"  # passed to a local worker with each job
 
 WAITING, RUNNING, DONE, FAILED, CANCELLED = "waiting", "running", "done", "failed", "cancelled"
 
@@ -156,9 +157,13 @@ def _worker_main(fd: int, threads: int) -> None:
     conn = Connection(fd)
     while True:
         try:
-            target, kwargs = conn.recv()
+            target, kwargs, settings = conn.recv()
         except (EOFError, OSError):
             return
+        # the server's own settings as they are now (a warm worker outlives a change of them)
+        for name in [n for n in os.environ if n.startswith(SETTINGS_PREFIX)]:
+            del os.environ[name]
+        os.environ.update(settings)
         try:
             value = resolve(target)(**kwargs, progress=lambda p: conn.send(("progress", p)))
             conn.send(("result", value))
@@ -305,7 +310,8 @@ class LocalPool:
     @staticmethod
     def _run_on(worker: _Worker, job: Job, cancelled: threading.Event) -> str:
         try:
-            worker.conn.send((job.request.target, job.request.kwargs))
+            settings = {k: v for k, v in os.environ.items() if k.startswith(SETTINGS_PREFIX)}
+            worker.conn.send((job.request.target, job.request.kwargs, settings))
             while True:
                 message = worker.conn.recv()
                 if message[0] == "progress":
