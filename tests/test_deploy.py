@@ -203,7 +203,8 @@ def test_a_ray_worker_killed_mid_job_is_retried_or_reported(deployment, browser)
 
 
 def test_a_killed_replicas_browser_reloads_onto_the_other_with_its_view(deployment, browser):
-    view = f"{deployment.url}/inspect?variant=inception_v4&layout=paper"
+    # a view away from the defaults (Streamlit drops default values from the URL)
+    view = f"{deployment.url}/inspect?variant=inception_v4&rep_1=6"
     context, tab, answered = _open(browser, view)
     try:
         home = _cookie(context)[1:]
@@ -224,7 +225,7 @@ def test_a_killed_replicas_browser_reloads_onto_the_other_with_its_view(deployme
         settle(tab)
         assert {a for a in answered if a is not None} == {survivor}
         assert tab.locator(IDLE).count() == 1
-        assert "variant=inception_v4" in tab.url and "layout=paper" in tab.url
+        assert "variant=inception_v4" in tab.url and "rep_1=6" in tab.url
         assert tab.get_by_text("Inception-v4").count() > 0
         no_exception(tab)
     finally:
