@@ -451,6 +451,9 @@ def run_proxy(args) -> None:
             down = subprocess.run(["bash", str(local), "down"], env=env, capture_output=True,
                                   text=True)
             print(down.stdout.strip() or down.stderr.strip())
+            if down.returncode == 0:
+                import shutil
+                shutil.rmtree(state, ignore_errors=True)  # its logs with it
 
 
 def main(argv=None) -> None:
