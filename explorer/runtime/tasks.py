@@ -31,11 +31,11 @@ def block_latency(variant: str, *, config: dict | None = None, progress: Send) -
 
 
 def measure_latency(rows: list[dict], *, device: str = "cpu", refresh: bool = False,
-                    progress: Send) -> list[tuple]:
+                    runtimes=("eager",), progress: Send) -> list[tuple]:
     """Compare's latency table, measured in the worker; returns the measured cache entries
     (``explorer.runtime.latency.entries``), which the web process then ``remember``s."""
     from explorer.runtime import latency
 
-    latency.measure(rows, device=device, refresh=refresh,
+    latency.measure(rows, device=device, refresh=refresh, runtimes=tuple(runtimes),
                     progress=lambda frac, text: progress((frac, text)))
     return latency.entries(rows, device=device)
