@@ -6,7 +6,7 @@ import torch
 from explorer.analysis import charts
 from explorer.core.i18n import _
 from explorer.core.text import md_escape
-from explorer.runtime import latency
+from explorer.runtime import latency, workers
 from explorer.ui import data, graph_panel, heavy
 from explorer.ui.controls import LAYOUT_NAMES, compare_controls
 from explorer.ui.words import MACS_NOTE
@@ -98,19 +98,20 @@ refresh = right.checkbox(_("Measure again (replace the kept results)"), key="lat
 heavy.needs(biggest, biggest.what[:1].upper() + biggest.what[1:] + ":")
 
 
-def measure_all():
-    bar = st.progress(0.0)
-    try:
-        return latency.measure(rows, device=device, refresh=refresh, runtimes=runtimes,
-                               progress=lambda frac, text: bar.progress(frac, text=text))
-    finally:
-        bar.empty()
-
-
 if clicked:
-    heavy.run(_("measuring {n} variant(s)").format(n=len(rows)), biggest, measure_all, key="measure",
-              advice=_("choose fewer networks, a smaller width, input size or fewer blocks"))
-found = latency.report(rows, device=device)
+    bar = st.progress(0.0, text=_("waiting for a worker..."))
+    measured = heavy.run(_("measuring {n} variant(s)").format(n=len(rows)), biggest,
+                         "explorer.runtime.tasks:measure_latency",
+                         {"rows": rows, "device": device, "refresh": refresh,
+                          "runtimes": runtimes}, key="measure",
+                         advice=_("choose fewer networks, a smaller width, input size or fewer "
+                                  "blocks"),
+                         on_progress=lambda p: bar.progress(p[0], text=p[1]))
+    bar.empty()
+    for entry_key, value in measured or []:  # measured in a worker: kept here for everyone
+        latency.remember(entry_key, value)
+# measured in worker processes (or Ray tasks) with their own thread count
+found = latency.report(rows, device=device, threads=workers.job_cpus())
 if found is None:
     st.info(_("Not measured yet with these options on this device: press the button."),
             icon=":material/timer:")

@@ -9,7 +9,6 @@ from explorer.core.export import analysis_csv, file_stem
 from explorer.core.i18n import _, number
 from explorer.runtime import memory
 from explorer.runtime import onnx as onnx_export
-from explorer.runtime.timing import time_variant
 from explorer.ui import data, graph_panel, heavy, language
 from explorer.ui.controls import DEPTH_NAMES, LAYOUT_NAMES, inspect_controls
 from explorer.ui.tables import export_rows
@@ -117,23 +116,21 @@ clicked = st.button(_("Time a forward pass on {device} (batch 1, random weights)
 heavy.needs(need, _("Builds the model for real:"))
 
 
-def timed():
-    progress = st.progress(0.0, text=_("building the model..."))
-    t = time_variant(choice.variant, device=choice.device, repeats=5, **choice.config,
-                     on_step=lambda i, n: progress.progress(
-                         i / n, text=_("run {i} of {n}").format(i=i, n=n)))
-    progress.empty()
-    return t
-
-
 if clicked:
-    t = heavy.run(_("timing {variant}").format(variant=choice.variant), need, timed, key="time")
+    bar = st.progress(0.0, text=_("waiting for a worker..."))
+    t = heavy.run(_("timing {variant}").format(variant=choice.variant), need,
+                  "explorer.runtime.tasks:time_forward",
+                  {"variant": choice.variant, "device": choice.device, "repeats": 5,
+                   "config": dict(choice.config)}, key="time",
+                  on_progress=lambda p: bar.progress(
+                      p[0] / p[1], text=_("run {i} of {n}").format(i=p[0], n=p[1])))
+    bar.empty()
     if t:
         st.success(_("median {median} ms (min {least}, max {most}) over {repeats} runs after a "
                      "warm-up, on {device}").format(
                          median=number(t["median_ms"], 1), least=number(t["min_ms"], 1),
                          most=number(t["max_ms"], 1), repeats=t["repeats"], device=t["device_name"])
-                   + (_(" with {threads} threads").format(threads=t["threads"])
+                   + (_(" with {threads} thread(s) of a worker process").format(threads=t["threads"])
                       if t["device"] == "cpu" else ""))
 
 st.subheader("ONNX")

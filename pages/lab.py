@@ -98,8 +98,12 @@ def live():
     if place > 0:
         st.info(_("Another race is training on this server: yours is number {place} in line.").format(
             place=place))
+    elif not job.over and job.progress.get("waiting"):
+        st.info(job.progress["waiting"], icon=":material/hourglass_top:")
     elif not job.over:
         p = job.progress
+        st.caption(_("Training in a worker process, one CPU thread; other users' timings run "
+                     "beside it on the machine's other cores."))
         left = (_(", about {seconds} s left").format(seconds=f"{p['seconds_left']:.0f}")
                 if p["seconds_left"] is not None else _(", estimating the time left..."))
         st.progress(min(1.0, p["done"] / p["total"]),

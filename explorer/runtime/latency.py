@@ -125,10 +125,11 @@ def matmul_as_conv(a: torch.Tensor, b: torch.Tensor) -> Callable[[], torch.Tenso
     return lambda: torch.nn.functional.conv2d(pixels, weight)
 
 
-def cache_key(kind: str, *parts, device: str = "cpu") -> tuple:
-    """What a measurement depends on: the request, the device and torch's thread count."""
+def cache_key(kind: str, *parts, device: str = "cpu", threads: int | None = None) -> tuple:
+    """What a measurement depends on: the request, the device and torch's thread count (this
+    process's, unless ``threads`` names the measuring worker's: explorer.runtime.workers)."""
     return (kind, json.dumps(parts, sort_keys=True, default=str), str(torch.device(device)),
-            torch.get_num_threads())
+            threads or torch.get_num_threads())
 
 
 def cached(key: tuple) -> dict | None:
@@ -151,12 +152,13 @@ def forget() -> None:
         _cache.clear()
 
 
-def latency_key(row: dict, batch: int, device: str = "cpu", runtime: str = "eager") -> tuple:
+def latency_key(row: dict, batch: int, device: str = "cpu", runtime: str = "eager",
+                threads: int | None = None) -> tuple:
     """The cache key of one compare row (``explorer.analysis.compare.compare_rows``) timed at
-    ``batch`` with ``runtime`` (one of ``RUNTIMES``)."""
+    ``batch`` with ``runtime`` (one of ``RUNTIMES``); ``threads``: the measuring worker's."""
     kind = "latency" if runtime == "eager" else f"latency {runtime}"
     return cache_key(kind, row["variant"], row["build"], row["input_size"], batch,
-                     device=device)
+                     device=device, threads=threads)
 
 
 def available_runtimes(device: str = "cpu") -> tuple[str, ...]:
@@ -174,8 +176,8 @@ def _time_once(run: Callable[[], object], device: torch.device) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def peak_key(device: str = "cpu", size: int = PEAK_SIZE) -> tuple:
-    return cache_key("peak", size, device=device)
+def peak_key(device: str = "cpu", size: int = PEAK_SIZE, threads: int | None = None) -> tuple:
+    return cache_key("peak", size, device=device, threads=threads)
 
 
 def peak(device: str = "cpu", *, size: int = PEAK_SIZE, refresh: bool = False) -> dict:
@@ -306,18 +308,26 @@ def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dic
     return report(rows, top, device=device, batches=batches)
 
 
+def entries(rows: list[dict], *, device: str = "cpu", batches=BATCHES) -> list[tuple]:
+    """The cached (key, value) pairs ``report`` reads for ``rows``: what a worker that measured
+    them sends back to the web process (which ``remember``s them)."""
+    keys = [latency_key(r, b, device, rt) for r in rows for b in batches for rt in RUNTIMES]
+    keys.append(peak_key(device))
+    return [(k, v) for k in keys if (v := cached(k)) is not None]
+
+
 def report(rows: list[dict], top: dict | None = None, *, device: str = "cpu",
-           batches=BATCHES) -> dict | None:
+           batches=BATCHES, threads: int | None = None) -> dict | None:
     """What the cache holds for ``rows``: ``{"rows": [...], "peak": {...}, "lessons": [...]}``,
     or None while any of it is missing (nothing measured yet)."""
-    top = top or cached(peak_key(device))
+    top = top or cached(peak_key(device, threads=threads))
     if top is None:
         return None
     out = []
     for row in rows:
         times = []
         for batch in batches:
-            t = cached(latency_key(row, batch, device))
+            t = cached(latency_key(row, batch, device, threads=threads))
             if t is None:
                 return None
             rate = gmacs_per_s(row["total_macs"], batch, t["median_ms"])
@@ -327,7 +337,7 @@ def report(rows: list[dict], top: dict | None = None, *, device: str = "cpu",
                           "device_name": t["device_name"], "threads": t["threads"]})
         others = {}
         for rt in RUNTIMES:
-            found = [cached(latency_key(row, b, device, rt)) for b in batches]
+            found = [cached(latency_key(row, b, device, rt, threads)) for b in batches]
             if rt != "eager" and all(found):
                 others[rt] = [{"batch": b, "median_ms": t["median_ms"], "min_ms": t["min_ms"],
                                "max_ms": t["max_ms"], "runs": t["repeats"],

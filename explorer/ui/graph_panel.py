@@ -58,9 +58,9 @@ def overlay_data(variant: str, overlay: str | None, config: dict, *, measure_key
         return None, ""
     if overlay != "latency":
         return overlay_values(data.all_rows(variant, **config), overlay), ""
-    done = st.session_state.setdefault("latency_done", set())
+    measured = st.session_state.setdefault("latency_values", {})
     ask = (variant, repr(sorted(config.items())))
-    if ask not in done:
+    if ask not in measured:
         from explorer.runtime import memory
         from explorer.ui import heavy
 
@@ -71,13 +71,14 @@ def overlay_data(variant: str, overlay: str | None, config: dict, *, measure_key
                          "(random weights) and time one forward pass per block; {needs}.").format(
                              needs=need.needs()))
             return None, ""
-        # a real build: the memory budget and the server-wide queue of heavy work apply
+        # a real build, in a worker process or a Ray task: the memory budget and the queue apply
         values = heavy.run(_("timing every block of {variant}").format(variant=variant), need,
-                           lambda: data.block_latency(variant, **config), key=f"{measure_key}_job")
+                           "explorer.runtime.tasks:block_latency",
+                           {"variant": variant, "config": dict(config)}, key=f"{measure_key}_job")
         if values is None:
             return None, ""
-        done.add(ask)
-    values = data.block_latency(variant, **config)
+        measured[ask] = values
+    values = measured[ask]
     return values, _("median of 3 forward passes after a warm-up, batch 1, CPU, forward hooks "
                      "around every module (random weights: weights do not change the time)")
 
