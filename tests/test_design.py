@@ -207,3 +207,78 @@ def test_a_design_travels_by_url_json_and_snippet():
 def test_a_crafted_design_value_is_refused_with_a_message(value):
     with pytest.raises(ConfigError):
         d.decode(value)
+
+
+# -- the command line: --replace NAME=FILE ---------------------------------------------------
+
+@pytest.fixture
+def design_files(tmp_path):
+    good = d.unfactorize(d.open_block(V3, "inception_a.0"), "3x3dbl", 1)
+    bad = d.change_layer(good, "1x1", 0, kernel=99)
+    (tmp_path / "good.json").write_text(d.to_json(good))
+    (tmp_path / "bad.json").write_text(d.to_json(bad))
+    (tmp_path / "junk.json").write_text("{not json")
+    return tmp_path, good
+
+
+def run_cli(argv):
+    import io
+
+    from explorer.cli import main
+    out = io.StringIO()
+    return main(argv, out=out), out.getvalue()
+
+
+def test_cli_replace_changes_summary_graph_and_compare(design_files):
+    folder, good = design_files
+    status, text = run_cli(["summary", "inception_v3", "--layout", "paper", "--json",
+                            "--replace", f"inception_a.0={folder / 'good.json'}"])
+    assert status == 0
+    expected = analyze("inception_v3", layout="paper", replace={"inception_a.0": good})
+    assert json.loads(text)["total_macs"] == expected.total_macs
+    assert expected.total_macs != analyze("inception_v3", layout="paper").total_macs
+    status, text = run_cli(["graph", "inception_v3", "--layout", "paper", "--depth", "layer",
+                            "--replace", f"inception_a={folder / 'good.json'}"])
+    assert status == 0 and "5x5 conv, 96" in text
+    status, text = run_cli(["compare", "inception_v3", "--layout", "paper", "--json",
+                            "--replace", f"inception_a.0={folder / 'good.json'}"])
+    rows = json.loads(text)
+    assert [r["variant"] for r in rows] == ["inception_v3", "inception_v3 (designed)"]
+    assert rows[1]["total_macs"] - rows[0]["total_macs"] == \
+        expected.total_macs - analyze("inception_v3", layout="paper").total_macs
+
+
+@pytest.mark.parametrize("command", [
+    ["summary", "inception_v3", "--layout", "paper"],
+    ["graph", "inception_v3", "--layout", "paper"],
+    ["compare", "inception_v3", "--layout", "paper"],
+    ["time", "inception_v3", "--layout", "paper", "--runs", "1"],
+    ["race", "inception_v3", "--steps", "1"],
+])
+def test_cli_refuses_an_impossible_design_by_name_with_exit_2(command, design_files, capsys):
+    folder, _ = design_files
+    status, text = run_cli([*command, "--replace", f"inception_a.0={folder / 'bad.json'}"])
+    err = capsys.readouterr().err
+    assert status == 2 and text == ""
+    assert "block 0, branch 1x1, layer 0" in err and "Traceback" not in err
+    status, _ = run_cli([*command, "--replace", f"inception_a.0={folder / 'junk.json'}"])
+    assert status == 2 and "not JSON" in capsys.readouterr().err
+    status, _ = run_cli([*command, "--replace", "inception_a.0"])
+    assert status == 2 and "NAME=FILE" in capsys.readouterr().err
+
+
+def test_the_lab_builds_the_design_scaled_to_its_width(design_files):
+    from explorer.cli import make_parser, race_configs
+    from explorer.lab.config import build_lab_model
+    from explorer.lab.training import make_request
+
+    folder, _ = design_files
+    args = make_parser().parse_args(["race", "inception_v3", "--replace",
+                                     f"inception_a.0={folder / 'good.json'}"])
+    request = make_request(race_configs(args.variants, args))
+    original, designed = request.configs
+    assert designed.design_at == "inception_a.0" and original.design is None
+    assert designed.label() != original.label()
+    model = build_lab_model(designed, torch.Generator().manual_seed(0))
+    conv = model.inception_a[0].branches["3x3dbl"][1].conv
+    assert tuple(conv.kernel_size) == (5, 5) and conv.out_channels == round(96 * designed.width)

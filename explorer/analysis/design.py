@@ -286,6 +286,19 @@ def set_residual(block: Block, on: bool, scale: float | None = None) -> Block:
     return dc_replace(block, op="concat", scale=1.0, act=True)
 
 
+def scaled(block: Block, width: float) -> Block:
+    """The design with every conv's output channels times ``width`` (at least 1), as the
+    variants' builders scale their blocks (``Widths``)."""
+    if width == 1.0:
+        return block
+
+    def item(x):
+        if isinstance(x, Layer):
+            return x.replace(out=max(1, int(round(x["out"] * width)))) if x.op == "conv" else x
+        return dc_replace(x, branches=tuple((n, tuple(item(y) for y in ls)) for n, ls in x.branches))
+    return item(editable(block))
+
+
 # -- the bench: figures beside the original's ------------------------------------------------
 
 @dataclass(frozen=True)
