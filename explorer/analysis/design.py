@@ -23,11 +23,14 @@ import json
 import zlib
 from dataclasses import dataclass
 from dataclasses import replace as dc_replace
+from functools import lru_cache
 
+from explorer.spec import ops
 from explorer.spec.errors import ConfigError
 from explorer.spec.netspec import Block, Head, Info, Layer, NetSpec, Stage
 from explorer.spec.replace import as_block, replaced, targets
 from explorer.spec.walk import walk
+from explorer.variants import describe
 
 POOLS = ("maxpool", "avgpool")
 MAX_URL_CHARS = 6000          # a design link longer than this is refused before it is read
@@ -168,7 +171,7 @@ def change_layer(block: Block, branch: str, index: int, op: str | None = None, *
         if new_op == "conv":
             args["out"] = changes.pop("out", None) or 64
     args.update({k: v for k, v in changes.items()})
-    args = {k: v for k, v in args.items() if v is not None}
+    args = {k: v for k, v in _tidy(new_op, args).items() if v is not None}
     try:
         layer = Layer(new_op, **args)
     except (ConfigError, TypeError) as err:
@@ -180,14 +183,41 @@ def _pair(v) -> tuple[int, int]:
     return v if isinstance(v, tuple) else (v, v)
 
 
-def _new_conv(**args) -> Layer:
-    """A conv written as the variants write it: (a, a) as a, no stride 1, no padding 0."""
-    for key, none in (("kernel", None), ("stride", 1), ("padding", 0)):
+def _tidy(op: str, args: dict) -> dict:
+    """Arguments written as the variants write them: (a, a) as a, no padding 0, and no stride
+    1 for a conv (a pool's stride defaults to its kernel, so it stays)."""
+    args = dict(args)
+    for key, none in (("kernel", None), ("stride", 1 if op == "conv" else None), ("padding", 0)):
         v = args.get(key)
-        if isinstance(v, tuple) and v[0] == v[1]:
+        if isinstance(v, (tuple, list)) and len(v) == 2 and v[0] == v[1]:
             v = v[0]
         args[key] = None if v == none else v
-    return Layer("conv", **args)
+    return args
+
+
+def _new_conv(**args) -> Layer:
+    return Layer("conv", **_tidy("conv", args))
+
+
+pair = _pair
+
+
+def layer_text(layer) -> str:
+    """A layer in the papers' words ("1x7 conv, 192", "3x3 avg pool", "stride 1"); a nested
+    concat by its branches."""
+    if isinstance(layer, Layer):
+        text = ops.label(layer)[0]
+        if layer.op in POOLS:
+            text += f" /{_pair(layer.get('stride', layer.get('kernel')))[0]}"
+        pad = _pair(layer.get("padding", 0))
+        return text + (f", pad {pad[0]}x{pad[1]}" if pad != (0, 0) else "")
+    return f"{layer.op} of " + " | ".join(n for n, _ in layer.branches)
+
+
+def free_name(names) -> str:
+    """A branch name not yet taken: new, new2, new3, ..."""
+    taken = set(names)
+    return next(n for n in ("new", *(f"new{i}" for i in range(2, 1000))) if n not in taken)
 
 
 def _conv(layer) -> bool:
@@ -442,3 +472,67 @@ def snippet(block: Block, variant: str, layout: str, name: str, whole_stage: boo
             f"model = explorer.build({variant!r}, layout={layout!r}, replace={{{placed!r}: design}})\n"
             f"print(explorer.analyze({variant!r}, layout={layout!r}, "
             f"replace={{{placed!r}: design}}).total_macs)\n")
+
+
+# -- cached for the page and the benchmark; the lessons' prepared designs ----------------------
+
+@lru_cache(maxsize=64)
+def bench_of(variant: str, layout: str, name: str, design: Block, whole_stage: bool = False
+             ) -> Bench:
+    """``bench`` for a variant in its reference configuration (cached: a design is hashable)."""
+    return bench(describe(variant, layout), name, design, whole_stage=whole_stage)
+
+
+def blocks_of(variant: str, layout: str) -> list[str]:
+    """Every block's qualified name, in network order."""
+    spec = describe(variant, layout)
+    return [f"{s.name}.{b}" for s in spec.stages for b, _ in s.blocks]
+
+
+def first_block(variant: str, layout: str) -> str:
+    """The block a bench opens on: the first block of the first stage after the stem."""
+    spec = describe(variant, layout)
+    stage = next((s for s in spec.stages if s.info.kind != "stem" and s.name != "stem"),
+                 spec.stages[0])
+    return f"{stage.name}.{stage.blocks[0][0]}"
+
+
+def _no_asymmetric(block: Block) -> Block:
+    """Every 1 x n then n x 1 pair (or n x 1 then 1 x n) joined back into an n x n conv."""
+    for name, layers in block.branches:
+        i = 0
+        while i < len(layers) - 1:
+            k = _pair(layers[i].get("kernel")) if _conv(layers[i]) else None
+            if k and k != (3, 3) and unfactorizable(layers, i):
+                block = unfactorize(block, name, i)
+                layers = block.branch(name)
+            i += 1
+    return block
+
+
+def _only_pool(block: Block) -> Block:
+    pools = [n for n, ls in block.branches if all(isinstance(x, Layer) and x.op in POOLS
+                                                  for x in ls)]
+    return _with(block, {n: block.branch(n) for n in pools[:1]}) if pools else block
+
+
+# key -> (label, variant, layout, block, edit, whole stage)
+LESSONS = {
+    "keep_5x5": ("keep the 5x5", "inception_v3", "paper", "inception_a.0",
+                 lambda b: unfactorize(b, "3x3dbl", 1), False),
+    "no_1x7": ("no 1x7 / 7x1", "inception_v3", "paper", "inception_b.0", _no_asymmetric, False),
+    "pool_only": ("only the pool (a representational bottleneck)", "inception_v3", "paper",
+                  "reduction_a.0", _only_pool, False),
+    "scale_1": ("scale 1.0", "inception_resnet_v2", "paper", "inception_resnet_a.0",
+                lambda b: set_residual(b, True, 1.0), True),
+}
+
+
+def lesson_query(key: str) -> dict[str, str]:
+    """The Design page's URL parameters for a lesson's prepared design."""
+    _, variant, layout, name, edit, whole = LESSONS[key]
+    block = edit(open_block(describe(variant, layout), name))
+    query = {"variant": variant, "layout": layout, "block": name, "design": encode(block)}
+    if whole:
+        query["whole"] = "stage"
+    return query
