@@ -69,3 +69,15 @@ def test_a_lesson_link_opens_the_prepared_edit():
     block = d.decode(query["design"])
     assert block.branch("3x3dbl")[1]["kernel"] == 5
     assert figures(at) == expected(block)
+
+
+def test_learn_and_inspect_link_to_the_bench():
+    at = clean(app("learn"))
+    links = [p for p in at.get("page_link")]
+    labels = [p.proto.label for p in links]
+    for key in d.LESSONS:
+        assert any(d.LESSONS[key][0] in label for label in labels), (key, labels)
+    at = clean(app("inspect", variant="inception_v3", block="inception_a.mixed_5b"))
+    link = next(p for p in at.get("page_link") if p.proto.label == "Design from this block")
+    assert link.proto.page == "design"
+    assert link.proto.query_string == "variant=inception_v3&layout=released&block=inception_a.mixed_5b"

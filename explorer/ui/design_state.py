@@ -237,3 +237,16 @@ def figure_html(result: d.Bench) -> str:
     return ("<table data-design-figures style='width:100%;font-variant-numeric:tabular-nums'>"
             "<tr><th></th><th>original</th><th>designed</th><th>difference</th></tr>"
             f"{body}</table>")
+
+
+def design_link(label: str, query: dict[str, str], container=st) -> None:
+    """A link that opens the Design page on ``query`` (variant, layout, block, design, whole)."""
+    from explorer.ui.nav import page
+    container.page_link(page("design"), label=label, icon=":material/architecture:",
+                        query_params=query)
+
+
+def lesson_link(key: str, container=st) -> None:
+    """Learn's link to a prepared design (``analysis.design.LESSONS``)."""
+    label = d.LESSONS[key][0]
+    design_link(f"Try it on the Design bench: {label}", d.lesson_query(key), container)
