@@ -52,7 +52,7 @@ edit_col, view_col = st.columns([2, 3])
 # -- the edits ---------------------------------------------------------------------------------
 with edit_col:
     tag = d.encode(block)[-12:]  # widgets made afresh for every design: they show its values
-    r1, r2 = st.columns(2)
+    r1 = r2 = st.container()
     # every edit is a callback: it runs once per change, before the run that shows it
     r1.toggle("Residual: add onto the input", value=block.op == "residual", key=f"d_res:{tag}",
               on_change=ds.apply_widget, args=(f"d_res:{tag}", d.set_residual))
@@ -102,7 +102,8 @@ with edit_col:
     else:
         st.caption(f"Layer {index} is a nested {layer.op} (the 1x3 | 3x1 split): remove it or "
                    "edit it in the JSON.")
-    a1, a2, a3, a4 = st.columns(4)
+    a1, a2 = st.columns(2)
+    a3, a4 = st.columns(2)
     ways = d.factorizable(layer)
     for way in ways:
         label = "5x5 → two 3x3" if way == "3x3" else "n x n → 1 x n, n x 1"
@@ -111,21 +112,19 @@ with edit_col:
     if d.unfactorizable(layers, index):
         a2.button("Join with next", key=f"d_join:{key}", on_click=ds.apply,
                   args=(d.unfactorize, branch, index), help="undo a factorization: one conv")
-    a3.button("Add after", key=f"d_add:{key}", on_click=ds.apply,
+    a3.button("Add a layer after", key=f"d_add:{key}", on_click=ds.apply,
               args=(d.add_layer, branch, index + 1), icon=":material/add:")
-    a4.button("Remove", key=f"d_rm:{key}", on_click=ds.apply, args=(d.remove_layer, branch, index),
+    a4.button("Remove this layer", key=f"d_rm:{key}", on_click=ds.apply, args=(d.remove_layer, branch, index),
               icon=":material/delete:")
-    n1, n2 = st.columns(2)
-    n1.text_input("Branch name", value=branch, key=f"d_name:{key}", max_chars=40,
+    st.text_input("Branch name", value=branch, key=f"d_name:{key}", max_chars=40,
                   on_change=ds.apply_widget,
                   args=(f"d_name:{key}", lambda b, v: d.rename_branch(b, branch, v)))
-    with n2:
-        st.write("")
-        m1, m2 = st.columns(2)
-        m1.button("Branch", icon=":material/add:", key=f"d_addb:{tag}", help="add a branch",
-                  on_click=ds.apply, args=(d.add_branch, d.free_name(branches)))
-        m2.button("Branch", icon=":material/delete:", key=f"d_rmb:{key}",
-                  help="remove this branch", on_click=ds.apply, args=(d.remove_branch, branch))
+    m1, m2 = st.columns(2)
+    m1.button("Add a branch", icon=":material/add:", key=f"d_addb:{tag}",
+              help="a new branch: one 1x1 conv to 32 channels",
+              on_click=ds.apply, args=(d.add_branch, d.free_name(branches)))
+    m2.button("Remove this branch", icon=":material/delete:", key=f"d_rmb:{key}",
+              on_click=ds.apply, args=(d.remove_branch, branch))
 
 # -- what it costs -----------------------------------------------------------------------------
 result = ds.Bench(bench.variant, bench.layout, bench.name, block, bench.whole).result()
@@ -139,7 +138,7 @@ with view_col:
                f"{' x '.join(map(str, result.in_shape))}; the network with {where} designed. "
                "MACs: multiply-accumulates of convs; params include BatchNorm's.")
     dot = ds.block_dot(result)
-    graph_view(ds.block_svg(dot), key="design_graph", height=460,
+    graph_view(ds.block_svg(dot), key="design_graph", height=460, fit="all",
                selected=f"{bench.name}.branches.{branch}.{index}",
                on_click=ds.select_node)
 
