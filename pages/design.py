@@ -142,8 +142,11 @@ with view_col:
                selected=f"{bench.name}.branches.{branch}.{index}",
                on_click=ds.select_node)
 
-with st.expander("The whole network with the design: every block re-threaded"):
-    st.dataframe(ds.network_rows(result), hide_index=True,
+# computed only while open (a walk with fields of the whole network)
+rows = st.expander("The whole network with the design: every block re-threaded",
+                   key="d_network", on_change="rerun")
+if rows.open:
+    rows.dataframe(ds.network_rows(result), hide_index=True,
                  column_config={k: st.column_config.NumberColumn(format="localized")
                                 for k in ("params", "Δ params", "MACs", "Δ MACs")})
 

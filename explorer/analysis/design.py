@@ -395,26 +395,38 @@ def _net(trace) -> Side:
     return Side(root.out_shape, root.params, root.macs)
 
 
-def bench(spec: NetSpec, name: str, design, *, whole_stage: bool = False) -> Bench:
+def bench(spec: NetSpec, name: str, design, *, whole_stage: bool = False, _base=None) -> Bench:
     """The design placed at block ``name`` of ``spec`` (or at every block of its stage when
     ``whole_stage``), walked; figures beside the original's. Impossible designs raise
     ConfigError / ShapeError naming the branch and layer."""
-    original = open_block(spec, name)
+    open_block(spec, name)  # refuses a name that is not a block, naming those there are
     design = editable(design)
     placed = name.partition(".")[0] if whole_stage else name
     designed_net = replaced(spec, {placed: design}, check=False)
-    base = walk(spec, fields=False)
+    base_in, base_net, theirs, their_side = _base or _original(spec, name)
     trace = walk(designed_net, fields=False)   # raises ShapeError at the first impossible place
     in_shape = trace.nodes[name].in_shape
     if len(in_shape) != 3:
         raise ConfigError(f"{name} does not read a C x H x W feature map: open a block of a stage")
     ours = alone(spec, design, in_shape, name)
-    theirs = alone(spec, original, base.nodes[name].in_shape, name)
     return Bench(name, placed, in_shape,
-                 {"original": _side(theirs, base.nodes[name].in_shape, name),
-                  "designed": _side(ours, in_shape, name)},
-                 {"original": _net(base), "designed": _net(trace)},
+                 {"original": their_side, "designed": _side(ours, in_shape, name)},
+                 {"original": base_net, "designed": _net(trace)},
                  designed_net, ours, theirs, tuple(trace.notes))
+
+
+def _original(spec: NetSpec, name: str) -> tuple:
+    """What ``bench`` compares with: the block's input, the network's figures, the original
+    block alone and its figures."""
+    base = walk(spec, fields=False)
+    in_shape = base.nodes[name].in_shape
+    theirs = alone(spec, open_block(spec, name), in_shape, name)
+    return in_shape, _net(base), theirs, _side(theirs, in_shape, name)
+
+
+@lru_cache(maxsize=32)
+def _original_of(variant: str, layout: str, name: str) -> tuple:
+    return _original(describe(variant, layout), name)
 
 
 # -- a design travels --------------------------------------------------------------------------
@@ -480,7 +492,8 @@ def snippet(block: Block, variant: str, layout: str, name: str, whole_stage: boo
 def bench_of(variant: str, layout: str, name: str, design: Block, whole_stage: bool = False
              ) -> Bench:
     """``bench`` for a variant in its reference configuration (cached: a design is hashable)."""
-    return bench(describe(variant, layout), name, design, whole_stage=whole_stage)
+    return bench(describe(variant, layout), name, design, whole_stage=whole_stage,
+                 _base=_original_of(variant, layout, name))
 
 
 def blocks_of(variant: str, layout: str) -> list[str]:
