@@ -78,7 +78,8 @@ device = "cpu"
 if torch.cuda.is_available():  # a choice only where there is one
     device = st.segmented_control("Device", ["cpu", "cuda"], default="cpu", key="latency_device",
                                   format_func=lambda d: {"cpu": "CPU", "cuda": "GPU"}[d]) or "cpu"
-biggest = latency.estimate(rows, device)  # the networks together, or the matmul probe
+runtimes = latency.available_runtimes(device)  # eager, for_inference, ONNX Runtime (CPU, extra)
+biggest = latency.estimate(rows, device, runtimes)  # the networks together, or the matmul probe
 heavy.cancelled("measure")
 left, right = st.columns([1, 3])
 clicked = left.button(f"Measure on {'GPU' if device == 'cuda' else 'CPU'}", icon=":material/timer:")
@@ -89,7 +90,7 @@ heavy.needs(biggest, biggest.what[:1].upper() + biggest.what[1:] + ":")
 def measure_all():
     bar = st.progress(0.0)
     try:
-        return latency.measure(rows, device=device, refresh=refresh,
+        return latency.measure(rows, device=device, refresh=refresh, runtimes=runtimes,
                                progress=lambda frac, text: bar.progress(frac, text=text))
     finally:
         bar.empty()
@@ -116,10 +117,21 @@ for r in found["rows"]:
         n = t["batch"]
         line |= {f"ms @{n}": t["median_ms"], f"GMAC/s @{n}": t["gmacs_per_s"],
                  f"% of peak @{n}": 100 * t["peak_fraction"]}
+    for rt, timed in r.get("runtimes", {}).items():  # what a deployer would run, same turns
+        line |= {f"{latency.RUNTIMES[rt].split(' (')[0]} ms @{t['batch']}": t["median_ms"]
+                 for t in timed}
     table.append(line)
 st.dataframe(table, hide_index=True,
              column_config={c: st.column_config.NumberColumn(format="%.3f" if c == "GMACs" else "%.1f")
                             for c in table[0] if c not in ("variant", "input")})
+beside = latency.runtime_lessons(found["rows"])
+if beside:
+    st.caption(" ".join(md_escape(s) for s in beside) + " for_inference: our optimised copy "
+               "(BN folded into the convs, channels-last); ONNX Runtime: the network's checked "
+               "ONNX export (explorer.runtime.onnx), CPU execution provider, same thread count.")
+if device == "cpu" and "onnxruntime" not in runtimes:
+    from explorer.runtime.onnx import missing, missing_message
+    st.caption(md_escape(missing_message(missing()) + " (for the ONNX Runtime column)"))
 first = found["rows"][0]["latency"][0]
 st.caption(" ".join(md_escape(s) for s in said["rate"] + said["peak"])
            + md_escape(f" Peak: the fastest of {top['runs']} runs of a {top['size']}x{top['size']} "
