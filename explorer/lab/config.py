@@ -52,6 +52,9 @@ class LabConfig:
         d = asdict(self)
         d["repeats"] = list(d["repeats"]) if d["repeats"] else None
         d["scale"] = list(d["scale"]) if isinstance(d["scale"], tuple) else d["scale"]
+        for key in ("design", "design_at"):  # absent unless designed: earlier races' keys hold
+            if d[key] is None:
+                del d[key]
         return d
 
     @classmethod
