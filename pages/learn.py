@@ -7,6 +7,7 @@ from explorer.core.i18n import N_, _, number
 from explorer.core.text import shape_text
 from explorer.ui import data
 from explorer.ui.controls import inspect_link, show_url_notes, url_snapshot
+from explorer.ui.design_state import lesson_link
 from explorer.ui.tables import translated
 from explorer.ui.words import MACS_NOTE
 
@@ -64,6 +65,7 @@ with c1:
     st.caption(_("Measured as networks by the explorer's own analysis: equal fields, unequal MACs."))
     inspect_link(_("Inception-v3's 35x35 blocks, on Inspect"), "inception_v3", "layer",
                  first_a, key="link_5x5")
+    lesson_link("keep_5x5")
 with c2:
     st.markdown(_("**An n x n conv vs a 1 x n conv then an n x 1 conv** (Rethinking, section 3.2, "
                   "Figures 3 and 6): the n x 1 conv reads n outputs of the 1 x n conv, each of "
@@ -88,6 +90,7 @@ with c2:
                  "early in the network."))
     inspect_link(_("Inception-v3's 17x17 blocks (1x7 + 7x1), on Inspect"), "inception_v3", "layer",
                  first_b, key="link_1xn")
+    lesson_link("no_1x7")
 
 st.header(_("2. Reducing the grid"))
 st.markdown(_("Going from k channels on a d x d grid to 2k channels on d/2 x d/2 "
@@ -115,6 +118,7 @@ st.caption(_("Receptive field (in input-grid units) and jump before and after ea
 inspect_link(_("Inception-v3's {block}, on Inspect").format(block=red["name"]), "inception_v3", "block",
              red["name"],
              key="link_reduction")
+lesson_link("pool_only")
 
 st.header(_("3. Scaling the residuals"))
 st.markdown(_("Inception-ResNet scales each residual branch down before adding it: with more "
@@ -139,6 +143,7 @@ a.caption(_("Toy model (each branch's output as large as its input and independe
 inspect_link(_("{variant}'s residual blocks, on Inspect").format(variant=variant), variant, "block",
              key="link_residual",
              container=a)
+lesson_link("scale_1", container=a)
 
 st.header(_("4. Auxiliary classifiers and label smoothing"))
 a, b = st.columns(2)

@@ -177,8 +177,8 @@ def test_navigation_titles_are_made_in_the_run_language(monkeypatch):
         ko = [nav.page(name)["title"] for name in nav.PAGES]
     with speaking("en"):
         en = [nav.page(name)["title"] for name in nav.PAGES]
-    assert ko == ["개요", "살펴보기", "비교", "예측", "배우기", "실험"]
-    assert en == ["Overview", "Inspect", "Compare", "Predict", "Learn", "Lab"]
+    assert ko == ["개요", "살펴보기", "설계", "비교", "예측", "배우기", "실험"]
+    assert en == ["Overview", "Inspect", "Design", "Compare", "Predict", "Learn", "Lab"]
 
 
 # -- Korean drawn with real glyphs -----------------------------------------------------------

@@ -14,6 +14,7 @@ PAGES_DIR = resource("pages")
 PAGES = {
     "overview": (N_("Overview"), ":material/home:"),
     "inspect": (N_("Inspect"), ":material/account_tree:"),
+    "design": (N_("Design"), ":material/architecture:"),
     "compare": (N_("Compare"), ":material/compare_arrows:"),
     "predict": (N_("Predict"), ":material/image_search:"),
     "learn": (N_("Learn"), ":material/school:"),
