@@ -61,7 +61,7 @@ a.plotly_chart(charts.params_macs_bars(rows))
 b.plotly_chart(charts.accuracy_vs_macs(rows))
 st.plotly_chart(charts.stage_macs(stages))
 
-st.subheader("Graphs side by side")
+st.subheader("Two graphs, one above the other")
 graph_panel.compare_pair(list(VARIANTS))
 
 st.subheader("Measured latency: do MACs predict time?")

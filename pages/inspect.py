@@ -62,8 +62,7 @@ with graph.table_col:
             "params %": st.column_config.NumberColumn(format="%.1f"),
             "activation KiB": st.column_config.NumberColumn(format="%.0f")})
     st.caption(f"{MACS_NOTE}. Params include BatchNorm's scale and shift (bn_params: that "
-               "share). Auxiliary heads, when built, get rows but are not in the totals. "
-               "Choose a row to select its node in the graph.")
+               f"share). {charts.aux_note(by_block)} Choose a row to select its node in the graph.")
     e1, e2 = st.columns(2)
     # made when clicked, not on every rerun
     e1.download_button("CSV", lambda: analysis_csv(result), f"{name}.csv", "text/csv",

@@ -7,6 +7,7 @@ from explorer.analysis.rows import MACS_NOTE
 from explorer.core.text import shape_text
 from explorer.ui import data
 from explorer.ui.controls import inspect_link, show_url_notes, url_snapshot
+from explorer.ui.show import key_result
 
 FIELD_COLUMNS = ("convolution", "receptive field", "jump", "MACs")
 
@@ -27,9 +28,15 @@ with st.spinner("Measuring our networks (first visit: a few seconds)..."):
                 "GMACs (paper)": data.analysis(variant, layout="paper")["total_macs"] / 1e9,
                 "GMACs (released)": data.analysis(variant, layout="released")["total_macs"] / 1e9}
                for title, variant, top1, top5, top1_144, top5_144 in lessons.V4_RESULTS]
+    v3_paper = data.analysis("inception_v3", layout="paper")
+    claims = data.rethinking_claims()
+    principles = data.design_principles()
 red = next(r for r in v3["rows"] if r["kind"] == "reduction")
 first_a, first_b = (next(r["name"] for r in v3["rows"] if r["name"].startswith(stage))
                     for stage in ("inception_a.", "inception_b."))
+paper_a = next(r["name"] for r in v3_paper["rows"] if r["name"].startswith("inception_a."))
+released_5x5 = [r for r in data.analysis("inception_v3", "layer")["rows"]
+                if r["name"].startswith(first_a + ".branches.5x5.")]
 
 st.header("1. Factorizing convolutions")
 c1, c2 = st.columns(2)
@@ -52,8 +59,16 @@ with c1:
                                 for r in lessons.factorization_fields(int(channels), int(grid))]),
              hide_index=True)
     st.caption("Measured as networks by the explorer's own analysis: equal fields, unequal MACs.")
-    inspect_link("Inception-v3's 35x35 blocks, on Inspect", "inception_v3", "layer",
-                 first_a, key="link_5x5")
+    inspect_link("Figure 5 in Inception-v3's paper layout (two 3x3), on Inspect",
+                 "inception_v3", "layer", paper_a, key="link_5x5", layout="paper")
+    if released_5x5:
+        kernel = " x ".join(map(str, released_5x5[-1]["output_shape"]))
+        st.markdown(f"**A lesson in itself**: the *released* Inception-v3 (the checkpoint "
+                    f"torchvision and timm load) keeps GoogLeNet's 5x5 branch in its 35x35 "
+                    f"modules ({first_a}: a 1x1 conv, then a 5x5 conv to {kernel}); only "
+                    f"the paper layout draws Figure 5's two 3x3 convs.")
+        inspect_link("The released Inception-v3's 5x5 branch, on Inspect", "inception_v3",
+                     "layer", first_a, key="link_5x5_released", layout="released")
 with c2:
     st.markdown("**An n x n conv vs a 1 x n conv then an n x 1 conv** (Rethinking, section 3.2, "
                 "Figures 3 and 6): the n x 1 conv reads n outputs of the 1 x n conv, each of "
@@ -117,10 +132,10 @@ scales = data.residual_block_table(variant, **config)
 b.plotly_chart(charts.residual_scale_chart(scales))
 growth = lessons.std_growth([s["scale"] for s in scales])
 unscaled = lessons.std_growth([1.0] * len(scales))
-a.caption(f"Toy model (each branch's output as large as its input and independent of it, no "
-          f"normalisation on the sums): through these {len(scales)} adds the activations' std "
-          f"grows {lessons.fmt_factor(growth)}; unscaled it would grow "
-          f"{lessons.fmt_factor(unscaled)}.")
+key_result(lessons.fmt_factor(growth), f"growth of the activations' std through these "
+           f"{len(scales)} adds; unscaled: {lessons.fmt_factor(unscaled)}", container=a)
+a.caption("Toy model: each branch's output as large as its input and independent of it, no "
+          "normalisation on the sums.")
 inspect_link(f"{variant}'s residual blocks, on Inspect", variant, "block", key="link_residual",
              container=a)
 
@@ -142,14 +157,18 @@ with b:
                 "cannot grow without bound; ε = 0.1 for ImageNet (K = 1000).")
     st.latex(r"q'(k) = (1 - \varepsilon)\,\delta_{k,y} + \frac{\varepsilon}{K}")
     q = lessons.label_smoothing(1000, 0.1)
-    st.caption(f"With ε = 0.1 and K = 1000: the true class gets {q[0]:.4f}, every other "
-               f"class {q[1]:.4f}. In Table 3 it lowered top-1 error from 23.1 to 22.8 %.")
+    key_result(f"{q[0]:.4f} · {q[1]:.4f}", "with ε = 0.1 and K = 1000: the target of the true "
+               "class · of every other class")
+    st.caption("In Table 3 it lowered top-1 error from 23.1 to 22.8 %.")
 
 st.header("5. What the papers measured")
 st.markdown("Rethinking's Table 3: each step adds to the one above (single crop, top-1 / top-5 "
             "error in %). Beside the paper's cost, our MACs for the network that step builds.")
 st.table(lessons.formatted(ladder, {"top-1 err %": 1, "top-5 err %": 1, "paper: G ops": 1}),
          hide_index=True)
+st.caption("'+ factorized 7x7' is the stem's first 7x7 conv made into 3x3 convs (Table 1's "
+           "three 3x3 convs); the 1x7 / 7x1 convs of the 17x17 modules are in Inception-v2 "
+           "already.")
 st.caption(f"Source: {lessons.RETHINKING}, Table 3. The paper does not give every width of "
            "Inception-v2/v3's paper layouts; ours take the released widths where it is silent, "
            "so our MACs differ from its cost column there (see each layout's notes on Inspect). "
@@ -161,3 +180,41 @@ st.table(lessons.formatted(results, dict.fromkeys(
     ("top-1 err %", "top-5 err %", "144 crops top-1", "144 crops top-5"), 1)), hide_index=True)
 st.caption(f"Source: {lessons.V4_PAPER}, single crop and 144 crops. The ensemble of "
            "Inception-v4 and three Inception-ResNet-v2 reached 3.08 % top-5 error on the test set.")
+
+st.header("6. The Rethinking paper's own claims, computed")
+st.markdown("Section 6 of the paper says its network \"is 42 layers deep\" and costs \"only "
+            "about 2.5 higher than that of GoogLeNet\". Beside each claim, what we compute on "
+            "our build of its Table 1 (Inception-v3, paper layout):")
+st.table(lessons.formatted(claims), hide_index=True)
+st.caption(f"Sources: {lessons.RETHINKING}, section 6 and Tables 1 and 3; GoogLeNet: 1.5 G "
+           "multiply-adds (its paper, arXiv 1409.4842). The same count gives GoogLeNet "
+           f"{principles['balance'][0]['depth (layers)']} layers, 22 with its classifier, as "
+           "its paper counts (\"22 layers deep when counting only layers with parameters\").")
+
+st.header("7. Four general design principles (Rethinking, section 2)")
+sizes = principles["sizes"]
+low = lessons.sharpest_shrink(sizes)
+st.markdown("**1. Avoid representational bottlenecks, especially early.** The representation "
+            "(C x H x W values of each block's output) should shrink gently from the input "
+            "to the output.")
+key_result(f"x{low['vs the block before']:.2f}",
+           f"the sharpest one-block shrink of Inception-v3 (paper layout): at {low['block']}, "
+           f"to {low['output']}")
+st.plotly_chart(charts.representation_chart(sizes), key="representation")
+st.markdown("**2. Higher-dimensional representations are easier to process locally.** The "
+            "channels grow as the grid shrinks:")
+st.table(lessons.formatted(principles["widest"]), hide_index=True)
+agg = principles["aggregation"]
+st.markdown("**3. Spatial aggregation can be done over lower-dimensional embeddings.** A 1x1 "
+            "conv reduces the channels before the spatial conv, with little loss (the "
+            "neighbouring channels are strongly correlated).")
+key_result(f"{agg['ratio']:.1f}x fewer MACs",
+           f"Figure 5's 3x3 branch: {agg['input channels']} channels reduced to "
+           f"{agg['reduced to']} by a 1x1, then a {agg['spatial conv']} "
+           f"({agg['MACs with the 1x1']:,} MACs vs {agg['MACs without']:,} without the 1x1)")
+st.markdown("**4. Balance the width and the depth.** Growing both together gives the most for "
+            "the cost; across the family:")
+st.table(lessons.formatted(principles["balance"], {"GMACs": 2, "params (M)": 1}),
+         hide_index=True)
+st.caption(f"Depth: {lessons.DEPTH_RULE}. Width: the channels of the last feature map. Paper "
+           "layouts, except Inception-ResNet-v2's released one (the 55.8 M-parameter network).")
