@@ -6,7 +6,7 @@
     graph VARIANT [--depth D] [--format dot|svg|png] [-o FILE] (+ the build options)
     compare VARIANT... [--input-size N] [--layout L] [--width W] [--num-classes K]
             [--scale S] [--repeats A,B,C] [--latency [--device cpu|cuda] [--max-memory SIZE]]
-            [--json]
+            [--json | --csv]
     weights [VARIANT] [--json]
     weights fetch [VARIANT.TAG ...|--all] --to DIR [--endpoint URL]
     weights verify DIR
@@ -14,10 +14,16 @@
     predict IMAGE... --variant V [--layout L] --weights TAG|URL|FILE [--top-k K]
             [--preprocess-like TAG] [--device cpu|cuda] [--precision P] [--max-memory SIZE]
             [--json]
-    time VARIANT [--device cpu|cuda] [--runs N] [--max-memory SIZE] [--json] (+ build options)
+    time VARIANT [--device cpu|cuda] [--runs N] [--batch N] [--dtype float32|bfloat16]
+         [--max-memory SIZE] [--json] (+ build options)
     signal VARIANT [--width W] [--repeats A,B,C] [--scale S] [--input-size N] [--json]
     race VARIANT[@SCALE]... [--width W] [--repeats A,B,C] [--scale S] [--input-size N]
          [--steps N] [--seeds 0,1,2] [--optimizer rmsprop|adam] [--target ACC] [--json]
+
+``compare --csv`` writes the table the Compare page downloads: one line per network with
+``variant, layout, input_size, total_params, total_bn_params, total_macs, blocks,
+activation_bytes, peak_memory_bytes`` (the memory guard's estimate of one forward pass, batch 1,
+float32), ``top1, top5, accuracy_source, not_applied``.
 
 ``compare --latency --json`` prints an object instead of a list: ``rows`` (the compare rows,
 each with ``latency``: one entry per batch with ``batch``, ``median_ms``, ``min_ms``,
@@ -121,7 +127,10 @@ def make_parser() -> Parser:
                         "peak: latency, achieved GMAC/s, share of the peak, what they say")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="with --latency")
     _max_memory(p)
-    p.add_argument("--json", action="store_true")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true",
+                     help="the table as CSV, with each network's estimated peak memory")
     p = sub.add_parser("weights", help="the public pretrained weights of each variant",
                        epilog="'weights fetch --help' and 'weights verify --help': a folder of "
                               "weights for a server without internet")
@@ -151,6 +160,10 @@ def make_parser() -> Parser:
     _build_options(p)
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--runs", type=int, default=5, help="timed runs after one warm-up")
+    p.add_argument("--batch", type=int, default=1, help="images per forward pass (default 1)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                   help="weights and inputs in this precision (bfloat16: fast on CPUs with "
+                        "native bf16, and GPUs)")
     _max_memory(p)
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("signal", help="Lab: activation std and gradient norm per block at init")
@@ -377,9 +390,17 @@ def cmd_compare(args, out) -> None:
         return compare_rows(args.variants, args.input_size, layout=args.layout, width=args.width,
                             num_classes=args.num_classes, scale=args.scale, repeats=args.repeats)
 
-    rows = rows_of() if args.latency else _described(args, rows_of)  # timing needs real torch
+    if args.latency and args.csv:
+        raise UsageError("--csv writes the table, --latency times the networks: choose one")
+    # timing and the memory estimate need real torch
+    rows = rows_of() if args.latency or args.csv else _described(args, rows_of)
     if args.latency:
         return _compare_latency(args, rows, out)
+    if args.csv:
+        from explorer.analysis.compare import compare_csv
+        from explorer.runtime.memory import with_peak_memory
+        out.write(compare_csv(with_peak_memory(rows)))
+        return
     if args.json:
         json.dump(rows, out, indent=2)
         out.write("\n")
@@ -500,18 +521,23 @@ def cmd_time(args, out) -> None:
 
     if args.runs < 1:
         raise UsageError(f"--runs must be at least 1, got {args.runs}")
+    if args.batch < 1:
+        raise UsageError(f"--batch must be at least 1, got {args.batch}")
+    import torch
+    dtype = getattr(torch, args.dtype)
     config = _config(args)
     need = estimate_inference(args.variant, input_size=args.input_size, device=args.device,
-                              **config)
+                              batch=args.batch, dtype=dtype, **config)
     check(need, max_memory=args.max_memory)
     t = time_variant(args.variant, device=args.device, input_size=args.input_size,
-                     repeats=args.runs, **config)
+                     repeats=args.runs, batch=args.batch, dtype=dtype, **config)
     t["estimated_peak_bytes"] = need.total
     if args.json:
         json.dump(t, out, indent=2)
         out.write("\n")
         return
-    out.write(f"{args.variant} at {t['input_size']} px on {t['device_name']}: median "
+    out.write(f"{args.variant} at {t['input_size']} px, batch {t['batch']}, {t['dtype']}, on "
+              f"{t['device_name']}: median "
               f"{t['median_ms']:.1f} ms (min {t['min_ms']:.1f}, max {t['max_ms']:.1f}) over "
               f"{t['repeats']} runs; {need.needs()} ({need.parts()})\n")
 

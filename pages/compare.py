@@ -1,9 +1,12 @@
 """Compare: several variants side by side, built with the same options (where they apply)."""
 
+import json
+
 import streamlit as st
 import torch
 
 from explorer.analysis import charts
+from explorer.analysis.compare import compare_csv, compare_table
 from explorer.analysis.rows import MACS_NOTE
 from explorer.core.text import md_escape
 from explorer.runtime import latency
@@ -28,6 +31,7 @@ for variant in chosen:
         st.error(f"{variant}: {err}")
 if not rows:
     st.stop()
+rows = data.compare_rows_with_memory(rows)
 skipped = [why for r in rows for why in r["skipped"]]
 if skipped:
     st.caption("Not applied: " + "; ".join(skipped) + ".")
@@ -37,6 +41,7 @@ st.dataframe(
       "params (M)": r["total_params"] / 1e6, "BN params (K)": r["total_bn_params"] / 1e3,
       "GMACs": r["total_macs"] / 1e9,
       "blocks": r["blocks"], "activations (MiB)": r["activation_bytes"] / 2**20,
+      "peak memory (MiB)": r["peak_memory_bytes"] / 2**20,
       "top-1 %": r["top1"], "top-5 %": r["top5"]}
      for r in rows],
     hide_index=True,
@@ -45,16 +50,30 @@ st.dataframe(
                        format="%.1f", help="BatchNorm scale and shift: already inside params"),
                    "GMACs": st.column_config.NumberColumn(format="%.3f"),
                    "activations (MiB)": st.column_config.NumberColumn(format="%.1f"),
+                   "peak memory (MiB)": st.column_config.NumberColumn(
+                       format="%.0f", help="estimated by the memory guard: building the network "
+                                           "and one forward pass of one float32 image"),
                    "top-1 %": st.column_config.NumberColumn(format="%.1f"),
                    "top-5 %": st.column_config.NumberColumn(format="%.1f")})
 st.caption(f"Measured here: params (BatchNorm's scale and shift included), MACs, blocks "
            f"(rows at block depth, heads included) and "
-           f"activations (every layer's float32 output once, one image). {MACS_NOTE}. "
+           f"activations (every layer's float32 output once, one image). Peak memory: the "
+           f"memory guard's estimate for each network alone (weights, the largest set of "
+           f"tensors a forward pass of one float32 image holds at once, runtime). {MACS_NOTE}. "
            "Accuracy: published ImageNet validation numbers at the native size (public weights "
            "where they exist, else the paper), for the reference build: not for the input size or "
            "options chosen above.")
 st.caption("Accuracy sources: " + "; ".join(f"{r['variant']}: {r['accuracy_source']}" for r in rows)
            + ".")
+stem = "compare_" + "_".join(r["variant"] for r in rows)
+d1, d2, _ = st.columns([1, 1, 4])
+# made when clicked (outside this run): the rows are captured now
+d1.download_button("CSV", lambda table=rows: compare_csv(table), f"{stem}.csv", "text/csv",
+                   icon=":material/download:", key="compare_csv",
+                   help="one line per network; raw numbers (bytes, MACs, parameters)")
+d2.download_button("JSON", lambda table=rows: json.dumps(compare_table(table), indent=1),
+                   f"{stem}.json", "application/json", icon=":material/download:",
+                   key="compare_json", help="the same records as the CSV")
 
 a, b = st.columns(2)
 a.plotly_chart(charts.params_macs_bars(rows))
@@ -66,19 +85,30 @@ graph_panel.compare_pair(list(VARIANTS))
 
 st.subheader("Measured latency: do MACs predict time?")
 st.caption("Each network built with random weights (they do not change the time) and run on "
-           f"{' and '.join(map(str, latency.BATCHES))} images, no autograd, the networks in turns "
-           "(so that a change in the machine's load hits all alike): one warm-up, then the "
-           f"median of {' and '.join(str(latency.RUNS[b]) for b in latency.BATCHES)} runs. "
-           "GMAC/s = MACs x batch / time; the limit is this machine's own peak, a "
-           f"{latency.PEAK_SIZE}x{latency.PEAK_SIZE} float32 matmul on the same threads (timed "
-           "with the BLAS and as a 1x1 convolution, the library the networks' convolutions run "
-           "on: the faster counts). Kept "
-           "for everyone on this server, per network, options, batch, device and threads.")
+           "the batch sizes chosen below, no autograd, the networks in turns (so that a change in "
+           "the machine's load hits all alike): one warm-up, then "
+           f"{latency.RUNS[1]} runs at batch 1 and {latency.OTHER_RUNS} at larger batches; the "
+           "table gives the fastest, the median and the slowest. GMAC/s = MACs x batch / median "
+           "time; the limit is this machine's own peak, a "
+           f"{latency.PEAK_SIZE}x{latency.PEAK_SIZE} matmul in the same precision on the same "
+           "threads (timed with the BLAS and as a 1x1 convolution, the library the networks' "
+           "convolutions run on: the faster counts). Kept for everyone on this server, per "
+           "network, options, batch, precision, device and threads.")
 device = "cpu"
+c_dev, c_batch, c_dtype = st.columns([1, 2, 2])
 if torch.cuda.is_available():  # a choice only where there is one
-    device = st.segmented_control("Device", ["cpu", "cuda"], default="cpu", key="latency_device",
-                                  format_func=lambda d: {"cpu": "CPU", "cuda": "GPU"}[d]) or "cpu"
-biggest = latency.estimate(rows, device)  # the networks together, or the matmul probe
+    device = c_dev.segmented_control("Device", ["cpu", "cuda"], default="cpu",
+                                     key="latency_device",
+                                     format_func=lambda d: {"cpu": "CPU", "cuda": "GPU"}[d]) or "cpu"
+batches = tuple(sorted(c_batch.pills("Batch sizes", latency.BATCH_CHOICES, selection_mode="multi",
+                                     default=list(latency.BATCHES), key="latency_batches")
+                       or latency.BATCHES))
+dtype = c_dtype.segmented_control("Precision", latency.DTYPES, default="float32",
+                                  key="latency_dtype",
+                                  help="weights and inputs in this precision; bfloat16 is fast on "
+                                       "CPUs with native bf16 (AVX-512 BF16, AMX) and on GPUs"
+                                  ) or "float32"
+biggest = latency.estimate(rows, device, batches, dtype)  # the networks together, or the probe
 heavy.cancelled("measure")
 left, right = st.columns([1, 3])
 clicked = left.button(f"Measure on {'GPU' if device == 'cuda' else 'CPU'}", icon=":material/timer:")
@@ -89,7 +119,8 @@ heavy.needs(biggest, biggest.what[:1].upper() + biggest.what[1:] + ":")
 def measure_all():
     bar = st.progress(0.0)
     try:
-        return latency.measure(rows, device=device, refresh=refresh,
+        return latency.measure(rows, device=device, refresh=refresh, batches=batches,
+                               dtype=dtype,
                                progress=lambda frac, text: bar.progress(frac, text=text))
     finally:
         bar.empty()
@@ -98,7 +129,7 @@ def measure_all():
 if clicked:
     heavy.run(f"measuring {len(rows)} variant(s)", biggest, measure_all, key="measure",
               advice="choose fewer networks, a smaller width, input size or fewer blocks")
-found = latency.report(rows, device=device)
+found = latency.report(rows, device=device, batches=batches, dtype=dtype)
 if found is None:
     st.info("Not measured yet with these options on this device: press the button.",
             icon=":material/timer:")
@@ -114,7 +145,8 @@ for r in found["rows"]:
     line = {"variant": r["variant"], "input": r["input_size"], "GMACs": r["macs"] / 1e9}
     for t in r["latency"]:
         n = t["batch"]
-        line |= {f"ms @{n}": t["median_ms"], f"GMAC/s @{n}": t["gmacs_per_s"],
+        line |= {f"min ms @{n}": t["min_ms"], f"ms @{n}": t["median_ms"],
+                 f"max ms @{n}": t["max_ms"], f"GMAC/s @{n}": t["gmacs_per_s"],
                  f"% of peak @{n}": 100 * t["peak_fraction"]}
     table.append(line)
 st.dataframe(table, hide_index=True,
@@ -125,4 +157,7 @@ st.caption(" ".join(md_escape(s) for s in said["rate"] + said["peak"])
            + md_escape(f" Peak: the fastest of {top['runs']} runs of a {top['size']}x{top['size']} "
                        f"{top['math']} matmul ({top['macs'] / 1e9:.2f} GMACs in "
                        f"{top['best_ms']:.1f} ms, as {top['kernel']}). Timed on {first['device_name']}, "
-                       f"{first['threads']} threads; ms are medians."))
+                       f"{first['threads']} threads, {dtype}; ms: the median, with the "
+                       f"min and max, of "
+                       f"{first['runs']} runs at batch {first['batch']} after a warm-up; "
+                       "GMAC/s and % of peak from the median."))

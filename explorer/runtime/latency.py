@@ -28,6 +28,8 @@ import torch
 
 BATCHES = (1, 16)
 RUNS = {1: 5, 16: 3}     # timed runs after one warm-up: batch 16 of Inception-ResNet-v2 is seconds
+OTHER_RUNS = 3           # at any other batch
+BATCH_CHOICES = (1, 8, 16, 32)  # what the Compare page offers
 PEAK_SIZE = 2048         # 2048^3 = 8.6 GMACs: a few tenths of a second on two cores
 PEAK_RUNS = 5
 MAX_ENTRIES = 512
@@ -143,22 +145,35 @@ def forget() -> None:
         _cache.clear()
 
 
-def latency_key(row: dict, batch: int, device: str = "cpu") -> tuple:
-    """The cache key of one compare row (``explorer.analysis.compare.compare_rows``) timed at ``batch``."""
+DTYPES = ("float32", "bfloat16")  # the precisions a comparison is timed in (weights and input)
+
+
+def _extra(dtype: str) -> tuple:
+    """float32 keys stay as they were before precisions were offered."""
+    if dtype not in DTYPES:
+        raise ValueError(f"precision must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    return () if dtype == "float32" else (dtype,)
+
+
+def latency_key(row: dict, batch: int, device: str = "cpu", dtype: str = "float32") -> tuple:
+    """The cache key of one compare row (``explorer.analysis.compare.compare_rows``) timed at
+    ``batch`` in ``dtype``."""
     return cache_key("latency", row["variant"], row["build"], row["input_size"], batch,
-                     device=device)
+                     *_extra(dtype), device=device)
 
 
-def peak_key(device: str = "cpu", size: int = PEAK_SIZE) -> tuple:
-    return cache_key("peak", size, device=device)
+def peak_key(device: str = "cpu", size: int = PEAK_SIZE, dtype: str = "float32") -> tuple:
+    return cache_key("peak", size, *_extra(dtype), device=device)
 
 
-def peak(device: str = "cpu", *, size: int = PEAK_SIZE, refresh: bool = False) -> dict:
-    key = peak_key(device, size)
-    return (not refresh and cached(key)) or remember(key, matmul_peak(size, device=device))
+def peak(device: str = "cpu", *, size: int = PEAK_SIZE, refresh: bool = False,
+         dtype: str = "float32") -> dict:
+    key = peak_key(device, size, dtype)
+    other = {} if dtype == "float32" else {"dtype": getattr(torch, dtype)}
+    return (not refresh and cached(key)) or remember(key, matmul_peak(size, device=device, **other))
 
 
-def estimate(rows: list[dict], device: str = "cpu"):
+def estimate(rows: list[dict], device: str = "cpu", batches=BATCHES, dtype: str = "float32"):
     """What ``measure`` holds at most at once (``explorer.runtime.memory.Estimate``): every network's
     weights together (they are timed in turns, so that a change in the machine's load hits all
     alike) plus the largest forward pass at the largest batch; or the matmul probe (three
@@ -169,12 +184,13 @@ def estimate(rows: list[dict], device: str = "cpu"):
                      0, 3 * PEAK_SIZE ** 2 * 4, RUNTIME_BYTES)
     if not rows:
         return probe
-    each = [estimate_inference(r["variant"], batch=max(BATCHES), input_size=r["input_size"],
-                               device=device, **r["build"]) for r in rows]
+    each = [estimate_inference(r["variant"], batch=max(batches), input_size=r["input_size"],
+                               device=device, dtype=getattr(torch, dtype), **r["build"])
+            for r in rows]
     weights, activations = sum(e.weights for e in each), max(e.activations for e in each)
     names = ", ".join(r["variant"] for r in rows)
     # the runtime term as estimate_inference calibrates it, over everything held at once
-    together = Estimate(f"timing {names} in turns, up to batch {max(BATCHES)}", str(device),
+    together = Estimate(f"timing {names} in turns, up to batch {max(batches)}", str(device),
                         weights, activations,
                         RUNTIME_BYTES + int(RUNTIME_SHARE * (weights + activations)))
     return max(together, probe, key=lambda e: e.total)
@@ -184,20 +200,23 @@ Progress = Callable[[float, str], None]
 
 
 def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dict | None = None,
-            refresh: bool = False, progress: Progress | None = None) -> dict:
+            refresh: bool = False, progress: Progress | None = None,
+            dtype: str = "float32") -> dict:
     """Time every compare row (``explorer.analysis.compare.compare_rows``) at each batch on
     ``device``, what is not
     cached yet (everything with ``refresh``); then the matmul peak. The networks are built
     together and run in turns (one warm-up each, then run k of every network before run k+1),
-    so that a change in the machine's load meanwhile hits them all alike. Returns ``report``."""
+    so that a change in the machine's load meanwhile hits them all alike; weights and inputs in
+    ``dtype`` (the peak too). Returns ``report``."""
     from explorer.runtime.build import build
     from explorer.runtime.timing import forward_latency
 
     runs = {**RUNS, **(runs or {})}
-    todo = {b: [r for r in rows if refresh or cached(latency_key(r, b, device)) is None]
+    _extra(dtype)  # a precision we offer, or a clear error before anything is built
+    todo = {b: [r for r in rows if refresh or cached(latency_key(r, b, device, dtype)) is None]
             for b in batches}
     needed = [r for r in rows if any(r in todo[b] for b in batches)]
-    steps = len(needed) + sum(len(todo[b]) * (1 + runs.get(b, 3)) for b in batches) + 1
+    steps = len(needed) + sum(len(todo[b]) * (1 + runs.get(b, OTHER_RUNS)) for b in batches) + 1
     done = 0
 
     def say(text: str) -> None:
@@ -209,10 +228,10 @@ def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dic
         for r in needed:
             say(f"building {r['variant']}...")
             models[r["variant"]] = build(r["variant"], device=device, input_size=r["input_size"],
-                                         **r["build"])
+                                         **r["build"]).to(getattr(torch, dtype))
             done += 1
         for batch in batches:
-            n = runs.get(batch, 3)
+            n = runs.get(batch, OTHER_RUNS)
             times: dict[str, list] = {r["variant"]: [] for r in todo[batch]}
             for k in range(n + 1):          # k == 0: the warm-up
                 for r in todo[batch]:
@@ -226,31 +245,31 @@ def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dic
             for r in todo[batch]:
                 ms = [t["median_ms"] for t in times[r["variant"]]]
                 first = times[r["variant"]][0]
-                remember(latency_key(r, batch, device), {
+                remember(latency_key(r, batch, device, dtype), {
                     "median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms),
                     "repeats": n, "device_name": first["device_name"],
                     "threads": first["threads"]})
     finally:
         models.clear()
     say("matmul peak...")
-    top = peak(device, refresh=refresh)
+    top = peak(device, refresh=refresh, dtype=dtype)
     if progress:
         progress(1.0, "done")
-    return report(rows, top, device=device, batches=batches)
+    return report(rows, top, device=device, batches=batches, dtype=dtype)
 
 
 def report(rows: list[dict], top: dict | None = None, *, device: str = "cpu",
-           batches=BATCHES) -> dict | None:
+           batches=BATCHES, dtype: str = "float32") -> dict | None:
     """What the cache holds for ``rows``: ``{"rows": [...], "peak": {...}, "lessons": [...]}``,
     or None while any of it is missing (nothing measured yet)."""
-    top = top or cached(peak_key(device))
+    top = top or cached(peak_key(device, dtype=dtype))
     if top is None:
         return None
     out = []
     for row in rows:
         times = []
         for batch in batches:
-            t = cached(latency_key(row, batch, device))
+            t = cached(latency_key(row, batch, device, dtype))
             if t is None:
                 return None
             rate = gmacs_per_s(row["total_macs"], batch, t["median_ms"])

@@ -240,3 +240,10 @@ def design_principles() -> dict:
             "widest": lessons.widest_per_grid(v3["rows"]),
             "aggregation": lessons.reduced_aggregation(block, "3x3", grid),
             "balance": lessons.width_and_depth(networks)}
+
+
+@st.cache_data(show_spinner="Estimating each network's peak memory...", max_entries=64)
+def compare_rows_with_memory(rows: list[dict]) -> list[dict]:
+    """Compare rows with each network's estimated peak memory (one forward pass, batch 1)."""
+    from explorer.runtime.memory import with_peak_memory
+    return with_peak_memory(rows)
