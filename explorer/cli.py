@@ -17,8 +17,9 @@
     time VARIANT [--device cpu|cuda] [--runs N] [--batch N] [--dtype float32|bfloat16]
          [--max-memory SIZE] [--json] (+ build options)
     signal VARIANT [--width W] [--repeats A,B,C] [--scale S] [--input-size N] [--json]
-    race VARIANT[@SCALE]... [--width W] [--repeats A,B,C] [--scale S] [--input-size N]
-         [--steps N] [--seeds 0,1,2] [--optimizer rmsprop|adam] [--target ACC] [--json]
+    race VARIANT[@SCALE][:aux][:ls=EPS]... [--width W] [--repeats A,B,C] [--scale S]
+         [--input-size N] [--aux] [--label-smoothing EPS] [--steps N] [--seeds 0,1,2]
+         [--optimizer rmsprop|adam] [--target ACC] [--json]
 
 ``compare --csv`` writes the table the Compare page downloads: one line per network with
 ``variant, layout, input_size, total_params, total_bn_params, total_macs, blocks,
@@ -173,8 +174,15 @@ def make_parser() -> Parser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("race", help="Lab: train networks side by side on real MNIST digits")
-    p.add_argument("variants", nargs="+", metavar="VARIANT[@SCALE]")
+    p.add_argument("variants", nargs="+", metavar="VARIANT[@SCALE][:aux][:ls=EPS]",
+                   help="a network, with its residual scale, the Lab's auxiliary head and its "
+                        "label smoothing epsilon where given, e.g. inception_v3:aux:ls=0")
     _lab_options(p)
+    p.add_argument("--aux", action="store_true",
+                   help="every network trains with the Lab's auxiliary head (loss weight 0.3)")
+    p.add_argument("--label-smoothing", type=float, metavar="EPS",
+                   help="label smoothing epsilon of every network that does not set its own "
+                        "(0 = off; default: the recipe's, 0.1 for rmsprop, 0 for adam)")
     p.add_argument("--steps", type=int, default=400, help="training steps (batch 32)")
     p.add_argument("--seeds", type=_csv_ints, default=(0,), help="e.g. 0,1,2")
     p.add_argument("--optimizer", default="rmsprop", help="rmsprop (the papers' recipe) or adam")
@@ -577,7 +585,9 @@ def race_configs(names, args) -> list:
     from explorer.lab.present import parse_network
 
     return [parse_network(name, width=args.width, repeats=args.repeats, input_size=args.input_size,
-                          scale=args.scale, layout=args.layout) for name in names]
+                          scale=args.scale, layout=args.layout, aux=getattr(args, "aux", False),
+                          label_smoothing=getattr(args, "label_smoothing", None))
+            for name in names]
 
 
 def cmd_race(args, out) -> None:
@@ -607,6 +617,9 @@ def cmd_race(args, out) -> None:
         secs = f"{sec['mean']:.1f} +- {sec['std']:.1f}" if sec["mean"] is not None else "-"
         out.write(f"{s['label'][:40]:<40} {len(s['seeds']):>5} {s['reached']:>7} {steps:>16} "
                   f"{secs:>13} {100 * acc['mean']:>9.1f} +- {100 * acc['std']:.1f}\n")
+    from explorer.lab.present import interpret
+    for sentence in interpret(result["summary"], width=args.width):
+        out.write(f"- {sentence}\n")
 
 
 COMMANDS = {"variants": cmd_variants, "summary": cmd_summary, "graph": cmd_graph,

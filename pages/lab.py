@@ -8,12 +8,14 @@ from explorer.lab import RECIPES, make_request
 from explorer.lab.charts import race_figure, signal_figure
 from explorer.lab.data import SOURCE
 from explorer.lab.present import (
+    AUX_CHOICES,
     SECTIONS,
     SIGNAL_COMPARISONS,
     finding_text,
+    interpret,
     measured_result,
     network_choices,
-    parse_network,
+    race_networks,
     summary_rows,
 )
 from explorer.lab.queue import DONE, FAILED, STOPPED, get_queue
@@ -68,12 +70,28 @@ with st.form("race"):
     steps = b.number_input("Steps (batch 32)", 1, 2000, DEFAULT_STEPS, key="lab_steps")
     seeds = c.multiselect("Seeds", list(range(5)), default=[0], key="lab_seeds")
     target = c.slider("Target validation accuracy", 0.5, 0.99, 0.9, 0.01, key="lab_target")
+    d, e, f = st.columns([2, 1, 1])
+    aux = d.segmented_control(
+        "Auxiliary head", list(AUX_CHOICES), default="off", key="lab_aux",
+        format_func={"off": "without", "on": "with", "both": "race with and without"}.get,
+        help="a small classifier on the 17x17-grid stage, its loss added with weight 0.3 in "
+             "training only (a regularizer, say the notes): 'with and without' races each "
+             "network twice") or "off"
+    smoothing = e.number_input("Label smoothing ε", 0.0, 0.5, 0.1, 0.05, key="lab_smoothing",
+                               help="0 = off; the papers use 0.1")
+    unsmoothed = f.checkbox("also race with ε = 0", key="lab_unsmoothed",
+                            help="each network once more without label smoothing")
     started = st.form_submit_button("Start race", type="primary", icon=":material/sprint:")
 st.caption(f"**{RECIPES[optimizer].title}.** Source: {RECIPES[optimizer].source}")
 
 if started:
     try:
-        request = make_request([parse_network(n, width=race_width) for n in networks],
+        eps = float(smoothing)
+        # the recipe's own epsilon is no option (labels and cached runs stay the recipe's)
+        configs = race_networks(networks, width=race_width, aux=aux,
+                                label_smoothing=None if eps == RECIPES[optimizer].label_smoothing
+                                else eps, without_smoothing=unsmoothed and eps != 0)
+        request = make_request(configs,
                                seeds=tuple(seeds), steps=int(steps), optimizer=optimizer,
                                target=float(target))
         st.session_state["lab_job"] = get_queue().submit(request, who)
@@ -111,6 +129,9 @@ def live():
     elif job.status == DONE:
         st.success(f"Done: {len(job.result['runs'])} runs.")
         st.dataframe(summary_rows(job.result["summary"]), hide_index=True, key="lab_summary")
+        width_raced = job.result["runs"][0]["config"]["width"] if job.result["runs"] else None
+        st.info("  \n".join(interpret(job.result["summary"], width=width_raced)),
+                icon=":material/lightbulb:")
     if job.over and st.session_state.get("lab_live_over") != job.number:
         st.session_state["lab_live_over"] = job.number
         st.rerun()  # leave the one-second refresh
