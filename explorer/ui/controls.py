@@ -10,8 +10,12 @@ import torch
 from explorer.analysis.rows import DEPTHS
 from explorer.ui.nav import page
 from explorer.variants import VARIANTS
-# the validator's bounds: a field never offers what a build then refuses
-from explorer.variants.config import MAX_CLASSES, MAX_INPUT_SIZE, MAX_REPEATS, MAX_WIDTH
+from explorer.variants.config import (  # the validator's bounds: no field offers what it refuses
+    MAX_CLASSES,
+    MAX_INPUT_SIZE,
+    MAX_REPEATS,
+    MAX_WIDTH,
+)
 
 CPU, GPU = "CPU", "GPU (cuda)"
 NO_GPU = "unavailable: torch.cuda.is_available() is False on this machine"
