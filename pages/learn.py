@@ -197,9 +197,11 @@ low = lessons.sharpest_shrink(sizes)
 st.markdown("**1. Avoid representational bottlenecks, especially early.** The representation "
             "(C x H x W values of each block's output) should shrink gently from the input "
             "to the output.")
+body = lessons.sharpest_shrink([r for r in sizes if not r["block"].startswith("stem")])
 key_result(f"x{low['vs the block before']:.2f}",
            f"the sharpest one-block shrink of Inception-v3 (paper layout): at {low['block']}, "
-           f"to {low['output']}")
+           f"to {low['output']}; after the stem, x{body['vs the block before']:.2f} at "
+           f"{body['block']} (to {body['output']})")
 st.plotly_chart(charts.representation_chart(sizes), key="representation")
 st.markdown("**2. Higher-dimensional representations are easier to process locally.** The "
             "channels grow as the grid shrinks:")

@@ -126,6 +126,10 @@ def test_compare_graphs_each_get_the_width_and_do_not_overlap(server, tab):
     for g in (a, b):
         assert g["width"] >= 0.9 * main["width"], (g, main)
     assert a["y"] + a["height"] <= b["y"]  # one above the other, apart
+    # and readable: the nodes' text drawn at 10 px or more on the screen
+    for i in range(2):
+        text = graphs.nth(i).locator("g.node text").first
+        assert box(text)["height"] >= 10, i
 
 
 def test_graph_tooltip_is_ours_and_goes_when_the_page_scrolls(server, tab):

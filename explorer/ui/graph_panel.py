@@ -295,9 +295,10 @@ def compare_pair(variants: list[str], default=("inception_v4", "inception_resnet
                                                       if state.expandable[n] == "stage"])
         with col:
             st.markdown(f"**{variant}**")
+            # readable at first (a projector's text size), the rest a drag or "fit" away
             draw(variant, state, {}, key=f"graph_compare_{'lr'[i]}", overlay=overlay,
                  values=values, scale=scale, height=560, highlight=[match] if match else [],
-                 fit="all")
+                 fit="readable")
             sel = state.selected
             if sel:
                 st.html(f'<div data-explorer-selected="{html.escape(sel, quote=True)}">selected: '
