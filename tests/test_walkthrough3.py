@@ -22,6 +22,7 @@ from explorer.lab import LabConfig, make_request, race
 from explorer.lab.charts import log_ticks, signal_figure
 from explorer.lab.config import LabAuxHead, build_lab_model
 from explorer.lab.present import interpret, parse_network, race_networks, summary_rows
+from explorer.runtime import latency
 from explorer.runtime.memory import estimate_inference, with_peak_memory
 from explorer.variants import VARIANTS, ConfigError
 from explorer.variants.config import MAX_CLASSES, MAX_INPUT_SIZE, MAX_REPEATS, MAX_WIDTH
@@ -287,7 +288,9 @@ def test_compare_page_offers_csv_and_json_and_shows_peak_memory():
     assert {"CSV", "JSON"} <= labels
     table = at.dataframe[0].value
     assert "peak memory (MiB)" in table.columns and (table["peak memory (MiB)"] > 0).all()
-    assert at.get("button_group")  # the latency's batch and precision choices
+    choices = {b.key: [o.content for o in b.proto.options] for b in at.get("button_group")}
+    assert choices["latency_dtype"] == ["float32", "bfloat16"]
+    assert choices["latency_batches"] == [str(b) for b in latency.BATCH_CHOICES]
 
 
 def test_time_takes_batch_and_dtype():
@@ -303,3 +306,14 @@ def test_time_takes_batch_and_dtype():
     assert t["estimated_peak_bytes"] == need.total
     assert run(["time", "googlenet", "--batch", "0"])[0] == 2
     assert run(["time", "googlenet", "--dtype", "float8"])[0] == 2
+
+
+def test_latency_is_kept_per_precision_and_refuses_others():
+    row = compare_rows(["googlenet"], 75, width=0.25)[0]
+    assert latency.latency_key(row, 1) != latency.latency_key(row, 1, dtype="bfloat16")
+    assert latency.peak_key() != latency.peak_key(dtype="bfloat16")
+    with pytest.raises(ValueError, match="float32, bfloat16"):
+        latency.measure([row], dtype="float16")
+    big = compare_rows(["inception_v3"])[0]
+    one, many = latency.estimate([big], batches=(1,)), latency.estimate([big], batches=(1, 32))
+    assert many.what.endswith("batch 32") and many.total > one.total
