@@ -15,7 +15,6 @@ from apptest_helpers import app, clean  # tests/ on sys.path
 from explorer.analysis import charts, lessons
 from explorer.analysis.cached import analysis_dict
 from explorer.analysis.compare import TABLE_COLUMNS, compare_csv, compare_rows
-from explorer.analysis.probe import probe
 from explorer.cli import main
 from explorer.core.resources import resource
 from explorer.lab import LabConfig, make_request, race
@@ -24,7 +23,8 @@ from explorer.lab.config import LabAuxHead, build_lab_model
 from explorer.lab.present import interpret, parse_network, race_networks, summary_rows
 from explorer.runtime import latency
 from explorer.runtime.memory import estimate_inference, with_peak_memory
-from explorer.variants import VARIANTS, ConfigError
+from explorer.spec.netspec import Layer
+from explorer.variants import VARIANTS, ConfigError, describe
 from explorer.variants.config import MAX_CLASSES, MAX_INPUT_SIZE, MAX_REPEATS, MAX_WIDTH
 
 
@@ -56,8 +56,19 @@ def test_learn_links_the_5x5_lesson_to_the_paper_layout_and_names_the_released_5
 
 # -- 3. the tagline says what Table 3's "factorized 7x7" is -----------------------------------------
 
-def _kernels(model) -> list[tuple]:
-    return [tuple(m.kernel_size) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+def _kernels(items) -> list[tuple]:
+    """The conv kernels of spec items (layers, blocks, stages, networks) in order."""
+    out = []
+    for item in items:
+        if isinstance(item, Layer):
+            if item.op == "conv":
+                k = item.get("kernel", 1)
+                out.append((k, k) if isinstance(k, int) else tuple(k))
+        elif hasattr(item, "branches"):
+            out += _kernels(x for _, branch in item.branches for x in branch)
+        else:  # a stage
+            out += _kernels(b for _, b in item.blocks)
+    return out
 
 
 def test_v3_tagline_puts_the_factorized_7x7_in_the_stem():
@@ -65,27 +76,26 @@ def test_v3_tagline_puts_the_factorized_7x7_in_the_stem():
     assert "1x7" not in idea and "stem" in idea
     # what the step changed: v2's stem opens with a 7x7 conv, v3's with 3x3 convs; the 1x7 / 7x1
     # convs are in both
-    v2, v3 = probe("inception_v2", layout="paper").model, probe("inception_v3", layout="paper").model
-    assert _kernels(v2.stem)[0] == (7, 7) and _kernels(v3.stem)[0] == (3, 3)
-    assert (1, 7) in _kernels(v2) and (1, 7) in _kernels(v3)
+    v2, v3 = describe("inception_v2", layout="paper"), describe("inception_v3", layout="paper")
+    assert _kernels([v2.stage("stem")])[0] == (7, 7) and _kernels([v3.stage("stem")])[0] == (3, 3)
+    assert (1, 7) in _kernels(v2.stages) and (1, 7) in _kernels(v3.stages)
 
 
 # -- 4. Rethinking's "42 layers" and "about 2.5x", beside our computation ------------------------
 
 def test_rethinking_depth_counted_as_the_paper_counts_gives_42():
-    v3 = probe("inception_v3", layout="paper").model
-    depth = lessons.network_depth(v3)
+    depth = lessons.network_depth(describe("inception_v3", layout="paper"))
     assert depth["total"] == 42
     assert depth["stages"] == {"stem": 6, "inception_a": 9, "reduction_a": 3, "inception_b": 15,
                                "reduction_b": 3, "inception_c": 6}
     # the same rule, plus the classifier, gives GoogLeNet's own "22 layers"
-    assert lessons.network_depth(probe("googlenet", layout="paper").model)["total"] + 1 == 22
+    assert lessons.network_depth(describe("googlenet", layout="paper"))["total"] + 1 == 22
 
 
 def test_rethinking_claims_show_the_claim_our_figure_and_the_gap():
     v3 = analysis_dict("inception_v3", None, "block", layout="paper")["total_macs"]
     g = analysis_dict("googlenet", None, "block", layout="paper")["total_macs"]
-    rows = lessons.rethinking_claims(probe("inception_v3", layout="paper").model, v3, g)
+    rows = lessons.rethinking_claims(describe("inception_v3", layout="paper"), v3, g)
     assert rows[0]["the paper says"].startswith("42") and rows[0]["computed here"] == "42"
     assert rows[1]["computed here"].startswith(f"{v3 / g:.1f}x") and "2.5" in rows[1]["the paper says"]
     assert 3.5 < v3 / g < 4.5  # far from the claimed 2.5x: the gap is shown, not hidden
@@ -240,8 +250,8 @@ def test_design_principles_are_computed_on_our_networks():
     low = lessons.sharpest_shrink(sizes)
     assert low["vs the block before"] == min(s["vs the block before"] for s in sizes[1:])
     assert [w["channels"] for w in lessons.widest_per_grid(rows)][-3:] == [288, 768, 2048]
-    agg = lessons.reduced_aggregation(probe("inception_v3", layout="paper").model.inception_a[0],
-                                      "3x3", 35)
+    agg = lessons.reduced_aggregation(describe("inception_v3", layout="paper").block("inception_a.0"),
+                                      "3x3", 288, 35)
     assert agg["MACs without"] == 35 * 35 * 288 * 64 * 9
     assert agg["MACs with the 1x1"] == 35 * 35 * (288 * 48 + 48 * 64 * 9)
     at = clean(app("learn"))
@@ -258,8 +268,8 @@ def test_v4_stem_note_on_the_block_that_needs_stride_2():
     row = next(r for r in rows if r["name"] == "stem.mixed_5a")
     note = lessons.v4_stem_stride_note("inception_v4", row, row["figure"])
     assert "192 V" in note and "71x71 -> 35x35, measured" in note and "69x69" in note
-    conv = probe("inception_v4", layout="paper").model.stem.mixed_5a.branches["3x3"][0].conv
-    assert conv.stride == (2, 2)
+    conv = describe("inception_v4", layout="paper").block("stem.mixed_5a").branch("3x3")[0]
+    assert conv["stride"] in (2, (2, 2))
     other = next(r for r in rows if r["name"] == "stem.mixed_4a")
     assert lessons.v4_stem_stride_note("inception_v4", other, other["figure"]) is None
     at = clean(app("inspect", variant="inception_v4", block="stem.mixed_5a"))

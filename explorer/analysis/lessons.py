@@ -7,9 +7,8 @@ measured MACs beside them.
 
 from __future__ import annotations
 
-from torch import nn
-
-from explorer.variants.blocks import Residual
+from explorer.spec.compose import concat, conv, head, maxpool, network, stage
+from explorer.spec.netspec import Layer, NetSpec
 
 RETHINKING = "Rethinking the Inception Architecture (arXiv 1512.00567)"
 V4_PAPER = "Inception-v4, Inception-ResNet and the Impact of Residual Connections (arXiv 1602.07261)"
@@ -59,10 +58,10 @@ def grid_reduction(channels: int, grid: int) -> list[dict]:
             for name, macs, narrow in ways]
 
 
-def residual_blocks(model: nn.Module) -> list[dict]:
-    """Each residual block's scale (and whether a ReLU follows its add), in model order."""
-    return [{"block": name, "scale": float(m.scale), "relu": m.act is not None}
-            for name, m in model.named_modules() if isinstance(m, Residual)]
+def residual_blocks(spec: NetSpec) -> list[dict]:
+    """Each residual block's scale (and whether a ReLU follows its add), in network order."""
+    return [{"block": f"{s.name}.{name}", "scale": float(b.scale), "relu": b.act}
+            for s in spec.stages for name, b in s.blocks if getattr(b, "op", "") == "residual"]
 
 
 def std_growth(scales) -> float:
@@ -106,28 +105,25 @@ V4_RESULTS = (
 
 # -- receptive fields, measured by the same analysis as the networks ------------------------------
 
-def _measured(layers: list[nn.Module], channels: int, grid: int) -> dict:
-    """Field, jump and MACs of ``layers`` by ``explorer.analyze`` (on meta). analyze feeds an
-    RGB image, so a 1x1 conv lifts it to ``channels`` first: it adds no field, and its MACs
+def _measured(layers: list, channels: int, grid: int) -> dict:
+    """Field, jump and MACs of ``layers`` (spec layers) by ``explorer.analyze``. analyze feeds
+    an RGB image, so a 1x1 conv lifts it to ``channels`` first: it adds no field, and its MACs
     are left out."""
-    import torch
-
     from explorer.analysis.rows import analyze
-    from explorer.variants.blocks import ConvBN
-    with torch.device("meta"):
-        model = nn.Sequential(ConvBN(3, channels, 1), *layers)
-    rows = analyze(model, input_size=grid, depth="layer").rows
+
+    blocks = [conv(channels, 1), *layers]
+    spec = network({"net": stage("net", blocks, "stage")}, head({}))
+    rows = analyze(spec, input_size=grid, depth="layer").rows
     last = rows[-1]
     return {"receptive field": " x ".join(map(str, last.rf)),
             "jump": " x ".join(map(str, last.jump)),
-            "MACs": sum(r.macs for r in rows if not r.name.startswith("0")),
+            "MACs": sum(r.macs for r in rows if not r.name.startswith("net.0")),
             "output": " x ".join(map(str, last.output_shape))}
 
 
-def _convs(channels: int, *specs) -> list[nn.Module]:
+def _convs(channels: int, *specs) -> list:
     """Convs of ``channels`` to ``channels``, (kernel, padding) each, in sequence."""
-    from explorer.variants.blocks import ConvBN
-    return [ConvBN(channels, channels, k, padding=p) for k, p in specs]
+    return [conv(channels, k, padding=p) for k, p in specs]
 
 
 def factorization_fields(channels: int, grid: int, n: int | None = None) -> list[dict]:
@@ -147,13 +143,11 @@ def reduction_fields(channels: int, grid: int) -> list[dict]:
     """The three grid reductions of ``grid_reduction`` built as networks (3x3 convs, 3x3/2 max
     pools, no padding on the stride-2 steps): field and jump before (one input unit) and after,
     in units of the input grid."""
-    from explorer.variants.blocks import Concat, ConvBN
     k = channels
     ways = (
-        ("conv, then pool", [ConvBN(k, 2 * k, 3, padding=1), nn.MaxPool2d(3, 2)]),
-        ("pool, then conv", [nn.MaxPool2d(3, 2), ConvBN(k, 2 * k, 3, padding=1)]),
-        ("stride-2 conv beside a pool", [Concat({"conv": ConvBN(k, k, 3, 2),
-                                                 "pool": nn.MaxPool2d(3, 2)})]),
+        ("conv, then pool", [conv(2 * k, 3, padding=1), maxpool(3, 2)]),
+        ("pool, then conv", [maxpool(3, 2), conv(2 * k, 3, padding=1)]),
+        ("stride-2 conv beside a pool", [concat({"conv": conv(k, 3, 2), "pool": maxpool(3, 2)})]),
     )
     out = []
     for name, layers in ways:
@@ -224,38 +218,41 @@ DEPTH_RULE = ("layers with weights on the deepest path; a 1 x n conv then an n x
               "pools and the classifier not counted")
 
 
-def _is_pair(a: nn.Module, b: nn.Module) -> bool:
+def _kernel(layer) -> tuple[int, int]:
+    k = layer.get("kernel", 1)
+    return (k, k) if isinstance(k, int) else tuple(k)
+
+
+def _is_pair(a, b) -> bool:
     """A 1 x n conv and an n x 1 conv in a row (either order): one factorized n x n layer."""
-    from explorer.variants.blocks import ConvBN
-    if not (isinstance(a, ConvBN) and isinstance(b, ConvBN)):
+    if not (isinstance(a, Layer) and isinstance(b, Layer) and a.op == b.op == "conv"):
         return False
-    ka, kb = tuple(a.conv.kernel_size), tuple(b.conv.kernel_size)
+    ka, kb = _kernel(a), _kernel(b)
     return ka[0] != ka[1] and ka == kb[::-1]
 
 
-def layer_depth(module: nn.Module) -> int:
-    """The depth of ``module`` in layers, counted by ``DEPTH_RULE``."""
-    from explorer.variants.blocks import Concat, ConvBN
-    if isinstance(module, ConvBN) or isinstance(module, (nn.Conv2d, nn.Linear)):
-        return 1
-    if isinstance(module, Residual):
-        return max(layer_depth(b) for b in module.branches.values()) + 1  # + the 1x1 expansion
-    if isinstance(module, Concat):
-        return max(layer_depth(b) for b in module.branches.values())
-    children = list(module.children())
+def _sequence_depth(items) -> int:
     depth, i = 0, 0
-    while i < len(children):
-        if i + 1 < len(children) and _is_pair(children[i], children[i + 1]):
+    while i < len(items):
+        if i + 1 < len(items) and _is_pair(items[i], items[i + 1]):
             depth, i = depth + 1, i + 2
         else:
-            depth, i = depth + layer_depth(children[i]), i + 1
+            depth, i = depth + layer_depth(items[i]), i + 1
     return depth
 
 
-def network_depth(model: nn.Module) -> dict:
-    """Depth by ``DEPTH_RULE`` of each stage of an ``InceptionNet`` (the head and auxiliary
-    heads left out) and in all."""
-    stages = {name: layer_depth(getattr(model, name)) for name in model.stage_names}
+def layer_depth(item) -> int:
+    """The depth in layers, counted by ``DEPTH_RULE``, of a spec's layer or block."""
+    if isinstance(item, Layer):
+        return 1 if item.op in ("conv", "linear") else 0
+    deepest = max(_sequence_depth(branch) for _, branch in item.branches)
+    return deepest + 1 if item.op == "residual" else deepest  # + the linear 1x1 expansion
+
+
+def network_depth(spec: NetSpec) -> dict:
+    """Depth by ``DEPTH_RULE`` of each stage of ``spec`` (the head and auxiliary heads left
+    out) and in all."""
+    stages = {s.name: _sequence_depth([b for _, b in s.blocks]) for s in spec.stages}
     return {"stages": stages, "total": sum(stages.values())}
 
 
@@ -263,11 +260,11 @@ def network_depth(model: nn.Module) -> dict:
 RETHINKING_CLAIMS = {"depth": 42, "cost_ratio": 2.5, "googlenet_gmacs": 1.5}
 
 
-def rethinking_claims(v3_paper_model: nn.Module, v3_paper_macs: int, googlenet_macs: int,
+def rethinking_claims(v3_paper: NetSpec, v3_paper_macs: int, googlenet_macs: int,
                       table3_cost: tuple[float, float] = (4.8, 1.5)) -> list[dict]:
     """The paper's claims about its network beside what we compute on our build of its Table 1
-    (``v3_paper_model``: Inception-v3's paper layout; MACs at 299 and GoogLeNet's at 224)."""
-    depth = network_depth(v3_paper_model)
+    (``v3_paper``: Inception-v3's paper layout; MACs at 299 and GoogLeNet's at 224)."""
+    depth = network_depth(v3_paper)
     ratio = v3_paper_macs / googlenet_macs
     return [
         {"claim": "depth in layers", "the paper says": "42 (section 6)",
@@ -327,13 +324,14 @@ def widest_per_grid(rows: list[dict]) -> list[dict]:
     return [{"grid": f"{h} x {h}", "channels": c} for h, c in sorted(best.items(), reverse=True)]
 
 
-def reduced_aggregation(block: nn.Module, branch: str, grid: int) -> dict:
-    """Principle 3 (spatial aggregation over lower-dimensional embeddings): ``branch`` of
-    ``block`` reduces its input with a 1x1 conv before its spatial conv; its MACs beside those
-    of the same spatial conv on the unreduced input, at ``grid`` x ``grid``."""
-    reduce, spatial = block.branches[branch][0].conv, block.branches[branch][1].conv
-    kh, kw = spatial.kernel_size
-    c_in, c_mid, c_out = reduce.in_channels, reduce.out_channels, spatial.out_channels
+def reduced_aggregation(block, branch: str, in_channels: int, grid: int) -> dict:
+    """Principle 3 (spatial aggregation over lower-dimensional embeddings): ``branch`` of the
+    spec's ``block`` (reading ``in_channels``) reduces its input with a 1x1 conv before its
+    spatial conv; its MACs beside those of the same spatial conv on the unreduced input, at
+    ``grid`` x ``grid``."""
+    reduce, spatial = block.branch(branch)[:2]
+    kh, kw = _kernel(spatial)
+    c_in, c_mid, c_out = in_channels, reduce["out"], spatial["out"]
     with_1x1 = conv_macs(grid, c_in, c_mid, 1) + conv_macs(grid, c_mid, c_out, kh, kw)
     direct = conv_macs(grid, c_in, c_out, kh, kw)
     return {"input channels": c_in, "reduced to": c_mid, "spatial conv": f"{kh}x{kw} to {c_out}",
@@ -341,13 +339,13 @@ def reduced_aggregation(block: nn.Module, branch: str, grid: int) -> dict:
 
 
 def width_and_depth(items) -> list[dict]:
-    """Principle 4 (balance width and depth): ``items`` of (network, model, analysis dict at
+    """Principle 4 (balance width and depth): ``items`` of (network, NetSpec, analysis dict at
     stage depth); depth by ``DEPTH_RULE``, width = the channels of the last feature map."""
     out = []
-    for title, model, analysis in items:
+    for title, spec, analysis in items:
         last = [r for r in analysis["rows"]
                 if len(r["output_shape"]) == 3 and not r["name"].startswith("head")][-1]
-        depth = network_depth(model)["total"]
+        depth = network_depth(spec)["total"]
         out.append({"network": title, "depth (layers)": depth,
                     "width (last channels)": last["output_shape"][0],
                     "GMACs": analysis["total_macs"] / 1e9,

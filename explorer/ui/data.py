@@ -16,9 +16,8 @@ from explorer.analysis.published import best_published
 from explorer.analysis.rows import analyze
 from explorer.runtime.build import build
 from explorer.variants import VARIANTS
-from explorer.variants.blocks import block_info
 
-WARMUP = "Working out every block's shapes and costs (the first question imports torch)..."
+WARMUP = "Working out every block's shapes and costs..."
 
 
 @st.cache_data(show_spinner=WARMUP, max_entries=256)
@@ -41,15 +40,14 @@ def inspect_charts(variant: str, **config) -> tuple:
 def blocks(variant: str, **config) -> dict[str, dict]:
     """Block name -> kind, paper figure and idea (a block without its own falls back to its
     stage's)."""
-    model = probe(variant, **config).model  # the probe's shared meta build: read only
+    spec = probe(variant, **config).spec
     out = {}
-    for stage_name in model.stage_names:
-        stage = getattr(model, stage_name)
-        for name, block in stage.named_children():
-            own, of_stage = block_info(block), block_info(stage)
-            out[f"{stage_name}.{name}"] = {"kind": own.kind or of_stage.kind,
+    for stage in spec.stages:
+        for name, block in stage.blocks:
+            own, of_stage = getattr(block, "info", stage.info), stage.info
+            out[f"{stage.name}.{name}"] = {"kind": own.kind or of_stage.kind,
                                            "figure": own.figure or of_stage.figure,
-                                           "idea": own.idea or of_stage.idea, "stage": stage_name}
+                                           "idea": own.idea or of_stage.idea, "stage": stage.name}
     return out
 
 
@@ -85,7 +83,7 @@ def model(variant: str, device: str, **config):
 @st.cache_data(show_spinner=False, max_entries=32)
 def residual_block_table(variant: str, **config) -> list[dict]:
     from explorer.analysis.lessons import residual_blocks
-    return residual_blocks(probe(variant, **config).model)
+    return residual_blocks(probe(variant, **config).spec)
 
 
 # -- predictions -------------------------------------------------------------------------------
@@ -170,7 +168,7 @@ def _saliency(model_key: tuple, pixels: str, size: tuple, preprocess, *, _loaded
 
 @st.cache_data(show_spinner="Running torchinfo on the meta device...", max_entries=32)
 def torchinfo_text(variant: str, depth: str = "block", **config) -> str:
-    from explorer.analysis.torchinfo_view import torchinfo_text as text
+    from explorer.runtime.torchinfo_view import torchinfo_text as text
     size = config.pop("input_size", None)
     return text(variant, input_size=size, depth=depth, **config)
 
@@ -221,7 +219,7 @@ def block_latency(variant: str, **config) -> dict[str, float]:
 def rethinking_claims() -> list[dict]:
     """Rethinking's section 6 claims (42 layers, about 2.5x GoogLeNet) beside our computation."""
     from explorer.analysis import lessons
-    return lessons.rethinking_claims(probe("inception_v3", layout="paper").model,
+    return lessons.rethinking_claims(probe("inception_v3", layout="paper").spec,
                                      analysis("inception_v3", layout="paper")["total_macs"],
                                      analysis("googlenet", layout="paper")["total_macs"])
 
@@ -231,14 +229,15 @@ def design_principles() -> dict:
     """What we compute for each of Rethinking's four design principles (section 2)."""
     from explorer.analysis import lessons
     v3 = analysis("inception_v3", layout="paper")
-    block = probe("inception_v3", layout="paper").model.inception_a[0]
-    grid = next(r for r in v3["rows"] if r["name"] == "inception_a.0")["output_shape"][-1]
-    networks = [(VARIANTS[v].title, probe(v, layout=lay).model, analysis(v, "stage", layout=lay))
+    block = probe("inception_v3", layout="paper").spec.block("inception_a.0")
+    row = next(r for r in v3["rows"] if r["name"] == "inception_a.0")
+    networks = [(VARIANTS[v].title, probe(v, layout=lay).spec, analysis(v, "stage", layout=lay))
                 for v, lay in (("googlenet", "paper"), ("inception_v3", "paper"),
                                ("inception_v4", "paper"), ("inception_resnet_v2", "released"))]
     return {"sizes": lessons.representation_sizes(v3["rows"]),
             "widest": lessons.widest_per_grid(v3["rows"]),
-            "aggregation": lessons.reduced_aggregation(block, "3x3", grid),
+            "aggregation": lessons.reduced_aggregation(block, "3x3", row["input_shape"][0],
+                                                       row["output_shape"][-1]),
             "balance": lessons.width_and_depth(networks)}
 
 
