@@ -6,8 +6,8 @@
             [--aux] [--repeats A,B,C] [--scale S] [--json | --csv | --format torchinfo]
     graph VARIANT [--depth D] [--format dot|svg|png] [-o FILE] (+ the build options)
     compare VARIANT... [--input-size N] [--layout L] [--width W] [--num-classes K]
-            [--scale S] [--repeats A,B,C] [--latency [--device cpu|cuda] [--max-memory SIZE]]
-            [--json | --csv]
+            [--scale S] [--repeats A,B,C] [--latency [--device cpu|cuda] [--max-memory SIZE]
+            [--runtimes eager,for_inference,onnxruntime]] [--json | --csv]
     weights [VARIANT] [--json]
     weights fetch [VARIANT.TAG ...|--all] --to DIR [--endpoint URL]
     weights verify DIR
@@ -17,6 +17,8 @@
             [--json]
     time VARIANT [--device cpu|cuda] [--runs N] [--batch N] [--dtype float32|bfloat16]
          [--max-memory SIZE] [--json] (+ build options)
+    export VARIANT|SPEC.json [--weights FILE] --format onnx -o OUT [--opset N] [--max-memory SIZE]
+           (+ build options): checked against PyTorch before it is written
     signal VARIANT [--width W] [--repeats A,B,C] [--scale S] [--input-size N] [--json]
     race VARIANT[@SCALE][:aux][:ls=EPS]... [--width W] [--repeats A,B,C] [--scale S]
          [--input-size N] [--aux] [--label-smoothing EPS] [--steps N] [--seeds 0,1,2]
@@ -75,7 +77,7 @@ def _csv_floats(text: str):
     return values[0] if len(values) == 1 else values
 
 
-def _build_options(p: argparse.ArgumentParser) -> None:
+def _build_options(p: argparse.ArgumentParser, depth: bool = True) -> None:
     p.add_argument("--layout", help="released (checkpoint-compatible) or paper (default: the "
                    "variant's own, released where there are public weights)")
     p.add_argument("--input-size", type=int, help="input height = width (default: native size)")
@@ -84,7 +86,8 @@ def _build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aux", action="store_true", help="build the auxiliary head(s)")
     p.add_argument("--repeats", type=_csv_ints, help="blocks per stage, e.g. 4,7,3 (v4 / IR)")
     p.add_argument("--scale", type=_csv_floats, help="residual scale(s) of IR blocks")
-    p.add_argument("--depth", default="block", choices=("stage", "block", "layer"))
+    if depth:
+        p.add_argument("--depth", default="block", choices=("stage", "block", "layer"))
 
 
 def _config(args) -> dict:
@@ -133,6 +136,10 @@ def make_parser() -> Parser:
                    help="also time each network at batch 1 and 16 (random weights) and a matmul "
                         "peak: latency, achieved GMAC/s, share of the peak, what they say")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="with --latency")
+    p.add_argument("--runtimes", default="eager", metavar="LIST",
+                   help="with --latency: eager (always), for_inference (BN folded, "
+                        "channels-last), onnxruntime (the checked ONNX export; CPU, onnx extra), "
+                        "comma-separated, timed in the same turns (default: eager)")
     _max_memory(p)
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
@@ -173,6 +180,16 @@ def make_parser() -> Parser:
                         "native bf16, and GPUs)")
     _max_memory(p)
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("export", help="an ONNX file of a variant, checked with ONNX Runtime")
+    p.add_argument("variant", help="a variant name or the path of a spec file (.json)")
+    _build_options(p, depth=False)
+    p.add_argument("--weights", metavar="FILE",
+                   help="a checkpoint file (.pth, .pt, .safetensors; default: random weights, "
+                        "seed 0: the graph, not predictions)")
+    p.add_argument("--format", required=True, choices=("onnx",))
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the file to write")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's, 20)")
+    _max_memory(p)
     p = sub.add_parser("signal", help="Lab: activation std and gradient norm per block at init")
     p.add_argument("variant")
     _lab_options(p)
@@ -466,19 +483,42 @@ def cmd_compare(args, out) -> None:
 
 def _compare_latency(args, rows, out) -> None:
     """``compare --latency``: the rows, each network timed (``explorer.runtime.latency.measure``)."""
-    from explorer.runtime.latency import BATCHES, estimate, measure
+    from explorer.runtime.latency import (
+        BATCHES,
+        RUNTIMES,
+        available_runtimes,
+        estimate,
+        measure,
+        runtime_lessons,
+    )
     from explorer.runtime.memory import check
+
+    runtimes = tuple(dict.fromkeys(["eager", *filter(None, args.runtimes.split(","))]))
+    unknown = [r for r in runtimes if r not in RUNTIMES]
+    if unknown:
+        raise UsageError(f"--runtimes: unknown {', '.join(unknown)}; choose from "
+                         f"{', '.join(RUNTIMES)}")
+    here = available_runtimes(args.device)
+    if "onnxruntime" in runtimes and "onnxruntime" not in here:
+        from explorer.runtime.onnx import missing, missing_message
+        gone = missing()
+        raise UsageError(missing_message(gone) if gone else
+                         "--runtimes onnxruntime: ONNX Runtime is timed on the CPU only here")
 
     if args.device == "cuda":
         import torch
         if not torch.cuda.is_available():
             raise UsageError("--device cuda: no CUDA GPU is available here")
-    check(estimate(rows, args.device), max_memory=args.max_memory)
-    report = measure(rows, device=args.device, progress=_progress_line() if not args.json else None)
+    check(estimate(rows, args.device, runtimes), max_memory=args.max_memory)
+    report = measure(rows, device=args.device, runtimes=runtimes,
+                     progress=_progress_line() if not args.json else None)
     if args.json:
-        timed = {r["variant"]: r["latency"] for r in report["rows"]}
-        json.dump({"rows": [{**r, "latency": timed[r["variant"]]} for r in rows],
-                   "peak": report["peak"], "lessons": report["lessons"]}, out, indent=2)
+        timed = {r["variant"]: r for r in report["rows"]}
+        others = {"runtime_lessons": runtime_lessons(report["rows"])} if len(runtimes) > 1 else {}
+        json.dump({"rows": [{**r, "latency": timed[r["variant"]]["latency"],
+                             **({"runtimes": timed[r["variant"]]["runtimes"]}
+                                if "runtimes" in timed[r["variant"]] else {})} for r in rows],
+                   "peak": report["peak"], "lessons": report["lessons"], **others}, out, indent=2)
         out.write("\n")
         return
     cols = "".join(f" {'ms @' + str(b):>10} {'GMAC/s @' + str(b):>10} {'peak @' + str(b):>8}"
@@ -488,11 +528,15 @@ def _compare_latency(args, rows, out) -> None:
         cells = "".join(f" {t['median_ms']:>10.1f} {t['gmacs_per_s']:>10.1f} "
                         f"{100 * t['peak_fraction']:>7.1f}%" for t in r["latency"])
         out.write(f"{r['variant']:<21} {r['input_size']:>5} {r['macs'] / 1e9:>7.3f}{cells}\n")
+        for rt, ts in r.get("runtimes", {}).items():
+            out.write(f"  {RUNTIMES[rt]}: " + ", ".join(
+                f"{t['median_ms']:.1f} ms @{t['batch']} ({t['of_eager']:.2g} of eager)"
+                for t in ts) + "\n")
     top = report["peak"]
     out.write(f"matmul peak: {top['gmacs_per_s']:.1f} GMAC/s ({top['size']}x{top['size']} "
               f"{top['math']} as {top['kernel']}, fastest of {top['runs']} runs, {top['device_name']}, "
               f"{top['threads']} threads); latency: median ms, random weights, no autograd\n")
-    for sentence in report["lessons"]:
+    for sentence in report["lessons"] + runtime_lessons(report["rows"]):
         out.write(f"- {sentence}\n")
 
 
@@ -582,6 +626,46 @@ def cmd_time(args, out) -> None:
               f"{t['repeats']} runs; {need.needs()} ({need.parts()})\n")
 
 
+def cmd_export(args, out) -> int:
+    from pathlib import Path
+
+    from explorer.runtime import onnx
+    from explorer.runtime.memory import check
+    from explorer.variants import resolve
+
+    try:
+        onnx.require()
+    except onnx.OnnxMissing as err:
+        raise UsageError(str(err)) from None
+    target = Path(args.output)
+    if target.is_dir() or not target.parent.is_dir():
+        raise UsageError(f"-o {args.output}: give a file in an existing folder, such as "
+                         f"{onnx.onnx_file_name(args.variant)}")
+    if args.weights is not None and not Path(args.weights).is_file():
+        raise UsageError(f"--weights {args.weights}: no such file (give a checkpoint file: "
+                         ".pth, .pt or .safetensors)")
+    if args.opset is not None and not 18 <= args.opset <= onnx.OPSET:
+        raise UsageError(f"--opset {args.opset}: this exporter writes opsets 18 to {onnx.OPSET}")
+    config = _config(args)
+    variant = network(args.variant, config)  # a name, or the NetSpec of a .json file
+    if isinstance(variant, str):
+        resolve(variant, input_size=args.input_size, **config)  # a bad option: said before the work
+    else:
+        config = {}
+    check(onnx.estimate(variant, input_size=args.input_size, **config),
+          max_memory=args.max_memory)
+    try:
+        exported = onnx.export_variant(variant, weights=args.weights,
+                                       input_size=args.input_size,
+                                       opset=args.opset or onnx.OPSET, **config)
+    except onnx.ExportCheckFailed as err:
+        print(f"inception-explorer: export refused: {err}", file=sys.stderr)
+        return 1
+    exported.write(target)
+    out.write(f"{exported.summary()}\nwrote {target}\n")
+    return 0
+
+
 def _download_bar():
     """Download progress on standard error (only when it is a terminal, or for big files)."""
     state = {"last": -1}
@@ -657,7 +741,7 @@ def cmd_race(args, out) -> None:
 COMMANDS = {"variants": cmd_variants, "summary": cmd_summary, "describe": cmd_describe,
             "graph": cmd_graph,
             "compare": cmd_compare, "weights": cmd_weights, "predict": cmd_predict,
-            "time": cmd_time, "signal": cmd_signal, "race": cmd_race,
+            "time": cmd_time, "export": cmd_export, "signal": cmd_signal, "race": cmd_race,
             "fetch": cmd_weights_fetch, "verify": cmd_weights_verify, "app": cmd_app}
 
 

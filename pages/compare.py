@@ -106,9 +106,12 @@ batches = tuple(sorted(c_batch.pills("Batch sizes", latency.BATCH_CHOICES, selec
 dtype = c_dtype.segmented_control("Precision", latency.DTYPES, default="float32",
                                   key="latency_dtype",
                                   help="weights and inputs in this precision; bfloat16 is fast on "
-                                       "CPUs with native bf16 (AVX-512 BF16, AMX) and on GPUs"
+                                       "CPUs with native bf16 (AVX-512 BF16, AMX) and on GPUs; "
+                                       "bfloat16 is timed with eager PyTorch only"
                                   ) or "float32"
-biggest = latency.estimate(rows, device, batches, dtype)  # the networks together, or the probe
+# eager, for_inference, ONNX Runtime (CPU, extra); in float32
+runtimes = latency.available_runtimes(device) if dtype == "float32" else ("eager",)
+biggest = latency.estimate(rows, device, runtimes, batches, dtype)  # together, or the probe
 heavy.cancelled("measure")
 left, right = st.columns([1, 3])
 clicked = left.button(f"Measure on {'GPU' if device == 'cuda' else 'CPU'}", icon=":material/timer:")
@@ -119,8 +122,8 @@ heavy.needs(biggest, biggest.what[:1].upper() + biggest.what[1:] + ":")
 def measure_all():
     bar = st.progress(0.0)
     try:
-        return latency.measure(rows, device=device, refresh=refresh, batches=batches,
-                               dtype=dtype,
+        return latency.measure(rows, device=device, refresh=refresh, runtimes=runtimes,
+                               batches=batches, dtype=dtype,
                                progress=lambda frac, text: bar.progress(frac, text=text))
     finally:
         bar.empty()
@@ -148,10 +151,21 @@ for r in found["rows"]:
         line |= {f"min ms @{n}": t["min_ms"], f"ms @{n}": t["median_ms"],
                  f"max ms @{n}": t["max_ms"], f"GMAC/s @{n}": t["gmacs_per_s"],
                  f"% of peak @{n}": 100 * t["peak_fraction"]}
+    for rt, timed in r.get("runtimes", {}).items():  # what a deployer would run, same turns
+        line |= {f"{latency.RUNTIMES[rt].split(' (')[0]} ms @{t['batch']}": t["median_ms"]
+                 for t in timed}
     table.append(line)
 st.dataframe(table, hide_index=True,
              column_config={c: st.column_config.NumberColumn(format="%.3f" if c == "GMACs" else "%.1f")
                             for c in table[0] if c not in ("variant", "input")})
+beside = latency.runtime_lessons(found["rows"])
+if beside:
+    st.caption(" ".join(md_escape(s) for s in beside) + " for_inference: our optimised copy "
+               "(BN folded into the convs, channels-last); ONNX Runtime: the network's checked "
+               "ONNX export (explorer.runtime.onnx), CPU execution provider, same thread count.")
+if device == "cpu" and dtype == "float32" and "onnxruntime" not in runtimes:
+    from explorer.runtime.onnx import missing, missing_message
+    st.caption(md_escape(missing_message(missing()) + " (for the ONNX Runtime column)"))
 first = found["rows"][0]["latency"][0]
 st.caption(" ".join(md_escape(s) for s in said["rate"] + said["peak"])
            + md_escape(f" Peak: the fastest of {top['runs']} runs of a {top['size']}x{top['size']} "

@@ -46,6 +46,10 @@ def imported_modules(folders) -> set[str]:
 def test_every_package_the_app_imports_is_a_runtime_dependency():
     # e.g. huggingface_hub: it downloads timm's weights, so it cannot live in the test extra
     runtime = {normalise(r) for r in PYPROJECT["project"]["dependencies"]}
+    # an optional extra (not the test tools) is imported only where its feature is asked for,
+    # behind a message naming the extra (explorer/runtime/onnx.py's require)
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    runtime |= {normalise(r) for name, reqs in extras.items() if name != "test" for r in reqs}
     dists = importlib.metadata.packages_distributions()
     needed = {}
     for module in imported_modules(["explorer", "pages"]):

@@ -9,9 +9,14 @@ as a 1x1 convolution, the faster counts), the best case for the same kernels on 
 threads. ``lessons`` turns the measurements into sentences, so the page says "MACs do not
 predict latency" only when the numbers say so.
 
+Beside eager PyTorch, ``measure(..., runtimes=...)`` times what a deployer would run: the
+optimised copy ``for_inference`` (BN folded, channels-last) and ONNX Runtime on the network's
+checked ONNX export (``explorer.runtime.onnx``; CPU, when the ``onnx`` extra is installed), in
+the same turns on the same threads; ``runtime_lessons`` says how they compare.
+
 Results are cached in this process, shared by every session of a server, per (variant, build
-config, input size, batch, device, threads): a second student pressing the button gets the
-first one's numbers at once.
+config, input size, batch, device, threads, runtime): a second student pressing the button gets
+the first one's numbers at once.
 """
 
 from __future__ import annotations
@@ -27,14 +32,18 @@ from collections.abc import Callable
 import torch
 
 BATCHES = (1, 16)
-RUNS = {1: 5, 16: 3}     # timed runs after one warm-up: batch 16 of Inception-ResNet-v2 is seconds
-OTHER_RUNS = 3           # at any other batch
 BATCH_CHOICES = (1, 8, 16, 32)  # what the Compare page offers
+OTHER_RUNS = 3           # timed runs at a batch RUNS does not name
+DTYPES = ("float32", "bfloat16")  # the precisions a comparison is timed in (weights and input)
+RUNS = {1: 5, 16: 3}     # timed runs after one warm-up: batch 16 of Inception-ResNet-v2 is seconds
 PEAK_SIZE = 2048         # 2048^3 = 8.6 GMACs: a few tenths of a second on two cores
 PEAK_RUNS = 5
 MAX_ENTRIES = 512
 PROPORTIONAL = 0.1       # time ratios within 10 % of the MAC ratio count as "in proportion"
 SHOW_PAIRS = 3           # sentences per batch about networks that beat their MACs
+RUNTIMES = {"eager": "eager PyTorch",
+            "for_inference": "for_inference (BN folded, channels-last)",
+            "onnxruntime": "ONNX Runtime"}
 
 _lock = threading.Lock()
 _cache: OrderedDict[tuple, dict] = OrderedDict()
@@ -145,9 +154,6 @@ def forget() -> None:
         _cache.clear()
 
 
-DTYPES = ("float32", "bfloat16")  # the precisions a comparison is timed in (weights and input)
-
-
 def _extra(dtype: str) -> tuple:
     """float32 keys stay as they were before precisions were offered."""
     if dtype not in DTYPES:
@@ -155,11 +161,28 @@ def _extra(dtype: str) -> tuple:
     return () if dtype == "float32" else (dtype,)
 
 
-def latency_key(row: dict, batch: int, device: str = "cpu", dtype: str = "float32") -> tuple:
+def latency_key(row: dict, batch: int, device: str = "cpu", runtime: str = "eager",
+                dtype: str = "float32") -> tuple:
     """The cache key of one compare row (``explorer.analysis.compare.compare_rows``) timed at
-    ``batch`` in ``dtype``."""
-    return cache_key("latency", row["variant"], row["build"], row["input_size"], batch,
+    ``batch`` with ``runtime`` (one of ``RUNTIMES``) in ``dtype``."""
+    kind = "latency" if runtime == "eager" else f"latency {runtime}"
+    return cache_key(kind, row["variant"], row["build"], row["input_size"], batch,
                      *_extra(dtype), device=device)
+
+
+def available_runtimes(device: str = "cpu") -> tuple[str, ...]:
+    """The runtimes ``measure`` can time here: ONNX Runtime on the CPU, with the onnx extra."""
+    from explorer.runtime import onnx
+    cpu = torch.device(device).type == "cpu"
+    return tuple(r for r in RUNTIMES if r != "onnxruntime" or (cpu and not onnx.missing()))
+
+
+def _time_once(run: Callable[[], object], device: torch.device) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    run()
+    _sync(device)
+    return (time.perf_counter() - start) * 1000
 
 
 def peak_key(device: str = "cpu", size: int = PEAK_SIZE, dtype: str = "float32") -> tuple:
@@ -173,7 +196,8 @@ def peak(device: str = "cpu", *, size: int = PEAK_SIZE, refresh: bool = False,
     return (not refresh and cached(key)) or remember(key, matmul_peak(size, device=device, **other))
 
 
-def estimate(rows: list[dict], device: str = "cpu", batches=BATCHES, dtype: str = "float32"):
+def estimate(rows: list[dict], device: str = "cpu", runtimes=("eager",), batches=BATCHES,
+             dtype: str = "float32"):
     """What ``measure`` holds at most at once (``explorer.runtime.memory.Estimate``): every network's
     weights together (they are timed in turns, so that a change in the machine's load hits all
     alike) plus the largest forward pass at the largest batch; or the matmul probe (three
@@ -188,6 +212,13 @@ def estimate(rows: list[dict], device: str = "cpu", batches=BATCHES, dtype: str 
                                device=device, dtype=getattr(torch, dtype), **r["build"])
             for r in rows]
     weights, activations = sum(e.weights for e in each), max(e.activations for e in each)
+    # each other runtime holds its own copy of every network's weights; an ONNX export holds a
+    # few more of one network's while it runs (explorer.runtime.onnx.WEIGHT_COPIES)
+    if "for_inference" in runtimes:
+        weights *= 2
+    if "onnxruntime" in runtimes:
+        from explorer.runtime.onnx import WEIGHT_COPIES
+        weights += sum(e.weights for e in each) + WEIGHT_COPIES * max(e.weights for e in each)
     names = ", ".join(r["variant"] for r in rows)
     # the runtime term as estimate_inference calibrates it, over everything held at once
     together = Estimate(f"timing {names} in turns, up to batch {max(batches)}", str(device),
@@ -201,56 +232,95 @@ Progress = Callable[[float, str], None]
 
 def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dict | None = None,
             refresh: bool = False, progress: Progress | None = None,
-            dtype: str = "float32") -> dict:
+            runtimes=("eager",), dtype: str = "float32") -> dict:
     """Time every compare row (``explorer.analysis.compare.compare_rows``) at each batch on
-    ``device``, what is not
-    cached yet (everything with ``refresh``); then the matmul peak. The networks are built
-    together and run in turns (one warm-up each, then run k of every network before run k+1),
-    so that a change in the machine's load meanwhile hits them all alike; weights and inputs in
-    ``dtype`` (the peak too). Returns ``report``."""
+    ``device`` with each of ``runtimes`` (``RUNTIMES``; ``available_runtimes`` says which work
+    here), what is not cached yet (everything with ``refresh``); then the matmul peak. The
+    networks are built together and run in turns (one warm-up each, then run k of every network
+    and runtime before run k+1), so that a change in the machine's load meanwhile hits them all
+    alike. Weights and inputs in ``dtype`` (the peak too; bfloat16: eager only). Returns
+    ``report``."""
     from explorer.runtime.build import build
     from explorer.runtime.timing import forward_latency
 
-    runs = {**RUNS, **(runs or {})}
+    unknown = set(runtimes) - set(RUNTIMES)
+    if unknown or "eager" not in runtimes:
+        raise ValueError(f"runtimes must include 'eager' and come from {', '.join(RUNTIMES)}, "
+                         f"got {', '.join(runtimes)}")
     _extra(dtype)  # a precision we offer, or a clear error before anything is built
-    todo = {b: [r for r in rows if refresh or cached(latency_key(r, b, device, dtype)) is None]
-            for b in batches}
-    needed = [r for r in rows if any(r in todo[b] for b in batches)]
-    steps = len(needed) + sum(len(todo[b]) * (1 + runs.get(b, OTHER_RUNS)) for b in batches) + 1
+    if dtype != "float32" and tuple(runtimes) != ("eager",):
+        raise ValueError(f"{dtype} is timed with eager PyTorch only, not with "
+                         f"{', '.join(r for r in runtimes if r != 'eager')}")
+    runs = {**RUNS, **(runs or {})}
+    dev = torch.device(device)
+    todo = {(b, rt): [r for r in rows
+                      if refresh or cached(latency_key(r, b, device, rt, dtype)) is None]
+            for b in batches for rt in runtimes}
+    needed = [r for r in rows if any(r in t for t in todo.values())]
+    extra = sum(1 for r in needed for rt in runtimes if rt != "eager"
+                and any(r in todo[b, rt] for b in batches))
+    steps = (len(needed) + extra + 1
+             + sum(len(t) * (1 + runs.get(b, OTHER_RUNS)) for (b, _), t in todo.items()))
     done = 0
 
     def say(text: str) -> None:
         if progress:
             progress(min(1.0, done / steps), text)
 
-    models = {}
+    models, runners = {}, {}
     try:
         for r in needed:
-            say(f"building {r['variant']}...")
-            models[r["variant"]] = build(r["variant"], device=device, input_size=r["input_size"],
-                                         **r["build"]).to(getattr(torch, dtype))
+            v = r["variant"]
+            say(f"building {v}...")
+            models[v] = build(v, device=device, input_size=r["input_size"],
+                              **r["build"]).to(getattr(torch, dtype))
             done += 1
+            if any(r in todo[b, "for_inference"] for b in batches if (b, "for_inference") in todo):
+                from explorer.runtime.fast import for_inference
+                say(f"{v}: an optimised copy (BN folded, channels-last)...")
+                fast = for_inference(models[v])
+                runners[v, "for_inference"] = lambda x, fast=fast: fast(x)
+                done += 1
+            if any(r in todo[b, "onnxruntime"] for b in batches if (b, "onnxruntime") in todo):
+                from explorer.runtime import onnx
+                say(f"{v}: exporting to ONNX and checking it (tens of seconds)...")
+                session = onnx.session(onnx.export_model(models[v], r["input_size"]).data)
+                runners[v, "onnxruntime"] = lambda x, s=session: s.run(
+                    None, {onnx.INPUT_NAME: x.numpy()})
+                done += 1
         for batch in batches:
             n = runs.get(batch, OTHER_RUNS)
-            times: dict[str, list] = {r["variant"]: [] for r in todo[batch]}
+            times: dict[tuple, list] = {(r["variant"], rt): [] for rt in runtimes
+                                        for r in todo[batch, rt]}
             for k in range(n + 1):          # k == 0: the warm-up
-                for r in todo[batch]:
-                    say(f"batch {batch}: {r['variant']}, "
-                        + (f"run {k} of {n}" if k else "warm-up"))
-                    t = forward_latency(models[r["variant"]], r["input_size"], batch=batch,
-                                        repeats=1, warmup=0)
-                    if k:
-                        times[r["variant"]].append(t)
-                    done += 1
-            for r in todo[batch]:
-                ms = [t["median_ms"] for t in times[r["variant"]]]
-                first = times[r["variant"]][0]
-                remember(latency_key(r, batch, device, dtype), {
+                for r in rows:
+                    v = r["variant"]
+                    for rt in runtimes:
+                        if r not in todo[batch, rt]:
+                            continue
+                        say(f"batch {batch}: {v}{'' if rt == 'eager' else ' (' + RUNTIMES[rt] + ')'}, "
+                            + (f"run {k} of {n}" if k else "warm-up"))
+                        if rt == "eager":
+                            t = forward_latency(models[v], r["input_size"], batch=batch,
+                                                repeats=1, warmup=0)
+                        else:
+                            x = torch.randn(batch, 3, r["input_size"], r["input_size"], device=dev)
+                            ms = _time_once(lambda: runners[v, rt](x), dev)
+                            t = {"median_ms": ms, "device_name": _device_name(dev),
+                                 "threads": torch.get_num_threads()}
+                        if k:
+                            times[v, rt].append(t)
+                        done += 1
+            for (v, rt), measured in times.items():
+                ms = [t["median_ms"] for t in measured]
+                row = next(r for r in rows if r["variant"] == v)
+                remember(latency_key(row, batch, device, rt, dtype), {
                     "median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms),
-                    "repeats": n, "device_name": first["device_name"],
-                    "threads": first["threads"]})
+                    "repeats": n, "device_name": measured[0]["device_name"],
+                    "threads": measured[0]["threads"]})
     finally:
         models.clear()
+        runners.clear()
     say("matmul peak...")
     top = peak(device, refresh=refresh, dtype=dtype)
     if progress:
@@ -269,7 +339,7 @@ def report(rows: list[dict], top: dict | None = None, *, device: str = "cpu",
     for row in rows:
         times = []
         for batch in batches:
-            t = cached(latency_key(row, batch, device, dtype))
+            t = cached(latency_key(row, batch, device, dtype=dtype))
             if t is None:
                 return None
             rate = gmacs_per_s(row["total_macs"], batch, t["median_ms"])
@@ -277,8 +347,17 @@ def report(rows: list[dict], top: dict | None = None, *, device: str = "cpu",
                           "max_ms": t["max_ms"], "runs": t["repeats"], "gmacs_per_s": rate,
                           "peak_fraction": rate / top["gmacs_per_s"],
                           "device_name": t["device_name"], "threads": t["threads"]})
+        others = {}
+        for rt in RUNTIMES:
+            found = [cached(latency_key(row, b, device, rt, dtype)) for b in batches]
+            if rt != "eager" and all(found):
+                others[rt] = [{"batch": b, "median_ms": t["median_ms"], "min_ms": t["min_ms"],
+                               "max_ms": t["max_ms"], "runs": t["repeats"],
+                               "of_eager": t["median_ms"] / e["median_ms"]}
+                              for b, t, e in zip(batches, found, times)]
         out.append({"variant": row["variant"], "input_size": row["input_size"],
-                    "macs": row["total_macs"], "latency": times})
+                    "macs": row["total_macs"], "latency": times,
+                    **({"runtimes": others} if others else {})})
     return {"rows": out, "peak": top, "lessons": lessons(out, top)}
 
 
@@ -377,3 +456,28 @@ def lessons_by_kind(measured: list[dict], top: dict | None = None) -> dict[str, 
 
 def _on(top: dict) -> str:
     return f", {top['device_name']}" if top.get("device_name", "CPU") != "CPU" else ""
+
+
+def runtime_lessons(measured: list[dict]) -> list[str]:
+    """What the other runtimes did against eager PyTorch, per runtime and batch (``report``'s
+    rows with ``runtimes``): the range of their time as a share of eager's, and which was
+    fastest for each network."""
+    out = []
+    timed = [r for r in measured if r.get("runtimes")]
+    if not timed:
+        return out
+    for rt in [rt for rt in RUNTIMES if any(rt in r["runtimes"] for r in timed)]:
+        for i, batch in enumerate(t["batch"] for t in timed[0]["latency"]):
+            shares = [r["runtimes"][rt][i]["of_eager"] for r in timed if rt in r["runtimes"]]
+            lo, hi = min(shares), max(shares)
+            span = f"{lo:.2g}" if f"{lo:.2g}" == f"{hi:.2g}" else f"{lo:.2g} to {hi:.2g}"
+            out.append(f"At batch {batch}, {RUNTIMES[rt]} took {span} of eager PyTorch's time "
+                       f"(median ms, same machine and threads).")
+    for r in timed:
+        by = {"eager": [t["median_ms"] for t in r["latency"]],
+              **{rt: [t["median_ms"] for t in ts] for rt, ts in r["runtimes"].items()}}
+        best = {min(by, key=lambda rt: by[rt][i]) for i in range(len(r["latency"]))}
+        if len(best) == 1:
+            out.append(f"Fastest for {_name(r['variant'])} at every batch: "
+                       f"{RUNTIMES[best.pop()]}.")
+    return out
