@@ -1,6 +1,6 @@
 """How fast the explorer's graph answers in a real browser (Chromium + Playwright).
 
-    python benchmarks/interaction.py [--repeats N] [--only switch|graph] [--screenshots DIR]
+    python benchmarks/interaction.py [--repeats N] [--only switch|graph]
 
 Starts ``streamlit run explorer/app.py`` on a free port, opens Inspect and measures, as the user
 sees them (from the browser event to the page showing the result):
@@ -25,8 +25,8 @@ sees them (from the browser event to the page showing the result):
   this server before (its analysis, graph and estimates all computed); seen before: the same
   variants again, ``--repeats`` rounds.
 
-Prints the median (and min / max) of each in seconds. ``--screenshots DIR`` also saves the
-pictures used in the README (Inspect with an overlay at 1400x1000 and 1280x720, Compare).
+Prints the median (and min / max) of each in seconds. (The graph's screenshots in docs/ come
+from scripts/screenshots.py.)
 """
 
 from __future__ import annotations
@@ -85,7 +85,6 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--only", choices=("switch", "graph"),
                     help="only the variant switches, or only the graph interactions")
-    ap.add_argument("--screenshots", type=Path)
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -101,9 +100,6 @@ def main(argv=None) -> dict:
             results.update(switches(browser, url, expected, args.repeats))
         if args.only != "switch":
             results.update(graph_interactions(browser, url, args.repeats))
-        if args.screenshots:
-            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-            shoot(tab, url, args.screenshots)
         browser.close()
     for name, times in results.items():
         print(summary(name, times))
@@ -231,27 +227,6 @@ def graph_interactions(browser, url: str, repeats: int) -> dict[str, list[float]
             results["full IR-v2, expand all"].append(t)
     tab.close()
     return results
-
-
-def shoot(tab, url: str, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    tab.goto(f"{url}/inspect?variant=inception_resnet_v2&overlay=MACs"
-             "&open=inception_resnet_a,inception_resnet_a.1&block=inception_resnet_a.1")
-    settle(tab)
-    tab.wait_for_selector(NODES)
-    tab.wait_for_timeout(1000)
-    tab.screenshot(path=folder / "graph_inspect.png")
-    tab.set_viewport_size({"width": 1280, "height": 720})
-    tab.locator("[data-explorer-graph] .canvas").scroll_into_view_if_needed()
-    tab.wait_for_timeout(800)
-    tab.screenshot(path=folder / "graph_inspect_1280x720.png")
-    tab.set_viewport_size({"width": 1400, "height": 1000})
-    tab.goto(f"{url}/compare")
-    settle(tab)
-    tab.wait_for_function("document.querySelectorAll('[data-explorer-graph]').length === 2")
-    tab.locator("[data-explorer-graph]").first.scroll_into_view_if_needed()
-    tab.wait_for_timeout(1000)
-    tab.screenshot(path=folder / "graph_compare.png")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,9 @@ if [ "${1:-}" = test ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); 
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
 
 python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
+# setuptools >= 70.1 builds wheels by itself (the `wheel` package no longer needed): Python 3.11's
+# venv brings 65.5, with which tests/test_packaging.py's `pip wheel --no-build-isolation` fails.
+.venv/bin/python -m pip install -q --upgrade pip "setuptools>=70.1"
 if [ "${1:-}" = test ]; then
   .venv/bin/python -m pip install -q -e ".[test]"
 else

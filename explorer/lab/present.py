@@ -114,7 +114,7 @@ def summary_rows(summary: list[dict]) -> list[dict]:
 
 
 def measured_result() -> dict | None:
-    """The default race as measured for the README (``assets/lab/default_race.json``)."""
+    """The default race as measured for docs/lab.md (``assets/lab/default_race.json``)."""
     try:
         return json.loads(MEASURED.read_text())
     except (OSError, ValueError):
