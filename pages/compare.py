@@ -9,7 +9,7 @@ from explorer.analysis import charts
 from explorer.analysis.compare import compare_csv, compare_table
 from explorer.analysis.rows import MACS_NOTE
 from explorer.core.text import md_escape
-from explorer.runtime import latency
+from explorer.runtime import latency, workers
 from explorer.ui import data, graph_panel, heavy
 from explorer.ui.controls import compare_controls
 from explorer.variants import VARIANTS, ConfigError
@@ -119,20 +119,21 @@ refresh = right.checkbox("Measure again (replace the kept results)", key="latenc
 heavy.needs(biggest, biggest.what[:1].upper() + biggest.what[1:] + ":")
 
 
-def measure_all():
-    bar = st.progress(0.0)
-    try:
-        return latency.measure(rows, device=device, refresh=refresh, runtimes=runtimes,
-                               batches=batches, dtype=dtype,
-                               progress=lambda frac, text: bar.progress(frac, text=text))
-    finally:
-        bar.empty()
-
-
 if clicked:
-    heavy.run(f"measuring {len(rows)} variant(s)", biggest, measure_all, key="measure",
-              advice="choose fewer networks, a smaller width, input size or fewer blocks")
-found = latency.report(rows, device=device, batches=batches, dtype=dtype)
+    bar = st.progress(0.0, text="waiting for a worker...")
+    measured = heavy.run(f"measuring {len(rows)} variant(s)", biggest,
+                         "explorer.runtime.tasks:measure_latency",
+                         {"rows": rows, "device": device, "refresh": refresh,
+                          "runtimes": runtimes, "batches": list(batches), "dtype": dtype},
+                         key="measure",
+                         advice="choose fewer networks, a smaller width, input size or fewer blocks",
+                         on_progress=lambda p: bar.progress(p[0], text=p[1]))
+    bar.empty()
+    for entry_key, value in measured or []:  # measured in a worker: kept here for everyone
+        latency.remember(entry_key, value)
+# measured in worker processes (or Ray tasks) with their own thread count
+found = latency.report(rows, device=device, threads=workers.job_cpus(), batches=batches,
+                       dtype=dtype)
 if found is None:
     st.info("Not measured yet with these options on this device: press the button.",
             icon=":material/timer:")

@@ -9,7 +9,6 @@ from explorer.analysis.rows import MACS_NOTE, PARAMS_NOTE
 from explorer.core.export import analysis_csv, file_stem
 from explorer.runtime import memory
 from explorer.runtime import onnx as onnx_export
-from explorer.runtime.timing import time_variant
 from explorer.ui import data, graph_panel, heavy
 from explorer.ui.controls import inspect_controls
 from explorer.variants import VARIANTS, ConfigError
@@ -103,20 +102,18 @@ clicked = st.button(f"Time a forward pass on {device_name} (batch 1, random weig
 heavy.needs(need, "Builds the model for real:")
 
 
-def timed():
-    progress = st.progress(0.0, text="building the model...")
-    t = time_variant(choice.variant, device=choice.device, repeats=5, **choice.config,
-                     on_step=lambda i, n: progress.progress(i / n, text=f"run {i} of {n}"))
-    progress.empty()
-    return t
-
-
 if clicked:
-    t = heavy.run(f"timing {choice.variant}", need, timed, key="time")
+    bar = st.progress(0.0, text="waiting for a worker...")
+    t = heavy.run(f"timing {choice.variant}", need, "explorer.runtime.tasks:time_forward",
+                  {"variant": choice.variant, "device": choice.device, "repeats": 5,
+                   "config": dict(choice.config)}, key="time",
+                  on_progress=lambda p: bar.progress(p[0] / p[1], text=f"run {p[0]} of {p[1]}"))
+    bar.empty()
     if t:
         st.success(f"median {t['median_ms']:.1f} ms (min {t['min_ms']:.1f}, max {t['max_ms']:.1f}) "
                    f"over {t['repeats']} runs after a warm-up, on {t['device_name']}"
-                   + (f" with {t['threads']} threads" if t["device"] == "cpu" else ""))
+                   + (f" with {t['threads']} thread(s) of a worker process" if t["device"] == "cpu"
+                      else ""))
 
 st.subheader("ONNX")
 onnx_missing = onnx_export.missing()

@@ -128,10 +128,11 @@ def matmul_as_conv(a: torch.Tensor, b: torch.Tensor) -> Callable[[], torch.Tenso
     return lambda: torch.nn.functional.conv2d(pixels, weight)
 
 
-def cache_key(kind: str, *parts, device: str = "cpu") -> tuple:
-    """What a measurement depends on: the request, the device and torch's thread count."""
+def cache_key(kind: str, *parts, device: str = "cpu", threads: int | None = None) -> tuple:
+    """What a measurement depends on: the request, the device and torch's thread count (this
+    process's, unless ``threads`` names the measuring worker's: explorer.runtime.workers)."""
     return (kind, json.dumps(parts, sort_keys=True, default=str), str(torch.device(device)),
-            torch.get_num_threads())
+            threads or torch.get_num_threads())
 
 
 def cached(key: tuple) -> dict | None:
@@ -162,12 +163,13 @@ def _extra(dtype: str) -> tuple:
 
 
 def latency_key(row: dict, batch: int, device: str = "cpu", runtime: str = "eager",
-                dtype: str = "float32") -> tuple:
+                threads: int | None = None, dtype: str = "float32") -> tuple:
     """The cache key of one compare row (``explorer.analysis.compare.compare_rows``) timed at
-    ``batch`` with ``runtime`` (one of ``RUNTIMES``) in ``dtype``."""
+    ``batch`` with ``runtime`` (one of ``RUNTIMES``) in ``dtype``; ``threads``: the measuring
+    worker's."""
     kind = "latency" if runtime == "eager" else f"latency {runtime}"
     return cache_key(kind, row["variant"], row["build"], row["input_size"], batch,
-                     *_extra(dtype), device=device)
+                     *_extra(dtype), device=device, threads=threads)
 
 
 def available_runtimes(device: str = "cpu") -> tuple[str, ...]:
@@ -185,13 +187,14 @@ def _time_once(run: Callable[[], object], device: torch.device) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def peak_key(device: str = "cpu", size: int = PEAK_SIZE, dtype: str = "float32") -> tuple:
-    return cache_key("peak", size, *_extra(dtype), device=device)
+def peak_key(device: str = "cpu", size: int = PEAK_SIZE, threads: int | None = None,
+             dtype: str = "float32") -> tuple:
+    return cache_key("peak", size, *_extra(dtype), device=device, threads=threads)
 
 
 def peak(device: str = "cpu", *, size: int = PEAK_SIZE, refresh: bool = False,
          dtype: str = "float32") -> dict:
-    key = peak_key(device, size, dtype)
+    key = peak_key(device, size, dtype=dtype)
     other = {} if dtype == "float32" else {"dtype": getattr(torch, dtype)}
     return (not refresh and cached(key)) or remember(key, matmul_peak(size, device=device, **other))
 
@@ -254,7 +257,7 @@ def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dic
     runs = {**RUNS, **(runs or {})}
     dev = torch.device(device)
     todo = {(b, rt): [r for r in rows
-                      if refresh or cached(latency_key(r, b, device, rt, dtype)) is None]
+                      if refresh or cached(latency_key(r, b, device, rt, dtype=dtype)) is None]
             for b in batches for rt in runtimes}
     needed = [r for r in rows if any(r in t for t in todo.values())]
     extra = sum(1 for r in needed for rt in runtimes if rt != "eager"
@@ -314,7 +317,7 @@ def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dic
             for (v, rt), measured in times.items():
                 ms = [t["median_ms"] for t in measured]
                 row = next(r for r in rows if r["variant"] == v)
-                remember(latency_key(row, batch, device, rt, dtype), {
+                remember(latency_key(row, batch, device, rt, dtype=dtype), {
                     "median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms),
                     "repeats": n, "device_name": measured[0]["device_name"],
                     "threads": measured[0]["threads"]})
@@ -328,18 +331,28 @@ def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dic
     return report(rows, top, device=device, batches=batches, dtype=dtype)
 
 
+def entries(rows: list[dict], *, device: str = "cpu", batches=BATCHES,
+            dtype: str = "float32") -> list[tuple]:
+    """The cached (key, value) pairs ``report`` reads for ``rows``: what a worker that measured
+    them sends back to the web process (which ``remember``s them)."""
+    keys = [latency_key(r, b, device, rt, dtype=dtype) for r in rows for b in batches
+            for rt in RUNTIMES]
+    keys.append(peak_key(device, dtype=dtype))
+    return [(k, v) for k in keys if (v := cached(k)) is not None]
+
+
 def report(rows: list[dict], top: dict | None = None, *, device: str = "cpu",
-           batches=BATCHES, dtype: str = "float32") -> dict | None:
+           batches=BATCHES, threads: int | None = None, dtype: str = "float32") -> dict | None:
     """What the cache holds for ``rows``: ``{"rows": [...], "peak": {...}, "lessons": [...]}``,
     or None while any of it is missing (nothing measured yet)."""
-    top = top or cached(peak_key(device, dtype=dtype))
+    top = top or cached(peak_key(device, threads=threads, dtype=dtype))
     if top is None:
         return None
     out = []
     for row in rows:
         times = []
         for batch in batches:
-            t = cached(latency_key(row, batch, device, dtype=dtype))
+            t = cached(latency_key(row, batch, device, threads=threads, dtype=dtype))
             if t is None:
                 return None
             rate = gmacs_per_s(row["total_macs"], batch, t["median_ms"])
@@ -349,7 +362,7 @@ def report(rows: list[dict], top: dict | None = None, *, device: str = "cpu",
                           "device_name": t["device_name"], "threads": t["threads"]})
         others = {}
         for rt in RUNTIMES:
-            found = [cached(latency_key(row, b, device, rt, dtype)) for b in batches]
+            found = [cached(latency_key(row, b, device, rt, threads, dtype)) for b in batches]
             if rt != "eager" and all(found):
                 others[rt] = [{"batch": b, "median_ms": t["median_ms"], "min_ms": t["min_ms"],
                                "max_ms": t["max_ms"], "runs": t["repeats"],

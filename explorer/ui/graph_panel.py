@@ -53,9 +53,9 @@ def overlay_data(variant: str, overlay: str | None, config: dict, *, measure_key
         return None, ""
     if overlay != "latency":
         return overlay_values(data.all_rows(variant, **config), overlay), ""
-    done = st.session_state.setdefault("latency_done", set())
+    measured = st.session_state.setdefault("latency_values", {})
     ask = (variant, repr(sorted(config.items())))
-    if ask not in done:
+    if ask not in measured:
         from explorer.runtime import memory
         from explorer.ui import heavy
 
@@ -65,13 +65,14 @@ def overlay_data(variant: str, overlay: str | None, config: dict, *, measure_key
             st.caption("Latency needs a real model: press the button to build one on the CPU "
                        f"(random weights) and time one forward pass per block; {need.needs()}.")
             return None, ""
-        # a real build: the memory budget and the server-wide queue of heavy work apply
+        # a real build, in a worker process or a Ray task: the memory budget and the queue apply
         values = heavy.run(f"timing every block of {variant}", need,
-                           lambda: data.block_latency(variant, **config), key=f"{measure_key}_job")
+                           "explorer.runtime.tasks:block_latency",
+                           {"variant": variant, "config": dict(config)}, key=f"{measure_key}_job")
         if values is None:
             return None, ""
-        done.add(ask)
-    values = data.block_latency(variant, **config)
+        measured[ask] = values
+    values = measured[ask]
     return values, "median of 3 forward passes after a warm-up, batch 1, CPU, forward hooks " \
                    "around every module (random weights: weights do not change the time)"
 
