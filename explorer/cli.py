@@ -36,6 +36,11 @@ peak, ``device_name``, ``threads``), ``peak`` (``gmacs_per_s``, ``size``, ``macs
 ``median_ms``, ``runs``, ``dtype``, ``device``, ``device_name``, ``threads``) and ``lessons``
 (the sentences the numbers support).
 
+``summary``, ``graph``, ``compare``, ``time`` and ``race`` take ``--replace NAME=FILE`` (again for
+more): the network with block NAME (``inception_a.0``), or every block of stage NAME
+(``inception_a``), replaced by the design in FILE (one block as JSON, the Design page's download
+or ``describe --block``); ``compare`` then lists each network as it is and as designed.
+
 Bad input gets one line naming the problem and what is allowed, and exit status 2. ``predict``
 answers every image it can and exits with 1 when any image could not be read. ``predict`` and
 ``time`` build real models: an estimated peak memory above the budget (``--max-memory``, else
@@ -90,6 +95,53 @@ def _build_options(p: argparse.ArgumentParser, depth: bool = True) -> None:
         p.add_argument("--depth", default="block", choices=("stage", "block", "layer"))
 
 
+def _replace_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--replace", action="append", metavar="NAME=FILE",
+                   help="replace block NAME (inception_a.0) or every block of stage NAME "
+                        "(inception_a) by the design in FILE (one block as JSON); repeatable")
+
+
+def replacements(args) -> dict:
+    """``--replace NAME=FILE`` options as {name: block}, each file read and checked."""
+    from pathlib import Path
+
+    from explorer.analysis.design import from_json
+    from explorer.variants import ConfigError
+
+    out = {}
+    for item in getattr(args, "replace", None) or ():
+        name, eq, path = item.partition("=")
+        if not eq or not name or not path:
+            raise UsageError(f"--replace takes NAME=FILE, e.g. --replace inception_a.0=design.json; "
+                             f"got {item!r}")
+        try:
+            text = Path(path).read_text()
+        except OSError as err:
+            raise UsageError(f"--replace {item}: cannot read {path}: {err.strerror}") from None
+        try:
+            out[name] = from_json(text)
+        except ConfigError as err:
+            raise ConfigError(f"--replace {item}: {err}") from None
+    return out
+
+
+def designed(net, config: dict | None, args):
+    """``net`` (a variant name or a NetSpec) with the ``--replace`` designs placed: a NetSpec
+    then (a design that cannot run there: ShapeError naming its branch and layer)."""
+    designs = replacements(args)
+    if not designs:
+        return net
+    from explorer.spec.replace import replaced
+    from explorer.variants import ConfigError, describe
+
+    if isinstance(net, str):
+        net = describe(net, **{k: v for k, v in (config or {}).items() if v is not None})
+    try:
+        return replaced(net, designs)
+    except ConfigError as err:
+        raise type(err)(f"--replace on {net.variant}: {err}") from None
+
+
 def _config(args) -> dict:
     config = {"layout": args.layout, "width": args.width, "num_classes": args.num_classes,
               "aux_logits": args.aux}
@@ -113,6 +165,7 @@ def make_parser() -> Parser:
     fmt.add_argument("--csv", action="store_true")
     fmt.add_argument("--format", choices=("table", "json", "csv", "torchinfo"),
                      help="torchinfo: torchinfo's own table of the same model")
+    _replace_option(p)
     p = sub.add_parser("describe", help="the network as data (its NetSpec), or one block of it")
     p.add_argument("variant", help="a variant name or the path of a spec file (.json)")
     p.add_argument("--block", help="one block by its qualified name, e.g. inception_a.0")
@@ -123,6 +176,7 @@ def make_parser() -> Parser:
     _build_options(p)
     p.add_argument("--format", default="dot", choices=("dot", "svg", "png"))
     p.add_argument("-o", "--output", help="file to write (default: standard output)")
+    _replace_option(p)
     p = sub.add_parser("compare", help="totals of several variants side by side")
     p.add_argument("variants", nargs="+", metavar="VARIANT")
     p.add_argument("--input-size", type=int, help="one input size for all (default: each native)")
@@ -136,6 +190,7 @@ def make_parser() -> Parser:
                    help="also time each network at batch 1 and 16 (random weights) and a matmul "
                         "peak: latency, achieved GMAC/s, share of the peak, what they say")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="with --latency")
+    _replace_option(p)
     p.add_argument("--runtimes", default="eager", metavar="LIST",
                    help="with --latency: eager (always), for_inference (BN folded, "
                         "channels-last), onnxruntime (the checked ONNX export; CPU, onnx extra), "
@@ -178,6 +233,7 @@ def make_parser() -> Parser:
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                    help="weights and inputs in this precision (bfloat16: fast on CPUs with "
                         "native bf16, and GPUs)")
+    _replace_option(p)
     _max_memory(p)
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("export", help="an ONNX file of a variant, checked with ONNX Runtime")
@@ -212,6 +268,9 @@ def make_parser() -> Parser:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--target", type=float, default=0.9, help="validation accuracy to reach")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when there is one")
+    p.add_argument("--replace", action="append", metavar="NAME=FILE",
+                   help="race each network also with block or stage NAME replaced by the design "
+                        "in FILE (its channels scaled by --width, as the Lab builds every block)")
     p.add_argument("--json", action="store_true")
     return parser
 
@@ -349,6 +408,9 @@ def cmd_describe(args, out) -> None:
 
 def cmd_summary(args, out) -> None:
     fmt = args.format or ("json" if args.json else "csv" if args.csv else "table")
+    if fmt == "torchinfo" and args.replace:
+        raise UsageError("--format torchinfo reads a variant by name; leave out --replace, or "
+                         "choose table, json or csv")
     if fmt == "torchinfo":
         from explorer.core.cache import cached_json
 
@@ -368,7 +430,8 @@ def cmd_summary(args, out) -> None:
         return
     from explorer.analysis.cached import analysis_dict
 
-    spec = network(args.variant, _config(args))
+    spec = designed(network(args.variant, _config(args)), {**_config(args),
+                    "input_size": args.input_size}, args)
     if isinstance(spec, str):
         result = analysis_dict(args.variant, args.input_size, args.depth, **_config(args))
     else:
@@ -416,7 +479,7 @@ def cmd_graph(args, out) -> None:
 
     def dot_of():
         from explorer.analysis.graph import to_dot
-        spec = network(args.variant, _config(args))
+        spec = designed(network(args.variant, _config(args)), config, args)
         return to_dot(spec, depth=args.depth, **(config if isinstance(spec, str) else {}))
 
     dot = dot_of()
@@ -438,6 +501,17 @@ def cmd_compare(args, out) -> None:
     from explorer.analysis.compare import compare_rows
 
     nets = [network(v) for v in args.variants]
+    if args.replace:  # each network as it is, then as designed
+        from explorer.analysis.compare import compare_config
+        both = []
+        for n in nets:
+            config = compare_config(n, layout=args.layout, width=args.width,
+                                    num_classes=args.num_classes, scale=args.scale,
+                                    repeats=args.repeats)[0] if isinstance(n, str) else {}
+            if args.input_size:
+                config["input_size"] = args.input_size
+            both += [n, designed(n, config, args)]
+        nets = both
     if args.latency and not all(isinstance(n, str) for n in nets):
         raise UsageError("--latency times variants by name; a spec file is compared on its "
                          "description (leave out --latency), or timed with 'time SPEC.json'")
@@ -449,6 +523,10 @@ def cmd_compare(args, out) -> None:
     if args.latency and args.csv:
         raise UsageError("--csv writes the table, --latency times the networks: choose one")
     rows = rows_of()
+    if args.replace:  # rows 1, 3, ...: the network before them, designed
+        for original, row in zip(rows[::2], rows[1::2]):
+            row.update(variant=f"{original['variant']} (designed)", skipped=original["skipped"],
+                       top1=None, top5=None, accuracy_source="not trained")
     if args.latency:
         return _compare_latency(args, rows, out)
     if args.csv:
@@ -608,7 +686,8 @@ def cmd_time(args, out) -> None:
     import torch
     dtype = getattr(torch, args.dtype)
     config = _config(args)
-    variant = network(args.variant, config)
+    variant = designed(network(args.variant, config), {**config, "input_size": args.input_size},
+                       args)
     config = config if isinstance(variant, str) else {}
     need = estimate_inference(variant, input_size=args.input_size, device=args.device,
                               batch=args.batch, dtype=dtype, **config)
@@ -700,10 +779,19 @@ def cmd_signal(args, out) -> None:
 def race_configs(names, args) -> list:
     from explorer.lab.present import parse_network
 
-    return [parse_network(name, width=args.width, repeats=args.repeats, input_size=args.input_size,
-                          scale=args.scale, layout=args.layout, aux=getattr(args, "aux", False),
-                          label_smoothing=getattr(args, "label_smoothing", None))
-            for name in names]
+    configs = [parse_network(name, width=args.width, repeats=args.repeats,
+                             input_size=args.input_size, scale=args.scale, layout=args.layout,
+                             aux=getattr(args, "aux", False),
+                             label_smoothing=getattr(args, "label_smoothing", None))
+               for name in names]
+    designs = replacements(args)
+    if designs:
+        from dataclasses import replace
+
+        from explorer.analysis.design import encode
+        configs = [x for c in configs for x in (c, *(
+            replace(c, design=encode(block), design_at=name) for name, block in designs.items()))]
+    return configs
 
 
 def cmd_race(args, out) -> None:

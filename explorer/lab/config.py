@@ -28,6 +28,8 @@ class LabConfig:
     scale: float | None = None
     input_size: int | None = None
     layout: str = "paper"
+    design: str | None = None      # a designed block (``analysis.design.encode``'s value) ...
+    design_at: str | None = None   # ... placed at this block or stage (the Design page's race)
     aux: bool = False
     label_smoothing: float | None = None
 
@@ -50,9 +52,13 @@ class LabConfig:
                                 or not 0.0 <= eps < 1.0):
             raise ConfigError(f"label smoothing epsilon must be a number in [0, 1) (the papers: "
                               f"0.1; 0 = off), got {eps!r}")
-        return LabConfig(self.variant, float(cfg.width), tuple(cfg.repeats or lay.repeats or ()) or None,
-                         None if scale is None else (scale[0] if len(set(scale)) == 1 else scale),
-                         size, lay.name, self.aux, None if eps is None else float(eps))
+        out = LabConfig(self.variant, float(cfg.width), tuple(cfg.repeats or lay.repeats or ()) or None,
+                        None if scale is None else (scale[0] if len(set(scale)) == 1 else scale),
+                        size, lay.name, self.design, self.design_at, self.aux,
+                        None if eps is None else float(eps))
+        if self.design is not None or self.design_at is not None:
+            lab_spec(out)  # the design must run there: ShapeError names its branch and layer
+        return out
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -63,6 +69,9 @@ class LabConfig:
             del d["label_smoothing"]
         d["repeats"] = list(d["repeats"]) if d["repeats"] else None
         d["scale"] = list(d["scale"]) if isinstance(d["scale"], tuple) else d["scale"]
+        for key in ("design", "design_at"):  # absent unless designed: earlier races' keys hold
+            if d[key] is None:
+                del d[key]
         return d
 
     @classmethod
@@ -83,6 +92,8 @@ class LabConfig:
         if self.scale is not None:
             scales = self.scale if isinstance(self.scale, tuple) else (self.scale,)
             options.append(f"scale {'/'.join(f'{s:g}' for s in scales)}")
+        if self.design is not None:
+            options.append(f"designed {self.design_at}")
         if self.aux:
             options.append("aux head")
         if self.label_smoothing is not None:
@@ -123,6 +134,30 @@ def aux_tap(model: nn.Module) -> str:
     return next(n for n in model.stage_names if n.endswith("_b") and not n.startswith("reduction"))
 
 
+def lab_replace(cfg: LabConfig) -> dict | None:
+    """``{design_at: block}`` for a designed network (the block's channels scaled by the Lab's
+    width, as the variants' builders scale every block), else None."""
+    if cfg.design is None and cfg.design_at is None:
+        return None
+    if not (isinstance(cfg.design, str) and isinstance(cfg.design_at, str)):
+        raise ConfigError("a designed network needs both design (the block) and design_at "
+                          "(the block or stage it replaces)")
+    from explorer.analysis.design import decode, scaled
+    return {cfg.design_at: scaled(decode(cfg.design), cfg.width)}
+
+
+def lab_spec(cfg: LabConfig):
+    """The NetSpec the Lab builds for ``cfg`` (resolved), its design in place."""
+    from explorer.spec.replace import replaced
+    from explorer.variants import describe
+
+    spec = describe(cfg.variant, cfg.layout, num_classes=10, width=cfg.width,
+                    input_size=cfg.input_size,
+                    **{k: v for k, v in (("repeats", cfg.repeats), ("scale", cfg.scale))
+                       if v is not None})
+    return replaced(spec, lab_replace(cfg))
+
+
 def build_lab_model(cfg: LabConfig, generator: torch.Generator, device="cpu",
                     dropout: float = 0.0) -> nn.Module:
     """Build ``cfg`` (resolved) with weights drawn from ``generator`` only.
@@ -134,6 +169,7 @@ def build_lab_model(cfg: LabConfig, generator: torch.Generator, device="cpu",
     with torch.device("meta"):
         model = build(cfg.variant, layout=cfg.layout, num_classes=10, device="meta",
                       width=cfg.width, repeats=cfg.repeats, dropout=dropout,
+                      replace=lab_replace(cfg),
                       **({"scale": cfg.scale} if cfg.scale is not None else {}))
         if cfg.aux:
             tap = aux_tap(model)

@@ -74,7 +74,8 @@ def parse_network(name: str, *, width: float = 0.25, repeats=None, input_size=No
         else:
             raise ConfigError(f"unknown option {option!r} in {name!r}; a network is "
                               "VARIANT[@SCALE][:aux][:ls=EPS], e.g. inception_v3:aux:ls=0")
-    return LabConfig(variant, width, repeats, scale, input_size, layout, aux, label_smoothing)
+    return LabConfig(variant, width, repeats, scale, input_size, layout, aux=aux,
+                     label_smoothing=label_smoothing)
 
 
 AUX_CHOICES = {"off": (False,), "on": (True,), "both": (False, True)}

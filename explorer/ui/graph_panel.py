@@ -25,6 +25,7 @@ from explorer.analysis.graph import (
 from explorer.core.text import md_escape, shape_text
 from explorer.ui import data
 from explorer.ui.graph_view import GraphState
+from explorer.variants import VARIANTS
 
 OVERLAY_CHOICES = {"none": None, "params": "params", "MACs": "macs",
                    "memory": "activations", "latency": "latency",
@@ -154,6 +155,11 @@ def details(variant: str, state: GraphState, config: dict, key: str) -> None:
     if meta.get("idea"):
         st.markdown(f"> {meta['idea']}")
     opened = name in state.expanded
+    if name in data.blocks(variant, **config) and "." in name:
+        from explorer.ui.design_state import design_link
+        design_link("Design from this block", {
+            "variant": variant, "layout": config.get("layout") or VARIANTS[variant].default_layout,
+            "block": name})
     if name in state.expandable:
         st.button("Collapse" if opened else "Expand in the graph", key=f"{key}_toggle",
                   icon=":material/unfold_less:" if opened else ":material/unfold_more:",
