@@ -7,7 +7,7 @@
     graph VARIANT [--depth D] [--format dot|svg|png] [-o FILE] (+ the build options)
     compare VARIANT... [--input-size N] [--layout L] [--width W] [--num-classes K]
             [--scale S] [--repeats A,B,C] [--latency [--device cpu|cuda] [--max-memory SIZE]
-            [--runtimes eager,for_inference,onnxruntime]] [--json]
+            [--runtimes eager,for_inference,onnxruntime]] [--json | --csv]
     weights [VARIANT] [--json]
     weights fetch [VARIANT.TAG ...|--all] --to DIR [--endpoint URL]
     weights verify DIR
@@ -15,12 +15,19 @@
     predict IMAGE... --variant V [--layout L] --weights TAG|URL|FILE [--top-k K]
             [--preprocess-like TAG] [--device cpu|cuda] [--precision P] [--max-memory SIZE]
             [--json]
-    time VARIANT [--device cpu|cuda] [--runs N] [--max-memory SIZE] [--json] (+ build options)
+    time VARIANT [--device cpu|cuda] [--runs N] [--batch N] [--dtype float32|bfloat16]
+         [--max-memory SIZE] [--json] (+ build options)
     export VARIANT|SPEC.json [--weights FILE] --format onnx -o OUT [--opset N] [--max-memory SIZE]
            (+ build options): checked against PyTorch before it is written
     signal VARIANT [--width W] [--repeats A,B,C] [--scale S] [--input-size N] [--json]
-    race VARIANT[@SCALE]... [--width W] [--repeats A,B,C] [--scale S] [--input-size N]
-         [--steps N] [--seeds 0,1,2] [--optimizer rmsprop|adam] [--target ACC] [--json]
+    race VARIANT[@SCALE][:aux][:ls=EPS]... [--width W] [--repeats A,B,C] [--scale S]
+         [--input-size N] [--aux] [--label-smoothing EPS] [--steps N] [--seeds 0,1,2]
+         [--optimizer rmsprop|adam] [--target ACC] [--json]
+
+``compare --csv`` writes the table the Compare page downloads: one line per network with
+``variant, layout, input_size, total_params, total_bn_params, total_macs, blocks,
+activation_bytes, peak_memory_bytes`` (the memory guard's estimate of one forward pass, batch 1,
+float32), ``top1, top5, accuracy_source, not_applied``.
 
 ``compare --latency --json`` prints an object instead of a list: ``rows`` (the compare rows,
 each with ``latency``: one entry per batch with ``batch``, ``median_ms``, ``min_ms``,
@@ -189,7 +196,10 @@ def make_parser() -> Parser:
                         "channels-last), onnxruntime (the checked ONNX export; CPU, onnx extra), "
                         "comma-separated, timed in the same turns (default: eager)")
     _max_memory(p)
-    p.add_argument("--json", action="store_true")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true",
+                     help="the table as CSV, with each network's estimated peak memory")
     p = sub.add_parser("weights", help="the public pretrained weights of each variant",
                        epilog="'weights fetch --help' and 'weights verify --help': a folder of "
                               "weights for a server without internet")
@@ -219,6 +229,10 @@ def make_parser() -> Parser:
     _build_options(p)
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--runs", type=int, default=5, help="timed runs after one warm-up")
+    p.add_argument("--batch", type=int, default=1, help="images per forward pass (default 1)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                   help="weights and inputs in this precision (bfloat16: fast on CPUs with "
+                        "native bf16, and GPUs)")
     _replace_option(p)
     _max_memory(p)
     p.add_argument("--json", action="store_true")
@@ -239,8 +253,15 @@ def make_parser() -> Parser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("race", help="Lab: train networks side by side on real MNIST digits")
-    p.add_argument("variants", nargs="+", metavar="VARIANT[@SCALE]")
+    p.add_argument("variants", nargs="+", metavar="VARIANT[@SCALE][:aux][:ls=EPS]",
+                   help="a network, with its residual scale, the Lab's auxiliary head and its "
+                        "label smoothing epsilon where given, e.g. inception_v3:aux:ls=0")
     _lab_options(p)
+    p.add_argument("--aux", action="store_true",
+                   help="every network trains with the Lab's auxiliary head (loss weight 0.3)")
+    p.add_argument("--label-smoothing", type=float, metavar="EPS",
+                   help="label smoothing epsilon of every network that does not set its own "
+                        "(0 = off; default: the recipe's, 0.1 for rmsprop, 0 for adam)")
     p.add_argument("--steps", type=int, default=400, help="training steps (batch 32)")
     p.add_argument("--seeds", type=_csv_ints, default=(0,), help="e.g. 0,1,2")
     p.add_argument("--optimizer", default="rmsprop", help="rmsprop (the papers' recipe) or adam")
@@ -499,6 +520,8 @@ def cmd_compare(args, out) -> None:
         return compare_rows(nets, args.input_size, layout=args.layout, width=args.width,
                             num_classes=args.num_classes, scale=args.scale, repeats=args.repeats)
 
+    if args.latency and args.csv:
+        raise UsageError("--csv writes the table, --latency times the networks: choose one")
     rows = rows_of()
     if args.replace:  # rows 1, 3, ...: the network before them, designed
         for original, row in zip(rows[::2], rows[1::2]):
@@ -506,6 +529,11 @@ def cmd_compare(args, out) -> None:
                        top1=None, top5=None, accuracy_source="not trained")
     if args.latency:
         return _compare_latency(args, rows, out)
+    if args.csv:
+        from explorer.analysis.compare import compare_csv
+        from explorer.runtime.memory import with_peak_memory
+        out.write(compare_csv(with_peak_memory(rows)))
+        return
     if args.json:
         json.dump(rows, out, indent=2)
         out.write("\n")
@@ -653,20 +681,26 @@ def cmd_time(args, out) -> None:
 
     if args.runs < 1:
         raise UsageError(f"--runs must be at least 1, got {args.runs}")
+    if args.batch < 1:
+        raise UsageError(f"--batch must be at least 1, got {args.batch}")
+    import torch
+    dtype = getattr(torch, args.dtype)
     config = _config(args)
     variant = designed(network(args.variant, config), {**config, "input_size": args.input_size},
                        args)
     config = config if isinstance(variant, str) else {}
-    need = estimate_inference(variant, input_size=args.input_size, device=args.device, **config)
+    need = estimate_inference(variant, input_size=args.input_size, device=args.device,
+                              batch=args.batch, dtype=dtype, **config)
     check(need, max_memory=args.max_memory)
     t = time_variant(variant, device=args.device, input_size=args.input_size, repeats=args.runs,
-                     **config)
+                     batch=args.batch, dtype=dtype, **config)
     t["estimated_peak_bytes"] = need.total
     if args.json:
         json.dump(t, out, indent=2)
         out.write("\n")
         return
-    out.write(f"{args.variant} at {t['input_size']} px on {t['device_name']}: median "
+    out.write(f"{args.variant} at {t['input_size']} px, batch {t['batch']}, {t['dtype']}, on "
+              f"{t['device_name']}: median "
               f"{t['median_ms']:.1f} ms (min {t['min_ms']:.1f}, max {t['max_ms']:.1f}) over "
               f"{t['repeats']} runs; {need.needs()} ({need.parts()})\n")
 
@@ -746,7 +780,9 @@ def race_configs(names, args) -> list:
     from explorer.lab.present import parse_network
 
     configs = [parse_network(name, width=args.width, repeats=args.repeats,
-                             input_size=args.input_size, scale=args.scale, layout=args.layout)
+                             input_size=args.input_size, scale=args.scale, layout=args.layout,
+                             aux=getattr(args, "aux", False),
+                             label_smoothing=getattr(args, "label_smoothing", None))
                for name in names]
     designs = replacements(args)
     if designs:
@@ -785,6 +821,9 @@ def cmd_race(args, out) -> None:
         secs = f"{sec['mean']:.1f} +- {sec['std']:.1f}" if sec["mean"] is not None else "-"
         out.write(f"{s['label'][:40]:<40} {len(s['seeds']):>5} {s['reached']:>7} {steps:>16} "
                   f"{secs:>13} {100 * acc['mean']:>9.1f} +- {100 * acc['std']:.1f}\n")
+    from explorer.lab.present import interpret
+    for sentence in interpret(result["summary"], width=args.width):
+        out.write(f"- {sentence}\n")
 
 
 COMMANDS = {"variants": cmd_variants, "summary": cmd_summary, "describe": cmd_describe,

@@ -73,8 +73,8 @@ with graph.table_col:
             "params %": st.column_config.NumberColumn(_("params %"), format="%.1f"),
             "activation KiB": st.column_config.NumberColumn(_("activation KiB"), format="%.0f")})
     st.caption(_("{macs_note}. Params include BatchNorm's scale and shift (bn_params: that "
-                 "share). Auxiliary heads, when built, get rows but are not in the totals. "
-                 "Choose a row to select its node in the graph.").format(macs_note=_(MACS_NOTE)))
+                 "share). {aux_note} Choose a row to select its node in the graph.").format(
+                     macs_note=_(MACS_NOTE), aux_note=charts.aux_note(by_block)))
     e1, e2 = st.columns(2)
     # made when clicked, not on every rerun
     export = {**result, "rows": export_rows(result["rows"])}  # headers in the page's language

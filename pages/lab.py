@@ -9,12 +9,14 @@ from explorer.lab import RECIPES, make_request
 from explorer.lab.charts import race_figure, signal_figure
 from explorer.lab.data import SOURCE
 from explorer.lab.present import (
+    AUX_CHOICES,
     SECTIONS,
     SIGNAL_COMPARISONS,
     finding_text,
+    interpret,
     measured_result,
     network_choices,
-    parse_network,
+    race_networks,
     summary_rows,
 )
 from explorer.lab.queue import DONE, FAILED, STOPPED, get_queue
@@ -71,13 +73,30 @@ with st.form("race"):
     steps = b.number_input(_("Steps (batch 32)"), 1, 2000, DEFAULT_STEPS, key="lab_steps")
     seeds = c.multiselect(_("Seeds"), list(range(5)), default=[0], key="lab_seeds")
     target = c.slider(_("Target validation accuracy"), 0.5, 0.99, 0.9, 0.01, key="lab_target")
+    d, e, f = st.columns([2, 1, 1])
+    aux = d.segmented_control(
+        _("Auxiliary head"), list(AUX_CHOICES), default="off", key="lab_aux",
+        format_func={"off": _("without"), "on": _("with"),
+                     "both": _("race with and without")}.get,
+        help=_("a small classifier on the 17x17-grid stage, its loss added with weight 0.3 in "
+               "training only (a regularizer, say the notes): 'with and without' races each "
+               "network twice")) or "off"
+    smoothing = e.number_input(_("Label smoothing ε"), 0.0, 0.5, 0.1, 0.05, key="lab_smoothing",
+                               help=_("0 = off; the papers use 0.1"))
+    unsmoothed = f.checkbox(_("also race with ε = 0"), key="lab_unsmoothed",
+                            help=_("each network once more without label smoothing"))
     started = st.form_submit_button(_("Start race"), type="primary", icon=":material/sprint:")
 st.caption(_("**{recipe}.** Source: {source}").format(recipe=RECIPES[optimizer].title,
                                                      source=RECIPES[optimizer].source))
 
 if started:
     try:
-        request = make_request([parse_network(n, width=race_width) for n in networks],
+        eps = float(smoothing)
+        # the recipe's own epsilon is no option (labels and cached runs stay the recipe's)
+        configs = race_networks(networks, width=race_width, aux=aux,
+                                label_smoothing=None if eps == RECIPES[optimizer].label_smoothing
+                                else eps, without_smoothing=unsmoothed and eps != 0)
+        request = make_request(configs,
                                seeds=tuple(seeds), steps=int(steps), optimizer=optimizer,
                                target=float(target))
         st.session_state["lab_job"] = get_queue().submit(request, who)
@@ -121,6 +140,9 @@ def live():
     elif job.status == DONE:
         st.success(_("Done: {n} runs.").format(n=len(job.result["runs"])))
         st.dataframe(summary_rows(job.result["summary"]), hide_index=True, key="lab_summary")
+        width_raced = job.result["runs"][0]["config"]["width"] if job.result["runs"] else None
+        st.info("  \n".join(interpret(job.result["summary"], width=width_raced)),
+                icon=":material/lightbulb:")
     if job.over and st.session_state.get("lab_live_over") != job.number:
         st.session_state["lab_live_over"] = job.number
         st.rerun()  # leave the one-second refresh

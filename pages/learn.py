@@ -8,6 +8,7 @@ from explorer.core.text import shape_text
 from explorer.ui import data
 from explorer.ui.controls import inspect_link, show_url_notes, url_snapshot
 from explorer.ui.design_state import lesson_link
+from explorer.ui.show import key_result
 from explorer.ui.tables import translated
 from explorer.ui.words import MACS_NOTE
 
@@ -40,9 +41,15 @@ with st.spinner(_("Measuring our networks (first visit: a few seconds)...")):
                 "GMACs (paper)": data.analysis(variant, layout="paper")["total_macs"] / 1e9,
                 "GMACs (released)": data.analysis(variant, layout="released")["total_macs"] / 1e9}
                for title, variant, top1, top5, top1_144, top5_144 in lessons.V4_RESULTS]
+    v3_paper = data.analysis("inception_v3", layout="paper")
+    claims = data.rethinking_claims()
+    principles = data.design_principles()
 red = next(r for r in v3["rows"] if r["kind"] == "reduction")
 first_a, first_b = (next(r["name"] for r in v3["rows"] if r["name"].startswith(stage))
                     for stage in ("inception_a.", "inception_b."))
+paper_a = next(r["name"] for r in v3_paper["rows"] if r["name"].startswith("inception_a."))
+released_5x5 = [r for r in data.analysis("inception_v3", "layer")["rows"]
+                if r["name"].startswith(first_a + ".branches.5x5.")]
 
 st.header(_("1. Factorizing convolutions"))
 c1, c2 = st.columns(2)
@@ -63,8 +70,17 @@ with c1:
     table([{c: r[c] for c in FIELD_COLUMNS}
            for r in lessons.factorization_fields(int(channels), int(grid))])
     st.caption(_("Measured as networks by the explorer's own analysis: equal fields, unequal MACs."))
-    inspect_link(_("Inception-v3's 35x35 blocks, on Inspect"), "inception_v3", "layer",
-                 first_a, key="link_5x5")
+    inspect_link(_("Figure 5 in Inception-v3's paper layout (two 3x3), on Inspect"),
+                 "inception_v3", "layer", paper_a, key="link_5x5", layout="paper")
+    if released_5x5:
+        kernel = " x ".join(map(str, released_5x5[-1]["output_shape"]))
+        st.markdown(_("**A lesson in itself**: the *released* Inception-v3 (the checkpoint "
+                      "torchvision and timm load) keeps GoogLeNet's 5x5 branch in its 35x35 "
+                      "modules ({block}: a 1x1 conv, then a 5x5 conv to {shape}); only the "
+                      "paper layout draws Figure 5's two 3x3 convs.").format(block=first_a,
+                                                                               shape=kernel))
+        inspect_link(_("The released Inception-v3's 5x5 branch, on Inspect"), "inception_v3",
+                     "layer", first_a, key="link_5x5_released", layout="released")
     lesson_link("keep_5x5")
 with c2:
     st.markdown(_("**An n x n conv vs a 1 x n conv then an n x 1 conv** (Rethinking, section 3.2, "
@@ -135,11 +151,11 @@ scales = data.residual_block_table(variant, **config)
 b.plotly_chart(charts.residual_scale_chart(scales))
 growth = lessons.std_growth([s["scale"] for s in scales])
 unscaled = lessons.std_growth([1.0] * len(scales))
-a.caption(_("Toy model (each branch's output as large as its input and independent of it, no "
-            "normalisation on the sums): through these {adds} adds the activations' std grows "
-            "{growth}; unscaled it would grow {unscaled}.").format(
-                adds=len(scales), growth=lessons.fmt_factor(growth),
-                unscaled=lessons.fmt_factor(unscaled)))
+key_result(lessons.fmt_factor(growth), _("growth of the activations' std through these {adds} "
+                                         "adds; unscaled: {unscaled}").format(
+               adds=len(scales), unscaled=lessons.fmt_factor(unscaled)), container=a)
+a.caption(_("Toy model: each branch's output as large as its input and independent of it, no "
+            "normalisation on the sums."))
 inspect_link(_("{variant}'s residual blocks, on Inspect").format(variant=variant), variant, "block",
              key="link_residual",
              container=a)
@@ -164,14 +180,17 @@ with b:
                   "cannot grow without bound; ε = 0.1 for ImageNet (K = 1000)."))
     st.latex(r"q'(k) = (1 - \varepsilon)\,\delta_{k,y} + \frac{\varepsilon}{K}")
     q = lessons.label_smoothing(1000, 0.1)
-    st.caption(_("With ε = 0.1 and K = 1000: the true class gets {true}, every other class "
-                 "{other}. In Table 3 it lowered top-1 error from 23.1 to 22.8 %.").format(
-                     true=f"{q[0]:.4f}", other=f"{q[1]:.4f}"))
+    key_result(f"{q[0]:.4f} · {q[1]:.4f}", _("with ε = 0.1 and K = 1000: the target of the true "
+                                              "class · of every other class"))
+    st.caption(_("In Table 3 it lowered top-1 error from 23.1 to 22.8 %."))
 
 st.header(_("5. What the papers measured"))
 st.markdown(_("Rethinking's Table 3: each step adds to the one above (single crop, top-1 / top-5 "
               "error in %). Beside the paper's cost, our MACs for the network that step builds."))
 table(ladder, {"top-1 err %": 1, "top-5 err %": 1, "paper: G ops": 1})
+st.caption(_("'+ factorized 7x7' is the stem's first 7x7 conv made into 3x3 convs (Table 1's "
+             "three 3x3 convs); the 1x7 / 7x1 convs of the 17x17 modules are in Inception-v2 "
+             "already."))
 st.caption(_("Source: {source}, Table 3. The paper does not give every width of Inception-v2/v3's "
              "paper layouts; ours take the released widths where it is silent, so our MACs differ "
              "from its cost column there (see each layout's notes on Inspect). BN-GoogLeNet is "
@@ -184,3 +203,48 @@ table(results, dict.fromkeys(("top-1 err %", "top-5 err %", "144 crops top-1", "
 st.caption(_("Source: {source}, single crop and 144 crops. The ensemble of Inception-v4 and three "
              "Inception-ResNet-v2 reached 3.08 % top-5 error on the test set.").format(
                  source=lessons.V4_PAPER))
+
+st.header(_("6. The Rethinking paper's own claims, computed"))
+st.markdown(_("Section 6 of the paper says its network \"is 42 layers deep\" and costs \"only "
+              "about 2.5 higher than that of GoogLeNet\". Beside each claim, what we compute on "
+              "our build of its Table 1 (Inception-v3, paper layout):"))
+table(claims)
+st.caption(_("Sources: {source}, section 6 and Tables 1 and 3; GoogLeNet: 1.5 G multiply-adds (its "
+             "paper, arXiv 1409.4842). The same count gives GoogLeNet {depth} layers, 22 with its "
+             "classifier, as its paper counts (\"22 layers deep when counting only layers with "
+             "parameters\").").format(source=lessons.RETHINKING,
+                                       depth=principles["balance"][0]["depth (layers)"]))
+
+st.header(_("7. Four general design principles (Rethinking, section 2)"))
+sizes = principles["sizes"]
+low = lessons.sharpest_shrink(sizes)
+st.markdown(_("**1. Avoid representational bottlenecks, especially early.** The representation "
+              "(C x H x W values of each block's output) should shrink gently from the input "
+              "to the output."))
+body = lessons.sharpest_shrink([r for r in sizes if not r["block"].startswith("stem")])
+key_result(f"x{low['vs the block before']:.2f}",
+           _("the sharpest one-block shrink of Inception-v3 (paper layout): at {block}, to "
+             "{output}; after the stem, x{body_factor} at {body_block} (to {body_output})").format(
+               block=low["block"], output=low["output"],
+               body_factor=f"{body['vs the block before']:.2f}", body_block=body["block"],
+               body_output=body["output"]))
+st.plotly_chart(charts.representation_chart(sizes), key="representation")
+st.markdown(_("**2. Higher-dimensional representations are easier to process locally.** The "
+              "channels grow as the grid shrinks:"))
+table(principles["widest"])
+agg = principles["aggregation"]
+st.markdown(_("**3. Spatial aggregation can be done over lower-dimensional embeddings.** A 1x1 "
+              "conv reduces the channels before the spatial conv, with little loss (the "
+              "neighbouring channels are strongly correlated)."))
+key_result(_("{ratio}x fewer MACs").format(ratio=f"{agg['ratio']:.1f}"),
+           _("Figure 5's 3x3 branch: {channels} channels reduced to {reduced} by a 1x1, then a "
+             "{conv} ({with_1x1} MACs vs {without} without the 1x1)").format(
+               channels=agg["input channels"], reduced=agg["reduced to"],
+               conv=agg["spatial conv"], with_1x1=f"{agg['MACs with the 1x1']:,}",
+               without=f"{agg['MACs without']:,}"))
+st.markdown(_("**4. Balance the width and the depth.** Growing both together gives the most for "
+              "the cost; across the family:"))
+table(principles["balance"], {"GMACs": 2, "params (M)": 1})
+st.caption(_("Depth: {rule}. Width: the channels of the last feature map. Paper layouts, except "
+             "Inception-ResNet-v2's released one (the 55.8 M-parameter network).").format(
+                 rule=lessons.DEPTH_RULE))

@@ -137,6 +137,19 @@ def feature_maps(result: dict) -> go.Figure:
     return _cjk(fig)
 
 
+def representation_chart(sizes: list[dict]) -> go.Figure:
+    """The values of each block's output (C x H x W) along the depth
+    (``lessons.representation_sizes``): where the representation shrinks, and how sharply."""
+    fig = go.Figure(go.Bar(x=[r["block"] for r in sizes], y=[r["values"] for r in sizes],
+                           customdata=[r["output"] for r in sizes], marker_color="#9ecae1",
+                           hovertemplate="%{x}<br>%{customdata}: %{y:,} values<extra></extra>"))
+    fig.update_layout(title="Representation size along the depth (C x H x W values)",
+                      margin=MARGIN, height=340)
+    fig.update_yaxes(title_text="values per image", tickformat=",")
+    fig.update_xaxes(tickangle=-60, tickfont={"size": 9})
+    return fig
+
+
 def receptive_fields(result: dict) -> go.Figure:
     """Receptive field (per axis) and grid size along depth, against the input size: where a
     unit comes to see the whole image, and how fast the grid shrinks meanwhile."""
@@ -376,3 +389,19 @@ def short_name(variant: str) -> str:
     """"inception_resnet_v2" -> "IR-v2", "inception_v4" -> "v4": chart labels that fit."""
     return {"googlenet": "GoogLeNet", "bn_inception": "BN-Inc."}.get(
         variant, variant.replace("inception_resnet_", "IR-").replace("inception_", ""))
+
+
+def aux_note(result: dict) -> str:
+    """What the totals of ``result`` (an analysis at block depth) hold of the auxiliary heads:
+    their parameters are in the params total (the model carries them, a checkpoint too), their
+    MACs are not in the MACs total (they run only in training)."""
+    aux = [r for r in result["rows"] if r["kind"] == "aux"]
+    if not aux:
+        return _("Auxiliary heads, when built, get rows of their own: their parameters count in "
+                 "the params total, their MACs do not (they run only in training).")
+    params, macs = sum(r["params"] for r in aux), sum(r["macs"] for r in aux)
+    return _("Auxiliary heads ({names}): {params} parameters, counted in the params total "
+             "({total_params}); {macs} MACs, not in the MACs total ({total_macs}: they run only "
+             "in training).").format(names=", ".join(r["name"] for r in aux), params=f"{params:,}",
+                                     total_params=f"{result['total_params']:,}",
+                                     macs=f"{macs:,}", total_macs=f"{result['total_macs']:,}")

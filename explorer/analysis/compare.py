@@ -67,3 +67,29 @@ def compare_rows(variants, input_size=None, **options) -> list[dict]:
                      "accuracy_source": pub.source if pub else "none published",
                      "config": result["config"], "build": config, "skipped": skipped})
     return rows
+
+
+# The columns of a comparison's table, as the Compare page's downloads and ``compare --csv``
+# write them (raw numbers, in units the name says). ``peak_memory_bytes``: the memory guard's
+# estimate of one forward pass (batch 1, float32), where the caller added it.
+TABLE_COLUMNS = ("variant", "layout", "input_size", "total_params", "total_bn_params",
+                 "total_macs", "blocks", "activation_bytes", "peak_memory_bytes", "top1", "top5",
+                 "accuracy_source", "not_applied")
+
+
+def compare_table(rows: list[dict]) -> list[dict]:
+    """``compare_rows`` (with ``peak_memory_bytes`` where known) as flat records, one per
+    network, in ``TABLE_COLUMNS``."""
+    return [{**{c: r.get(c) for c in TABLE_COLUMNS[:-1]}, "not_applied": "; ".join(r["skipped"])}
+            for r in rows]
+
+
+def compare_csv(rows: list[dict]) -> str:
+    """``compare_table`` as CSV text (a header line, then one line per network)."""
+    import csv
+    import io
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=TABLE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(compare_table(rows))
+    return out.getvalue()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from explorer.core.i18n import N_
 from explorer.spec.compose import concat, conv, head, maxpool, network, stage
-from explorer.spec.netspec import NetSpec
+from explorer.spec.netspec import Layer, NetSpec
 
 RETHINKING = "Rethinking the Inception Architecture (arXiv 1512.00567)"
 V4_PAPER = "Inception-v4, Inception-ResNet and the Impact of Residual Connections (arXiv 1602.07261)"
@@ -171,6 +171,19 @@ def fmt_factor(x: float) -> str:
     return f"x{x:,.0f}" if x >= 100 else f"x{x:,.2f}"
 
 
+def plain_cell(text: str) -> str:
+    """A table cell's text as itself: st.table reads cells as Markdown, where a leading "+ ",
+    "- ", "* " or "1. " starts a list ("+ RMSProp" drew a bullet). The marker is escaped."""
+    import re
+    m = re.match(r"^(\s*)([-+*]|\d+(?=[.)]))(.*)$", text, re.S)
+    if not m or not re.match(r"^[.)]?\s", m.group(3)):
+        return text
+    head, marker, rest = m.groups()
+    if marker.isdigit():
+        return f"{head}{marker}\\{rest}"
+    return f"{head}\\{marker}{rest}"
+
+
 def formatted(rows: list[dict], decimals: dict[str, int] | None = None) -> list[dict]:
     """Rows as display text: integers with thousands separators, floats with ``decimals[col]``
     places (default 2), None as "–", the rest as is."""
@@ -181,8 +194,10 @@ def formatted(rows: list[dict], decimals: dict[str, int] | None = None) -> list[
         for col, v in row.items():
             if v is None:
                 cells[col] = MISSING
-            elif isinstance(v, bool) or isinstance(v, str):
-                cells[col] = N_("yes") if v is True else N_("no") if v is False else v
+            elif isinstance(v, bool):
+                cells[col] = N_("yes") if v else N_("no")
+            elif isinstance(v, str):
+                cells[col] = plain_cell(v)
             elif isinstance(v, int):
                 cells[col] = f"{v:,}"
             elif isinstance(v, float):
@@ -191,3 +206,166 @@ def formatted(rows: list[dict], decimals: dict[str, int] | None = None) -> list[
                 cells[col] = str(v)
         out.append(cells)
     return out
+
+
+# -- Rethinking's own claims, computed (section 6: "42 layers deep", "about 2.5 times") ---------
+
+# The paper does not say how it counts layers. This count gives its 42 on its own Table 1:
+# the layers with weights on the network's deepest path, where a 1 x n conv followed by an
+# n x 1 conv counts as the one n x n layer it replaces (section 3.2), and parallel convs
+# (Figure 7's 1x3 beside 3x1) as one; pools, the classifier and the auxiliary head are not
+# counted. So each stem conv is one layer, and every Figure 5, 6 and 7 module and every
+# Figure 10 grid reduction is three deep.
+DEPTH_RULE = ("layers with weights on the deepest path; a 1 x n conv then an n x 1 conv count "
+              "as the one n x n layer they replace, parallel convs (1x3 beside 3x1) as one; "
+              "pools and the classifier not counted")
+
+
+def _kernel(layer) -> tuple[int, int]:
+    k = layer.get("kernel", 1)
+    return (k, k) if isinstance(k, int) else tuple(k)
+
+
+def _is_pair(a, b) -> bool:
+    """A 1 x n conv and an n x 1 conv in a row (either order): one factorized n x n layer."""
+    if not (isinstance(a, Layer) and isinstance(b, Layer) and a.op == b.op == "conv"):
+        return False
+    ka, kb = _kernel(a), _kernel(b)
+    return ka[0] != ka[1] and ka == kb[::-1]
+
+
+def _sequence_depth(items) -> int:
+    depth, i = 0, 0
+    while i < len(items):
+        if i + 1 < len(items) and _is_pair(items[i], items[i + 1]):
+            depth, i = depth + 1, i + 2
+        else:
+            depth, i = depth + layer_depth(items[i]), i + 1
+    return depth
+
+
+def layer_depth(item) -> int:
+    """The depth in layers, counted by ``DEPTH_RULE``, of a spec's layer or block."""
+    if isinstance(item, Layer):
+        return 1 if item.op in ("conv", "linear") else 0
+    deepest = max(_sequence_depth(branch) for _, branch in item.branches)
+    return deepest + 1 if item.op == "residual" else deepest  # + the linear 1x1 expansion
+
+
+def network_depth(spec: NetSpec) -> dict:
+    """Depth by ``DEPTH_RULE`` of each stage of ``spec`` (the head and auxiliary heads left
+    out) and in all."""
+    stages = {s.name: _sequence_depth([b for _, b in s.blocks]) for s in spec.stages}
+    return {"stages": stages, "total": sum(stages.values())}
+
+
+# GoogLeNet's cost as its own paper gives it, and what Rethinking says of its network (section 6)
+RETHINKING_CLAIMS = {"depth": 42, "cost_ratio": 2.5, "googlenet_gmacs": 1.5}
+
+
+def rethinking_claims(v3_paper: NetSpec, v3_paper_macs: int, googlenet_macs: int,
+                      table3_cost: tuple[float, float] = (4.8, 1.5)) -> list[dict]:
+    """The paper's claims about its network beside what we compute on our build of its Table 1
+    (``v3_paper``: Inception-v3's paper layout; MACs at 299 and GoogLeNet's at 224)."""
+    depth = network_depth(v3_paper)
+    ratio = v3_paper_macs / googlenet_macs
+    return [
+        {"claim": "depth in layers", "the paper says": "42 (section 6)",
+         "computed here": f"{depth['total']}",
+         "how": f"our build of Table 1, counting {DEPTH_RULE} ("
+                + " + ".join(f"{n} {d}" for n, d in depth["stages"].items()) + ")"},
+        {"claim": "cost vs GoogLeNet", "the paper says": f"about {RETHINKING_CLAIMS['cost_ratio']}x "
+                                                           "(section 6)",
+         "computed here": f"{ratio:.1f}x ({v3_paper_macs / 1e9:.2f} G vs "
+                          f"{googlenet_macs / 1e9:.2f} G MACs)",
+         "how": "MACs of conv and linear layers of our builds: Table 1 at 299 px (widths the "
+                "paper leaves out taken from the release) vs GoogLeNet (paper layout) at 224 px"},
+        {"claim": "cost vs GoogLeNet, the paper's own Table 3",
+         "the paper says": f"{table3_cost[0]} vs {table3_cost[1]} G ops = "
+                           f"{table3_cost[0] / table3_cost[1]:.1f}x",
+         "computed here": f"gap to the 2.5x claim: {ratio / RETHINKING_CLAIMS['cost_ratio']:.1f}x",
+         "how": "the paper's cost column (Table 3) disagrees with its own section 6 as well"},
+    ]
+
+
+# -- Rethinking, section 2: four general design principles, each with what we compute ----------
+
+def _values(shape) -> int:
+    out = 1
+    for s in shape:
+        out *= s
+    return out
+
+
+def representation_sizes(rows: list[dict]) -> list[dict]:
+    """Principle 1 (avoid representational bottlenecks, especially early): the values of each
+    block's output (C x H x W) along the depth, and its change from the block before."""
+    out, before = [], None
+    for r in rows:
+        if len(r["output_shape"]) != 3 or r["name"].startswith("head"):  # past the features
+            continue
+        size = _values(r["output_shape"])
+        out.append({"block": r["name"], "output": " x ".join(map(str, r["output_shape"])),
+                    "values": size, "vs the block before": None if before is None else size / before})
+        before = size
+    return out
+
+
+def sharpest_shrink(sizes: list[dict]) -> dict:
+    """The step of ``representation_sizes`` where the representation shrinks most."""
+    return min(sizes[1:], key=lambda r: r["vs the block before"])
+
+
+def widest_per_grid(rows: list[dict]) -> list[dict]:
+    """Principle 2 (higher-dimensional representations are easier to process locally): the
+    most channels at each grid size, from the largest grid to the smallest."""
+    best: dict[int, int] = {}
+    for r in rows:
+        if len(r["output_shape"]) == 3 and not r["name"].startswith("head"):
+            c, h, _ = r["output_shape"]
+            best[h] = max(best.get(h, 0), c)
+    return [{"grid": f"{h} x {h}", "channels": c} for h, c in sorted(best.items(), reverse=True)]
+
+
+def reduced_aggregation(block, branch: str, in_channels: int, grid: int) -> dict:
+    """Principle 3 (spatial aggregation over lower-dimensional embeddings): ``branch`` of the
+    spec's ``block`` (reading ``in_channels``) reduces its input with a 1x1 conv before its
+    spatial conv; its MACs beside those of the same spatial conv on the unreduced input, at
+    ``grid`` x ``grid``."""
+    reduce, spatial = block.branch(branch)[:2]
+    kh, kw = _kernel(spatial)
+    c_in, c_mid, c_out = in_channels, reduce["out"], spatial["out"]
+    with_1x1 = conv_macs(grid, c_in, c_mid, 1) + conv_macs(grid, c_mid, c_out, kh, kw)
+    direct = conv_macs(grid, c_in, c_out, kh, kw)
+    return {"input channels": c_in, "reduced to": c_mid, "spatial conv": f"{kh}x{kw} to {c_out}",
+            "MACs with the 1x1": with_1x1, "MACs without": direct, "ratio": direct / with_1x1}
+
+
+def width_and_depth(items) -> list[dict]:
+    """Principle 4 (balance width and depth): ``items`` of (network, NetSpec, analysis dict at
+    stage depth); depth by ``DEPTH_RULE``, width = the channels of the last feature map."""
+    out = []
+    for title, spec, analysis in items:
+        last = [r for r in analysis["rows"]
+                if len(r["output_shape"]) == 3 and not r["name"].startswith("head")][-1]
+        depth = network_depth(spec)["total"]
+        out.append({"network": title, "depth (layers)": depth,
+                    "width (last channels)": last["output_shape"][0],
+                    "GMACs": analysis["total_macs"] / 1e9,
+                    "params (M)": analysis["total_params"] / 1e6})
+    return out
+
+
+def v4_stem_stride_note(variant: str, row: dict, figure: str) -> str | None:
+    """The v4 paper's Figure 3 draws the stem's last conv "192 V" (stride 1, valid), beside a
+    stride-2 max pool: a stride-1 valid 3x3 on 71x71 gives 69x69, which cannot be
+    concatenated with the pool's 35x35; the 35x35 the figure states needs stride 2. Said on
+    that block (read from its measured shapes), for the networks built with that stem."""
+    if not (row["name"].endswith("mixed_5a") and "Figure 3" in (figure or "")):
+        return None
+    h_in, h_out = row["input_shape"][-1], row["output_shape"][-1]
+    stride_1 = h_in - 2
+    return (f"Figure 3 draws this block's conv as \"3x3 conv (192 V)\", which reads as stride 1; "
+            f"on the {h_in}x{h_in} input that gives {stride_1}x{stride_1}, which cannot join the "
+            f"stride-2 max pool's {h_out}x{h_out} (nor reach the figure's 35x35). The conv must "
+            f"have stride 2, and {variant} here does: {h_in}x{h_in} -> {h_out}x{h_out}, measured.")

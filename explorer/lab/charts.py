@@ -11,6 +11,21 @@ from explorer.core.i18n import FONT_FAMILY, _
 COLORS = qualitative.Plotly
 
 
+def log_ticks(values) -> tuple[list[float], list[str]]:
+    """Ticks of a log axis over ``values``: 1, 2 and 5 of every decade they span (only the
+    powers of ten beyond four decades), each labelled with its whole value ("500", "0.5",
+    "1e-06" for the very small or large)."""
+    import math
+    positive = [v for v in values if v is not None and v > 0 and math.isfinite(v)]
+    if not positive:
+        return [], []
+    low, high = math.floor(math.log10(min(positive))), math.ceil(math.log10(max(positive)))
+    steps = (1,) if high - low > 4 else (1, 2, 5)
+    vals = [m * 10.0 ** e for e in range(low, high + 1) for m in steps]
+    vals = [v for v in vals if v <= 10.0 ** high]
+    return vals, [f"{float(f'{v:.1g}'):g}" for v in vals]
+
+
 def signal_figure(results: list[tuple[str, dict]]) -> go.Figure:
     """One line per (label, signal result): activation std (left) and gradient norm (right,
     log scale) against the block's position in the network."""
@@ -27,7 +42,9 @@ def signal_figure(results: list[tuple[str, dict]]) -> go.Figure:
                 hovertemplate="%{customdata}<br>%{y:.4g}<extra>" + label + "</extra>"),
                 row=1, col=col)
     fig.update_xaxes(title_text=_("block (network order: stem ... head)"))
-    fig.update_yaxes(type="log", row=1, col=2)
+    vals, text = log_ticks([r["grad_norm"] for _r, res in results for r in res["rows"]])
+    # plotly's own log ticks label 500 and 0.5 both "5": every tick gets its whole value
+    fig.update_yaxes(type="log", tickvals=vals, ticktext=text, row=1, col=2)
     fig.update_layout(height=420, margin={"t": 40, "b": 40}, legend={"orientation": "h", "y": -0.2},
                       font_family=FONT_FAMILY)  # fonts that draw Hangul
     return fig

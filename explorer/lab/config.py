@@ -18,7 +18,9 @@ LAB_VARIANTS = ("inception_v3", "inception_v4", "inception_resnet_v1", "inceptio
 @dataclass(frozen=True)
 class LabConfig:
     """One network of the Lab. ``repeats``/``scale`` None mean the paper's reference values;
-    ``input_size`` None means the network's minimum (75 px for all four)."""
+    ``input_size`` None means the network's minimum (75 px for all four). ``aux``: train with
+    the Lab's auxiliary head (``LabAuxHead``); ``label_smoothing``: the epsilon of the loss's
+    label smoothing, None = the recipe's."""
 
     variant: str
     width: float = 0.25
@@ -28,6 +30,8 @@ class LabConfig:
     layout: str = "paper"
     design: str | None = None      # a designed block (``analysis.design.encode``'s value) ...
     design_at: str | None = None   # ... placed at this block or stage (the Design page's race)
+    aux: bool = False
+    label_smoothing: float | None = None
 
     def resolved(self) -> LabConfig:
         """Validated, with every default made explicit (so equal networks get equal keys)."""
@@ -41,15 +45,28 @@ class LabConfig:
         _, lay, cfg = resolve(self.variant, self.layout, num_classes=10, input_size=size,
                               **{k: v for k, v in options.items() if v is not None})
         scale = scale_per_stage(lay, cfg) if lay.scale is not None else None
+        if not isinstance(self.aux, bool):
+            raise ConfigError(f"aux must be true or false, got {self.aux!r}")
+        eps = self.label_smoothing
+        if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float))
+                                or not 0.0 <= eps < 1.0):
+            raise ConfigError(f"label smoothing epsilon must be a number in [0, 1) (the papers: "
+                              f"0.1; 0 = off), got {eps!r}")
         out = LabConfig(self.variant, float(cfg.width), tuple(cfg.repeats or lay.repeats or ()) or None,
                         None if scale is None else (scale[0] if len(set(scale)) == 1 else scale),
-                        size, lay.name, self.design, self.design_at)
+                        size, lay.name, self.design, self.design_at, self.aux,
+                        None if eps is None else float(eps))
         if self.design is not None or self.design_at is not None:
             lab_spec(out)  # the design must run there: ShapeError names its branch and layer
         return out
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        # left out at their defaults: the keys of runs made before these options stay valid
+        if not d["aux"]:
+            del d["aux"]
+        if d["label_smoothing"] is None:
+            del d["label_smoothing"]
         d["repeats"] = list(d["repeats"]) if d["repeats"] else None
         d["scale"] = list(d["scale"]) if isinstance(d["scale"], tuple) else d["scale"]
         for key in ("design", "design_at"):  # absent unless designed: earlier races' keys hold
@@ -71,11 +88,50 @@ class LabConfig:
         return cls(**d)
 
     def label(self) -> str:
-        designed = f", designed {self.design_at}" if self.design is not None else ""
-        if self.scale is None:
-            return f"{self.variant} (designed {self.design_at})" if designed else self.variant
-        scales = self.scale if isinstance(self.scale, tuple) else (self.scale,)
-        return f"{self.variant} (scale {'/'.join(f'{s:g}' for s in scales)}{designed})"
+        options = []
+        if self.scale is not None:
+            scales = self.scale if isinstance(self.scale, tuple) else (self.scale,)
+            options.append(f"scale {'/'.join(f'{s:g}' for s in scales)}")
+        if self.design is not None:
+            options.append(f"designed {self.design_at}")
+        if self.aux:
+            options.append("aux head")
+        if self.label_smoothing is not None:
+            options.append(f"label smoothing {self.label_smoothing:g}")
+        return self.variant + (f" ({', '.join(options)})" if options else "")
+
+
+AUX_WEIGHT = 0.3  # the auxiliary loss's weight (GoogLeNet's; the Learn page's formula)
+
+
+class LabAuxHead(nn.Module):
+    """A network with an auxiliary classifier on its 17x17-grid stage's output (where
+    Inception-v3's sits), for the Lab's 75 px inputs: global average pool, a 1x1 "conv" to 128
+    (BatchNorm, ReLU: BN-auxiliary), a linear layer to the classes. The papers' v3 head (a 5x5
+    pool, a 5x5 conv) needs that grid at 17x17, i.e. 299 px inputs: 15x slower to train here.
+    In training mode the forward returns (logits, auxiliary logits); in eval mode the logits."""
+
+    def __init__(self, net: nn.Module, tap: str, channels: int, num_classes: int = 10):
+        super().__init__()
+        self.net, self.tap = net, tap
+        self.aux = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 128),
+                                 nn.BatchNorm1d(128), nn.ReLU(inplace=True),
+                                 nn.Linear(128, num_classes))
+
+    def forward(self, x):
+        if not self.training:
+            return self.net(x)
+        aux = None
+        for name in self.net.stage_names:
+            x = getattr(self.net, name)(x)
+            if name == self.tap:
+                aux = self.aux(x)
+        return self.net.head(x), aux
+
+
+def aux_tap(model: nn.Module) -> str:
+    """The stage the Lab's auxiliary head reads: the 17x17-grid Inception stage."""
+    return next(n for n in model.stage_names if n.endswith("_b") and not n.startswith("reduction"))
 
 
 def lab_replace(cfg: LabConfig) -> dict | None:
@@ -115,6 +171,12 @@ def build_lab_model(cfg: LabConfig, generator: torch.Generator, device="cpu",
                       width=cfg.width, repeats=cfg.repeats, dropout=dropout,
                       replace=lab_replace(cfg),
                       **({"scale": cfg.scale} if cfg.scale is not None else {}))
+        if cfg.aux:
+            tap = aux_tap(model)
+            x = torch.empty(1, 3, cfg.input_size, cfg.input_size)
+            for name in model.stage_names[:model.stage_names.index(tap) + 1]:
+                x = getattr(model, name)(x)
+            model = LabAuxHead(model, tap, x.shape[1])
     model = model.to_empty(device="cpu")
     with torch.no_grad():
         for m in model.modules():

@@ -52,14 +52,47 @@ def network_choices() -> list[str]:
 
 
 def parse_network(name: str, *, width: float = 0.25, repeats=None, input_size=None,
-                  scale=None, layout: str = "paper") -> LabConfig:
-    """VARIANT or VARIANT@SCALE; a ``scale`` given for all goes to residual networks only."""
-    variant, _, text = str(name).partition("@")
+                  scale=None, layout: str = "paper", aux: bool = False,
+                  label_smoothing: float | None = None) -> LabConfig:
+    """VARIANT[@SCALE][:aux][:ls=EPS]: a residual scale, the Lab's auxiliary head, a label
+    smoothing epsilon (0 = off). A ``scale`` given for all goes to residual networks only;
+    ``aux`` and ``label_smoothing`` given for all apply where the name does not say."""
+    head, *options = str(name).split(":")
+    variant, _, text = head.partition("@")
     try:
         scale = float(text) if text else scale if "resnet" in variant else None
     except ValueError:
         raise ConfigError(f"expected VARIANT@SCALE such as inception_resnet_v2@0.1, got {name!r}") from None
-    return LabConfig(variant, width, repeats, scale, input_size, layout)
+    for option in options:
+        key, _, value = option.partition("=")
+        if option == "aux":
+            aux = True
+        elif key == "ls" and value:
+            try:
+                label_smoothing = float(value)
+            except ValueError:
+                raise ConfigError(f"expected :ls=EPS such as :ls=0.1, got {option!r}") from None
+        else:
+            raise ConfigError(f"unknown option {option!r} in {name!r}; a network is "
+                              "VARIANT[@SCALE][:aux][:ls=EPS], e.g. inception_v3:aux:ls=0")
+    return LabConfig(variant, width, repeats, scale, input_size, layout, aux=aux,
+                     label_smoothing=label_smoothing)
+
+
+AUX_CHOICES = {"off": (False,), "on": (True,), "both": (False, True)}
+
+
+def race_networks(names, *, width: float = 0.25, aux: str = "off",
+                  label_smoothing: float | None = None, without_smoothing: bool = False
+                  ) -> list[LabConfig]:
+    """The Lab page's race: each named network, with the auxiliary head off, on or both (each
+    network twice), at ``label_smoothing`` (None: the recipe's) and, with
+    ``without_smoothing``, also at epsilon 0: the switches of the course notes' claims."""
+    if aux not in AUX_CHOICES:
+        raise ConfigError(f"aux must be one of {', '.join(AUX_CHOICES)}, got {aux!r}")
+    epsilons = [label_smoothing] + ([0.0] if without_smoothing and label_smoothing != 0 else [])
+    return [parse_network(n, width=width, aux=a, label_smoothing=e)
+            for n in names for a in AUX_CHOICES[aux] for e in epsilons]
 
 
 def summary_rows(summary: list[dict]) -> list[dict]:
@@ -79,7 +112,9 @@ def summary_rows(summary: list[dict]) -> list[dict]:
              _("training seconds to it"): fmt(s["seconds_to_target"], digits=1),
              _("final val. acc. %"): fmt(s["final_val_acc"], 100, 1),
              _("best val. acc. %"): fmt(s["best_val_acc"], 100, 1),
-             _("final train loss"): fmt(s["final_train_loss"], digits=3)} for s in summary]
+             _("final train loss"): fmt(s["final_train_loss"], digits=3),
+             _("train - val. acc. (points)"): fmt(s["final_gap"], 100, 1)
+             if s.get("final_gap", {}).get("mean") is not None else "–"} for s in summary]
 
 
 def measured_result() -> dict | None:
@@ -103,3 +138,66 @@ def finding_text(summary: list[dict]) -> str:
         parts.append(f"**{s['label']}** {reached}; after {s['steps']} steps "
                      f"{100 * acc['mean']:.1f} ± {100 * acc['std']:.1f} %")
     return "; ".join(parts) + " (mean ± sample standard deviation over seeds)."
+
+
+# -- what a student's own race shows ----------------------------------------------------------
+
+_OPTIONS = {"scale": "the residual scale", "aux": "the auxiliary head",
+            "label_smoothing": "label smoothing", "variant": "the network"}
+
+
+def _differs(a: dict, b: dict) -> list[str]:
+    keys = ("variant", "scale", "aux", "label_smoothing")
+    return [k for k in keys if a.get(k) != b.get(k)]
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def interpret(summary: list[dict], *, width: float | None = None) -> list[str]:
+    """Sentences on a finished race: for each pair of networks that differ in one switch (the
+    network, its residual scale, the auxiliary head, label smoothing), what the race shows --
+    final validation accuracy and the train / validation gap, against the spread over seeds --
+    and what it cannot show at this width and data."""
+    out, smallest_gap = [], None
+    for i, a in enumerate(summary):
+        for b in summary[i + 1:]:
+            diff = _differs(a["config"], b["config"])
+            if len(diff) != 1:
+                continue
+            acc_a, acc_b = a["final_val_acc"], b["final_val_acc"]
+            d = acc_a["mean"] - acc_b["mean"]
+            seeds = min(len(a["seeds"]), len(b["seeds"]))
+            spread = max(acc_a["std"] or 0.0, acc_b["std"] or 0.0)
+            text = (f"{_OPTIONS[diff[0]].capitalize()}: {a['label']} ended at {_pct(acc_a['mean'])} % "
+                    f"validation accuracy, {b['label']} at {_pct(acc_b['mean'])} %")
+            gaps = (a.get("final_gap") or {}).get("mean"), (b.get("final_gap") or {}).get("mean")
+            if None not in gaps:
+                text += (f"; train minus validation accuracy {_pct(gaps[0])} and {_pct(gaps[1])} "
+                         "points")
+                g = min(abs(gaps[0]), abs(gaps[1]))
+                smallest_gap = g if smallest_gap is None else min(smallest_gap, g)
+            if seeds < 2:
+                text += (f". A difference of {_pct(abs(d))} points, from one seed: no spread to "
+                         "judge it by (race 3 seeds or more).")
+            elif abs(d) > 2 * spread:
+                text += (f". The difference, {_pct(abs(d))} points, is more than twice the spread "
+                         f"between seeds ({_pct(spread)}): it shows here.")
+            else:
+                text += (f". The difference, {_pct(abs(d))} points, is within twice the spread "
+                         f"between seeds ({_pct(spread)}): this race does not separate them.")
+            out.append(text)
+    if not out:
+        out.append("No two networks here differ in one switch only, so no single claim is "
+                   "tested: race a network against itself with one switch changed.")
+    limits = ("What it cannot show: the papers measured on ImageNet (1.28 M images, 1,000 "
+              "classes, ~100 epochs, full width); this race trains "
+              + (f"width {width:g} " if width else "") + "networks for a few epochs on 4,000 "
+              "digits of 10 classes at 75 px.")
+    if smallest_gap is not None and smallest_gap < 0.05:
+        limits += (f" A gap of {_pct(smallest_gap)} points means little overfitting to "
+                   "regularize: the auxiliary head and label smoothing, both regularizers, have "
+                   "little to act on here.")
+    out.append(limits)
+    return out

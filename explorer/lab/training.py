@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from explorer.core.cache import cache_dir, read_json, write_json
 from explorer.lab import data
-from explorer.lab.config import LabConfig, build_lab_model
+from explorer.lab.config import AUX_WEIGHT, LabConfig, build_lab_model
 from explorer.variants import ConfigError
 
 V4_PAPER = "https://arxiv.org/abs/1602.07261"
@@ -244,7 +244,15 @@ class _Trainer:
         self.curve = []
 
     def _loss(self, logits, labels):
-        return F.cross_entropy(logits, labels, label_smoothing=self.recipe.label_smoothing)
+        """The recipe's loss, with the network's own label smoothing where it sets one; with an
+        auxiliary head (training mode: (logits, aux logits)), + AUX_WEIGHT x its loss."""
+        eps = self.cfg.label_smoothing
+        eps = self.recipe.label_smoothing if eps is None else eps
+        if isinstance(logits, tuple):
+            main, aux = logits
+            return (F.cross_entropy(main, labels, label_smoothing=eps)
+                    + AUX_WEIGHT * F.cross_entropy(aux, labels, label_smoothing=eps))
+        return F.cross_entropy(logits, labels, label_smoothing=eps)
 
     def _batch(self, step: int):
         b = self.request.batch
@@ -260,7 +268,7 @@ class _Trainer:
             # a copy, so that measuring does not move the batch norms' running statistics
             loss = float(self._loss(copy.deepcopy(self.model)(x), y))
         self.curve.append({"step": 0, "train_loss": loss, "val_acc": self.evaluate(),
-                           "seconds": 0.0})
+                           "train_acc": self.evaluate("train"), "seconds": 0.0})
 
     def train(self, until: int, should_stop: Callable[[], bool]) -> bool:
         """Train up to step ``until``; False when stopped."""
@@ -288,13 +296,21 @@ class _Trainer:
             self.step += 1
         recent = self.losses[-(self.step - self.curve[-1]["step"]):]
         self.curve.append({"step": self.step, "train_loss": sum(recent) / len(recent),
-                           "val_acc": self.evaluate(), "seconds": round(self.seconds, 3)})
+                           "val_acc": self.evaluate(), "train_acc": self.evaluate("train"),
+                           "seconds": round(self.seconds, 3)})
         return True
 
     @torch.no_grad()
-    def evaluate(self) -> float:
+    def evaluate(self, split: str = "val") -> float:
+        """Accuracy in eval mode on the validation digits, or on as many training digits
+        (``split`` "train": every k-th, as balanced over the classes as the training split
+        is sorted; the same for every network), so that the two compare: their gap is what a
+        regularizer narrows."""
         self.model.eval()
         images, labels = data.split()["val"]
+        if split == "train":
+            k = max(1, len(self.train_labels) // len(labels))
+            images, labels = self.train_images[::k][:len(labels)], self.train_labels[::k][:len(labels)]
         correct = 0
         for i in range(0, len(labels), 250):
             x = data.to_input(images[i:i + 250], self.cfg.input_size, self.device)
@@ -397,6 +413,9 @@ def summarize(runs: list[dict], target: float = DEFAULT_TARGET) -> list[dict]:
             "final_val_acc": _stats([r["curve"][-1]["val_acc"] for r in group]),
             "best_val_acc": _stats([max(p["val_acc"] for p in r["curve"]) for r in group]),
             "final_train_loss": _stats([r["curve"][-1]["train_loss"] for r in group]),
+            # train minus validation accuracy at the end (runs made before it was measured: None)
+            "final_gap": _stats([r["curve"][-1]["train_acc"] - r["curve"][-1]["val_acc"]
+                                 if "train_acc" in r["curve"][-1] else None for r in group]),
             "steps": group[0]["curve"][-1]["step"],
             "seconds": _stats([r["curve"][-1]["seconds"] for r in group]),
         })

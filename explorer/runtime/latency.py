@@ -32,6 +32,9 @@ from collections.abc import Callable
 import torch
 
 BATCHES = (1, 16)
+BATCH_CHOICES = (1, 8, 16, 32)  # what the Compare page offers
+OTHER_RUNS = 3           # timed runs at a batch RUNS does not name
+DTYPES = ("float32", "bfloat16")  # the precisions a comparison is timed in (weights and input)
 RUNS = {1: 5, 16: 3}     # timed runs after one warm-up: batch 16 of Inception-ResNet-v2 is seconds
 PEAK_SIZE = 2048         # 2048^3 = 8.6 GMACs: a few tenths of a second on two cores
 PEAK_RUNS = 5
@@ -152,13 +155,21 @@ def forget() -> None:
         _cache.clear()
 
 
+def _extra(dtype: str) -> tuple:
+    """float32 keys stay as they were before precisions were offered."""
+    if dtype not in DTYPES:
+        raise ValueError(f"precision must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    return () if dtype == "float32" else (dtype,)
+
+
 def latency_key(row: dict, batch: int, device: str = "cpu", runtime: str = "eager",
-                threads: int | None = None) -> tuple:
+                threads: int | None = None, dtype: str = "float32") -> tuple:
     """The cache key of one compare row (``explorer.analysis.compare.compare_rows``) timed at
-    ``batch`` with ``runtime`` (one of ``RUNTIMES``); ``threads``: the measuring worker's."""
+    ``batch`` with ``runtime`` (one of ``RUNTIMES``) in ``dtype``; ``threads``: the measuring
+    worker's."""
     kind = "latency" if runtime == "eager" else f"latency {runtime}"
     return cache_key(kind, row["variant"], row["build"], row["input_size"], batch,
-                     device=device, threads=threads)
+                     *_extra(dtype), device=device, threads=threads)
 
 
 def available_runtimes(device: str = "cpu") -> tuple[str, ...]:
@@ -176,16 +187,20 @@ def _time_once(run: Callable[[], object], device: torch.device) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def peak_key(device: str = "cpu", size: int = PEAK_SIZE, threads: int | None = None) -> tuple:
-    return cache_key("peak", size, device=device, threads=threads)
+def peak_key(device: str = "cpu", size: int = PEAK_SIZE, threads: int | None = None,
+             dtype: str = "float32") -> tuple:
+    return cache_key("peak", size, *_extra(dtype), device=device, threads=threads)
 
 
-def peak(device: str = "cpu", *, size: int = PEAK_SIZE, refresh: bool = False) -> dict:
-    key = peak_key(device, size)
-    return (not refresh and cached(key)) or remember(key, matmul_peak(size, device=device))
+def peak(device: str = "cpu", *, size: int = PEAK_SIZE, refresh: bool = False,
+         dtype: str = "float32") -> dict:
+    key = peak_key(device, size, dtype=dtype)
+    other = {} if dtype == "float32" else {"dtype": getattr(torch, dtype)}
+    return (not refresh and cached(key)) or remember(key, matmul_peak(size, device=device, **other))
 
 
-def estimate(rows: list[dict], device: str = "cpu", runtimes=("eager",)):
+def estimate(rows: list[dict], device: str = "cpu", runtimes=("eager",), batches=BATCHES,
+             dtype: str = "float32"):
     """What ``measure`` holds at most at once (``explorer.runtime.memory.Estimate``): every network's
     weights together (they are timed in turns, so that a change in the machine's load hits all
     alike) plus the largest forward pass at the largest batch; or the matmul probe (three
@@ -196,8 +211,9 @@ def estimate(rows: list[dict], device: str = "cpu", runtimes=("eager",)):
                      0, 3 * PEAK_SIZE ** 2 * 4, RUNTIME_BYTES)
     if not rows:
         return probe
-    each = [estimate_inference(r["variant"], batch=max(BATCHES), input_size=r["input_size"],
-                               device=device, **r["build"]) for r in rows]
+    each = [estimate_inference(r["variant"], batch=max(batches), input_size=r["input_size"],
+                               device=device, dtype=getattr(torch, dtype), **r["build"])
+            for r in rows]
     weights, activations = sum(e.weights for e in each), max(e.activations for e in each)
     # each other runtime holds its own copy of every network's weights; an ONNX export holds a
     # few more of one network's while it runs (explorer.runtime.onnx.WEIGHT_COPIES)
@@ -208,7 +224,7 @@ def estimate(rows: list[dict], device: str = "cpu", runtimes=("eager",)):
         weights += sum(e.weights for e in each) + WEIGHT_COPIES * max(e.weights for e in each)
     names = ", ".join(r["variant"] for r in rows)
     # the runtime term as estimate_inference calibrates it, over everything held at once
-    together = Estimate(f"timing {names} in turns, up to batch {max(BATCHES)}", str(device),
+    together = Estimate(f"timing {names} in turns, up to batch {max(batches)}", str(device),
                         weights, activations,
                         RUNTIME_BYTES + int(RUNTIME_SHARE * (weights + activations)))
     return max(together, probe, key=lambda e: e.total)
@@ -219,13 +235,14 @@ Progress = Callable[[float, str], None]
 
 def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dict | None = None,
             refresh: bool = False, progress: Progress | None = None,
-            runtimes=("eager",)) -> dict:
+            runtimes=("eager",), dtype: str = "float32") -> dict:
     """Time every compare row (``explorer.analysis.compare.compare_rows``) at each batch on
     ``device`` with each of ``runtimes`` (``RUNTIMES``; ``available_runtimes`` says which work
     here), what is not cached yet (everything with ``refresh``); then the matmul peak. The
     networks are built together and run in turns (one warm-up each, then run k of every network
     and runtime before run k+1), so that a change in the machine's load meanwhile hits them all
-    alike. Returns ``report``."""
+    alike. Weights and inputs in ``dtype`` (the peak too; bfloat16: eager only). Returns
+    ``report``."""
     from explorer.runtime.build import build
     from explorer.runtime.timing import forward_latency
 
@@ -233,15 +250,20 @@ def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dic
     if unknown or "eager" not in runtimes:
         raise ValueError(f"runtimes must include 'eager' and come from {', '.join(RUNTIMES)}, "
                          f"got {', '.join(runtimes)}")
+    _extra(dtype)  # a precision we offer, or a clear error before anything is built
+    if dtype != "float32" and tuple(runtimes) != ("eager",):
+        raise ValueError(f"{dtype} is timed with eager PyTorch only, not with "
+                         f"{', '.join(r for r in runtimes if r != 'eager')}")
     runs = {**RUNS, **(runs or {})}
     dev = torch.device(device)
-    todo = {(b, rt): [r for r in rows if refresh or cached(latency_key(r, b, device, rt)) is None]
+    todo = {(b, rt): [r for r in rows
+                      if refresh or cached(latency_key(r, b, device, rt, dtype=dtype)) is None]
             for b in batches for rt in runtimes}
     needed = [r for r in rows if any(r in t for t in todo.values())]
     extra = sum(1 for r in needed for rt in runtimes if rt != "eager"
                 and any(r in todo[b, rt] for b in batches))
     steps = (len(needed) + extra + 1
-             + sum(len(t) * (1 + runs.get(b, 3)) for (b, _), t in todo.items()))
+             + sum(len(t) * (1 + runs.get(b, OTHER_RUNS)) for (b, _), t in todo.items()))
     done = 0
 
     def say(text: str) -> None:
@@ -253,7 +275,8 @@ def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dic
         for r in needed:
             v = r["variant"]
             say(f"building {v}...")
-            models[v] = build(v, device=device, input_size=r["input_size"], **r["build"])
+            models[v] = build(v, device=device, input_size=r["input_size"],
+                              **r["build"]).to(getattr(torch, dtype))
             done += 1
             if any(r in todo[b, "for_inference"] for b in batches if (b, "for_inference") in todo):
                 from explorer.runtime.fast import for_inference
@@ -269,7 +292,7 @@ def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dic
                     None, {onnx.INPUT_NAME: x.numpy()})
                 done += 1
         for batch in batches:
-            n = runs.get(batch, 3)
+            n = runs.get(batch, OTHER_RUNS)
             times: dict[tuple, list] = {(r["variant"], rt): [] for rt in runtimes
                                         for r in todo[batch, rt]}
             for k in range(n + 1):          # k == 0: the warm-up
@@ -294,7 +317,7 @@ def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dic
             for (v, rt), measured in times.items():
                 ms = [t["median_ms"] for t in measured]
                 row = next(r for r in rows if r["variant"] == v)
-                remember(latency_key(row, batch, device, rt), {
+                remember(latency_key(row, batch, device, rt, dtype=dtype), {
                     "median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms),
                     "repeats": n, "device_name": measured[0]["device_name"],
                     "threads": measured[0]["threads"]})
@@ -302,32 +325,34 @@ def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dic
         models.clear()
         runners.clear()
     say("matmul peak...")
-    top = peak(device, refresh=refresh)
+    top = peak(device, refresh=refresh, dtype=dtype)
     if progress:
         progress(1.0, "done")
-    return report(rows, top, device=device, batches=batches)
+    return report(rows, top, device=device, batches=batches, dtype=dtype)
 
 
-def entries(rows: list[dict], *, device: str = "cpu", batches=BATCHES) -> list[tuple]:
+def entries(rows: list[dict], *, device: str = "cpu", batches=BATCHES,
+            dtype: str = "float32") -> list[tuple]:
     """The cached (key, value) pairs ``report`` reads for ``rows``: what a worker that measured
     them sends back to the web process (which ``remember``s them)."""
-    keys = [latency_key(r, b, device, rt) for r in rows for b in batches for rt in RUNTIMES]
-    keys.append(peak_key(device))
+    keys = [latency_key(r, b, device, rt, dtype=dtype) for r in rows for b in batches
+            for rt in RUNTIMES]
+    keys.append(peak_key(device, dtype=dtype))
     return [(k, v) for k in keys if (v := cached(k)) is not None]
 
 
 def report(rows: list[dict], top: dict | None = None, *, device: str = "cpu",
-           batches=BATCHES, threads: int | None = None) -> dict | None:
+           batches=BATCHES, threads: int | None = None, dtype: str = "float32") -> dict | None:
     """What the cache holds for ``rows``: ``{"rows": [...], "peak": {...}, "lessons": [...]}``,
     or None while any of it is missing (nothing measured yet)."""
-    top = top or cached(peak_key(device, threads=threads))
+    top = top or cached(peak_key(device, threads=threads, dtype=dtype))
     if top is None:
         return None
     out = []
     for row in rows:
         times = []
         for batch in batches:
-            t = cached(latency_key(row, batch, device, threads=threads))
+            t = cached(latency_key(row, batch, device, threads=threads, dtype=dtype))
             if t is None:
                 return None
             rate = gmacs_per_s(row["total_macs"], batch, t["median_ms"])
@@ -337,7 +362,7 @@ def report(rows: list[dict], top: dict | None = None, *, device: str = "cpu",
                           "device_name": t["device_name"], "threads": t["threads"]})
         others = {}
         for rt in RUNTIMES:
-            found = [cached(latency_key(row, b, device, rt, threads)) for b in batches]
+            found = [cached(latency_key(row, b, device, rt, threads, dtype)) for b in batches]
             if rt != "eager" and all(found):
                 others[rt] = [{"batch": b, "median_ms": t["median_ms"], "min_ms": t["min_ms"],
                                "max_ms": t["max_ms"], "runs": t["repeats"],

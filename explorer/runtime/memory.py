@@ -285,6 +285,15 @@ def estimate_inference(variant: str, *, batch: int = 1, input_size: int | None =
                     runtime)
 
 
+def with_peak_memory(rows: list[dict], device: str = "cpu") -> list[dict]:
+    """Compare rows (``explorer.analysis.compare.compare_rows``), each with
+    ``peak_memory_bytes``: the estimated peak of building it and running one forward pass of
+    one float32 image (``estimate_inference``)."""
+    return [{**r, "peak_memory_bytes": estimate_inference(
+        r["variant"], input_size=r["input_size"], device=device, **r["build"]).total}
+        for r in rows]
+
+
 def estimate_training(variant: str, *, batch: int, input_size: int | None = None,
                       optimizer: str = "sgd_momentum", device: str = "cpu",
                       dtype: torch.dtype = torch.float32, **config) -> Estimate:

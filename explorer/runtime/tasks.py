@@ -31,11 +31,14 @@ def block_latency(variant: str, *, config: dict | None = None, progress: Send) -
 
 
 def measure_latency(rows: list[dict], *, device: str = "cpu", refresh: bool = False,
-                    runtimes=("eager",), progress: Send) -> list[tuple]:
+                    runtimes=("eager",), progress: Send, batches=None,
+                    dtype: str = "float32") -> list[tuple]:
     """Compare's latency table, measured in the worker; returns the measured cache entries
     (``explorer.runtime.latency.entries``), which the web process then ``remember``s."""
     from explorer.runtime import latency
 
+    batches = tuple(batches or latency.BATCHES)
     latency.measure(rows, device=device, refresh=refresh, runtimes=tuple(runtimes),
+                    batches=batches, dtype=dtype,
                     progress=lambda frac, text: progress((frac, text)))
-    return latency.entries(rows, device=device)
+    return latency.entries(rows, device=device, batches=batches, dtype=dtype)

@@ -36,22 +36,24 @@ def forward_latency(model: nn.Module, input_size: int, *, repeats: int = 5, warm
                 on_step(i + 1, total)
     return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times),
             "repeats": repeats, "batch": batch, "device": str(device),
+            "dtype": str(param.dtype).removeprefix("torch."),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU",
             "threads": torch.get_num_threads()}
 
 
 def time_variant(variant: str, *, device: str = "cpu", input_size: int | None = None,
                  repeats: int = 5, on_step: Callable[[int, int], None] | None = None,
-                 **config) -> dict:
-    """Build ``variant`` with random weights, time it (``forward_latency``), and let it go: the
+                 batch: int = 1, dtype: torch.dtype = torch.float32, **config) -> dict:
+    """Build ``variant`` with random weights (in ``dtype``), time it on ``batch`` images
+    (``forward_latency``), and let it go: the
     memory is held only while the job runs (``explorer.runtime.memory.estimate_inference`` says how
     much), never cached between requests."""
     from explorer.runtime.build import build_at, native_size
 
-    model = build_at(variant, device=device, input_size=input_size, **config)
+    model = build_at(variant, device=device, input_size=input_size, **config).to(dtype)
     size = native_size(variant, input_size)
     try:
-        return {**forward_latency(model, size, repeats=repeats, on_step=on_step),
+        return {**forward_latency(model, size, repeats=repeats, on_step=on_step, batch=batch),
                 "input_size": size}
     finally:
         del model

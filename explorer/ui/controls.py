@@ -12,6 +12,12 @@ from explorer.core.i18n import N_, _
 from explorer.ui.language import query_with_language
 from explorer.ui.nav import page
 from explorer.variants import VARIANTS
+from explorer.variants.config import (  # the validator's bounds: no field offers what it refuses
+    MAX_CLASSES,
+    MAX_INPUT_SIZE,
+    MAX_REPEATS,
+    MAX_WIDTH,
+)
 
 CPU, GPU = "CPU", "GPU (cuda)"
 NO_GPU = N_("unavailable: torch.cuda.is_available() is False on this machine")
@@ -47,13 +53,14 @@ def _variant_changed() -> None:
             st.session_state[key] = value
 
 
-def open_in_inspect(variant: str, depth: str | None = None, block: str | None = None) -> None:
+def open_in_inspect(variant: str, depth: str | None = None, block: str | None = None,
+                    layout: str | None = None) -> None:
     """Show ``variant`` on the Inspect page in its reference configuration (the one Overview's
     card describes), whatever Inspect showed before; optionally at a depth, with a block
     selected. URL-bound widgets keep their state across pages and that state wins over a
     link's query parameters: set both, then switch."""
     st.session_state["variant"] = variant
-    st.session_state["layout"] = VARIANTS[variant].default_layout
+    st.session_state["layout"] = layout or VARIANTS[variant].default_layout
     for key in (*INSPECT_REFERENCE, "overlay"):  # forgotten: the widgets start at their defaults
         st.session_state.pop(key, None)
     st.session_state.pop(URL_NOTES, None)
@@ -67,15 +74,17 @@ def open_in_inspect(variant: str, depth: str | None = None, block: str | None = 
         query["depth"] = depth
     if block is not None:
         query["block"] = block
+    if layout is not None:
+        query["layout"] = layout
     st.switch_page(page("inspect"), query_params=query_with_language(query))
 
 
 def inspect_link(label: str, variant: str, depth: str | None = None, block: str | None = None,
-                 key: str | None = None, container=st) -> None:
+                 key: str | None = None, container=st, layout: str | None = None) -> None:
     """A link-like button that opens an Inspect view (``open_in_inspect``)."""
     if container.button(label, key=key or f"open_{variant}_{depth}_{block}", type="tertiary",
                         icon=":material/account_tree:", help=_("open this view on the Inspect page")):
-        open_in_inspect(variant, depth, block)
+        open_in_inspect(variant, depth, block, layout)
 
 
 # -- links with values the page cannot take ----------------------------------------------------
@@ -193,25 +202,27 @@ def inspect_controls() -> Choice:
                          "('{alias}' is accepted as its other name).").format(same=same, alias=alias))
         config: dict = {"layout": layout_name}
 
-        size = st.number_input(_("Input size (px)"), min_value=1, max_value=4096, value=None, step=1,
+        size = st.number_input(_("Input size (px)"), min_value=1, max_value=MAX_INPUT_SIZE, value=None,
+                               step=1,
                                key="size", bind="query-params",
                                placeholder=_("native: {size}").format(size=info.native_input_size),
                                help=_("empty = the native {size}; the minimum is {least}").format(
                                    size=info.native_input_size, least=layout.min_input_size))
         if size is not None:
             config["input_size"] = int(size)
-        width = st.number_input(_("Width multiplier"), min_value=0.05, max_value=4.0, value=1.0,
+        width = st.number_input(_("Width multiplier"), min_value=0.05, max_value=MAX_WIDTH, value=1.0,
                                 step=0.25, key="width", bind="query-params",
                                 help=_("scales every conv's channels (1.0 = the reference widths)"))
         if width != 1.0:
             config["width"] = float(width)
-        classes = st.number_input(_("Classes"), min_value=1, max_value=100_000, value=1000, step=1,
+        classes = st.number_input(_("Classes"), min_value=1, max_value=MAX_CLASSES, value=1000, step=1,
                                   key="classes", bind="query-params")
         if classes != 1000:
             config["num_classes"] = int(classes)
         aux = st.checkbox(_("Auxiliary head(s)"), key="aux", bind="query-params",
                           disabled=not layout.has_aux,
-                          help=_("training-time side classifiers; their MACs are not in the totals")
+                          help=_("training-time side classifiers: their parameters count in the "
+                                 "params total, their MACs not in the MACs total")
                           if layout.has_aux else _("{variant} ({layout} layout) has none").format(
                               variant=variant, layout=_(LAYOUT_NAMES.get(layout_name, layout_name))))
         if aux and layout.has_aux:
@@ -232,7 +243,7 @@ def inspect_controls() -> Choice:
             reps = []
             for col, key, stage, ref in zip(cols, REPEAT_KEYS, layout.repeat_stages, layout.repeats):
                 value = col.number_input(stage.rsplit("_", 1)[-1].upper(), min_value=1,
-                                         max_value=64, value=None, step=1, key=key,
+                                         max_value=MAX_REPEATS, value=None, step=1, key=key,
                                          bind="query-params", placeholder=str(ref),
                                          help=_("{stage}: empty = the reference {ref}").format(
                                              stage=stage, ref=ref))
@@ -288,23 +299,24 @@ def compare_controls() -> CompareChoice:
     left, right = st.columns([3, 1])
     chosen = left.multiselect(_("Variants"), list(VARIANTS), default=COMPARE_DEFAULT,
                               key="variants", bind="query-params")
-    size = right.number_input(_("Input size (px)"), min_value=1, max_value=4096, value=None, step=1,
+    size = right.number_input(_("Input size (px)"), min_value=1, max_value=MAX_INPUT_SIZE, value=None,
+                              step=1,
                               key="compare_size", bind="query-params",
                               placeholder=_("each one's native size"))
     cols = st.columns([1.2, 1, 1, 1, 0.7, 0.7, 0.7])
     layout = cols[0].selectbox(_("Layout"), ("released", "paper"), key="compare_layout",
                                format_func=lambda n: _(LAYOUT_NAMES[n]),
                                bind="query-params", help=_("paper: for the variants that have one"))
-    width = cols[1].number_input(_("Width multiplier"), min_value=0.05, max_value=4.0, value=1.0,
+    width = cols[1].number_input(_("Width multiplier"), min_value=0.05, max_value=MAX_WIDTH, value=1.0,
                                  step=0.25, key="compare_width", bind="query-params")
-    classes = cols[2].number_input(_("Classes"), min_value=1, max_value=100_000, value=1000, step=1,
+    classes = cols[2].number_input(_("Classes"), min_value=1, max_value=MAX_CLASSES, value=1000, step=1,
                                    key="compare_classes", bind="query-params")
     scale = cols[3].number_input(_("Residual scale"), min_value=0.01, max_value=1.0, value=None,
                                  step=0.05, key="compare_scale", bind="query-params",
                                  placeholder=_("reference"),
                                  help=_("Inception-ResNet only; empty = the reference scales"))
-    reps = [col.number_input(_("blocks {stage}").format(stage=stage), min_value=1, max_value=64,
-                             value=None, step=1,
+    reps = [col.number_input(_("blocks {stage}").format(stage=stage), min_value=1,
+                             max_value=MAX_REPEATS, value=None, step=1,
                              key=key, bind="query-params", placeholder=_("ref."),
                              help=_("Inception {stage} blocks, for v4 and the Inception-ResNets; "
                                     "empty = each one's reference").format(stage=stage))

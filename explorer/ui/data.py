@@ -227,3 +227,36 @@ def block_latency(variant: str, **config) -> dict[str, float]:
     from explorer.runtime.timing import module_latency
     size = config.pop("input_size", None) or VARIANTS[variant].native_input_size
     return module_latency(build(variant, device="cpu", **config).eval(), size)
+
+
+@st.cache_data(show_spinner=WARMUP)
+def rethinking_claims() -> list[dict]:
+    """Rethinking's section 6 claims (42 layers, about 2.5x GoogLeNet) beside our computation."""
+    from explorer.analysis import lessons
+    return lessons.rethinking_claims(probe("inception_v3", layout="paper").spec,
+                                     analysis("inception_v3", layout="paper")["total_macs"],
+                                     analysis("googlenet", layout="paper")["total_macs"])
+
+
+@st.cache_data(show_spinner=WARMUP)
+def design_principles() -> dict:
+    """What we compute for each of Rethinking's four design principles (section 2)."""
+    from explorer.analysis import lessons
+    v3 = analysis("inception_v3", layout="paper")
+    block = probe("inception_v3", layout="paper").spec.block("inception_a.0")
+    row = next(r for r in v3["rows"] if r["name"] == "inception_a.0")
+    networks = [(VARIANTS[v].title, probe(v, layout=lay).spec, analysis(v, "stage", layout=lay))
+                for v, lay in (("googlenet", "paper"), ("inception_v3", "paper"),
+                               ("inception_v4", "paper"), ("inception_resnet_v2", "released"))]
+    return {"sizes": lessons.representation_sizes(v3["rows"]),
+            "widest": lessons.widest_per_grid(v3["rows"]),
+            "aggregation": lessons.reduced_aggregation(block, "3x3", row["input_shape"][0],
+                                                       row["output_shape"][-1]),
+            "balance": lessons.width_and_depth(networks)}
+
+
+@st.cache_data(show_spinner="Estimating each network's peak memory...", max_entries=64)
+def compare_rows_with_memory(rows: list[dict]) -> list[dict]:
+    """Compare rows with each network's estimated peak memory (one forward pass, batch 1)."""
+    from explorer.runtime.memory import with_peak_memory
+    return with_peak_memory(rows)

@@ -109,9 +109,14 @@ def export_buttons(variant: str, state: GraphState, config: dict, *, stem: str, 
                           help=_("larger text for slides and a projector (1280x720)"))
     lang = language()  # the files are made on click, maybe outside this run
 
+    # The files are made later, when a button is clicked, outside this script run: there is no
+    # session state then (the view it holds is read now, while the buttons are drawn).
+    expanded = tuple(sorted(state.expanded))
+    config = dict(config)
+
     def source():
         with speaking(lang):
-            return to_dot(variant, expanded=state.expanded, overlay=overlay, values=values,
+            return to_dot(variant, expanded=set(expanded), overlay=overlay, values=values,
                           value_scale=scale, projector=projector, **config)
 
     suffix = "_projector" if projector else ""
@@ -120,7 +125,7 @@ def export_buttons(variant: str, state: GraphState, config: dict, *, stem: str, 
     if not laid_out:
         return
     c2.download_button("SVG", lambda: data.explorer_svg(
-        variant, tuple(sorted(state.expanded)), overlay, values, scale, projector, config, lang)[1],
+        variant, expanded, overlay, values, scale, projector, config, lang)[1],
         f"{stem}{suffix}.svg", "image/svg+xml", icon=":material/download:", key=f"{key}_svg")
     c3.download_button("PNG", lambda: data.png(source()), f"{stem}{suffix}.png", "image/png",
                        icon=":material/download:", key=f"{key}_png")
@@ -170,6 +175,10 @@ def details(variant: str, state: GraphState, config: dict, key: str) -> None:
     if row is None:
         st.caption(_("A drawing-only node (no module of its own)."))
         return
+    from explorer.analysis.lessons import v4_stem_stride_note
+    stride_note = v4_stem_stride_note(variant, row, figure or "")
+    if stride_note:
+        st.info(stride_note, icon=":material/straighten:")
     st.markdown(
         _("- **shape**: {input} → {output}\n"
           "- **params**: {params} ({params_share} of the total; {bn_params} of them BatchNorm "
@@ -274,13 +283,13 @@ def inspect(choice, info, stem: str) -> InspectGraph:
 
 
 def compare_pair(variants: list[str], default=("inception_v4", "inception_resnet_v2")) -> None:
-    """Two networks side by side, their stages open into blocks, coloured on one scale;
+    """Two networks, one above the other, their stages open into blocks, coloured on one scale;
     selecting in one highlights the matching stage in the other."""
     choices = list(variants)
     c0, c1, c2 = st.columns([1, 1, 2], vertical_alignment="bottom")
-    left = c0.selectbox(_("Left"), choices, index=choices.index(default[0]), key="graph_left",
+    left = c0.selectbox(_("Above"), choices, index=choices.index(default[0]), key="graph_left",
                         bind="query-params")
-    right = c1.selectbox(_("Right"), choices, index=choices.index(default[1]), key="graph_right",
+    right = c1.selectbox(_("Below"), choices, index=choices.index(default[1]), key="graph_right",
                          bind="query-params")
     with c2:
         picked = st.segmented_control(_("Colour by"), [k for k in OVERLAY_CHOICES if k != "latency"],
@@ -300,16 +309,18 @@ def compare_pair(variants: list[str], default=("inception_v4", "inception_resnet
         sides.append((variant, state, stages, values))
     # one scale for both: the same colour is the same cost on either side
     scale = value_range(*(v for *_, v in sides if v)) if overlay else None
-    columns = st.columns(2, gap="medium")
+    # one above the other: side by side, each got half a projector's width and was unreadable
+    columns = [st.container(), st.container()]
     for i, (col, (variant, state, _stages, values)) in enumerate(zip(columns, sides)):
         other_variant, other_state, other_stages, _values = sides[1 - i]
         match = matching_stage(other_state.selected, [n for n in state.expandable
                                                       if state.expandable[n] == "stage"])
         with col:
             st.markdown(f"**{variant}**")
+            # readable at first (a projector's text size), the rest a drag or "fit" away
             draw(variant, state, {}, key=f"graph_compare_{'lr'[i]}", overlay=overlay,
                  values=values, scale=scale, height=560, highlight=[match] if match else [],
-                 fit="all")
+                 fit="readable")
             sel = state.selected
             if sel:
                 st.html(f'<div data-explorer-selected="{html.escape(sel, quote=True)}">'

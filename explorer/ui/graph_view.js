@@ -133,7 +133,17 @@ function draw(state) {
   } else {
     setBox(state, fitBox(state, d.fit !== "all", d.selected ? centreOf(state, d.selected) : null));
   }
+  // Graphviz's <title> names each node, and the browser shows an SVG <title> as a native
+  // tooltip that stays where it was while the page scrolls. The same text in an XHTML <title>
+  // (which draws nothing) keeps the name where selectors find it; our own tip replaces it.
+  for (const t of [...svg.querySelectorAll("title")]) {
+    const plain = document.createElementNS("http://www.w3.org/1999/xhtml", "title");
+    plain.textContent = t.textContent;
+    t.replaceWith(plain);
+  }
   for (const g of svg.querySelectorAll("g.node, g.cluster")) {
+    g.addEventListener("pointerenter", (ev) => showTip(state, g, ev));
+    g.addEventListener("pointerleave", () => hideTip(state));
     g.addEventListener("click", (ev) => {
       if (state.dragged) return;
       ev.stopPropagation();
@@ -150,7 +160,24 @@ function draw(state) {
   state.root.dataset.nodes = String(svg.querySelectorAll("g.node").length);
 }
 
+// Our own tooltip: inside the graph's box (it scrolls with the page), gone on scroll or zoom.
+function showTip(state, g, ev) {
+  if (state.drag || !g.classList.contains("node")) return;
+  const tip = state.tip, box = state.root.getBoundingClientRect();
+  tip.textContent = `${nameOf(g)} · click: select · double-click: open / close`;
+  tip.hidden = false;
+  tip.style.left = `${Math.max(0, ev.clientX - box.left + 12)}px`;
+  tip.style.top = `${Math.max(0, ev.clientY - box.top + 16)}px`;
+}
+
+function hideTip(state) {
+  if (state.tip) state.tip.hidden = true;
+}
+
 function setup(root, state) {
+  state.tip = root.querySelector("[data-explorer-tip]");
+  document.addEventListener("scroll", () => hideTip(state), { capture: true, passive: true });
+  root.addEventListener("pointerleave", () => hideTip(state));
   state.root = root;
   state.canvas = root.querySelector(".canvas");
   state.search = root.querySelector("input.search");
@@ -166,6 +193,7 @@ function setup(root, state) {
   canvas.addEventListener("wheel", (ev) => {
     if (!state.svg) return;
     ev.preventDefault();
+    hideTip(state);
     zoom(state, ev.deltaY < 0 ? 1.15 : 1 / 1.15, toSvg(state, ev));
   }, { passive: false });
   canvas.addEventListener("pointerdown", (ev) => {

@@ -31,7 +31,9 @@ HTML = """<div data-explorer-graph>
     <button class="expand-all" type="button" title="open every stage and block">expand all</button>
     <button class="collapse-all" type="button" title="back to one node per stage">collapse all</button>
   </div>
-  <div class="canvas" title="click: select · double-click: expand / collapse · wheel: zoom · drag: pan"></div>
+  <div class="canvas"
+       aria-label="click: select · double-click: expand / collapse · wheel: zoom · drag: pan"></div>
+  <div class="tip" data-explorer-tip hidden></div>
   <div class="legend" data-explorer-legend hidden></div>
 </div>"""
 

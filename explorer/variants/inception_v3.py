@@ -251,7 +251,10 @@ V2_VARIANT = VariantInfo(
 
 V3_VARIANT = VariantInfo(
     "inception_v3", "Inception-v3", *RETHINKING_PUBLICATION, 299,
-    "factorized 7x7 (1x7 + 7x1) convs, label smoothing, BN-auxiliary classifier", V3_LAYOUTS,
+    # Table 3's "factorized 7x7" is the stem's first 7x7 conv made into 3x3 convs; the 1x7 / 7x1
+    # modules were already in Inception-v2
+    "the stem's 7x7 conv factorized into 3x3 convs, label smoothing, BN-auxiliary classifier",
+    V3_LAYOUTS,
     differences=("released stem ends at 35x35x192 (Table 1: 35x35x288)",
                  "released 35x35 modules keep a 5x5 branch (Figure 5: 3x3)",
                  "4 modules at 17x17 in the release, 5 in Table 1"),
