@@ -46,6 +46,9 @@ def imported_modules(folders) -> set[str]:
 def test_every_package_the_app_imports_is_a_runtime_dependency():
     # e.g. huggingface_hub: it downloads timm's weights, so it cannot live in the test extra
     runtime = {normalise(r) for r in PYPROJECT["project"]["dependencies"]}
+    # the onnx extra: imported only where explorer checks first that it is installed
+    # (explorer/runtime/ort_engine.available), with PyTorch as the fallback
+    runtime |= {normalise(r) for r in PYPROJECT["project"]["optional-dependencies"]["onnx"]}
     dists = importlib.metadata.packages_distributions()
     needed = {}
     for module in imported_modules(["explorer", "pages"]):
