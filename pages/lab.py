@@ -14,6 +14,7 @@ from explorer.lab.present import (
     measured_result,
     network_choices,
     parse_network,
+    step_time_text,
     summary_rows,
 )
 from explorer.lab.queue import DONE, FAILED, STOPPED, get_queue
@@ -97,8 +98,10 @@ def live():
         p = job.progress
         left = (f", about {p['seconds_left']:.0f} s left" if p["seconds_left"] is not None
                 else ", estimating the time left...")
+        pace = step_time_text(p["runs"])
         st.progress(min(1.0, p["done"] / p["total"]),
-                    text=f"training: {p['done']:,} of {p['total']:,} network-steps{left}")
+                    text=f"training: {p['done']:,} of {p['total']:,} network-steps{left}"
+                         + (f" ({pace})" if pace else ""))
     if not job.over and st.button("Stop", icon=":material/stop:", key="lab_stop"):
         queue.leave(job, who)
     runs = (job.result or {}).get("runs") or job.progress["runs"]
