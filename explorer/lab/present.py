@@ -74,12 +74,11 @@ def summary_rows(summary: list[dict]) -> list[dict]:
              f"reached {100 * s['target_acc']:.0f} %": f"{s['reached']} of {len(s['seeds'])}",
              "steps to it": fmt(s["steps_to_target"]),
              "training seconds to it": fmt(s["seconds_to_target"], digits=1),
+             # older saved races lack it: summarize() adds it from the curves
+             "ms per step": fmt(s["ms_per_step"]) if "ms_per_step" in s else "-",
              "final val. acc. %": fmt(s["final_val_acc"], 100, 1),
              "best val. acc. %": fmt(s["best_val_acc"], 100, 1),
-             "final train loss": fmt(s["final_train_loss"], digits=3),
-             # older saved races lack it: summarize() adds it from the curves
-             "ms per step": fmt(s["ms_per_step"]) if "ms_per_step" in s else "-"}
-            for s in summary]
+             "final train loss": fmt(s["final_train_loss"], digits=3)} for s in summary]
 
 
 def step_time_text(runs: list[dict]) -> str:
