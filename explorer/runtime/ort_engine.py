@@ -84,8 +84,7 @@ def export(model: torch.nn.Module, height: int, width: int, path: Path) -> None:
     batch = torch.export.Dim("batch", min=1, max=1024)
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript")]
     levels = [log.level for log in loggers]
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
         for log in loggers:
             log.setLevel(logging.ERROR)
@@ -93,12 +92,16 @@ def export(model: torch.nn.Module, height: int, width: int, path: Path) -> None:
             warnings.simplefilter("ignore")
             program = torch.onnx.export(model, (example,), dynamic_shapes=({0: batch},),
                                         dynamo=True, verbose=False)
-            program.save(tmp)
+        # written under another name, then renamed: a reader never sees half a file (a process
+        # that exits during the export, such as a one-shot command, leaves at most a .partial)
+        fd, tmp = tempfile.mkstemp(suffix=".onnx.partial", dir=path.parent)
+        os.close(fd)
+        program.save(tmp)
         os.replace(tmp, path)
     finally:
         for log, level in zip(loggers, levels):
             log.setLevel(level)
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
 
 
