@@ -9,6 +9,7 @@ from importlib import import_module
 _API = {
     "VARIANTS": "explorer.variants", "ConfigError": "explorer.variants", "build": "explorer.runtime.build",
     "get_variant": "explorer.variants", "list_variants": "explorer.variants",
+    "describe": "explorer.variants", "NetSpec": "explorer.spec.netspec",
     "analyze": "explorer.analysis.rows", "to_dot": "explorer.analysis.graph",
     "for_inference": "explorer.runtime.fast",
 }

@@ -1,6 +1,7 @@
 """Command line: ``python -m explorer`` / ``inception-explorer``.
 
     variants [--json]
+    describe VARIANT|SPEC.json [--block NAME] [--json] (+ the build options)
     summary VARIANT [--layout L] [--input-size N] [--depth D] [--width W] [--num-classes K]
             [--aux] [--repeats A,B,C] [--scale S] [--json | --csv | --format torchinfo]
     graph VARIANT [--depth D] [--format dot|svg|png] [-o FILE] (+ the build options)
@@ -102,6 +103,11 @@ def make_parser() -> Parser:
     fmt.add_argument("--csv", action="store_true")
     fmt.add_argument("--format", choices=("table", "json", "csv", "torchinfo"),
                      help="torchinfo: torchinfo's own table of the same model")
+    p = sub.add_parser("describe", help="the network as data (its NetSpec), or one block of it")
+    p.add_argument("variant", help="a variant name or the path of a spec file (.json)")
+    p.add_argument("--block", help="one block by its qualified name, e.g. inception_a.0")
+    p.add_argument("--json", action="store_true", help="compact JSON (the output is JSON either way)")
+    _build_options(p)
     p = sub.add_parser("graph", help="the module graph as DOT, SVG or PNG")
     p.add_argument("variant")
     _build_options(p)
@@ -258,7 +264,7 @@ def _registry():
 
 
 def cmd_variants(args, out) -> None:
-    VARIANTS = _described(args, _registry)  # noqa: N806 -- the registry, as everywhere else
+    VARIANTS = _registry()  # noqa: N806 -- the registry, as everywhere else
     rows = [{"name": v.name, "title": v.title, "paper": v.paper, "arxiv": v.arxiv, "year": v.year,
              "native_input_size": v.native_input_size, "layouts": list(v.layouts),
              "default_layout": v.default_layout, "idea": v.idea} for v in VARIANTS.values()]
@@ -271,21 +277,36 @@ def cmd_variants(args, out) -> None:
                   f"{'/'.join(r['layouts']):<15} {r['title']}\n")
 
 
-def _described(args, compute):
-    """``compute()``, which describes networks (shapes, parameters, MACs, graphs: no tensor),
-    run on the torch-free stand-in when this process is the command line and torch is not
-    loaded yet: torch's import alone takes longer than the whole answer (explorer/torchless.py).
-    Never when ``main`` is called from other code, whose own ``import torch`` must stay torch.
-    Should the stand-in lack something, the command runs again with torch."""
-    from explorer import torchless
+def network(name: str, config: dict | None = None):
+    """A variant name as it is, or the NetSpec in the JSON file at that path (which states its
+    own configuration: build options other than the defaults are refused with it)."""
+    from pathlib import Path
 
-    without_torch = args.as_program and torchless.install()
-    try:
-        return compute()
-    except Exception as err:
-        if without_torch and not isinstance(err, ValueError):  # a bad config is bad either way
-            torchless.rerun_with_torch(err)
-        raise
+    path = Path(name)
+    if name.endswith(".json") or (path.suffix and path.is_file()):
+        from explorer.spec.netspec import NetSpec
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise ValueError(f"cannot read the spec file {name}: {err.strerror}") from None
+        chosen = [k for k, v in (config or {}).items()
+                  if v not in (None, False) and (k, v) not in (("width", 1.0), ("num_classes", 1000))]
+        if chosen:
+            raise UsageError(f"a spec file states its own configuration: leave out "
+                             f"{', '.join(chosen)} (edit the file instead)")
+        return NetSpec.from_json(text)
+    return name
+
+
+def cmd_describe(args, out) -> None:
+    from explorer.variants import describe
+
+    spec = network(args.variant, _config(args))
+    if isinstance(spec, str):
+        spec = describe(spec, **_config(args))
+    value = spec.block(args.block).to_dict() if args.block else spec.to_dict()
+    json.dump(value, out, indent=1 if args.json else 2)
+    out.write("\n")
 
 
 def cmd_summary(args, out) -> None:
@@ -294,7 +315,7 @@ def cmd_summary(args, out) -> None:
         from explorer.core.cache import cached_json
 
         def compute():
-            from explorer.analysis.torchinfo_view import torchinfo_text
+            from explorer.runtime.torchinfo_view import torchinfo_text
             return torchinfo_text(args.variant, input_size=args.input_size, depth=args.depth,
                                   **_config(args))
 
@@ -304,13 +325,17 @@ def cmd_summary(args, out) -> None:
         # the answer also depends on torchinfo and on how we call it
         request = {"variant": args.variant, "input_size": args.input_size, "depth": args.depth,
                    "config": _config(args), "torchinfo": version("torchinfo"),
-                   "caller": Path(__file__).parent.joinpath("analysis", "torchinfo_view.py").read_text()}
+                   "caller": Path(__file__).parent.joinpath("runtime", "torchinfo_view.py").read_text()}
         out.write(cached_json("torchinfo", request, compute) + "\n")
         return
     from explorer.analysis.cached import analysis_dict
 
-    result = _described(args, lambda: analysis_dict(args.variant, args.input_size, args.depth,
-                                                    **_config(args)))
+    spec = network(args.variant, _config(args))
+    if isinstance(spec, str):
+        result = analysis_dict(args.variant, args.input_size, args.depth, **_config(args))
+    else:
+        from explorer.analysis.rows import analyze
+        result = analyze(spec, input_size=args.input_size, depth=args.depth).to_dict()
     if fmt == "json":
         json.dump(result, out, indent=2)
         out.write("\n")
@@ -353,9 +378,10 @@ def cmd_graph(args, out) -> None:
 
     def dot_of():
         from explorer.analysis.graph import to_dot
-        return to_dot(args.variant, depth=args.depth, **config)
+        spec = network(args.variant, _config(args))
+        return to_dot(spec, depth=args.depth, **(config if isinstance(spec, str) else {}))
 
-    dot = _described(args, dot_of)
+    dot = dot_of()
     from explorer.analysis.graph import GraphvizMissing, render
     try:
         data = dot.encode() if args.format == "dot" else render(dot, args.format)
@@ -373,11 +399,16 @@ def cmd_graph(args, out) -> None:
 def cmd_compare(args, out) -> None:
     from explorer.analysis.compare import compare_rows
 
+    nets = [network(v) for v in args.variants]
+    if args.latency and not all(isinstance(n, str) for n in nets):
+        raise UsageError("--latency times variants by name; a spec file is compared on its "
+                         "description (leave out --latency), or timed with 'time SPEC.json'")
+
     def rows_of():
-        return compare_rows(args.variants, args.input_size, layout=args.layout, width=args.width,
+        return compare_rows(nets, args.input_size, layout=args.layout, width=args.width,
                             num_classes=args.num_classes, scale=args.scale, repeats=args.repeats)
 
-    rows = rows_of() if args.latency else _described(args, rows_of)  # timing needs real torch
+    rows = rows_of()
     if args.latency:
         return _compare_latency(args, rows, out)
     if args.json:
@@ -501,11 +532,12 @@ def cmd_time(args, out) -> None:
     if args.runs < 1:
         raise UsageError(f"--runs must be at least 1, got {args.runs}")
     config = _config(args)
-    need = estimate_inference(args.variant, input_size=args.input_size, device=args.device,
-                              **config)
+    variant = network(args.variant, config)
+    config = config if isinstance(variant, str) else {}
+    need = estimate_inference(variant, input_size=args.input_size, device=args.device, **config)
     check(need, max_memory=args.max_memory)
-    t = time_variant(args.variant, device=args.device, input_size=args.input_size,
-                     repeats=args.runs, **config)
+    t = time_variant(variant, device=args.device, input_size=args.input_size, repeats=args.runs,
+                     **config)
     t["estimated_peak_bytes"] = need.total
     if args.json:
         json.dump(t, out, indent=2)
@@ -583,7 +615,8 @@ def cmd_race(args, out) -> None:
                   f"{secs:>13} {100 * acc['mean']:>9.1f} +- {100 * acc['std']:.1f}\n")
 
 
-COMMANDS = {"variants": cmd_variants, "summary": cmd_summary, "graph": cmd_graph,
+COMMANDS = {"variants": cmd_variants, "summary": cmd_summary, "describe": cmd_describe,
+            "graph": cmd_graph,
             "compare": cmd_compare, "weights": cmd_weights, "predict": cmd_predict,
             "time": cmd_time, "signal": cmd_signal, "race": cmd_race,
             "fetch": cmd_weights_fetch, "verify": cmd_weights_verify, "app": cmd_app}
@@ -599,11 +632,9 @@ def parse(argv: list[str]):
 
 def main(argv=None, out=None) -> int:
     out = out or sys.stdout
-    as_program = argv is None  # the command line itself, not a call from other code
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = parse(argv)
-        args.as_program = as_program
         status = COMMANDS[args.command](args, out)
     except (UsageError, ValueError, OSError) as err:
         # ValueError covers ConfigError and WeightsError

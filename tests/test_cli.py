@@ -115,14 +115,16 @@ def test_repeated_summary_comes_from_the_cache(capsys, tmp_path, monkeypatch):
     assert json.loads(entries[0].read_text()) == json.loads(first)
 
 
-def test_cached_answer_needs_no_torch(tmp_path):
+def test_summary_graph_and_describe_need_no_torch(tmp_path):
+    """Answered from the NetSpec's walk, cached or not: torch is never imported."""
     env = {**__import__("os").environ, "INCEPTION_EXPLORER_CACHE": str(tmp_path)}
-    cmd = [sys.executable, "-m", "explorer", "summary", "googlenet", "--depth", "stage"]
-    subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=120)
-    probe = ("import runpy, sys; sys.argv = " + repr(["explorer", *cmd[3:]]) + "\n"
-             "try:\n    runpy.run_module('explorer', run_name='__main__')\n"
-             "except SystemExit:\n    pass\n"
-             "print('torch._C' in sys.modules)")  # torch's own, not the stand-in (torchless.py)
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
-                          timeout=120)
-    assert done.stdout.strip().splitlines()[-1] == "False"
+    for argv in (["summary", "googlenet", "--depth", "stage"], ["summary", "googlenet", "--depth", "stage"],
+                 ["graph", "inception_v4"], ["describe", "inception_resnet_v2"],
+                 ["compare", "inception_v3", "inception_v4"]):
+        probe = ("import runpy, sys; sys.argv = " + repr(["explorer", *argv]) + "\n"
+                 "try:\n    runpy.run_module('explorer', run_name='__main__')\n"
+                 "except SystemExit:\n    pass\n"
+                 "print('torch' in sys.modules)")
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                              timeout=120)
+        assert done.stdout.strip().splitlines()[-1] == "False", (argv, done.stderr[-500:])

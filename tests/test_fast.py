@@ -21,8 +21,8 @@ from explorer.runtime.fast import (
     supported_precisions,
     unsupported,
 )
+from explorer.runtime.modules import ConvBN, Residual
 from explorer.variants import VARIANTS, ConfigError, min_input_size
-from explorer.variants.blocks import ConvBN, Residual
 
 REFERENCES = ["torchvision_googlenet", "torchvision_inception_v3", "timm_inception_v3",
               "timm_inception_v4", "timm_inception_resnet_v2"]

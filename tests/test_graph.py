@@ -21,7 +21,7 @@ from explorer.analysis.graph import (
     value_range,
 )
 from explorer.analysis.rows import analyze
-from explorer.analysis.torchinfo_view import torchinfo_text
+from explorer.runtime.torchinfo_view import torchinfo_text
 
 SHAPE = re.compile(r'label="(\d+ x \d+ x \d+|\d+)"')
 
@@ -259,8 +259,9 @@ def test_overlay_colours_nodes_on_one_scale_with_a_legend(dot_binary):
     ({"num_classes": 10}, {"num_classes": 10.0}),
 ])
 def test_cached_functions_validate_whatever_the_call_order(call, valid, invalid):
-    from explorer.analysis import graph, torchinfo_view
+    from explorer.analysis import graph
     from explorer.analysis import rows as analysis
+    from explorer.runtime import torchinfo_view
     for order in ((valid, invalid), (invalid, valid)):
         graph._to_dot.cache_clear(), graph._expandable.cache_clear()
         analysis._analyze_variant.cache_clear(), torchinfo_view._text.cache_clear()

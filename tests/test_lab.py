@@ -8,13 +8,13 @@ import time
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from explorer import cli
 from explorer.lab import LabConfig, cached_race, data, make_request, measure, race, signal, training
 from explorer.lab.queue import DONE, QUEUED, STOPPED, RaceQueue
+from explorer.runtime.modules import materialize
+from explorer.spec.compose import classifier_head, conv, network, residual, stage
 from explorer.variants import ConfigError
-from explorer.variants.blocks import ConvBN, InceptionNet, Residual, classifier_head
 
 TINY = {"width": 0.1, "repeats": (1, 1, 1)}
 
@@ -34,9 +34,9 @@ def cache(tmp_path, monkeypatch):
 
 def _tiny_net():
     torch.manual_seed(0)
-    stages = {"stem": nn.Sequential(ConvBN(3, 4, 3)),
-              "body": nn.Sequential(Residual({"1x1": ConvBN(4, 4, 1)}, 4, 0.5))}
-    return InceptionNet(stages, classifier_head(4, 3, 0.0))
+    stages = {"stem": stage("stem", [conv(4, 3)], "stem"),
+              "body": stage("body", [residual({"1x1": conv(4, 1)}, 0.5)], "stage")}
+    return materialize(network(stages, classifier_head(3, 0.0)))
 
 
 def test_signal_matches_a_hand_computation():

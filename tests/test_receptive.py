@@ -35,9 +35,9 @@ from explorer.analysis.receptive import (
 )
 from explorer.analysis.rows import analyze
 from explorer.cli import main
+from explorer.spec.compose import concat, conv, head, layer, maxpool, network, residual, stage
+from explorer.spec.errors import ShapeError
 from explorer.variants import VARIANTS
-from explorer.variants.blocks import Concat, ConvBN, Residual
-from explorer.variants.config import Config
 
 # Each distinct network once (inception_v4's and bn_inception's two layouts are one network).
 NETWORKS = [(v, lay) for v, info in VARIANTS.items() for lay in info.layouts
@@ -49,36 +49,37 @@ def axis(f, i=0) -> tuple:
     return a.size, a.rf, a.jump, a.start
 
 
-def run(block: nn.Module, size):
-    return fields(nn.Sequential(block), size)
+def run(*blocks, size):
+    """Fields of a one-stage network ``n`` made of ``blocks`` (spec layers or blocks), channels
+    lifted from the RGB input by the first layer; ``""`` is its output."""
+    return fields(network({"n": stage("n", list(blocks), "stage")}, head({})), size)
 
 
 # -- hand-checked cases --------------------------------------------------------------------------
 
 def test_two_3x3_see_what_one_5x5_sees():
-    two, _ = run(nn.Sequential(ConvBN(4, 4, 3, padding=1), ConvBN(4, 4, 3, padding=1)), 35)
-    five, _ = run(ConvBN(4, 4, 5, padding=2), 35)
+    two, _ = run(conv(4, 3, padding=1), conv(4, 3, padding=1), size=35)
+    five, _ = run(conv(4, 5, padding=2), size=35)
     assert axis(two[""]) == axis(five[""]) == (35, 5, 1, 0)
     assert axis(two[""], 1) == axis(five[""], 1)
 
 
 def test_1x7_then_7x1_is_7x7_and_each_alone_is_one_sided():
-    one_by_seven, _ = run(ConvBN(4, 4, (1, 7), padding=(0, 3)), 17)
+    one_by_seven, _ = run(conv(4, (1, 7), padding=(0, 3)), size=17)
     assert (one_by_seven[""][0].rf, one_by_seven[""][1].rf) == (1, 7)
-    pair, _ = run(nn.Sequential(ConvBN(4, 4, (1, 7), padding=(0, 3)),
-                                ConvBN(4, 4, (7, 1), padding=(3, 0))), 17)
+    pair, _ = run(conv(4, (1, 7), padding=(0, 3)), conv(4, (7, 1), padding=(3, 0)), size=17)
     assert (pair[""][0].rf, pair[""][1].rf) == (7, 7)   # torchscan (first dim only): 13 x 13
 
 
 def test_stride_2_reduction():
     """Inception-v3's Figure 10 block on 35x35: the deepest branch, 1x1 -> 3x3 -> 3x3/2,
     sees 5 pixels; the 3x3/2 conv and pool beside it 3, centred on the same pixel 1."""
+    from explorer.spec.compose import Widths
     from explorer.variants.inception_v3 import reduction_a
-    block, _ = reduction_a(8, explorer.variants.blocks.Widths(0.05))
-    f, notes = run(block, 35)
-    assert axis(f["0"]) == (17, 5, 2, 1) and notes == []
-    assert axis(f["0.branches.3x3"]) == axis(f["0.branches.pool"]) == (17, 3, 2, 1)
-    pool, _ = run(nn.MaxPool2d(3, 2, ceil_mode=True), 112)  # ceil mode: one more unit
+    f, notes = run(reduction_a(Widths(0.05)), size=35)
+    assert axis(f["n.0"]) == (17, 5, 2, 1) and notes == []
+    assert axis(f["n.0.branches.3x3"]) == axis(f["n.0.branches.pool"]) == (17, 3, 2, 1)
+    pool, _ = run(maxpool(3, 2, ceil_mode=True), size=112)  # ceil mode: one more unit
     assert axis(pool[""]) == (56, 3, 2, 1)
     assert pool[""][0].size == nn.MaxPool2d(3, 2, ceil_mode=True)(torch.zeros(1, 1, 112, 112)).shape[2]
 
@@ -97,47 +98,40 @@ def test_window_sizes_follow_pytorch(n, k, s, d, pad, ceil):
 
 
 def test_branches_with_different_fields_take_the_largest():
-    block = Concat({"1x1": ConvBN(4, 2, 1), "5x5": nn.Sequential(ConvBN(4, 2, 1), ConvBN(2, 2, 5, padding=2)),
-                    "3x1": ConvBN(4, 2, (3, 1), padding=(1, 0))})
-    f, notes = run(block, 20)
-    assert (f["0"][0].rf, f["0"][1].rf) == (5, 5) and notes == []
-    assert (f["0.branches.3x1"][0].rf, f["0.branches.3x1"][1].rf) == (3, 1)
+    block = concat({"1x1": conv(2, 1), "5x5": [conv(2, 1), conv(2, 5, padding=2)],
+                    "3x1": conv(2, (3, 1), padding=(1, 0))})
+    f, notes = run(block, size=20)
+    assert (f["n.0"][0].rf, f["n.0"][1].rf) == (5, 5) and notes == []
+    assert (f["n.0.branches.3x1"][0].rf, f["n.0.branches.3x1"][1].rf) == (3, 1)
 
 
 def test_misaligned_branches_are_reported_and_their_field_is_the_hull():
     """BN-Inception's stride-2 module: a padded 3x3/2 conv (first centre on pixel 0) beside an
     unpadded 3x3/2 pool (first centre on pixel 1): together they see pixels -1..2."""
-    block = Concat({"conv": ConvBN(4, 4, 3, 2, 1), "pool": nn.MaxPool2d(3, 2, ceil_mode=True)})
-    f, notes = run(block, 28)
-    assert axis(f["0.branches.conv"]) == (14, 3, 2, 0)
-    assert axis(f["0.branches.pool"]) == (14, 3, 2, 1)
-    assert axis(f["0"]) == (14, 4, 2, 0.5)
-    assert notes == ["0: branch centres differ by 1 x 1 input px (h x w); its field is the hull "
+    block = concat({"conv": conv(4, 3, 2, 1), "pool": maxpool(3, 2, ceil_mode=True)})
+    f, notes = run(block, size=28)
+    assert axis(f["n.0.branches.conv"]) == (14, 3, 2, 0)
+    assert axis(f["n.0.branches.pool"]) == (14, 3, 2, 1)
+    assert axis(f["n.0"]) == (14, 4, 2, 0.5)
+    assert notes == ["n.0: branch centres differ by 1 x 1 input px (h x w); its field is the hull "
                      "of theirs"]
 
 
 def test_residual_add_joins_the_shortcut_and_the_branch():
-    block = Residual({"3x3": ConvBN(4, 4, 3, padding=1), "1x1": ConvBN(4, 4, 1)}, 4, 0.2)
-    f, _ = fields(nn.Sequential(ConvBN(3, 4, 3), block), 12)
-    assert f["1.concat"][0].rf == 5 and f["1.add"][0].rf == 5 and f["1"] == f["1.add"]
-    shortcut_wider = Residual({"1x1": ConvBN(4, 4, 1)}, 4, 0.2)   # the add never shrinks a field
-    g, _ = fields(nn.Sequential(ConvBN(3, 4, 5), shortcut_wider), 12)
-    assert g["1"][0].rf == 5
+    block = residual({"3x3": conv(4, 3, padding=1), "1x1": conv(4, 1)}, 0.2)
+    f, _ = run(conv(4, 3), block, size=12)
+    assert f["n.1.concat"][0].rf == 5 and f["n.1.add"][0].rf == 5 and f["n.1"] == f["n.1.add"]
+    shortcut_wider = residual({"1x1": conv(4, 1)}, 0.2)   # the add never shrinks a field
+    g, _ = run(conv(4, 5), shortcut_wider, size=12)
+    assert g["n.1"][0].rf == 5
 
 
-def test_unmergeable_or_unknown_layers_are_refused():
-    with pytest.raises(Unsupported, match="different jumps"):
-        run(Concat({"a": ConvBN(3, 2, 1), "b": ConvBN(3, 2, 1, 2)}), 16)
-    with pytest.raises(Unsupported, match="Upsample"):
-        run(nn.Upsample(scale_factor=2), 16)
-
-    class Reversed(nn.Sequential):  # a forward of its own: its children's order proves nothing
-        def forward(self, x):
-            return self[1](self[0](x))
-    with pytest.raises(Unsupported, match="Reversed"):
-        run(Reversed(nn.Conv2d(3, 3, 3), nn.Conv2d(3, 3, 1)), 16)
-    result = analyze(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Upsample(scale_factor=2)), input_size=16)
-    assert result.rows[0].rf is None and "Upsample" in result.rf_notes[0]
+def test_unmergeable_branches_are_refused():
+    with pytest.raises(ShapeError, match="their grids must agree"):
+        run(concat({"a": conv(2, 1), "b": conv(2, 1, 2)}), size=16)
+    with pytest.raises(Unsupported, match="different jumps"):  # same size, different jumps
+        run(concat({"a": conv(2, 1), "b": [conv(2, 3, 2, 1), layer("adaptive_avgpool", size=16)]}),
+            size=16)
 
 
 def test_global_pool_and_classifier_see_the_whole_map():
@@ -146,7 +140,7 @@ def test_global_pool_and_classifier_see_the_whole_map():
     assert f["head.pool"][0].rf == f["head"][0].rf == last.rf + 7 * 32 == 1535
     assert sees_whole_input(f["head"], 299)
     # GoogLeNet's aux head pools 14 -> 4 in unevenly spaced windows; its fc sees the whole map
-    g, _ = fields(explorer.build("googlenet", device="meta", aux_logits=True), 224)
+    g, _ = fields(explorer.describe("googlenet", aux_logits=True), 224)
     tap = g["inception_4.inception_4a"][0]
     assert g["aux1.pool"][0].rf == tap.rf + 3 * tap.jump     # the first window spans 4 units
     assert g["aux1"][0].rf == tap.rf + 13 * tap.jump
@@ -211,7 +205,7 @@ def fitting(model, size_of, start: int) -> int:
         try:
             fields(model, size_of(n))
             return n
-        except Unsupported:
+        except (Unsupported, ShapeError):
             continue
     raise AssertionError(f"no size in {start}..{start + 63} fits")
 
@@ -220,8 +214,7 @@ def fitting(model, size_of, start: int) -> int:
 def thin_networks():
     """Each network at width ~0 (one channel per conv), averaging, float64."""
     torch.manual_seed(0)
-    return {(v, lay): averaging(VARIANTS[v].layouts[lay].build(Config(width=0.001)))
-            for v, lay in NETWORKS}
+    return {(v, lay): averaging(explorer.build(v, layout=lay, width=0.001)) for v, lay in NETWORKS}
 
 
 @pytest.mark.parametrize("variant,layout", NETWORKS)

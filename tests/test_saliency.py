@@ -20,6 +20,7 @@ from tolerances import NORMALISED_ATOL, ulps
 from torch import nn
 
 import explorer
+from explorer.runtime.modules import InceptionNet, materialize
 from explorer.runtime.saliency import (
     COLORMAPS,
     BlockMaps,
@@ -30,7 +31,7 @@ from explorer.runtime.saliency import (
     grad_cam,
     overlay,
 )
-from explorer.variants.blocks import ConvBN, InceptionNet, classifier_head, stage
+from explorer.spec.compose import classifier_head, conv, network, stage
 
 # Small sizes that fit each variant (see explorer.variants.config.fits) and leave a final grid
 # of 2x2, so that the last block's CAM is a real map, at a small CPU cost.
@@ -308,9 +309,9 @@ def test_refuses_training_mode(zoo):
 
 def tiny_net(zero_fc: bool) -> InceptionNet:
     torch.manual_seed(0)
-    stages = {"stem": stage({"conv": ConvBN(3, 4, 3, padding=1)}, "stem"),
-              "body": stage({"conv": ConvBN(4, 6, 3, stride=2, padding=1)}, "inception")}
-    net = InceptionNet(stages, classifier_head(6, 3, 0.0)).eval()
+    stages = {"stem": stage("stem", {"conv": conv(4, 3, padding=1)}, "stem"),
+              "body": stage("body", {"conv": conv(6, 3, 2, 1)}, "inception")}
+    net = materialize(network(stages, classifier_head(3, 0.0))).eval()
     if zero_fc:
         with torch.no_grad():
             net.head.fc.weight.zero_()

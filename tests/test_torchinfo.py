@@ -11,8 +11,8 @@ from torch import nn
 
 import explorer
 from explorer.analysis.rows import analyze
-from explorer.analysis.torchinfo_view import torchinfo_summary, torchinfo_text
 from explorer.cli import main
+from explorer.runtime.torchinfo_view import torchinfo_summary, torchinfo_text
 
 
 def extra_mult_adds(variant: str, **config) -> int:

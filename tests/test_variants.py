@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from explorer import VARIANTS, ConfigError, build, list_variants
-from explorer.variants.blocks import Concat, InceptionNet, InceptionOutputs, Residual
+from explorer.runtime.modules import Concat, InceptionNet, InceptionOutputs, Residual
 from explorer.weights.formats import WeightsError
 
 ALL_LAYOUTS = [(v, lay) for v, info in VARIANTS.items() for lay in info.layouts]

@@ -40,15 +40,24 @@ def compare_config(variant: str, **options) -> tuple[dict, list[str]]:
 
 
 def compare_rows(variants, input_size=None, **options) -> list[dict]:
-    """Totals and published accuracy of several variants, each built with the ``options``
-    (layout, width, num_classes, scale, repeats) that apply to it (``compare_config``)."""
+    """Totals and published accuracy of several variants (names, or NetSpecs taken as they
+    are), each built with the ``options`` (layout, width, num_classes, scale, repeats) that
+    apply to it (``compare_config``)."""
     from explorer.analysis.published import best_published
 
     rows = []
     for name in variants:
-        config, skipped = compare_config(name, **options)
-        result = analysis_dict(name, input_size, "block", **config)
-        pub = best_published(name)
+        if not isinstance(name, str):  # a NetSpec (a spec file): as it is, no published figure
+            from explorer.analysis.rows import analyze
+            result = analyze(name, input_size=input_size).to_dict()
+            config, pub = {}, None
+            skipped = ["a spec states its own configuration: the options do not apply to it"
+                       ] if any(v is not None for v in options.values()) else []
+            name = name.variant
+        else:
+            config, skipped = compare_config(name, **options)
+            result = analysis_dict(name, input_size, "block", **config)
+            pub = best_published(name)
         rows.append({"variant": name, "layout": result["layout"],
                      "input_size": result["input_size"], "total_params": result["total_params"],
                      "total_bn_params": result["total_bn_params"],

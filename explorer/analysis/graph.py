@@ -24,14 +24,15 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 import graphviz
-from torch import nn
 
-from explorer.analysis.probe import probe
+from explorer.analysis.probe import probe, probe_spec
 from explorer.analysis.rows import DEPTHS
 from explorer.core.keys import freeze, thaw
 from explorer.core.text import shape_text
-from explorer.variants import VARIANTS, ConfigError
-from explorer.variants.blocks import Concat, ConvBN, Residual, block_info
+from explorer.spec import ops
+from explorer.spec.netspec import NetSpec
+from explorer.spec.walk import Node, Trace
+from explorer.variants import ConfigError
 
 FORMATS = ("svg", "png")
 OVERLAYS = {"params": "parameters", "macs": "MACs", "activations": "activation memory",
@@ -49,11 +50,11 @@ class GraphvizMissing(RuntimeError):
     """The ``dot`` binary is not on PATH; the DOT source itself is still available."""
 
 
-def to_dot(variant: str, *, depth: str = "block", collapse: bool = True,
+def to_dot(variant, *, depth: str = "block", collapse: bool = True,
            expanded: Iterable[str] | None = None, values: Mapping[str, float] | None = None,
            overlay: str | None = None, value_scale: tuple[float, float] | None = None,
            projector: bool = False, **config) -> str:
-    """Graphviz DOT for ``variant``.
+    """Graphviz DOT for ``variant`` (a name, or a NetSpec: then no ``config``).
 
     Without ``expanded``, the whole network at ``depth``:
 
@@ -93,13 +94,10 @@ def to_dot(variant: str, *, depth: str = "block", collapse: bool = True,
 
 
 @lru_cache(maxsize=64)
-def _to_dot(variant: str, view: tuple, config: tuple) -> str:
+def _to_dot(variant, view: tuple, config: tuple) -> str:
     depth, collapse, expanded, values, overlay, scale, projector = thaw(view)
-    found = probe(variant, **thaw(config))
-    model = found.model  # shared: the drawer only reads it
-    # the drawer looks shapes up by module: (output shape) by id
-    shapes = {id(m): found.shapes[n][1] for n, m in model.named_modules() if n in found.shapes}
-    drawer = _Drawer(model, shapes, depth, collapse, expanded, _Colours(values, scale, overlay),
+    found = probe_spec(variant) if isinstance(variant, NetSpec) else probe(variant, **thaw(config))
+    drawer = _Drawer(found.trace, depth, collapse, expanded, _Colours(values, scale, overlay),
                      projector)
     return drawer.draw(variant, found.input_size)
 
@@ -112,14 +110,12 @@ def expandable(variant: str, **config) -> dict[str, str]:
 
 @lru_cache(maxsize=64)
 def _expandable(variant: str, config: tuple) -> tuple:
-    model = probe(variant, **thaw(config)).model
+    trace = probe(variant, **thaw(config)).trace
     out = []
-    for stage_name in model.stage_names:
-        stage = getattr(model, stage_name)
-        out.append((stage_name, "stage"))
-        out += [(f"{stage_name}.{name}", "block") for name, block in stage.named_children()
-                if isinstance(block, Concat)]
-    out += [("head", "head")] + [(aux, "head") for aux in model.aux_taps.values()]
+    for stage in (n for n in trace.root.children if n.op == "stage"):
+        out.append((stage.name, "stage"))
+        out += [(block.name, "block") for block in stage.children if _is_block(block)]
+    out += [("head", "head")] + [(aux, "head") for aux in trace.aux_taps.values()]
     return tuple(out)
 
 
@@ -238,52 +234,41 @@ def _text(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n")
 
 
-def _titled(name: str, module: nn.Module) -> str:
-    figure = block_info(module).figure
+def _titled(name: str, node: Node) -> str:
+    figure = node.info.figure
     return f"{name}\n{figure}" if figure else name
 
 
-def _pair(v) -> tuple:
-    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+def _is_block(node: Node) -> bool:
+    return node.op in ("concat", "residual")
 
 
-def layer_label(m: nn.Module) -> tuple[str, str]:
+def layer_label(node: Node) -> tuple[str, str]:
     """(label, style) of one layer, in the papers' words: "1x7 conv, 192", "3x3 max pool /2"."""
-    conv = m.conv if isinstance(m, ConvBN) else m
-    if isinstance(conv, nn.Conv2d):
-        (kh, kw), (s, _) = conv.kernel_size, conv.stride
-        text = f"{kh}x{kw} conv, {conv.out_channels}" + (f" /{s}" if s > 1 else "")
-        # a bare Conv2d in our blocks is Inception-ResNet's filter expansion: no BN, no ReLU
-        return text + (" (linear)" if conv is m else ""), "conv"
-    if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
-        (k, _), (s, _) = _pair(m.kernel_size), _pair(m.stride)
-        kind = "max" if isinstance(m, nn.MaxPool2d) else "avg"
-        return f"{k}x{k} {kind} pool" + (f" /{s}" if s > 1 else ""), "pool"
-    if isinstance(m, nn.AdaptiveAvgPool2d):
-        o = _pair(m.output_size)
-        return ("global avg pool" if o == (1, 1) else f"avg pool to {o[0]}x{o[1]}"), "pool"
-    if isinstance(m, nn.Linear):
-        return f"fc {m.out_features}", "head"
-    if isinstance(m, nn.Dropout):
-        return f"dropout {m.p:g}", "head"
-    names = {nn.LocalResponseNorm: "LRN", nn.BatchNorm1d: "batch norm", nn.ReLU: "ReLU"}
-    return names.get(type(m), type(m).__name__), "layer"
+    if node.op == "expand":  # Inception-ResNet's filter expansion: no BN, no ReLU
+        return f"1x1 conv, {node.out_shape[0]} (linear)", "conv"
+    if node.op == "relu":
+        return "ReLU", "layer"
+    return ops.label(node.entry)
 
 
-def _leaves(m: nn.Module) -> list[nn.Module]:
+def _leaves(node: Node) -> list[Node]:
     """The layers of a head, in order (Flatten only reshapes: not worth a node)."""
-    if isinstance(m, ConvBN) or not list(m.children()):
-        return [] if isinstance(m, nn.Flatten) else [m]
-    return [leaf for child in m.children() for leaf in _leaves(child)]
+    if node.leaf or not node.children:
+        return [] if node.op == "flatten" else [node]
+    return [leaf for child in node.children for leaf in _leaves(child)]
+
+
+def _branches(node: Node) -> list[Node]:
+    return node.child("branches").children
 
 
 class _Drawer:
-    def __init__(self, model, shapes, depth, collapse, expanded=None, colours=None,
+    def __init__(self, trace: Trace, depth, collapse, expanded=None, colours=None,
                  projector=False):
-        self.model, self.shapes, self.depth, self.collapse = model, shapes, depth, collapse
+        self.trace, self.depth, self.collapse = trace, depth, collapse
         self.expanded, self.colours = expanded, colours or _Colours(None, None, None)
         self.fonts = FONTS[bool(projector)]
-        self.names = {id(m): name for name, m in model.named_modules()}
         self.node_shape: dict[str, tuple] = {}
         self.graphs: list[graphviz.Digraph] = []  # the root, then the clusters we are inside
         # edges go at the root: an edge written inside a cluster pulls its nodes into it
@@ -317,127 +302,125 @@ class _Drawer:
             finally:
                 self.graphs.pop()
 
-    def runs(self, stage_name: str, stage: nn.Sequential) -> list[list[tuple[str, nn.Module]]]:
+    def runs(self, stage: Node) -> list[list[Node]]:
         """Consecutive identical blocks grouped; a block an aux head taps ends its group."""
         groups, prev = [], None
-        for name, block in stage.named_children():
-            sig = (repr(block), self.shapes.get(id(block)))
+        for block in stage.children:
+            sig = (block.entry, block.in_shape, block.out_shape)
             if self.collapse and groups and sig == prev:
-                groups[-1].append((name, block))
+                groups[-1].append(block)
             else:
-                groups.append([(name, block)])
-            prev = None if f"{stage_name}.{name}" in self.model.aux_taps else sig
+                groups.append([block])
+            prev = None if block.name in self.trace.aux_taps else sig
         return groups
 
-    def block_label(self, stage_name: str, run, title: str | None = None) -> tuple[str, str]:
-        (first, m), n = run[0], len(run)
+    def block_label(self, stage: Node, run: list[Node], title: str | None = None) -> tuple[str, str]:
+        m, n = run[0], len(run)
+        first = m.name.rpartition(".")[2]
         times = f"\nx{n}" if n > 1 else ""
-        if not isinstance(m, Concat):
+        if not _is_block(m):
             label, style = layer_label(m)
             return (f"{title}\n{label}" if title else label) + times, style
         if title is None:
-            title = stage_name if first.isdigit() else first
+            title = stage.name if first.isdigit() else first
             if n > 1 and not first.isdigit():
-                title = f"{first} .. {run[-1][0]}"
-        kind = block_info(m).kind or "block"
+                title = f"{first} .. {run[-1].name.rpartition('.')[2]}"
+        kind = m.info.kind or "block"
         kind = "parallel branches" if kind == "stem" else kind  # a small concat block in a stem
-        if isinstance(m, Residual):
-            kind += f", + x{m.scale:g}" + ("" if m.act is not None else ", no ReLU")
+        if m.op == "residual":
+            kind += f", + x{m.entry.scale:g}" + ("" if m.entry.act else ", no ReLU")
         return f"{title}\n{kind}{times}", "block"
 
-    def walk(self, m: nn.Module, src: str) -> str:
+    def walk(self, m: Node, src: str) -> str:
         """Draw ``m`` layer by layer, fed by node ``src``; returns the node of its output."""
-        if isinstance(m, Concat):
-            name = self.names[id(m)]
-            ends = [self.walk(branch, src) for branch in m.branches.values()]
-            shape = self.shapes[id(m.up if isinstance(m, Residual) else m)]
-            if isinstance(m, Residual):  # the concat's shape is the expansion's input
-                shape = (sum(self.node_shape[e][0] for e in ends),) + shape[1:]
+        if _is_block(m):
+            name = m.name
+            ends = [self.walk(branch, src) for branch in _branches(m)]
+            shape = m.child("up").in_shape if m.op == "residual" else m.out_shape
             cat = self.node(f"{name}.concat", f"concat {shape[0]}", shape, "join")
             for end in ends:
                 self.edge(end, cat)
-            if not isinstance(m, Residual):
+            if m.op != "residual":
                 return cat
-            add = self.node(f"{name}.add", f"+ x{m.scale:g}", self.shapes[id(m)], "join")
-            self.edge(self.walk(m.up, cat), add)
+            add = self.node(f"{name}.add", f"+ x{m.entry.scale:g}", m.out_shape, "join")
+            self.edge(self.walk(m.child("up"), cat), add)
             self.edge(src, add, color="#777777", fontcolor="#777777")  # identity shortcut
-            if m.act is None:  # the released networks' last block
+            if not m.entry.act:  # the released networks' last block
                 return add
-            return self.edge(add, self.node(f"{name}.relu", "ReLU", self.shapes[id(m)]))
-        if not isinstance(m, ConvBN) and list(m.children()):  # Sequential, heads
-            for child in m.children():
+            return self.edge(add, self.node(f"{name}.relu", "ReLU", m.out_shape))
+        if not m.leaf and m.children:  # branches, heads
+            for child in m.children:
                 src = self.walk(child, src)
             return src
-        if isinstance(m, nn.Flatten):
+        if m.op == "flatten":
             return src
         label, style = layer_label(m)
-        return self.edge(src, self.node(self.names[id(m)], label, self.shapes[id(m)], style))
+        return self.edge(src, self.node(m.name, label, m.out_shape, style))
 
-    def part(self, nid: str, m: nn.Module, src: str, style: str) -> str:
+    def part(self, m: Node, src: str, style: str) -> str:
         """A head: layer by layer at layer depth (or expanded), else one node of its layers."""
+        nid = m.name
         if self.depth == "layer" if self.expanded is None else nid in self.expanded:
             return self.walk(m, src)
         label = "\n".join(layer_label(leaf)[0] for leaf in _leaves(m))
         if self.expanded is not None:
             label = f"{nid}\n{label}"
-        return self.edge(src, self.node(nid, label, self.shapes[id(m)], style))
+        return self.edge(src, self.node(nid, label, m.out_shape, style))
 
-    def stage(self, stage_name: str, stage: nn.Sequential, src: str, taps: dict) -> str:
-        runs = self.runs(stage_name, stage)
+    def stage(self, stage: Node, src: str, taps: dict) -> str:
+        runs = self.runs(stage)
         if self.depth == "stage":
-            what = "layers" if stage_name == "stem" else "blocks"
-            label, style = self.block_label(stage_name, runs[0]) if len(runs) == 1 else \
-                (f"{len(stage)} {what}", "block")
-            src = self.edge(src, self.node(stage_name, label, self.shapes[id(stage[-1])], style))
-            taps.update({f"{stage_name}.{name}": src for name, _ in stage.named_children()})
+            what = "layers" if stage.name == "stem" else "blocks"
+            label, style = self.block_label(stage, runs[0]) if len(runs) == 1 else \
+                (f"{len(stage.children)} {what}", "block")
+            src = self.edge(src, self.node(stage.name, label, stage.out_shape, style))
+            taps.update({b.name: src for b in stage.children})
             return src
         for run in runs:
-            (first, block), last = run[0], run[-1][0]
-            if self.depth == "block" or not isinstance(block, Concat):
-                label, style = self.block_label(stage_name, run)
-                src = self.edge(src, self.node(f"{stage_name}.{first}", label,
-                                               self.shapes[id(block)], style))
+            block = run[0]
+            if self.depth == "block" or not _is_block(block):
+                label, style = self.block_label(stage, run)
+                src = self.edge(src, self.node(block.name, label, block.out_shape, style))
             else:  # a run of identical blocks is drawn once, its cluster marked "xN"
-                with self.cluster(f"{stage_name}.{first}", self.block_label(stage_name, run)[0]):
+                with self.cluster(block.name, self.block_label(stage, run)[0]):
                     src = self.walk(block, src)
-            taps[f"{stage_name}.{last}"] = src
+            taps[run[-1].name] = src
         return src
 
-    def explorer_stage(self, stage_name: str, stage: nn.Sequential, src: str, taps: dict) -> str:
+    def explorer_stage(self, stage: Node, src: str, taps: dict) -> str:
         """The explorer's view of one stage: a node, or (expanded) its blocks, each a node or
         (expanded) its layers. A stage of one block opens straight into that block's layers."""
-        children = list(stage.named_children())
-        if stage_name not in self.expanded:
-            runs = self.runs(stage_name, stage)
+        children = stage.children
+        if stage.name not in self.expanded:
+            runs = self.runs(stage)
             if len(runs) == 1:
-                label, style = self.block_label(stage_name, runs[0], title=stage_name)
+                label, style = self.block_label(stage, runs[0], title=stage.name)
             else:
-                what = "layers" if stage_name == "stem" else "blocks"
-                label, style = f"{stage_name}\n{len(stage)} {what}", "block"
-            figure = block_info(stage).figure
+                what = "layers" if stage.name == "stem" else "blocks"
+                label, style = f"{stage.name}\n{len(children)} {what}", "block"
+            figure = stage.info.figure
             label += f"\n{figure}" if figure and figure not in label else ""
-            src = self.edge(src, self.node(stage_name, label, self.shapes[id(stage[-1])], style))
-            taps.update({f"{stage_name}.{name}": src for name, _ in children})
+            src = self.edge(src, self.node(stage.name, label, stage.out_shape, style))
+            taps.update({b.name: src for b in children})
             return src
-        fans_out = len(children) == 1 and isinstance(children[0][1], Concat)
-        with self.cluster(stage_name, _titled(stage_name, stage), bottom=fans_out):
-            for name, block in children:
-                bid = f"{stage_name}.{name}"
-                if isinstance(block, Concat) and len(children) == 1:
+        fans_out = len(children) == 1 and _is_block(children[0])
+        with self.cluster(stage.name, _titled(stage.name, stage), bottom=fans_out):
+            for block in children:
+                bid = block.name
+                if _is_block(block) and len(children) == 1:
                     src = self.walk(block, src)
-                elif isinstance(block, Concat) and bid in self.expanded:
-                    with self.cluster(bid, self.block_label(stage_name, [(name, block)], bid)[0],
-                                      bottom=True):
+                elif _is_block(block) and bid in self.expanded:
+                    with self.cluster(bid, self.block_label(stage, [block], bid)[0], bottom=True):
                         src = self.walk(block, src)
                 else:
-                    label, style = self.block_label(stage_name, [(name, block)], bid)
-                    src = self.edge(src, self.node(bid, label, self.shapes[id(block)], style))
+                    label, style = self.block_label(stage, [block], bid)
+                    src = self.edge(src, self.node(bid, label, block.out_shape, style))
                 taps[bid] = src
         return src
 
     def draw(self, variant: str, size: int) -> str:
-        model, taps = self.model, {}
-        title = f"{VARIANTS[variant].title} ({model.layout} layout), {size}x{size} input"
+        trace, taps = self.trace, {}
+        title = f"{trace.spec.title or variant} ({trace.spec.layout} layout), {size}x{size} input"
         if self.colours.lo is not None:
             lo, hi = (value_text(v, self.colours.overlay) for v in (self.colours.lo, self.colours.hi))
             what = OVERLAYS.get(self.colours.overlay, "value")
@@ -450,21 +433,20 @@ class _Drawer:
                   fontsize=str(node_pt), height="0.3")
         root.attr("edge", fontname="Helvetica", fontsize=str(edge_pt), arrowsize="0.6")
         self.graphs = [root]
-        src = self.node("input", "input", (3, size, size))
-        for stage_name in model.stage_names:
-            stage = getattr(model, stage_name)
+        src = self.node("input", "input", trace.root.in_shape)
+        for stage in (n for n in trace.root.children if n.op == "stage"):
             if self.expanded is not None:
-                src = self.explorer_stage(stage_name, stage, src, taps)
+                src = self.explorer_stage(stage, src, taps)
                 continue
-            with self.cluster(stage_name, _titled(stage_name, stage)):
-                src = self.stage(stage_name, stage, src, taps)
+            with self.cluster(stage.name, _titled(stage.name, stage)):
+                src = self.stage(stage, src, taps)
         with self.cluster("head", "classifier head"):
-            self.part("head", model.head, src, "head")
-        for tap, aux_name in model.aux_taps.items():
-            aux = getattr(model, aux_name)
+            self.part(trace.nodes["head"], src, "head")
+        for tap, aux_name in trace.aux_taps.items():
+            aux = trace.nodes[aux_name]
             with self.cluster(aux_name, _titled(f"auxiliary classifier ({aux_name})", aux)):
                 first = len(self.edges)
-                self.part(aux_name, aux, taps[tap], "aux")
+                self.part(aux, taps[tap], "aux")
                 self.edges[first][2]["style"] = "dashed"  # a side branch, not the main path
         for a, b, attrs in self.edges:
             root.edge(a, b, **attrs)

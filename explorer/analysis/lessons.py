@@ -7,9 +7,8 @@ measured MACs beside them.
 
 from __future__ import annotations
 
-from torch import nn
-
-from explorer.variants.blocks import Residual
+from explorer.spec.compose import concat, conv, head, maxpool, network, stage
+from explorer.spec.netspec import NetSpec
 
 RETHINKING = "Rethinking the Inception Architecture (arXiv 1512.00567)"
 V4_PAPER = "Inception-v4, Inception-ResNet and the Impact of Residual Connections (arXiv 1602.07261)"
@@ -59,10 +58,10 @@ def grid_reduction(channels: int, grid: int) -> list[dict]:
             for name, macs, narrow in ways]
 
 
-def residual_blocks(model: nn.Module) -> list[dict]:
-    """Each residual block's scale (and whether a ReLU follows its add), in model order."""
-    return [{"block": name, "scale": float(m.scale), "relu": m.act is not None}
-            for name, m in model.named_modules() if isinstance(m, Residual)]
+def residual_blocks(spec: NetSpec) -> list[dict]:
+    """Each residual block's scale (and whether a ReLU follows its add), in network order."""
+    return [{"block": f"{s.name}.{name}", "scale": float(b.scale), "relu": b.act}
+            for s in spec.stages for name, b in s.blocks if getattr(b, "op", "") == "residual"]
 
 
 def std_growth(scales) -> float:
@@ -106,28 +105,25 @@ V4_RESULTS = (
 
 # -- receptive fields, measured by the same analysis as the networks ------------------------------
 
-def _measured(layers: list[nn.Module], channels: int, grid: int) -> dict:
-    """Field, jump and MACs of ``layers`` by ``explorer.analyze`` (on meta). analyze feeds an
-    RGB image, so a 1x1 conv lifts it to ``channels`` first: it adds no field, and its MACs
+def _measured(layers: list, channels: int, grid: int) -> dict:
+    """Field, jump and MACs of ``layers`` (spec layers) by ``explorer.analyze``. analyze feeds
+    an RGB image, so a 1x1 conv lifts it to ``channels`` first: it adds no field, and its MACs
     are left out."""
-    import torch
-
     from explorer.analysis.rows import analyze
-    from explorer.variants.blocks import ConvBN
-    with torch.device("meta"):
-        model = nn.Sequential(ConvBN(3, channels, 1), *layers)
-    rows = analyze(model, input_size=grid, depth="layer").rows
+
+    blocks = [conv(channels, 1), *layers]
+    spec = network({"net": stage("net", blocks, "stage")}, head({}))
+    rows = analyze(spec, input_size=grid, depth="layer").rows
     last = rows[-1]
     return {"receptive field": " x ".join(map(str, last.rf)),
             "jump": " x ".join(map(str, last.jump)),
-            "MACs": sum(r.macs for r in rows if not r.name.startswith("0")),
+            "MACs": sum(r.macs for r in rows if not r.name.startswith("net.0")),
             "output": " x ".join(map(str, last.output_shape))}
 
 
-def _convs(channels: int, *specs) -> list[nn.Module]:
+def _convs(channels: int, *specs) -> list:
     """Convs of ``channels`` to ``channels``, (kernel, padding) each, in sequence."""
-    from explorer.variants.blocks import ConvBN
-    return [ConvBN(channels, channels, k, padding=p) for k, p in specs]
+    return [conv(channels, k, padding=p) for k, p in specs]
 
 
 def factorization_fields(channels: int, grid: int, n: int | None = None) -> list[dict]:
@@ -147,13 +143,11 @@ def reduction_fields(channels: int, grid: int) -> list[dict]:
     """The three grid reductions of ``grid_reduction`` built as networks (3x3 convs, 3x3/2 max
     pools, no padding on the stride-2 steps): field and jump before (one input unit) and after,
     in units of the input grid."""
-    from explorer.variants.blocks import Concat, ConvBN
     k = channels
     ways = (
-        ("conv, then pool", [ConvBN(k, 2 * k, 3, padding=1), nn.MaxPool2d(3, 2)]),
-        ("pool, then conv", [nn.MaxPool2d(3, 2), ConvBN(k, 2 * k, 3, padding=1)]),
-        ("stride-2 conv beside a pool", [Concat({"conv": ConvBN(k, k, 3, 2),
-                                                 "pool": nn.MaxPool2d(3, 2)})]),
+        ("conv, then pool", [conv(2 * k, 3, padding=1), maxpool(3, 2)]),
+        ("pool, then conv", [maxpool(3, 2), conv(2 * k, 3, padding=1)]),
+        ("stride-2 conv beside a pool", [concat({"conv": conv(k, 3, 2), "pool": maxpool(3, 2)})]),
     )
     out = []
     for name, layers in ways:

@@ -19,20 +19,17 @@ their MACs are a training cost and are not part of the totals.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
-from torch import nn
-
 from explorer.analysis import receptive
-from explorer.analysis.probe import probe, record_forward
+from explorer.analysis.probe import probe, probe_spec
 from explorer.core.export import analysis_csv
 from explorer.core.keys import freeze, thaw
+from explorer.spec import ops
+from explorer.spec.netspec import NetSpec
+from explorer.spec.walk import Node, Trace
 from explorer.variants import ConfigError
-from explorer.variants.blocks import Concat, ConvBN, InceptionNet, Residual, block_info
-from explorer.variants.shapes import Unsupported, propagate
-from explorer.variants.shapes import macs as layer_macs
 
 DEPTHS = ("stage", "block", "layer")
 MACS_NOTE = "MACs: multiply-accumulates of conv and linear layers (1 MAC = 2 FLOPs)"
@@ -95,33 +92,27 @@ class Analysis:
         return analysis_csv(self.to_dict())
 
 
-def analyze(variant_or_model, *, input_size: int | None = None, depth: str = "block",
+def analyze(variant_or_spec, *, input_size: int | None = None, depth: str = "block",
             **config) -> Analysis:
-    """Rows and totals for a variant name (cached by variant and config) or a built model."""
+    """Rows and totals for a variant name (cached by variant and config), a NetSpec, or a
+    model built by ``explorer.build`` (which keeps its spec)."""
     if depth not in DEPTHS:
         raise ConfigError(f"depth must be one of {', '.join(DEPTHS)}, got {depth!r}")
-    if isinstance(variant_or_model, str):
+    if isinstance(variant_or_spec, str):
         frozen = freeze(config)
         try:
             hash((input_size, frozen))
         except TypeError:  # an unhashable option value: let the config check name it
-            return _analyze_variant.__wrapped__(variant_or_model, input_size, depth, frozen)
-        return _analyze_variant(variant_or_model, input_size, depth, frozen)
-    model = variant_or_model
-    if isinstance(model, InceptionNet) and hasattr(model, "variant"):
-        cfg = {k: v for k, v in asdict(model.config).items() if k != "input_size"}
-        return analyze(model.variant, layout=model.layout, input_size=input_size, depth=depth,
-                       **{**cfg, **config})
-    if input_size is None:
-        raise ValueError("input_size is needed to analyse a model that is not one of ours")
-    # Never hook the caller's module (it may be shared): analyse a meta copy.
-    skeleton = copy.deepcopy(model).to("meta").eval()
-    try:
-        shapes, order = propagate(skeleton, (3, input_size, input_size))
-    except Unsupported:  # not only our blocks and the layers they use: a forward pass
-        shapes, order = record_forward(skeleton, input_size)
-    return _run(skeleton, input_size, depth, shapes, order, layer_macs(skeleton, shapes),
-                name=type(model).__name__, layout="", config={})
+            return _analyze_variant.__wrapped__(variant_or_spec, input_size, depth, frozen)
+        return _analyze_variant(variant_or_spec, input_size, depth, frozen)
+    spec = getattr(variant_or_spec, "spec", variant_or_spec)
+    if not isinstance(spec, NetSpec):
+        raise ConfigError("analyze takes a variant name, a NetSpec, or a model made by "
+                          f"explorer.build; got {type(variant_or_spec).__name__}")
+    if config:
+        raise ConfigError("a NetSpec states its own configuration: analyze(spec) takes only "
+                          "input_size and depth")
+    return _analyze_spec(spec, input_size or spec.input_size, depth)
 
 
 @lru_cache(maxsize=256, typed=True)
@@ -130,122 +121,87 @@ def _analyze_variant(variant: str, input_size, depth: str, frozen: tuple) -> Ana
     layout = config.pop("layout", None)  # None: the variant's own default
     found = probe(variant, layout, input_size=input_size, **config)
     shown = {k: v for k, v in asdict(found.config).items() if k != "input_size"}
-    return _run(found.model, found.input_size, depth, found.shapes, found.order, found.macs,
-                name=variant, layout=found.layout, config=shown)
+    return _run(found.trace, depth, name=variant, layout=found.layout, config=shown)
 
 
-def _kind(module: nn.Module) -> str:
-    kind = block_info(module).kind
-    if kind:
-        return kind
-    if isinstance(module, (ConvBN, nn.Conv2d)):
-        return "conv"
-    if isinstance(module, (nn.MaxPool2d, nn.AdaptiveMaxPool2d)):
-        return "max pool"
-    if isinstance(module, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
-        return "avg pool"
-    if isinstance(module, nn.Linear):
-        return "fc"
-    return type(module).__name__.lower()
+@lru_cache(maxsize=64)
+def _analyze_spec(spec: NetSpec, input_size: int, depth: str) -> Analysis:
+    found = probe_spec(spec, input_size)
+    return _run(found.trace, depth, name=spec.variant, layout=spec.layout,
+                config={k: ops.listed(v) for k, v in spec.config})
 
 
-def _layers(module: nn.Module, prefix: str = ""):
+SKIPPED = ("relu", "dropout", "flatten")  # layers with no row of their own at layer depth
+
+
+def _layers(node: Node):
     """Depth "layer": convs (with their BN and ReLU), pools, fc, norms -- and the joins: each
-    Concat and each Residual (whose add is drawn after its 1x1 expansion)."""
-    for name, child in module.named_children():
-        path = f"{prefix}.{name}" if prefix else name
-        if isinstance(child, ConvBN) or not list(child.children()):
-            if not isinstance(child, (nn.ReLU, nn.Dropout, nn.Flatten, nn.Identity)):
-                yield path, child
+    concat and each residual block (whose add is drawn after its 1x1 expansion)."""
+    for child in node.children:
+        if child.leaf:
+            if child.op not in SKIPPED:
+                yield child
             continue
-        yield from _layers(child, path)
-        if isinstance(child, Concat):
-            yield path, child
+        yield from _layers(child)
+        if child.op in ("concat", "residual"):
+            yield child
 
 
-def _units(model: nn.Module, depth: str) -> list[tuple[str, nn.Module]]:
-    """The (name, module) pairs that make the rows, in model order."""
-    if isinstance(model, InceptionNet) and depth != "layer":
-        aux = [(name, getattr(model, name)) for name in model.aux_taps.values()]
-        if depth == "stage":
-            return [(s, getattr(model, s)) for s in model.stage_names] + aux + [("head", model.head)]
-        units = [(f"{s}.{b}", m) for s in model.stage_names
-                 for b, m in getattr(model, s).named_children()]
-        head = [(f"head.{n}", m) for n, m in model.head.named_children()
-                if not isinstance(m, (nn.Flatten, nn.Dropout))]
-        return units + aux + head
-    return list(_layers(model))
+def _units(trace: Trace, depth: str) -> list[Node]:
+    """The nodes that make the rows, in model order."""
+    root = trace.root
+    if depth == "layer":
+        return [n for n in _layers(root) if not _is_aux(trace, n.name)] + [
+            n for a in trace.spec.aux for n in _layers(trace.nodes[a.name])]
+    stages = [n for n in root.children if n.op == "stage"]
+    aux = [trace.nodes[a.name] for a in trace.spec.aux]
+    head = trace.nodes["head"]
+    if depth == "stage":
+        return stages + aux + [head]
+    return [b for s in stages for b in s.children] + aux + [
+        n for n in head.children if n.op not in ("flatten", "dropout")]
 
 
-def _run(model: nn.Module, size: int, depth: str, shapes: dict, order, macs: dict, *,
-         name: str, layout: str, config: dict) -> Analysis:
-    """Rows and totals from a probe's records: ``shapes`` (module name -> (input shape, output
-    shape)), ``order`` (names in the order their forward finishes) and ``macs`` (conv / linear
-    name -> MACs). ``model`` is only read."""
-    taps = getattr(model, "aux_taps", {})
-    params, bn = _param_counts(model)
-    aux_prefixes = tuple(f"{a}." for a in taps.values())
-    total_params = params[""]
-    total_macs = sum(v for k, v in macs.items() if not k.startswith(aux_prefixes))
+def _is_aux(trace: Trace, name: str) -> bool:
+    return any(name == a or name.startswith(a + ".") for a in trace.aux_taps.values())
 
-    def macs_under(prefix: str) -> int:
-        return sum(v for k, v in macs.items() if k == prefix or k.startswith(prefix + "."))
 
-    position = {n: i for i, n in enumerate(order)}
+def _kind(node: Node) -> str:
+    return node.info.kind or ops.ROW_KIND.get(node.op, "conv" if node.op == "expand" else node.op)
+
+
+def _run(trace: Trace, depth: str, *, name: str, layout: str, config: dict) -> Analysis:
+    """Rows and totals from the spec's walk."""
+    root = trace.root
+    total_params = root.params
+    total_macs = root.macs  # the aux heads are a training cost: not in the walk's root total
+    position = {n: i for i, n in enumerate(trace.order)}
     rows = []
-    for unit_name, mod in _units(model, depth):
-        if unit_name not in shapes:
-            continue  # built but never run
-        if isinstance(mod, Concat) and depth == "layer":
-            rows.extend(_join_rows(unit_name, mod, shapes, position))
+    for node in _units(trace, depth):
+        if node.op in ("concat", "residual") and depth == "layer":
+            rows.extend(_join_rows(node, trace, position))
         else:
-            rows.append((position[unit_name],
-                         _row(unit_name, mod, shapes, params[unit_name], macs_under(unit_name))))
+            rows.append((position[node.name], _row(node)))
     rows = [r for _, r in sorted(rows, key=lambda pr: pr[0])]
     rows = [Row(**{**asdict(r), "params_share": r.params / total_params if total_params else 0.0,
                    "macs_share": r.macs / total_macs if total_macs else 0.0,
-                   "bn_params": bn[r.name] if r.name in bn else 0}) for r in rows]
-    rows, whole, notes = _with_fields(model, size, rows, aux_prefixes)
+                   "bn_params": trace.nodes[r.name].bn_params if r.name in trace.nodes else 0})
+            for r in rows]
+    aux_prefixes = tuple(f"{a}." for a in trace.aux_taps.values())
+    rows, whole, notes = _with_fields(trace, rows, aux_prefixes)
     # Whatever the depth, the total counts every layer's output once (the memory a training
     # step keeps for the backward pass, per image), so it compares across depths and variants.
-    total_act = sum(_numel(shapes[n][1]) * 4 for n, _ in _layers(model)
-                    if n in shapes and not n.startswith(aux_prefixes))
-    return Analysis(name, layout, size, depth, tuple(rows), total_params, total_macs, total_act,
-                    config, total_bn_params=bn[""], rf_whole_input=whole,
+    total_act = sum(ops.numel(n.out_shape) * 4 for n in _layers(root) if not _is_aux(trace, n.name))
+    return Analysis(name, layout, trace.input_size, depth, tuple(rows), total_params, total_macs,
+                    total_act, config, total_bn_params=root.bn_params, rf_whole_input=whole,
                     rf_notes=tuple(notes))
 
 
-def _param_counts(model: nn.Module) -> tuple[dict[str, int], dict[str, int]]:
-    """Parameters under every module, and the BatchNorm share of them, by qualified name:
-    summed up the tree in one pass (asking each module for all its parameters is quadratic
-    in the depth of the tree)."""
-    params: dict[str, int] = {}
-    bn: dict[str, int] = {}
-
-    def visit(name: str, m: nn.Module) -> tuple[int, int]:
-        own = sum(p.numel() for p in m.parameters(recurse=False))
-        total, norm = own, own if isinstance(m, nn.modules.batchnorm._BatchNorm) else 0
-        for child_name, child in m.named_children():
-            t, b = visit(f"{name}.{child_name}" if name else child_name, child)
-            total, norm = total + t, norm + b
-        params.setdefault(name, total)
-        bn.setdefault(name, norm)
-        return total, norm
-
-    visit("", model)
-    if params[""] != sum(p.numel() for p in model.parameters()):  # shared modules or tensors
-        params = {n: sum(p.numel() for p in m.parameters()) for n, m in model.named_modules()}
-        bn = {n: sum(p.numel() for b in m.modules() if isinstance(b, nn.modules.batchnorm._BatchNorm)
-                     for p in b.parameters()) for n, m in model.named_modules()}
-    return params, bn
-
-
-def _with_fields(model, size, rows, aux_prefixes):
+def _with_fields(trace: Trace, rows, aux_prefixes):
     """Rows with their receptive fields, the first row that sees the whole input, and notes."""
-    try:
-        fields, notes = receptive.fields(model, size)
-    except receptive.Unsupported as err:  # a model not built from our blocks
-        return rows, None, [f"no receptive fields: {err}"]
+    fields, size = trace.fields, trace.input_size
+    if not fields:
+        return rows, None, [f"no receptive fields: {n}" for n in trace.notes[:1]]
     out, whole = [], None
     for r in rows:
         f = fields.get(r.name)
@@ -253,7 +209,7 @@ def _with_fields(model, size, rows, aux_prefixes):
             out.append(r)
             continue
         if len(r.output_shape) == 3 and r.output_shape[1:] != (f[0].size, f[1].size):
-            raise RuntimeError(f"receptive-field walk disagrees with the forward pass at "
+            raise RuntimeError(f"receptive-field walk disagrees with the shapes at "
                                f"{r.name}: {(f[0].size, f[1].size)} vs {r.output_shape[1:]}")
         if whole is None and not r.name.startswith(aux_prefixes) \
                 and receptive.sees_whole_input(f, size):
@@ -261,34 +217,27 @@ def _with_fields(model, size, rows, aux_prefixes):
         out.append(Row(**{**asdict(r), "rf": tuple(a.rf for a in f),
                           "jump": tuple(a.jump for a in f),
                           "rf_offset": tuple(receptive.number(a.start) for a in f)}))
-    return out, whole, notes
+    return out, whole, list(trace.notes)
 
 
-def _row(name, mod, shapes, params, macs) -> Row:
-    in_shape, out_shape = shapes[name]
-    return Row(name, _kind(mod), block_info(mod).figure, in_shape, out_shape,
-               params, macs, _numel(out_shape) * 4)
+def _row(node: Node) -> Row:
+    return Row(node.name, _kind(node), node.info.figure, node.in_shape, node.out_shape,
+               node.params, node.macs, ops.numel(node.out_shape) * 4)
 
 
-def _join_rows(name: str, mod: Concat, shapes: dict, position: dict) -> list[tuple[float, Row]]:
-    """Layer-depth rows for the functional joins, which have no module of their own: the
-    concat of a block's branches and, for a residual block, the scaled add after the 1x1
-    expansion (the concat then comes just before that expansion)."""
-    in_shape, out_shape = shapes[name]
-    if isinstance(mod, Residual):
-        cat_shape = shapes[f"{name}.up"][0]
-        label = "residual add" + ("" if mod.act is not None else " (no ReLU)")
+def _join_rows(node: Node, trace: Trace, position: dict) -> list[tuple[float, Row]]:
+    """Layer-depth rows for the joins, which have no module of their own: the concat of a
+    block's branches and, for a residual block, the scaled add after the 1x1 expansion (the
+    concat then comes just before that expansion)."""
+    name, in_shape, out_shape = node.name, node.in_shape, node.out_shape
+    if node.op == "residual":
+        block = node.entry
+        cat_shape = trace.nodes[f"{name}.up"].in_shape
+        label = "residual add" + ("" if block.act else " (no ReLU)")
         return [(position[f"{name}.up"] - 0.5,
-                 Row(f"{name}.concat", "concat", "", in_shape, cat_shape, 0, 0, _numel(cat_shape) * 4)),
-                (position[name], Row(f"{name}.add", f"{label} x{mod.scale:g}", "", in_shape,
-                                     out_shape, 0, 0, _numel(out_shape) * 4))]
+                 Row(f"{name}.concat", "concat", "", in_shape, cat_shape, 0, 0,
+                     ops.numel(cat_shape) * 4)),
+                (position[name], Row(f"{name}.add", f"{label} x{block.scale:g}", "", in_shape,
+                                     out_shape, 0, 0, ops.numel(out_shape) * 4))]
     return [(position[name], Row(f"{name}.concat", "concat", "", in_shape, out_shape, 0, 0,
-                                 _numel(out_shape) * 4))]
-
-
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
+                                 ops.numel(out_shape) * 4))]

@@ -45,8 +45,8 @@ from torch import nn
 from torch.utils._pytree import tree_map
 
 from explorer.runtime import ort_engine
+from explorer.runtime.modules import Concat, ConvBN, Residual
 from explorer.variants import ConfigError
-from explorer.variants.blocks import Concat, ConvBN, Residual
 
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 GRAPH_SHAPES = 4  # CUDA graphs kept per inference copy (one per input shape, dtype, TF32 mode)

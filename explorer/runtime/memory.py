@@ -268,7 +268,7 @@ class _Live(torch.utils._python_dispatch.TorchDispatchMode):
 
 
 def _describe(variant, size, batch, what):
-    return f"{what} of {variant} ({size} px, batch {batch})"
+    return f"{what} of {getattr(variant, 'variant', variant)} ({size} px, batch {batch})"
 
 
 def estimate_inference(variant: str, *, batch: int = 1, input_size: int | None = None,
@@ -306,15 +306,14 @@ def estimate_training(variant: str, *, batch: int, input_size: int | None = None
 def _simulate(variant: str, batch: int, input_size, dtype, training: bool,
               frozen: tuple) -> tuple[int, int, int]:
     """(bytes of parameters and buffers, peak bytes of tensors a pass holds, input size)."""
-    from explorer.runtime.build import build
-    from explorer.variants import get_variant
+    from explorer.runtime.build import build_at, native_size
 
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise ConfigError(f"batch must be a positive integer, got {batch!r}")
     config = thaw(frozen)
     # build validates the input size against the layout's minimum
-    model = build(variant, device="meta", input_size=input_size, **config).to(dtype)
-    size = input_size or get_variant(variant).native_input_size
+    model = build_at(variant, device="meta", input_size=input_size, **config).to(dtype)
+    size = native_size(variant, input_size)
     weights = model_bytes(model)
     x = torch.empty(batch, 3, size, size, device="meta", dtype=dtype)
     live = _Live()

@@ -46,11 +46,10 @@ def time_variant(variant: str, *, device: str = "cpu", input_size: int | None = 
     """Build ``variant`` with random weights, time it (``forward_latency``), and let it go: the
     memory is held only while the job runs (``explorer.runtime.memory.estimate_inference`` says how
     much), never cached between requests."""
-    from explorer.runtime.build import build
-    from explorer.variants import get_variant
+    from explorer.runtime.build import build_at, native_size
 
-    model = build(variant, device=device, input_size=input_size, **config)
-    size = input_size or get_variant(variant).native_input_size
+    model = build_at(variant, device=device, input_size=input_size, **config)
+    size = native_size(variant, input_size)
     try:
         return {**forward_latency(model, size, repeats=repeats, on_step=on_step),
                 "input_size": size}

@@ -16,9 +16,8 @@ from explorer.analysis.published import best_published
 from explorer.analysis.rows import analyze
 from explorer.runtime.build import build
 from explorer.variants import VARIANTS
-from explorer.variants.blocks import block_info
 
-WARMUP = "Working out every block's shapes and costs (the first question imports torch)..."
+WARMUP = "Working out every block's shapes and costs..."
 
 
 @st.cache_data(show_spinner=WARMUP, max_entries=256)
@@ -41,15 +40,14 @@ def inspect_charts(variant: str, **config) -> tuple:
 def blocks(variant: str, **config) -> dict[str, dict]:
     """Block name -> kind, paper figure and idea (a block without its own falls back to its
     stage's)."""
-    model = probe(variant, **config).model  # the probe's shared meta build: read only
+    spec = probe(variant, **config).spec
     out = {}
-    for stage_name in model.stage_names:
-        stage = getattr(model, stage_name)
-        for name, block in stage.named_children():
-            own, of_stage = block_info(block), block_info(stage)
-            out[f"{stage_name}.{name}"] = {"kind": own.kind or of_stage.kind,
+    for stage in spec.stages:
+        for name, block in stage.blocks:
+            own, of_stage = getattr(block, "info", stage.info), stage.info
+            out[f"{stage.name}.{name}"] = {"kind": own.kind or of_stage.kind,
                                            "figure": own.figure or of_stage.figure,
-                                           "idea": own.idea or of_stage.idea, "stage": stage_name}
+                                           "idea": own.idea or of_stage.idea, "stage": stage.name}
     return out
 
 
@@ -85,7 +83,7 @@ def model(variant: str, device: str, **config):
 @st.cache_data(show_spinner=False, max_entries=32)
 def residual_block_table(variant: str, **config) -> list[dict]:
     from explorer.analysis.lessons import residual_blocks
-    return residual_blocks(probe(variant, **config).model)
+    return residual_blocks(probe(variant, **config).spec)
 
 
 # -- predictions -------------------------------------------------------------------------------
@@ -170,7 +168,7 @@ def _saliency(model_key: tuple, pixels: str, size: tuple, preprocess, *, _loaded
 
 @st.cache_data(show_spinner="Running torchinfo on the meta device...", max_entries=32)
 def torchinfo_text(variant: str, depth: str = "block", **config) -> str:
-    from explorer.analysis.torchinfo_view import torchinfo_text as text
+    from explorer.runtime.torchinfo_view import torchinfo_text as text
     size = config.pop("input_size", None)
     return text(variant, input_size=size, depth=depth, **config)
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
+from functools import lru_cache
+
+from explorer.core.keys import freeze
+from explorer.spec.netspec import NetSpec
 from explorer.variants import bn_inception, googlenet, inception_resnet, inception_v3, inception_v4
 from explorer.variants.config import Config, ConfigError, Layout, check_config, min_input_size
 from explorer.variants.facts import VariantInfo
@@ -51,5 +56,29 @@ def resolve(variant: str, layout: str | None = None, **config) -> tuple[VariantI
     return info, lay, cfg
 
 
-__all__ = ["VARIANTS", "Config", "ConfigError", "Layout", "VariantInfo", "get_variant",
+def describe(variant: str, layout: str | None = None, **config) -> NetSpec:
+    """The NetSpec of ``variant`` in ``layout`` (None: its default) with build's options
+    (``width``, ``repeats``, ``scale``, ``num_classes``, ``aux_logits``, ``dropout``,
+    ``input_size``): plain data, torch-free; invalid options raise ConfigError."""
+    info, lay, cfg = resolve(variant, layout, **config)
+    return describe_layout(info, lay, cfg)
+
+
+def describe_layout(info: VariantInfo, layout: Layout, cfg: Config) -> NetSpec:
+    """The NetSpec of a layout and config already validated (``resolve``'s answer)."""
+    return _describe(info.name, layout, freeze({f.name: getattr(cfg, f.name) for f in fields(cfg)}),
+                     cfg)
+
+
+@lru_cache(maxsize=128)
+def _describe(variant: str, layout: Layout, key: tuple, cfg: Config) -> NetSpec:
+    # the key holds every value of cfg with its type (1, 1.0 and True differ): cfg rides along
+    info = VARIANTS[variant]
+    shown = tuple((f.name, getattr(cfg, f.name)) for f in fields(cfg) if f.name != "input_size")
+    return replace(layout.describe(cfg), variant=variant, layout=layout.name, title=info.title,
+                   input_size=cfg.input_size or info.native_input_size, config=shown)
+
+
+__all__ = ["describe", "describe_layout", "VARIANTS", "Config", "ConfigError", "Layout", "VariantInfo",
+           "get_variant",
            "get_layout", "list_variants", "min_input_size", "resolve"]

@@ -7,14 +7,13 @@ released and the paper layout are the same network; its convs kept their bias ne
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import replace
 from functools import partial
 
-from torch import nn
-
 from explorer.core.preprocess import Preprocess
-from explorer.variants.blocks import Concat, ConvBN, InceptionNet, Widths, classifier_head, stage, tag
+from explorer.spec.compose import Widths, avgpool, classifier_head, concat, maxpool, network, stage
+from explorer.spec.compose import conv as plain_conv
+from explorer.spec.netspec import NetSpec
 from explorer.variants.config import Config, Layout
 from explorer.variants.facts import V4_TABLE, Result, VariantInfo, WeightsSpec
 
@@ -39,51 +38,46 @@ FIGURE_5_WIDTHS = {
     "5b": (352, 192, 320, 192, 224, "max", 128),
 }
 
-conv = partial(ConvBN, bias=True, eps=1e-5)
+conv = partial(plain_conv, bias=True)  # Caffe-born: every conv keeps its bias before BN
 
 
-def module(in_ch: int, widths, w: Widths) -> tuple[nn.Module, int]:
+def module(widths, w: Widths):
     c1, c3r, c3, d3r, d3, pool, proj = widths
     reduce = c1 == 0
     stride = 2 if reduce else 1
     branches = {}
     if not reduce:
-        branches["1x1"] = conv(in_ch, w(c1), 1)
-    branches["3x3"] = nn.Sequential(conv(in_ch, w(c3r), 1), conv(w(c3r), w(c3), 3, stride, 1))
-    branches["3x3dbl"] = nn.Sequential(conv(in_ch, w(d3r), 1), conv(w(d3r), w(d3), 3, 1, 1),
-                                       conv(w(d3), w(d3), 3, stride, 1))
+        branches["1x1"] = conv(w(c1), 1)
+    branches["3x3"] = [conv(w(c3r), 1), conv(w(c3), 3, stride, 1)]
+    branches["3x3dbl"] = [conv(w(d3r), 1), conv(w(d3), 3, 1, 1), conv(w(d3), 3, stride, 1)]
     if reduce:
-        branches["pool"] = nn.Sequential(nn.MaxPool2d(3, 2, ceil_mode=True))
-        out = w(c3) + w(d3) + in_ch
-        return tag(Concat(branches), "reduction", FIGURE_5, REDUCTION_IDEA), out
-    pool_layer = (nn.AvgPool2d(3, 1, 1, ceil_mode=True, count_include_pad=True) if pool == "avg"
-                  else nn.MaxPool2d(3, 1, 1, ceil_mode=True))
-    branches["pool"] = nn.Sequential(pool_layer, conv(in_ch, w(proj), 1))
-    out = w(c1) + w(c3) + w(d3) + w(proj)
-    return tag(Concat(branches), "inception", FIGURE_5, IDEA), out
+        branches["pool"] = [maxpool(3, 2, ceil_mode=True)]
+        return concat(branches, "reduction", FIGURE_5, REDUCTION_IDEA)
+    pool_layer = (avgpool(3, 1, 1, ceil_mode=True, count_include_pad=True) if pool == "avg"
+                  else maxpool(3, 1, 1, ceil_mode=True))
+    branches["pool"] = [pool_layer, conv(w(proj), 1)]
+    return concat(branches, "inception", FIGURE_5, IDEA)
 
 
-def build(cfg: Config) -> InceptionNet:
+def build(cfg: Config) -> NetSpec:
     w = Widths(cfg.width)
-    stem = OrderedDict(
-        conv1=conv(3, w(64), 7, 2, 3),
-        pool1=nn.MaxPool2d(3, 2, ceil_mode=True),
-        conv2_reduce=conv(w(64), w(64), 1),
-        conv2=conv(w(64), w(192), 3, 1, 1),
-        pool2=nn.MaxPool2d(3, 2, ceil_mode=True),
+    stem = dict(
+        conv1=conv(w(64), 7, 2, 3),
+        pool1=maxpool(3, 2, ceil_mode=True),
+        conv2_reduce=conv(w(64), 1),
+        conv2=conv(w(192), 3, 1, 1),
+        pool2=maxpool(3, 2, ceil_mode=True),
     )
-    stages = {"stem": stage(stem, "stem", FIGURE_5, "plain convolutions shrink 224x224 to 28x28")}
-    ch = w(192)
+    stages = {"stem": stage("stem", stem, "stem", FIGURE_5, "plain convolutions shrink 224x224 to 28x28")}
     groups = (("inception_3", "3a 3b"), ("reduction_3", "3c"), ("inception_4", "4a 4b 4c 4d"),
               ("reduction_4", "4e"), ("inception_5", "5a 5b"))
     for stage_name, names in groups:
-        blocks = OrderedDict()
-        for n in names.split():
-            blocks[f"inception_{n}"], ch = module(ch, FIGURE_5_WIDTHS[n], w)
+        blocks = {f"inception_{n}": module(FIGURE_5_WIDTHS[n], w) for n in names.split()}
         kind = "reduction" if stage_name.startswith("reduction") else "stage"
-        stages[stage_name] = stage(blocks, kind, FIGURE_5, REDUCTION_IDEA if kind == "reduction" else IDEA)
+        stages[stage_name] = stage(stage_name, blocks, kind, FIGURE_5,
+                                   REDUCTION_IDEA if kind == "reduction" else IDEA)
     dropout = cfg.dropout if cfg.dropout is not None else 0.0
-    return InceptionNet(stages, classifier_head(ch, cfg.num_classes, dropout))
+    return network(stages, classifier_head(cfg.num_classes, dropout), eps=1e-5)
 
 
 def cadene_key_map(cfg: Config) -> list:

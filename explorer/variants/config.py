@@ -5,23 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-import torch
-
-from explorer.variants.shapes import ShapeError, propagate
-
-if TYPE_CHECKING:
-    from explorer.variants.facts import VariantInfo
+from explorer.spec.errors import ConfigError, ShapeError
+from explorer.spec.walk import walk
 
 MAX_INPUT_SIZE = 2048
 MAX_WIDTH = 4.0
 MAX_REPEATS = 64
 MAX_CLASSES = 100_000
-
-
-class ConfigError(ValueError):
-    """A build configuration outside what a variant offers; the message says what is allowed."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +35,7 @@ class Layout:
     checkpoints use (``paper=False``, named "released")."""
 
     paper: bool
-    build: Callable[[Config], object]
+    describe: Callable[[Config], object]  # Config -> NetSpec (the variant's own builder)
     min_input_size: int
     min_input_size_aux: int | None = None  # aux heads may need larger feature maps
     notes: tuple[str, ...] = ()
@@ -60,7 +52,15 @@ class Layout:
         return "paper" if self.paper else "released"
 
 
-def check_config(info: VariantInfo, layout: Layout, cfg: Config) -> None:
+class Named(Protocol):
+    """What the checks read of a variant's facts (``VariantInfo`` has it; facts.py imports this
+    module, so this one names no class of it)."""
+
+    name: str
+    native_input_size: int
+
+
+def check_config(info: Named, layout: Layout, cfg: Config) -> None:
     """Raise ConfigError naming the problem and what is allowed."""
     name = info.name
     if not isinstance(cfg.num_classes, int) or isinstance(cfg.num_classes, bool) \
@@ -138,25 +138,26 @@ def scale_per_stage(layout: Layout, cfg: Config) -> tuple[float, float, float]:
 
 
 @lru_cache(maxsize=64)
-def _skeleton(layout: Layout, cfg: Config):
-    """A meta-device build whose module arguments give the shapes (no memory, no weights)."""
-    with torch.device("meta"):
-        return layout.build(cfg)
+def _described(layout: Layout, cfg: Config):
+    """The layout's NetSpec for ``cfg`` (cached: specs are immutable)."""
+    return layout.describe(cfg)
 
 
-def layout_state(layout: Layout, cfg: Config) -> dict:
-    """The state-dict names and shapes of ``layout`` built with ``cfg`` (a cached skeleton's)."""
-    return {k: v.shape for k, v in _skeleton(layout, cfg).state_dict().items()}
+def layout_state(layout: Layout, cfg: Config, native_input_size: int) -> dict:
+    """The state-dict names and shapes of ``layout`` built with ``cfg`` (from the spec's walk at
+    ``cfg.input_size`` or the native size, as ``build`` makes it: no torch, no build)."""
+    return walk(_described(layout, cfg), cfg.input_size or native_input_size,
+                fields=False).state_shapes()
 
 
 def fits(layout: Layout, cfg: Config, size: int) -> bool:
-    """Whether a size x size input flows through the network, aux heads included (shapes
-    propagated from the modules' arguments: no forward pass)."""
-    # width, classes and dropout never change spatial shapes: share one skeleton across them
-    model = _skeleton(layout, replace(cfg, input_size=None, width=1.0, dropout=None,
+    """Whether a size x size input flows through the network, aux heads included (the spec's
+    walk: no forward pass)."""
+    # width, classes and dropout never change spatial shapes: share one spec across them
+    spec = _described(layout, replace(cfg, input_size=None, width=1.0, dropout=None,
                                       num_classes=1000))
     try:
-        propagate(model, (3, size, size))
+        walk(spec, size, fields=False)
     except ShapeError:
         return False
     return True

@@ -10,22 +10,22 @@ Two layouts:
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from functools import partial
 
-from torch import nn
-
 from explorer.core.preprocess import Preprocess
-from explorer.variants.blocks import (
-    AuxHead,
-    Concat,
-    ConvBN,
-    InceptionNet,
+from explorer.spec.compose import (
     Widths,
+    avgpool,
     classifier_head,
+    concat,
+    conv,
+    head,
+    layer,
+    maxpool,
+    network,
     stage,
-    tag,
 )
+from explorer.spec.netspec import NetSpec
 from explorer.variants.config import Config, Layout
 from explorer.variants.facts import HALF, RETHINKING_T3, Result, VariantInfo, WeightsSpec
 
@@ -47,74 +47,58 @@ TABLE_1 = {
 }
 
 
-def inception_module(in_ch, widths, w: Widths, conv, five_kernel: int):
+def inception_module(widths, w: Widths, five_kernel: int):
     c1, c3r, c3, c5r, c5, pp = (w(c) for c in widths)
-    return tag(Concat({
-        "1x1": conv(in_ch, c1, 1),
-        "3x3": nn.Sequential(conv(in_ch, c3r, 1), conv(c3r, c3, 3, padding=1)),
-        "5x5": nn.Sequential(conv(in_ch, c5r, 1), conv(c5r, c5, five_kernel, padding=five_kernel // 2)),
-        "pool": nn.Sequential(nn.MaxPool2d(3, 1, 1, ceil_mode=True), conv(in_ch, pp, 1)),
-    }), "inception", FIGURE_2B, IDEA)
+    return concat({
+        "1x1": conv(c1, 1),
+        "3x3": [conv(c3r, 1), conv(c3, 3, padding=1)],
+        "5x5": [conv(c5r, 1), conv(c5, five_kernel, padding=five_kernel // 2)],
+        "pool": [maxpool(3, 1, 1, ceil_mode=True), conv(pp, 1)],
+    }, "inception", FIGURE_2B, IDEA)
 
 
-def _out(widths, w):
-    c1, _, c3, _, c5, pp = widths
-    return w(c1) + w(c3) + w(c5) + w(pp)
-
-
-def _build(cfg: Config, paper: bool) -> InceptionNet:
+def _build(cfg: Config, paper: bool) -> NetSpec:
+    """The paper's convs have a bias and no BN (``bn=False`` for the whole network)."""
     w = Widths(cfg.width)
-    conv = partial(ConvBN, bn=not paper)
     five = 5 if paper else 3
-    stem = OrderedDict()
-    stem["conv1"] = conv(3, w(64), 7, stride=2, padding=3)
-    stem["pool1"] = nn.MaxPool2d(3, 2, ceil_mode=True)
+    lrn = layer("lrn", size=5, alpha=1e-4, beta=0.75)
+    stem = {"conv1": conv(w(64), 7, stride=2, padding=3), "pool1": maxpool(3, 2, ceil_mode=True)}
     if paper:
-        stem["norm1"] = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75)
-    stem["conv2"] = conv(w(64), w(64), 1)
-    stem["conv3"] = conv(w(64), w(192), 3, padding=1)
+        stem["norm1"] = lrn
+    stem["conv2"] = conv(w(64), 1)
+    stem["conv3"] = conv(w(192), 3, padding=1)
     if paper:
-        stem["norm2"] = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75)
-    stem["pool2"] = nn.MaxPool2d(3, 2, ceil_mode=True)
+        stem["norm2"] = lrn
+    stem["pool2"] = maxpool(3, 2, ceil_mode=True)
 
-    stages = {"stem": stage(stem, "stem", "Going Deeper, Table 1 / Figure 3",
+    stages = {"stem": stage("stem", stem, "stem", "Going Deeper, Table 1 / Figure 3",
                             "plain convolutions shrink 224x224 to 28x28 before any Inception module")}
-    ch = w(192)
     for level, names in (("3", "ab"), ("4", "abcde"), ("5", "ab")):
-        blocks = OrderedDict()
-        for n in names:
-            blocks[f"inception_{level}{n}"] = inception_module(ch, TABLE_1[level + n], w, conv, five)
-            ch = _out(TABLE_1[level + n], w)
-        stages[f"inception_{level}"] = stage(blocks, "stage", FIGURE_2B, IDEA)
+        blocks = {f"inception_{level}{n}": inception_module(TABLE_1[level + n], w, five) for n in names}
+        stages[f"inception_{level}"] = stage(f"inception_{level}", blocks, "stage", FIGURE_2B, IDEA)
         if level != "5":
             # torchvision pools 2x2/2 before 5a; Table 1 says 3x3/2. Both give 7x7.
             k = 3 if (paper or level == "3") else 2
-            stages[f"pool_{level}"] = stage({"pool": nn.MaxPool2d(k, 2, ceil_mode=True)},
+            stages[f"pool_{level}"] = stage(f"pool_{level}", {"pool": maxpool(k, 2, ceil_mode=True)},
                                             "reduction", "Going Deeper, Table 1",
                                             "max pooling halves the grid between stages")
-
-    aux = {}
+    aux = []
     if cfg.aux_logits:
-        for tap, aux_name, in_ch in (("inception_4.inception_4a", "aux1", _out(TABLE_1["4a"], w)),
-                                     ("inception_4.inception_4d", "aux2", _out(TABLE_1["4d"], w))):
-            aux[tap] = (aux_name, _aux_head(in_ch, cfg.num_classes, w, conv, paper))
+        aux = [_aux_head(tap, name, cfg.num_classes, w, paper)
+               for tap, name in (("inception_4.inception_4a", "aux1"), ("inception_4.inception_4d", "aux2"))]
     dropout = cfg.dropout if cfg.dropout is not None else (0.4 if paper else 0.2)
-    head = classifier_head(ch, cfg.num_classes, dropout)
-    return InceptionNet(stages, head, aux)
+    return network(stages, classifier_head(cfg.num_classes, dropout), aux, bn=not paper)
 
 
-def _aux_head(in_ch, num_classes, w, conv, paper):
-    layers = OrderedDict()
+def _aux_head(tap, name, num_classes, w, paper):
     # Section 5: 5x5/3 average pool gives 4x4 from 14x14; torchvision pools adaptively to 4x4.
-    layers["pool"] = nn.AvgPool2d(5, 3) if paper else nn.AdaptiveAvgPool2d(4)
-    layers["conv"] = conv(in_ch, w(128), 1)
-    layers["flatten"] = nn.Flatten(1)
-    layers["fc1"] = nn.Linear(w(128) * 16, 1024)
-    layers["relu"] = nn.ReLU(inplace=True)
-    layers["dropout"] = nn.Dropout(0.7)
-    layers["fc2"] = nn.Linear(1024, num_classes)
-    return tag(AuxHead(layers), "aux", "Going Deeper, Section 5",
-               "a side classifier on an intermediate stage adds gradient signal and regularises")
+    layers = {"pool": avgpool(5, 3) if paper else layer("adaptive_avgpool", size=4),
+              "conv": conv(w(128), 1), "flatten": layer("flatten"), "fc1": layer("linear", out=1024),
+              "relu": layer("relu"), "dropout": layer("dropout", p=0.7),
+              "fc2": layer("linear", out=num_classes)}
+    return head(layers, "aux", "Going Deeper, Section 5",
+                "a side classifier on an intermediate stage adds gradient signal and regularises",
+                name=name, tap=tap)
 
 
 def torchvision_key_map(cfg: Config) -> list:

@@ -8,23 +8,22 @@ input width -> x scale -> add onto the input -> ReLU. Scales are 0.17 / 0.10 / 0
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from torch import nn
-
-from explorer.variants.blocks import (
-    Concat,
-    ConvBN,
-    InceptionNet,
-    Residual,
+from explorer.spec.compose import (
     Widths,
     classifier_head,
+    concat,
+    conv,
+    layer,
+    maxpool,
+    network,
+    residual,
     stage,
-    tag,
 )
+from explorer.spec.netspec import NetSpec
 from explorer.variants.config import Config, Layout, scale_per_stage
 from explorer.variants.facts import V4_TABLE, Result, VariantInfo, timm_weights
 from explorer.variants.inception_v4 import V4_PAPER, V4_PUBLICATION, avg_pool, reduction_a, stem_v4
@@ -58,72 +57,65 @@ RESIDUAL_IDEA = ("a residual connection around an Inception block, scaled down (
                  "the add so that very wide networks train stably")
 
 
-def block_a(ch, widths: tuple, w: Widths, scale, fig):
+def block_a(widths: tuple, w: Widths, scale, fig):
     c1, r3, c3, rd, d1, d2 = (w(c) for c in widths)
-    return tag(Residual({
-        "1x1": ConvBN(ch, c1, 1),
-        "3x3": nn.Sequential(ConvBN(ch, r3, 1), ConvBN(r3, c3, 3, padding=1)),
-        "3x3dbl": nn.Sequential(ConvBN(ch, rd, 1), ConvBN(rd, d1, 3, padding=1),
-                                ConvBN(d1, d2, 3, padding=1)),
-    }, ch, scale), "residual", f"{V4_PAPER}, {fig}", RESIDUAL_IDEA)
+    return residual({
+        "1x1": conv(c1, 1),
+        "3x3": [conv(r3, 1), conv(c3, 3, padding=1)],
+        "3x3dbl": [conv(rd, 1), conv(d1, 3, padding=1), conv(d2, 3, padding=1)],
+    }, scale, "residual", f"{V4_PAPER}, {fig}", RESIDUAL_IDEA)
 
 
-def block_b(ch, widths: tuple, w: Widths, scale, fig):
+def block_b(widths: tuple, w: Widths, scale, fig):
     c1, r, c17, c71 = (w(c) for c in widths)
-    return tag(Residual({
-        "1x1": ConvBN(ch, c1, 1),
-        "7x7": nn.Sequential(ConvBN(ch, r, 1), ConvBN(r, c17, (1, 7), padding=(0, 3)),
-                             ConvBN(c17, c71, (7, 1), padding=(3, 0))),
-    }, ch, scale), "residual", f"{V4_PAPER}, {fig}", RESIDUAL_IDEA)
+    return residual({
+        "1x1": conv(c1, 1),
+        "7x7": [conv(r, 1), conv(c17, (1, 7), padding=(0, 3)), conv(c71, (7, 1), padding=(3, 0))],
+    }, scale, "residual", f"{V4_PAPER}, {fig}", RESIDUAL_IDEA)
 
 
-def block_c(ch, widths: tuple, w: Widths, scale, fig, relu=True):
+def block_c(widths: tuple, w: Widths, scale, fig, relu=True):
     c1, r, c13, c31 = (w(c) for c in widths)
-    return tag(Residual({
-        "1x1": ConvBN(ch, c1, 1),
-        "3x3": nn.Sequential(ConvBN(ch, r, 1), ConvBN(r, c13, (1, 3), padding=(0, 1)),
-                             ConvBN(c13, c31, (3, 1), padding=(1, 0))),
-    }, ch, scale, relu=relu), "residual", f"{V4_PAPER}, {fig}", RESIDUAL_IDEA)
+    return residual({
+        "1x1": conv(c1, 1),
+        "3x3": [conv(r, 1), conv(c13, (1, 3), padding=(0, 1)), conv(c31, (3, 1), padding=(1, 0))],
+    }, scale, "residual", f"{V4_PAPER}, {fig}", RESIDUAL_IDEA, act=relu)
 
 
-def reduction_b(ch, widths: tuple, w: Widths, fig):
+def reduction_b(widths: tuple, w: Widths, fig):
     r0, c0, r1, c1, r2, c2a, c2b = (w(c) for c in widths)
-    block = tag(Concat({
-        "3x3": nn.Sequential(ConvBN(ch, r0, 1), ConvBN(r0, c0, 3, 2)),
-        "3x3b": nn.Sequential(ConvBN(ch, r1, 1), ConvBN(r1, c1, 3, 2)),
-        "3x3dbl": nn.Sequential(ConvBN(ch, r2, 1), ConvBN(r2, c2a, 3, padding=1), ConvBN(c2a, c2b, 3, 2)),
-        "pool": nn.MaxPool2d(3, 2),
-    }), "reduction", f"{V4_PAPER}, {fig}", "17x17 -> 8x8 grid reduction with three conv towers and a pool")
-    return block, c0 + c1 + c2b + ch
+    return concat({
+        "3x3": [conv(r0, 1), conv(c0, 3, 2)],
+        "3x3b": [conv(r1, 1), conv(c1, 3, 2)],
+        "3x3dbl": [conv(r2, 1), conv(c2a, 3, padding=1), conv(c2b, 3, 2)],
+        "pool": maxpool(3, 2),
+    }, "reduction", f"{V4_PAPER}, {fig}", "17x17 -> 8x8 grid reduction with three conv towers and a pool")
 
 
-def stem_v1(w: Widths):
+def stem_v1(w: Widths) -> dict:
     """Figure 14: the Inception-ResNet-v1 stem, 299x299x3 -> 35x35x256."""
-    layers = OrderedDict(
-        conv_1a=ConvBN(3, w(32), 3, 2), conv_2a=ConvBN(w(32), w(32), 3),
-        conv_2b=ConvBN(w(32), w(64), 3, padding=1), pool_3a=nn.MaxPool2d(3, 2),
-        conv_3b=ConvBN(w(64), w(80), 1), conv_4a=ConvBN(w(80), w(192), 3),
-        conv_4b=ConvBN(w(192), w(256), 3, 2))
-    return layers, w(256)
+    return dict(
+        conv_1a=conv(w(32), 3, 2), conv_2a=conv(w(32), 3),
+        conv_2b=conv(w(64), 3, padding=1), pool_3a=maxpool(3, 2),
+        conv_3b=conv(w(80), 1), conv_4a=conv(w(192), 3),
+        conv_4b=conv(w(256), 3, 2))
 
 
-def stem_ir_v2_released(w: Widths):
+def stem_ir_v2_released(w: Widths) -> dict:
     """TF-slim's Inception-ResNet-v2 stem: Inception-v3's convs, then an Inception-A-like
     ``mixed_5b`` giving 35x35x320 (the paper uses the Inception-v4 stem instead)."""
-    layers = OrderedDict(
-        conv_1a=ConvBN(3, w(32), 3, 2), conv_2a=ConvBN(w(32), w(32), 3),
-        conv_2b=ConvBN(w(32), w(64), 3, padding=1), pool_3a=nn.MaxPool2d(3, 2),
-        conv_3b=ConvBN(w(64), w(80), 1), conv_4a=ConvBN(w(80), w(192), 3),
-        pool_5a=nn.MaxPool2d(3, 2))
-    ch = w(192)
-    layers["mixed_5b"] = tag(Concat({
-        "1x1": ConvBN(ch, w(96), 1),
-        "5x5": nn.Sequential(ConvBN(ch, w(48), 1), ConvBN(w(48), w(64), 5, padding=2)),
-        "3x3dbl": nn.Sequential(ConvBN(ch, w(64), 1), ConvBN(w(64), w(96), 3, padding=1),
-                                ConvBN(w(96), w(96), 3, padding=1)),
-        "pool": nn.Sequential(avg_pool(), ConvBN(ch, w(64), 1)),
-    }), "stem", "TF-slim release (not in the paper)", "an Inception-A block ends the stem")
-    return layers, w(96) + w(64) + w(96) + w(64)
+    layers = dict(
+        conv_1a=conv(w(32), 3, 2), conv_2a=conv(w(32), 3),
+        conv_2b=conv(w(64), 3, padding=1), pool_3a=maxpool(3, 2),
+        conv_3b=conv(w(80), 1), conv_4a=conv(w(192), 3),
+        pool_5a=maxpool(3, 2))
+    layers["mixed_5b"] = concat({
+        "1x1": conv(w(96), 1),
+        "5x5": [conv(w(48), 1), conv(w(64), 5, padding=2)],
+        "3x3dbl": [conv(w(64), 1), conv(w(96), 3, padding=1), conv(w(96), 3, padding=1)],
+        "pool": [avg_pool(), conv(w(64), 1)],
+    }, "stem", "TF-slim release (not in the paper)", "an Inception-A block ends the stem")
+    return layers
 
 
 @dataclass(frozen=True)
@@ -138,7 +130,7 @@ class ResidualNet:
     released_head: str  # "slim" (1x1 conv to 1536 first) or "facenet" (512-d embedding + BN)
 
 
-def _build(cfg: Config, net: ResidualNet, *, paper: bool) -> InceptionNet:
+def _build(cfg: Config, net: ResidualNet, *, paper: bool) -> NetSpec:
     """The paper's layout: its stem, A / B / C blocks and a pool, dropout, fc head; the
     released one: the release's stem and head, and one more C block without ReLU."""
     layout = VARIANTS[net.name].layouts["paper" if paper else "released"]
@@ -147,32 +139,36 @@ def _build(cfg: Config, net: ResidualNet, *, paper: bool) -> InceptionNet:
     reps = tuple(cfg.repeats or layout.repeats)
     scale_a, scale_b, scale_c = scale_per_stage(layout, cfg)
     fig_a, fig_ra, fig_b, fig_rb, fig_c, fig_stem = widths.figures
-    layers, ch = (net.paper_stem if paper else net.released_stem)(w)
     stem_figure = (None if paper else net.released_stem_figure) or f"{V4_PAPER}, {fig_stem}"
-    stages = {"stem": stage(layers, "stem", stem_figure, "299x299 -> 35x35")}
-    stages["inception_resnet_a"] = stage([block_a(ch, widths.a, w, scale_a, fig_a)
-                                          for _ in range(reps[0])], "stage", f"{V4_PAPER}, {fig_a}")
-    k, l, m, n = (w(c) for c in widths.red_a)
-    red_a, ch = reduction_a(ch, k, l, m, n, f"{V4_PAPER}, {fig_ra}")
-    stages["reduction_a"] = stage([red_a], "reduction", f"{V4_PAPER}, {fig_ra}")
-    stages["inception_resnet_b"] = stage([block_b(ch, widths.b, w, scale_b, fig_b)
-                                          for _ in range(reps[1])], "stage", f"{V4_PAPER}, {fig_b}")
-    red_b, ch = reduction_b(ch, widths.red_b, w, fig_rb)
-    stages["reduction_b"] = stage([red_b], "reduction", f"{V4_PAPER}, {fig_rb}")
-    blocks_c = [block_c(ch, widths.c, w, scale_c, fig_c) for _ in range(reps[2])]
+    blocks_c = [block_c(widths.c, w, scale_c, fig_c) for _ in range(reps[2])]
     if not paper:
         # The released code ends with one more block, unscaled and without the ReLU.
-        blocks_c.append(block_c(ch, widths.c, w, 1.0, fig_c, relu=False))
-    stages["inception_resnet_c"] = stage(blocks_c, "stage", f"{V4_PAPER}, {fig_c}")
+        blocks_c.append(block_c(widths.c, w, 1.0, fig_c, relu=False))
+    stages = {
+        "stem": stage("stem", (net.paper_stem if paper else net.released_stem)(w), "stem",
+                      stem_figure, "299x299 -> 35x35"),
+        "inception_resnet_a": stage("inception_resnet_a", [block_a(widths.a, w, scale_a, fig_a)
+                                                           for _ in range(reps[0])],
+                                    "stage", f"{V4_PAPER}, {fig_a}"),
+        "reduction_a": stage("reduction_a", [reduction_a(*(w(c) for c in widths.red_a),
+                                                         f"{V4_PAPER}, {fig_ra}")],
+                             "reduction", f"{V4_PAPER}, {fig_ra}"),
+        "inception_resnet_b": stage("inception_resnet_b", [block_b(widths.b, w, scale_b, fig_b)
+                                                           for _ in range(reps[1])],
+                                    "stage", f"{V4_PAPER}, {fig_b}"),
+        "reduction_b": stage("reduction_b", [reduction_b(widths.red_b, w, fig_rb)], "reduction",
+                             f"{V4_PAPER}, {fig_rb}"),
+        "inception_resnet_c": stage("inception_resnet_c", blocks_c, "stage", f"{V4_PAPER}, {fig_c}"),
+    }
     dropout = cfg.dropout if cfg.dropout is not None else layout.dropout
     if paper:
-        return InceptionNet(stages, classifier_head(ch, cfg.num_classes, dropout))
+        return network(stages, classifier_head(cfg.num_classes, dropout))
     if net.released_head == "slim":
-        pre = {"conv_7b": ConvBN(ch, w(1536), 1)}
-        return InceptionNet(stages, classifier_head(w(1536), cfg.num_classes, dropout, pre=pre))
-    post = OrderedDict(last_linear=nn.Linear(ch, 512, bias=False),  # facenet's embedding
-                       last_bn=nn.BatchNorm1d(512, eps=1e-3))
-    return InceptionNet(stages, classifier_head(ch, cfg.num_classes, dropout, post=post))
+        pre = {"conv_7b": conv(w(1536), 1)}
+        return network(stages, classifier_head(cfg.num_classes, dropout, pre=pre))
+    post = {"last_linear": layer("linear", out=512, bias=False),  # facenet's embedding
+            "last_bn": layer("bn1d", eps=1e-3)}
+    return network(stages, classifier_head(cfg.num_classes, dropout, post=post))
 
 
 IR_V1 = ResidualNet("inception_resnet_v1", V1, paper_stem=stem_v1, released_stem=stem_v1,

@@ -10,22 +10,23 @@ Vision" (arXiv 1512.00567), Table 1 and Figures 5-8 and 10.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from functools import partial
 
-from torch import nn
-
 from explorer.core.preprocess import Preprocess
-from explorer.variants.blocks import (
-    AuxHead,
-    Concat,
-    ConvBN,
-    InceptionNet,
+from explorer.spec.compose import (
     Widths,
+    avgpool,
     classifier_head,
+    concat,
+    conv,
+    head,
+    layer,
+    maxpool,
+    network,
+    split,
     stage,
-    tag,
 )
+from explorer.spec.netspec import NetSpec
 from explorer.variants.config import Config, Layout
 from explorer.variants.facts import (
     HALF,
@@ -37,145 +38,125 @@ from explorer.variants.facts import (
     WeightsSpec,
     timm_weights,
 )
-from explorer.variants.inception_v4 import split
 
 RETHINKING = "Rethinking"  # figures are cited as "Rethinking, Figure 5"
-V3_POOL = partial(nn.AvgPool2d, 3, 1, 1)  # counts the zero padding, unlike v4's blocks
 
 
-def module_a(ch, pool_features, w: Widths, five_by_five: bool):
+def v3_pool():
+    return avgpool(3, 1, 1)  # counts the zero padding, unlike v4's blocks
+
+
+def module_a(pool_features, w: Widths, five_by_five: bool):
     """Figure 5. The released v3 keeps GoogLeNet's 5x5 branch (1x1 48 -> 5x5 64) in all three
     35x35 modules; Figure 5 draws a 3x3 there."""
     k = 5 if five_by_five else 3
-    block = tag(Concat({
-        "1x1": ConvBN(ch, w(64), 1),
-        "5x5" if five_by_five else "3x3": nn.Sequential(ConvBN(ch, w(48), 1),
-                                                        ConvBN(w(48), w(64), k, padding=k // 2)),
-        "3x3dbl": nn.Sequential(ConvBN(ch, w(64), 1), ConvBN(w(64), w(96), 3, padding=1),
-                                ConvBN(w(96), w(96), 3, padding=1)),
-        "pool": nn.Sequential(V3_POOL(), ConvBN(ch, w(pool_features), 1)),
-    }), "inception", f"{RETHINKING}, Figure 5", "a 5x5 conv factorized into two 3x3 convs: 28 % fewer MACs")
-    return block, w(64) + w(64) + w(96) + w(pool_features)
+    return concat({
+        "1x1": conv(w(64), 1),
+        "5x5" if five_by_five else "3x3": [conv(w(48), 1), conv(w(64), k, padding=k // 2)],
+        "3x3dbl": [conv(w(64), 1), conv(w(96), 3, padding=1), conv(w(96), 3, padding=1)],
+        "pool": [v3_pool(), conv(w(pool_features), 1)],
+    }, "inception", f"{RETHINKING}, Figure 5", "a 5x5 conv factorized into two 3x3 convs: 28 % fewer MACs")
 
 
-def reduction_a(ch, w: Widths):
-    block = tag(Concat({
-        "3x3": ConvBN(ch, w(384), 3, 2),
-        "3x3dbl": nn.Sequential(ConvBN(ch, w(64), 1), ConvBN(w(64), w(96), 3, padding=1),
-                                ConvBN(w(96), w(96), 3, 2)),
-        "pool": nn.MaxPool2d(3, 2),
-    }), "reduction", f"{RETHINKING}, Figure 10", "stride-2 convs beside a pool shrink the grid while the "
+def reduction_a(w: Widths):
+    return concat({
+        "3x3": conv(w(384), 3, 2),
+        "3x3dbl": [conv(w(64), 1), conv(w(96), 3, padding=1), conv(w(96), 3, 2)],
+        "pool": maxpool(3, 2),
+    }, "reduction", f"{RETHINKING}, Figure 10", "stride-2 convs beside a pool shrink the grid while the "
         "channels grow, avoiding a representational bottleneck")
-    return block, w(384) + w(96) + ch
 
 
-def module_b(ch, c7, w: Widths):
+def module_b(c7, w: Widths):
     c7 = w(c7)
-    return tag(Concat({
-        "1x1": ConvBN(ch, w(192), 1),
-        "7x7": nn.Sequential(ConvBN(ch, c7, 1), ConvBN(c7, c7, (1, 7), padding=(0, 3)),
-                             ConvBN(c7, w(192), (7, 1), padding=(3, 0))),
-        "7x7dbl": nn.Sequential(ConvBN(ch, c7, 1), ConvBN(c7, c7, (7, 1), padding=(3, 0)),
-                                ConvBN(c7, c7, (1, 7), padding=(0, 3)),
-                                ConvBN(c7, c7, (7, 1), padding=(3, 0)),
-                                ConvBN(c7, w(192), (1, 7), padding=(0, 3))),
-        "pool": nn.Sequential(V3_POOL(), ConvBN(ch, w(192), 1)),
-    }), "inception", f"{RETHINKING}, Figure 6", "n x n convs factorized into 1 x n then n x 1 (n = 7)")
+    return concat({
+        "1x1": conv(w(192), 1),
+        "7x7": [conv(c7, 1), conv(c7, (1, 7), padding=(0, 3)), conv(w(192), (7, 1), padding=(3, 0))],
+        "7x7dbl": [conv(c7, 1), conv(c7, (7, 1), padding=(3, 0)), conv(c7, (1, 7), padding=(0, 3)),
+                   conv(c7, (7, 1), padding=(3, 0)), conv(w(192), (1, 7), padding=(0, 3))],
+        "pool": [v3_pool(), conv(w(192), 1)],
+    }, "inception", f"{RETHINKING}, Figure 6", "n x n convs factorized into 1 x n then n x 1 (n = 7)")
 
 
-def reduction_b(ch, w: Widths):
-    block = tag(Concat({
-        "3x3": nn.Sequential(ConvBN(ch, w(192), 1), ConvBN(w(192), w(320), 3, 2)),
-        "7x7x3": nn.Sequential(ConvBN(ch, w(192), 1), ConvBN(w(192), w(192), (1, 7), padding=(0, 3)),
-                               ConvBN(w(192), w(192), (7, 1), padding=(3, 0)),
-                               ConvBN(w(192), w(192), 3, 2)),
-        "pool": nn.MaxPool2d(3, 2),
-    }), "reduction", f"{RETHINKING}, Figure 10", "17x17 -> 8x8 grid reduction")
-    return block, w(320) + w(192) + ch
+def reduction_b(w: Widths):
+    return concat({
+        "3x3": [conv(w(192), 1), conv(w(320), 3, 2)],
+        "7x7x3": [conv(w(192), 1), conv(w(192), (1, 7), padding=(0, 3)),
+                  conv(w(192), (7, 1), padding=(3, 0)), conv(w(192), 3, 2)],
+        "pool": maxpool(3, 2),
+    }, "reduction", f"{RETHINKING}, Figure 10", "17x17 -> 8x8 grid reduction")
 
 
-def module_c(ch, w: Widths):
-    block = tag(Concat({
-        "1x1": ConvBN(ch, w(320), 1),
-        "3x3": nn.Sequential(ConvBN(ch, w(384), 1), split(w(384), w(384))),
-        "3x3dbl": nn.Sequential(ConvBN(ch, w(448), 1), ConvBN(w(448), w(384), 3, padding=1),
-                                split(w(384), w(384))),
-        "pool": nn.Sequential(V3_POOL(), ConvBN(ch, w(192), 1)),
-    }), "inception", f"{RETHINKING}, Figure 7", "expanded filter banks (1x3 and 3x1 side by side) on the "
+def module_c(w: Widths):
+    return concat({
+        "1x1": conv(w(320), 1),
+        "3x3": [conv(w(384), 1), split(w(384), f"{RETHINKING}, Figure 7")],
+        "3x3dbl": [conv(w(448), 1), conv(w(384), 3, padding=1), split(w(384), f"{RETHINKING}, Figure 7")],
+        "pool": [v3_pool(), conv(w(192), 1)],
+    }, "inception", f"{RETHINKING}, Figure 7", "expanded filter banks (1x3 and 3x1 side by side) on the "
         "8x8 grid, for high-dimensional representations")
-    return block, w(320) + 2 * w(384) + 2 * w(384) + w(192)
 
 
-def aux_head(ch, num_classes, w: Widths, bn_convs: bool, bn_fc: bool):
+def aux_head(tap: str, num_classes, w: Widths, bn_convs: bool, bn_fc: bool):
     """Figure 8. Released: BN convs, plain fc; Table 3's BN-auxiliary (paper v3): the fc is
     batch-normalised too; Inception-v2: no BN anywhere in the head."""
-    conv = partial(ConvBN, bn=bn_convs)
-    layers = OrderedDict(pool=nn.AvgPool2d(5, 3), conv0=conv(ch, w(128), 1),
-                         conv1=conv(w(128), w(768), 5), gap=nn.AdaptiveAvgPool2d(1),
-                         flatten=nn.Flatten(1))
-    layers["fc"] = nn.Linear(w(768), num_classes, bias=not bn_fc)
+    layers = {"pool": avgpool(5, 3), "conv0": conv(w(128), 1, bn=bn_convs),
+              "conv1": conv(w(768), 5, bn=bn_convs), "gap": layer("adaptive_avgpool", size=1),
+              "flatten": layer("flatten"), "fc": layer("linear", out=num_classes, bias=not bn_fc)}
     if bn_fc:
-        layers["fc_bn"] = nn.BatchNorm1d(num_classes, eps=1e-3)
-    return tag(AuxHead(layers), "aux", f"{RETHINKING}, Figure 8",
-               "the auxiliary classifier acts as a regulariser (it barely helps convergence)")
+        layers["fc_bn"] = layer("bn1d", eps=1e-3)
+    return head(layers, "aux", f"{RETHINKING}, Figure 8",
+                "the auxiliary classifier acts as a regulariser (it barely helps convergence)",
+                name="aux", tap=tap)
 
 
-def _build(cfg: Config, *, paper: bool, version: int = 3) -> InceptionNet:
+def _build(cfg: Config, *, paper: bool, version: int = 3) -> NetSpec:
     """The v3 release (``paper=False``), v3 as Table 1 prints it, or (``version=2``, a paper
     layout only) the paper's Inception-v2."""
     w = Widths(cfg.width)
     if not paper:
-        stem = OrderedDict(
-            conv_1a=ConvBN(3, w(32), 3, 2), conv_2a=ConvBN(w(32), w(32), 3),
-            conv_2b=ConvBN(w(32), w(64), 3, padding=1), pool_1=nn.MaxPool2d(3, 2),
-            conv_3b=ConvBN(w(64), w(80), 1), conv_4a=ConvBN(w(80), w(192), 3),
-            pool_2=nn.MaxPool2d(3, 2))
-        ch, pools_a, c7s = w(192), (32, 64, 64), (128, 160, 160, 192)
+        stem = dict(
+            conv_1a=conv(w(32), 3, 2), conv_2a=conv(w(32), 3),
+            conv_2b=conv(w(64), 3, padding=1), pool_1=maxpool(3, 2),
+            conv_3b=conv(w(80), 1), conv_4a=conv(w(192), 3),
+            pool_2=maxpool(3, 2))
+        pools_a, c7s = (32, 64, 64), (128, 160, 160, 192)
         a_names, b_names, c_names = ("mixed_5b", "mixed_5c", "mixed_5d"), \
             ("mixed_6b", "mixed_6c", "mixed_6d", "mixed_6e"), ("mixed_7b", "mixed_7c")
     else:
-        stem = OrderedDict()
+        stem = {}
         if version == 2:
-            stem["conv_1"] = ConvBN(3, w(64), 7, 2)  # not yet factorized into three 3x3 convs
+            stem["conv_1"] = conv(w(64), 7, 2)  # not yet factorized into three 3x3 convs
         else:
-            stem["conv_1a"] = ConvBN(3, w(32), 3, 2)
-            stem["conv_2a"] = ConvBN(w(32), w(32), 3)
-            stem["conv_2b"] = ConvBN(w(32), w(64), 3, padding=1)
-        stem["pool_1"] = nn.MaxPool2d(3, 2)
-        stem["conv_3"] = ConvBN(w(64), w(80), 3)
-        stem["conv_4"] = ConvBN(w(80), w(192), 3, 2)
-        stem["conv_5"] = ConvBN(w(192), w(288), 3, padding=1)
-        ch, pools_a, c7s = w(288), (64, 64, 64), (128, 160, 160, 160, 192)
+            stem["conv_1a"] = conv(w(32), 3, 2)
+            stem["conv_2a"] = conv(w(32), 3)
+            stem["conv_2b"] = conv(w(64), 3, padding=1)
+        stem["pool_1"] = maxpool(3, 2)
+        stem["conv_3"] = conv(w(80), 3)
+        stem["conv_4"] = conv(w(192), 3, 2)
+        stem["conv_5"] = conv(w(288), 3, padding=1)
+        pools_a, c7s = (64, 64, 64), (128, 160, 160, 160, 192)
         a_names, b_names, c_names = (tuple(str(i) for i in range(n)) for n in (3, 5, 2))
-    stages = {"stem": stage(stem, "stem", f"{RETHINKING}, Table 1", "299x299 -> 35x35 with small convs")}
-
-    blocks = OrderedDict()
-    for name, pool_features in zip(a_names, pools_a):
-        blocks[name], ch = module_a(ch, pool_features, w, five_by_five=not paper)
-    stages["inception_a"] = stage(blocks, "stage", f"{RETHINKING}, Figure 5")
-    red, ch = reduction_a(ch, w)
-    stages["reduction_a"] = stage({"0" if paper else "mixed_6a": red}, "reduction",
-                                  f"{RETHINKING}, Figure 10")
-    blocks = OrderedDict()
-    for name, c7 in zip(b_names, c7s):  # each block takes the previous one's output width
-        blocks[name] = module_b(ch, c7, w)
-        ch = 4 * w(192)
-    stages["inception_b"] = stage(blocks, "stage", f"{RETHINKING}, Figure 6")
-    red, ch = reduction_b(ch, w)
-    stages["reduction_b"] = stage({"0" if paper else "mixed_7a": red}, "reduction",
-                                  f"{RETHINKING}, Figure 10")
-    blocks = OrderedDict()
-    for name in c_names:
-        blocks[name], ch = module_c(ch, w)
-    stages["inception_c"] = stage(blocks, "stage", f"{RETHINKING}, Figure 7")
-
-    aux = {}
+    stages = {
+        "stem": stage("stem", stem, "stem", f"{RETHINKING}, Table 1", "299x299 -> 35x35 with small convs"),
+        "inception_a": stage("inception_a", {name: module_a(pool, w, five_by_five=not paper)
+                                             for name, pool in zip(a_names, pools_a)},
+                             "stage", f"{RETHINKING}, Figure 5"),
+        "reduction_a": stage("reduction_a", {"0" if paper else "mixed_6a": reduction_a(w)},
+                             "reduction", f"{RETHINKING}, Figure 10"),
+        "inception_b": stage("inception_b", {name: module_b(c7, w) for name, c7 in zip(b_names, c7s)},
+                             "stage", f"{RETHINKING}, Figure 6"),
+        "reduction_b": stage("reduction_b", {"0" if paper else "mixed_7a": reduction_b(w)},
+                             "reduction", f"{RETHINKING}, Figure 10"),
+        "inception_c": stage("inception_c", {name: module_c(w) for name in c_names}, "stage",
+                             f"{RETHINKING}, Figure 7"),
+    }
+    aux = []
     if cfg.aux_logits:
-        head = aux_head(4 * w(192), cfg.num_classes, w, bn_convs=version == 3,
-                        bn_fc=paper and version == 3)
-        aux[f"inception_b.{b_names[-1]}"] = ("aux", head)
+        aux.append(aux_head(f"inception_b.{b_names[-1]}", cfg.num_classes, w,
+                            bn_convs=version == 3, bn_fc=paper and version == 3))
     dropout = cfg.dropout if cfg.dropout is not None else (0.2 if paper else 0.5)
-    return InceptionNet(stages, classifier_head(ch, cfg.num_classes, dropout), aux)
+    return network(stages, classifier_head(cfg.num_classes, dropout), aux)
 
 
 def reference_key_map(cfg: Config) -> list:

@@ -8,11 +8,18 @@ shared with the Inception-ResNet networks, as in the paper.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
-from torch import nn
-
-from explorer.variants.blocks import Concat, ConvBN, InceptionNet, Widths, classifier_head, stage, tag
+from explorer.spec.compose import (
+    Widths,
+    avgpool,
+    classifier_head,
+    concat,
+    conv,
+    maxpool,
+    network,
+    split,
+    stage,
+)
+from explorer.spec.netspec import NetSpec
 from explorer.variants.config import Config, Layout
 from explorer.variants.facts import V4_TABLE, Result, VariantInfo, timm_weights
 
@@ -22,123 +29,96 @@ REPEATS = (4, 7, 3)
 
 def avg_pool():
     # timm / TF-slim average the pool branch over real pixels only (count_include_pad=False)
-    return nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+    return avgpool(3, 1, 1, count_include_pad=False)
 
 
-def split(in_ch: int, out_ch: int) -> Concat:
-    """1x3 and 3x1 side by side on the same input (Figure 6's expanded filter bank)."""
-    return tag(Concat({"1x3": ConvBN(in_ch, out_ch, (1, 3), padding=(0, 1)),
-                       "3x1": ConvBN(in_ch, out_ch, (3, 1), padding=(1, 0))}),
-               "split", f"{V4_PAPER}, Figure 6", "the last convs split into 1x3 and 3x1 in parallel")
-
-
-def stem_v4(w: Widths) -> tuple[OrderedDict, int]:
+def stem_v4(w: Widths) -> dict:
     """Figure 3: 299x299x3 -> 35x35x384, with three small concat blocks."""
-    layers = OrderedDict(
-        conv_1a=ConvBN(3, w(32), 3, 2),
-        conv_2a=ConvBN(w(32), w(32), 3),
-        conv_2b=ConvBN(w(32), w(64), 3, padding=1),
-    )
-    layers["mixed_3a"] = tag(Concat({"pool": nn.MaxPool2d(3, 2), "3x3": ConvBN(w(64), w(96), 3, 2)}),
-                             "stem", f"{V4_PAPER}, Figure 3", "pool and stride-2 conv side by side")
-    ch = w(64) + w(96)
-    layers["mixed_4a"] = tag(Concat({
-        "3x3": nn.Sequential(ConvBN(ch, w(64), 1), ConvBN(w(64), w(96), 3)),
-        "7x7": nn.Sequential(ConvBN(ch, w(64), 1), ConvBN(w(64), w(64), (1, 7), padding=(0, 3)),
-                             ConvBN(w(64), w(64), (7, 1), padding=(3, 0)), ConvBN(w(64), w(96), 3)),
-    }), "stem", f"{V4_PAPER}, Figure 3", "a factorized 7x7 beside a 3x3")
-    ch = 2 * w(96)
-    layers["mixed_5a"] = tag(Concat({"3x3": ConvBN(ch, w(192), 3, 2), "pool": nn.MaxPool2d(3, 2)}),
-                             "stem", f"{V4_PAPER}, Figure 3", "pool and stride-2 conv side by side")
-    return layers, w(192) + ch
+    return {
+        "conv_1a": conv(w(32), 3, 2),
+        "conv_2a": conv(w(32), 3),
+        "conv_2b": conv(w(64), 3, padding=1),
+        "mixed_3a": concat({"pool": maxpool(3, 2), "3x3": conv(w(96), 3, 2)},
+                           "stem", f"{V4_PAPER}, Figure 3", "pool and stride-2 conv side by side"),
+        "mixed_4a": concat({
+            "3x3": [conv(w(64), 1), conv(w(96), 3)],
+            "7x7": [conv(w(64), 1), conv(w(64), (1, 7), padding=(0, 3)),
+                    conv(w(64), (7, 1), padding=(3, 0)), conv(w(96), 3)],
+        }, "stem", f"{V4_PAPER}, Figure 3", "a factorized 7x7 beside a 3x3"),
+        "mixed_5a": concat({"3x3": conv(w(192), 3, 2), "pool": maxpool(3, 2)},
+                           "stem", f"{V4_PAPER}, Figure 3", "pool and stride-2 conv side by side"),
+    }
 
 
-def inception_a(in_ch: int, w: Widths):
-    return tag(Concat({
-        "1x1": ConvBN(in_ch, w(96), 1),
-        "3x3": nn.Sequential(ConvBN(in_ch, w(64), 1), ConvBN(w(64), w(96), 3, padding=1)),
-        "3x3dbl": nn.Sequential(ConvBN(in_ch, w(64), 1), ConvBN(w(64), w(96), 3, padding=1),
-                                ConvBN(w(96), w(96), 3, padding=1)),
-        "pool": nn.Sequential(avg_pool(), ConvBN(in_ch, w(96), 1)),
-    }), "inception", f"{V4_PAPER}, Figure 4", "the 5x5 of GoogLeNet factorized into two 3x3 convs")
+def inception_a(w: Widths):
+    return concat({
+        "1x1": conv(w(96), 1),
+        "3x3": [conv(w(64), 1), conv(w(96), 3, padding=1)],
+        "3x3dbl": [conv(w(64), 1), conv(w(96), 3, padding=1), conv(w(96), 3, padding=1)],
+        "pool": [avg_pool(), conv(w(96), 1)],
+    }, "inception", f"{V4_PAPER}, Figure 4", "the 5x5 of GoogLeNet factorized into two 3x3 convs")
 
 
-def reduction_a(in_ch: int, k: int, l: int, m: int, n: int, figure: str = f"{V4_PAPER}, Figure 7"):
+def reduction_a(k: int, l: int, m: int, n: int, figure: str = f"{V4_PAPER}, Figure 7"):
     """Figure 7, with Table 1's filter banks k, l, m, n (already width-scaled)."""
-    block = tag(Concat({
-        "3x3": ConvBN(in_ch, n, 3, 2),
-        "3x3dbl": nn.Sequential(ConvBN(in_ch, k, 1), ConvBN(k, l, 3, padding=1), ConvBN(l, m, 3, 2)),
-        "pool": nn.MaxPool2d(3, 2),
-    }), "reduction", figure, "35x35 -> 17x17: stride-2 convs beside a max pool, so the grid "
+    return concat({
+        "3x3": conv(n, 3, 2),
+        "3x3dbl": [conv(k, 1), conv(l, 3, padding=1), conv(m, 3, 2)],
+        "pool": maxpool(3, 2),
+    }, "reduction", figure, "35x35 -> 17x17: stride-2 convs beside a max pool, so the grid "
         "shrinks without a representational bottleneck")
-    return block, n + m + in_ch
 
 
-def inception_b(in_ch: int, w: Widths):
-    return tag(Concat({
-        "1x1": ConvBN(in_ch, w(384), 1),
-        "7x7": nn.Sequential(ConvBN(in_ch, w(192), 1),
-                             ConvBN(w(192), w(224), (1, 7), padding=(0, 3)),
-                             ConvBN(w(224), w(256), (7, 1), padding=(3, 0))),
-        "7x7dbl": nn.Sequential(ConvBN(in_ch, w(192), 1),
-                                ConvBN(w(192), w(192), (7, 1), padding=(3, 0)),
-                                ConvBN(w(192), w(224), (1, 7), padding=(0, 3)),
-                                ConvBN(w(224), w(224), (7, 1), padding=(3, 0)),
-                                ConvBN(w(224), w(256), (1, 7), padding=(0, 3))),
-        "pool": nn.Sequential(avg_pool(), ConvBN(in_ch, w(128), 1)),
-    }), "inception", f"{V4_PAPER}, Figure 5", "7x7 convs factorized into asymmetric 1x7 and 7x1")
+def inception_b(w: Widths):
+    return concat({
+        "1x1": conv(w(384), 1),
+        "7x7": [conv(w(192), 1), conv(w(224), (1, 7), padding=(0, 3)),
+                conv(w(256), (7, 1), padding=(3, 0))],
+        "7x7dbl": [conv(w(192), 1), conv(w(192), (7, 1), padding=(3, 0)),
+                   conv(w(224), (1, 7), padding=(0, 3)), conv(w(224), (7, 1), padding=(3, 0)),
+                   conv(w(256), (1, 7), padding=(0, 3))],
+        "pool": [avg_pool(), conv(w(128), 1)],
+    }, "inception", f"{V4_PAPER}, Figure 5", "7x7 convs factorized into asymmetric 1x7 and 7x1")
 
 
-def reduction_b(in_ch: int, w: Widths):
-    block = tag(Concat({
-        "3x3": nn.Sequential(ConvBN(in_ch, w(192), 1), ConvBN(w(192), w(192), 3, 2)),
-        "7x7x3": nn.Sequential(ConvBN(in_ch, w(256), 1),
-                               ConvBN(w(256), w(256), (1, 7), padding=(0, 3)),
-                               ConvBN(w(256), w(320), (7, 1), padding=(3, 0)),
-                               ConvBN(w(320), w(320), 3, 2)),
-        "pool": nn.MaxPool2d(3, 2),
-    }), "reduction", f"{V4_PAPER}, Figure 8", "17x17 -> 8x8 grid reduction")
-    return block, w(192) + w(320) + in_ch
+def reduction_b(w: Widths):
+    return concat({
+        "3x3": [conv(w(192), 1), conv(w(192), 3, 2)],
+        "7x7x3": [conv(w(256), 1), conv(w(256), (1, 7), padding=(0, 3)),
+                  conv(w(320), (7, 1), padding=(3, 0)), conv(w(320), 3, 2)],
+        "pool": maxpool(3, 2),
+    }, "reduction", f"{V4_PAPER}, Figure 8", "17x17 -> 8x8 grid reduction")
 
 
-def inception_c(in_ch: int, w: Widths):
-    return tag(Concat({
-        "1x1": ConvBN(in_ch, w(256), 1),
-        "3x3": nn.Sequential(ConvBN(in_ch, w(384), 1), split(w(384), w(256))),
-        "3x3dbl": nn.Sequential(ConvBN(in_ch, w(384), 1),
-                                ConvBN(w(384), w(448), (3, 1), padding=(1, 0)),
-                                ConvBN(w(448), w(512), (1, 3), padding=(0, 1)),
-                                split(w(512), w(256))),
-        "pool": nn.Sequential(avg_pool(), ConvBN(in_ch, w(256), 1)),
-    }), "inception", f"{V4_PAPER}, Figure 6", "expanded filter banks on the coarsest grid")
+def inception_c(w: Widths):
+    return concat({
+        "1x1": conv(w(256), 1),
+        "3x3": [conv(w(384), 1), split(w(256), f"{V4_PAPER}, Figure 6")],
+        "3x3dbl": [conv(w(384), 1), conv(w(448), (3, 1), padding=(1, 0)),
+                   conv(w(512), (1, 3), padding=(0, 1)), split(w(256), f"{V4_PAPER}, Figure 6")],
+        "pool": [avg_pool(), conv(w(256), 1)],
+    }, "inception", f"{V4_PAPER}, Figure 6", "expanded filter banks on the coarsest grid")
 
 
-def build(cfg: Config) -> InceptionNet:
+def build(cfg: Config) -> NetSpec:
     """The one Inception-v4: the paper's figures and the released network agree."""
     w = Widths(cfg.width)
     reps = tuple(cfg.repeats or REPEATS)
-    stem, ch = stem_v4(w)
-    stages = {"stem": stage(stem, "stem", f"{V4_PAPER}, Figure 3",
-                            "299x299 -> 35x35 with parallel pool/conv steps")}
-    # Only the first block of a stage takes the stage's input width; the others take the
-    # blocks' own output width (the two differ when the width multiplier rounds unevenly).
-    blocks_a = [inception_a(ch if i == 0 else 4 * w(96), w) for i in range(reps[0])]
-    stages["inception_a"] = stage(blocks_a, "stage", f"{V4_PAPER}, Figure 4")
-    ch = 4 * w(96)
-    red_a, ch = reduction_a(ch, w(192), w(224), w(256), w(384))
-    stages["reduction_a"] = stage([red_a], "reduction", f"{V4_PAPER}, Figure 7")
-    b_out = w(384) + w(256) + w(256) + w(128)
-    blocks_b = [inception_b(ch if i == 0 else b_out, w) for i in range(reps[1])]
-    stages["inception_b"] = stage(blocks_b, "stage", f"{V4_PAPER}, Figure 5")
-    ch = b_out
-    red_b, ch = reduction_b(ch, w)
-    stages["reduction_b"] = stage([red_b], "reduction", f"{V4_PAPER}, Figure 8")
-    c_out = w(256) + 2 * w(256) + 2 * w(256) + w(256)
-    blocks_c = [inception_c(ch if i == 0 else c_out, w) for i in range(reps[2])]
-    stages["inception_c"] = stage(blocks_c, "stage", f"{V4_PAPER}, Figure 6")
-    ch = c_out
+    stages = {
+        "stem": stage("stem", stem_v4(w), "stem", f"{V4_PAPER}, Figure 3",
+                      "299x299 -> 35x35 with parallel pool/conv steps"),
+        "inception_a": stage("inception_a", [inception_a(w) for _ in range(reps[0])], "stage",
+                             f"{V4_PAPER}, Figure 4"),
+        "reduction_a": stage("reduction_a", [reduction_a(w(192), w(224), w(256), w(384))],
+                             "reduction", f"{V4_PAPER}, Figure 7"),
+        "inception_b": stage("inception_b", [inception_b(w) for _ in range(reps[1])], "stage",
+                             f"{V4_PAPER}, Figure 5"),
+        "reduction_b": stage("reduction_b", [reduction_b(w)], "reduction", f"{V4_PAPER}, Figure 8"),
+        "inception_c": stage("inception_c", [inception_c(w) for _ in range(reps[2])], "stage",
+                             f"{V4_PAPER}, Figure 6"),
+    }
     dropout = cfg.dropout if cfg.dropout is not None else 0.2
-    return InceptionNet(stages, classifier_head(ch, cfg.num_classes, dropout))
+    return network(stages, classifier_head(cfg.num_classes, dropout))
 
 
 def timm_key_map(cfg: Config) -> list:

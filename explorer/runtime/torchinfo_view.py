@@ -14,7 +14,8 @@ import torch
 
 from explorer.analysis.rows import DEPTHS
 from explorer.core.keys import freeze, thaw
-from explorer.variants import ConfigError, resolve
+from explorer.runtime.modules import materialize
+from explorer.variants import ConfigError, describe_layout, resolve
 
 # our depths as torchinfo's module-nesting depths: model.stage (1), .block (2), everything below
 TORCHINFO_DEPTH = {"stage": 1, "block": 2, "layer": 8}
@@ -32,7 +33,7 @@ def torchinfo_summary(variant: str, *, input_size: int | None = None, depth: str
     info, lay, cfg = resolve(variant, layout, input_size=input_size, **config)
     size = input_size or info.native_input_size
     with torch.device("meta"):
-        model = lay.build(cfg).eval()
+        model = materialize(describe_layout(info, lay, cfg)).eval()
     return torchinfo.summary(model, input_size=(1, 3, size, size), device="meta",
                              depth=TORCHINFO_DEPTH[depth], col_names=COLUMNS, col_width=16,
                              verbose=0,

@@ -18,27 +18,17 @@ analysis and the graph read, and that ``print(model)`` shows; it never affects t
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-# The papers' released TF models (and torchvision/timm after them) use eps=1e-3 for BN.
-BN_EPS = 1e-3
+from explorer.spec import ops
+from explorer.spec.netspec import NO_INFO, Info, NetSpec
+from explorer.spec.walk import walk
 
-
-@dataclass(frozen=True)
-class BlockInfo:
-    """What a block is in the paper: its kind ("inception", "reduction", "residual", "stem",
-    "stage", "split", "aux", "head"), the figure or table that draws it, and its idea."""
-
-    kind: str = ""
-    figure: str = ""
-    idea: str = ""
-
-
-NO_INFO = BlockInfo()
+# What a block is in the paper (kind, figure, idea): the spec's ``Info``, kept on the module.
+BlockInfo = Info
 
 
 def tag(module: nn.Module, kind: str, figure: str = "", idea: str = "") -> nn.Module:
@@ -70,7 +60,7 @@ class ConvBN(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, *,
-                 bn: bool = True, bias: bool | None = None, eps: float = BN_EPS, act: bool = True):
+                 bn: bool = True, bias: bool | None = None, eps: float = 1e-3, act: bool = True):
         super().__init__()
         if bias is None:
             bias = not bn
@@ -108,10 +98,9 @@ class Residual(Concat):
     networks end with one such block without the final ReLU.
     """
 
-    def __init__(self, branches: dict[str, nn.Module], in_channels: int, scale: float,
+    def __init__(self, branches: dict[str, nn.Module], in_channels: int, mixed: int, scale: float,
                  relu: bool = True):
         super().__init__(branches)
-        mixed = sum(channels_out(b, in_channels) for b in self.branches.values())
         self.up = nn.Conv2d(mixed, in_channels, 1, bias=True)
         self.scale = float(scale)
         self.act = nn.ReLU(inplace=True) if relu else None
@@ -151,22 +140,6 @@ class ClassifierHead(Described, nn.Sequential):
 
 class Stage(Described, nn.Sequential):
     """Blocks of one stage (``stem``, ``inception_a``, ...), run in order."""
-
-
-def classifier_head(in_channels: int, num_classes: int, dropout: float, *, pre=None,
-                    post=None) -> ClassifierHead:
-    """``pre``: layers before the pool (IR-v2's 1x1 conv to 1536); ``post``: layers between
-    dropout and the fc (facenet's 512-d embedding)."""
-    layers = OrderedDict(pre or {})
-    layers["pool"] = nn.AdaptiveAvgPool2d(1)
-    layers["flatten"] = nn.Flatten(1)
-    layers["dropout"] = nn.Dropout(dropout)
-    for name, layer in (post or {}).items():
-        layers[name] = layer
-        in_channels = getattr(layer, "num_features", getattr(layer, "out_features", in_channels))
-    layers["fc"] = nn.Linear(in_channels, num_classes)
-    return tag(ClassifierHead(layers), "head", idea="global average pooling replaces the big "
-               "fully connected layers of earlier networks")
 
 
 class InceptionOutputs(NamedTuple):
@@ -220,35 +193,69 @@ class InceptionNet(nn.Module):
         return logits
 
 
-def channels_out(module: nn.Module, in_channels: int) -> int:
-    """Output channels of one of our building blocks, given its input channels."""
-    if isinstance(module, Residual):
-        return in_channels
-    if isinstance(module, Concat):
-        return sum(channels_out(b, in_channels) for b in module.branches.values())
-    if isinstance(module, ConvBN):
-        return module.conv.out_channels
-    if isinstance(module, (nn.Conv2d,)):
-        return module.out_channels
-    if isinstance(module, nn.Sequential):
-        for layer in module:
-            in_channels = channels_out(layer, in_channels)
-        return in_channels
-    # pools, norms and activations keep the channel count
-    return in_channels
+# -- from a NetSpec: the torch layer of every op, and the modules of a whole network ------------
+
+def _conv(layer, x, defaults):
+    w = ops.window_of(layer)
+    bn, bias, act, eps = ops.conv_parts(layer, defaults)
+    return ConvBN(x[0], layer["out"], w.kernel, w.stride, w.padding, bn=bn, bias=bias, eps=eps,
+                  act=act)
 
 
-class Widths:
-    """Scales every channel count of a builder by the ``width`` multiplier (1.0 = reference)."""
-
-    def __init__(self, width: float = 1.0):
-        self.width = float(width)
-
-    def __call__(self, channels: int) -> int:
-        return max(1, int(round(channels * self.width)))
+def _pool(cls, **extra):
+    def make(layer, x, defaults):
+        w = ops.window_of(layer)
+        return cls(w.kernel, w.stride, w.padding, ceil_mode=layer.get("ceil_mode", False),
+                   **{k: layer.get(k, v) for k, v in extra.items()})
+    return make
 
 
-def stage(blocks, kind: str, figure: str = "", idea: str = "") -> Stage:
-    """A stage: blocks in order (a dict keeps their names, a list numbers them)."""
-    seq = Stage(OrderedDict(blocks)) if isinstance(blocks, dict) else Stage(*blocks)
-    return tag(seq, kind, figure, idea)
+# op -> its torch layer, given the layer, its input shape and the network's conv defaults
+LAYERS = {
+    "conv": _conv,
+    "maxpool": _pool(nn.MaxPool2d),
+    "avgpool": _pool(nn.AvgPool2d, count_include_pad=True),
+    "adaptive_avgpool": lambda layer, x, d: nn.AdaptiveAvgPool2d(layer["size"]),
+    "lrn": lambda layer, x, d: nn.LocalResponseNorm(layer["size"], alpha=layer.get("alpha", 1e-4),
+                                                    beta=layer.get("beta", 0.75), k=layer.get("k", 1.0)),
+    "flatten": lambda layer, x, d: nn.Flatten(1),
+    "dropout": lambda layer, x, d: nn.Dropout(layer["p"]),
+    "linear": lambda layer, x, d: nn.Linear(x[0], layer["out"], bias=layer.get("bias", True)),
+    "bn1d": lambda layer, x, d: nn.BatchNorm1d(x[0], eps=layer.get("eps", 1e-5)),
+    "relu": lambda layer, x, d: nn.ReLU(inplace=True),
+}
+
+
+def _tagged(module: nn.Module, info: Info) -> nn.Module:
+    if info.kind or info.figure or info.idea:
+        tag(module, info.kind, info.figure, info.idea)
+    return module
+
+
+def materialize(spec: NetSpec) -> InceptionNet:
+    """The modules of ``spec`` (on the current default device), named as the spec names them."""
+    trace = walk(spec, fields=False)
+    defaults = dict(spec.defaults)
+
+    def item(node):
+        if node.op in ("concat", "residual"):
+            block = node.entry
+            holder = node.child("branches")
+            branches = {b.name.rpartition(".")[2]: nn.Sequential(*(item(c) for c in b.children))
+                        for b in holder.children}
+            if block.op == "concat":
+                return _tagged(Concat(branches), block.info)
+            up = node.child("up")
+            return _tagged(Residual(branches, node.in_shape[0], up.in_shape[0], block.scale,
+                                    relu=block.act), block.info)
+        return LAYERS[node.op](node.entry, node.in_shape, defaults)
+
+    def named(node, cls):
+        return _tagged(cls(OrderedDict((c.name.rpartition(".")[2], item(c)) for c in node.children)),
+                       node.entry.info)
+
+    stages = {n.name: named(n, Stage) for n in trace.root.children if n.op == "stage"}
+    aux = {a.tap: (a.name, named(trace.nodes[a.name], AuxHead)) for a in spec.aux}
+    model = InceptionNet(stages, named(trace.nodes["head"], ClassifierHead), aux)
+    model.spec = spec
+    return model
