@@ -34,7 +34,7 @@ from explorer.core.cache import cache_dir
 
 ENGINES = ("auto", "torch", "onnxruntime")
 ENGINE_ENV = "INCEPTION_EXPLORER_ENGINE"  # the default engine ("auto" when unset)
-MATCH_ATOL = MATCH_RTOL = 1e-4  # the float32 logits contract (tests/tolerances.py)
+MATCH_ATOL = 1e-4  # the float32 logits contract (tests/tolerances.py), scaled by their size
 
 
 def available() -> str | None:
@@ -179,10 +179,14 @@ class OrtEngine:
             session = OrtSession(path, self.threads, spec)
             got, _ = tree_flatten(session(probe))
             for want, have in zip(flat, got):
-                if not torch.allclose(have, want, atol=MATCH_ATOL, rtol=MATCH_RTOL):
-                    diff = float((have - want).abs().max())
+                # float32's contract for the same weights (tests/tolerances.py): 1e-4 where
+                # logits are of order one, 1e-4 times their size where larger (timm's v4 gives
+                # logits ~45, and any reordering of its sums moves them by ~1e-3)
+                diff = float((have - want).abs().max())
+                allowed = MATCH_ATOL * max(1.0, float(want.abs().max()))
+                if not diff <= allowed:
                     raise RuntimeError(f"ONNX Runtime's outputs differ from PyTorch's by {diff:.2e}"
-                                       f" (file {path})")
+                                       f" (more than {allowed:.1e}; file {path})")
             self.sessions[size] = session
             self.last_prepare = {"size": size, "exported": exported,
                                  "seconds": round(time.perf_counter() - started, 3)}
