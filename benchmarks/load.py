@@ -1,7 +1,8 @@
 """Many users predicting at once: answers per second and latency, through the app or the library.
 
     python benchmarks/load.py [--sessions N] [--seconds T] [--variant googlenet]
-                              [--mode browser|library] [--threads K] [--weights DIR]
+                              [--mode browser|library|proxy] [--threads K] [--weights DIR]
+                              [--replicas R] [--no-ray]
 
 ``--mode browser`` (default) starts ``streamlit run explorer/app.py`` on a free port and opens N
 concurrent Chromium sessions (Playwright, one browser context each) on the Predict page with one
@@ -10,6 +11,12 @@ and off for T seconds; one *answer* is one click followed by the whole page re-r
 top-5 chart of each photo (cat, or cat + coffee), Grad-CAM and the feature maps. Its latency is
 from the click to the settled page, as the user sees it. The browsers run on the same machine
 and take their share of the CPU.
+
+``--mode proxy`` does the same through the deployment's topology on this machine: ``bash
+deploy/local.sh up --replicas R`` (HAProxy with the sticky cookie in front of R replicas, a local
+Ray head for heavy work unless ``--no-ray``), the sessions spread over the replicas by the proxy;
+CPU is that of every process the deployment started (replicas, Ray, HAProxy), and the replicas
+that answered are counted from the ``X-Explorer-Replica`` header. ``down`` afterwards.
 
 ``--mode library`` runs ``explorer.runtime.inference.classify`` on one photo from N threads sharing one
 loaded model, for T seconds: the same model work without Streamlit, the browsers, Grad-CAM or
@@ -55,7 +62,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from serving import CHROMIUM_LAUNCH, RssMonitor, cpu_seconds, rss_bytes, streamlit_server  # noqa: E402
 
-from explorer import cost  # noqa: E402
+from explorer.core import cost  # noqa: E402
 
 STEP_TIMEOUT_S = 120
 # The page is done: the script idle, nothing stale, exactly these chart titles, 5 bars each, and
@@ -132,7 +139,8 @@ def stats(latencies_ms: list[float], seconds: float, errors: int, rss: int, who:
         print(f"latency p95:    {q[18]:.0f} ms")
         print(f"latency max:    {max(latencies_ms):.0f} ms")
     print(f"errors:         {errors}")
-    print(f"peak RSS:       {rss / 2**20:.0f} MiB ({who})")
+    if rss:
+        print(f"peak RSS:       {rss / 2**20:.0f} MiB ({who})")
     print(f"CPU time:       {cpu:.1f} s = {cpu / seconds:.2f} of {os.cpu_count()} cores on average "
           f"({who})")
 
@@ -204,9 +212,15 @@ async def page_errors(tab) -> list[str]:
         "[data-testid='stException'], [data-testid='stAlertContentError']")].map(e => e.innerText)""")
 
 
-async def open_predict(browser, url: str, variant: str):
+async def open_predict(browser, url: str, variant: str, replicas: dict | None = None):
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     tab = await context.new_page()
+    if replicas is not None:
+        def count(response):
+            name = response.headers.get("x-explorer-replica")
+            if name:
+                replicas[name] = replicas.get(name, 0) + 1
+        tab.on("response", count)
     tab.set_default_timeout(STEP_TIMEOUT_S * 1000)
     await tab.goto(f"{url}/predict?predict_variants={variant}")
     await tab.wait_for_function(DONE_JS, arg=["cat"], polling=50)
@@ -214,9 +228,10 @@ async def open_predict(browser, url: str, variant: str):
 
 
 async def session(browser, url: str, variant: str, stop_at: list[float], ready: asyncio.Event,
-                  opened: list, latencies: list[float], errors: list[str]) -> None:
+                  opened: list, latencies: list[float], errors: list[str],
+                  replicas: dict | None = None) -> None:
     try:
-        tab = await open_predict(browser, url, variant)
+        tab = await open_predict(browser, url, variant, replicas)
     except Exception as err:  # noqa: BLE001 -- a session that never opened is an error
         errors.append(f"open: {err}")
         opened.append(False)
@@ -246,8 +261,10 @@ async def session(browser, url: str, variant: str, stop_at: list[float], ready: 
         latencies.append((time.perf_counter() - begin) * 1000)
 
 
-async def drive(url: str, args, server_pid: int, window: list) -> tuple[
-        list[float], list[str], float, float]:
+async def drive(url: str, args, server_pid: int | None, window: list, *, cpu_of=None,
+                replicas: dict | None = None) -> tuple[list[float], list[str], float, float]:
+    """``cpu_of()``: the CPU seconds to count (default: the server process's); ``replicas``
+    counts the X-Explorer-Replica header of every page answer (proxy mode)."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
@@ -264,19 +281,20 @@ async def drive(url: str, args, server_pid: int, window: list) -> tuple[
             stop_at = [float("inf")]
             ready = asyncio.Event()
             tasks = [asyncio.create_task(session(browser, url, args.variant, stop_at, ready, opened,
-                                                 latencies, errors))
+                                                 latencies, errors, replicas))
                      for _ in range(args.sessions)]
             begin = time.perf_counter()
             while len(opened) < args.sessions:
                 await asyncio.sleep(0.1)
             print(f"{sum(opened)} sessions open after {time.perf_counter() - begin:.1f} s; "
                   f"clicking for {args.seconds:g} s")
-            began, cpu0, wall0 = time.monotonic(), cpu_seconds(server_pid), time.time()
+            cpu_of = cpu_of or (lambda: cpu_seconds(server_pid))
+            began, cpu0, wall0 = time.monotonic(), cpu_of(), time.time()
             stop_at[0] = began + args.seconds
             ready.set()
             await asyncio.gather(*tasks)
             elapsed = time.monotonic() - began  # the last answers end a little after T
-            cpu = cpu_seconds(server_pid) - cpu0
+            cpu = cpu_of() - cpu0
             window[:] = [wall0, time.time()]
         finally:
             await browser.close()
@@ -353,6 +371,91 @@ def run_browser(args) -> None:
             print(log.read_text()[-2000:])
 
 
+# -- proxy mode: deploy/local.sh ---------------------------------------------------------------------
+
+
+def _sessions_cpu(sids: list[int]) -> float:
+    """CPU seconds of the live processes of these sessions (local.sh starts each part in one)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) in sids:
+            total += cpu_seconds(int(entry.name))
+    return total
+
+
+class _Deployment:
+    def __init__(self, state: Path):
+        self.state = state
+
+    def sids(self) -> list[int]:
+        return [int(f.read_text()) for f in self.state.glob("*.pid*") if f.read_text().strip()]
+
+    def cpu(self) -> float:
+        return _sessions_cpu(self.sids())
+
+
+def run_proxy(args) -> None:
+    import subprocess
+
+    from serving import free_port
+
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        sys.exit("proxy mode needs playwright (pip install playwright) and Chromium")
+    local = ROOT / "deploy" / "local.sh"
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = weights_folder(args, Path(tmp))
+        state, profile = Path(tempfile.mkdtemp(prefix="explorer-load-")), Path(tmp) / "profile.jsonl"
+        threads = 1 if args.threads is None else args.threads
+        env = {**os.environ, "INCEPTION_EXPLORER_WEIGHTS": str(folder), cost.ENV: str(profile),
+               "INCEPTION_EXPLORER_CACHE": str(Path(tmp) / "cache"),
+               "INCEPTION_EXPLORER_LOCAL_STATE": str(state), "PYTHON": sys.executable}
+        if threads:
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+        if args.no_ray:
+            env["INCEPTION_EXPLORER_NO_RAY"] = "1"
+        port = free_port()
+        up = subprocess.run(["bash", str(local), "up", "--replicas", str(args.replicas),
+                             "--port", str(port)], env=env, capture_output=True, text=True)
+        try:
+            if up.returncode:
+                sys.exit(f"deploy/local.sh up failed:\n{up.stdout}{up.stderr}")
+            print(up.stdout.strip())
+            url = f"http://127.0.0.1:{port}"
+            dep = _Deployment(state)
+            print(f"mode proxy: {args.sessions} Chromium sessions on {url}/predict with "
+                  f"{args.variant}, {args.seconds:g} s, {args.replicas} replica(s), "
+                  f"{'no Ray' if args.no_ray else 'Ray head'}, replica torch threads "
+                  f"{threads or 'default'}, {os.cpu_count()} CPUs (browsers included)")
+            window: list[float] = []
+            replicas: dict[str, int] = {}
+            latencies, errors, elapsed, cpu = asyncio.run(
+                drive(url, args, None, window, cpu_of=dep.cpu, replicas=replicas))
+            stats(latencies, elapsed, len(errors), 0, "every process of the deployment", cpu)
+            # reruns travel on each tab's WebSocket; the HTTP answers show where each tab is pinned
+            print("HTTP answers by replica (X-Explorer-Replica; page loads, assets, media): "
+                  + ", ".join(f"{k}: {v}" for k, v in sorted(replicas.items())))
+            if latencies:
+                cpu_split(cpu, len(latencies), cost.read_profile(profile, *window),
+                          cost.read_profile(profile), args)
+            for error in sorted(set(errors))[:5]:
+                print(f"  error: {error}")
+        finally:
+            down = subprocess.run(["bash", str(local), "down"], env=env, capture_output=True,
+                                  text=True)
+            print(down.stdout.strip() or down.stderr.strip())
+            if down.returncode == 0:
+                import shutil
+                shutil.rmtree(state, ignore_errors=True)  # its logs with it
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=4, help="concurrent users (threads in "
@@ -360,7 +463,10 @@ def main(argv=None) -> None:
     parser.add_argument("--seconds", type=float, default=30, help="how long to keep asking")
     parser.add_argument("--variant", default="googlenet",
                         choices=["googlenet", "inception_v3", "inception_v4", "inception_resnet_v2"])
-    parser.add_argument("--mode", choices=["browser", "library"], default="browser")
+    parser.add_argument("--mode", choices=["browser", "library", "proxy"], default="browser")
+    parser.add_argument("--replicas", type=int, default=2, help="proxy mode: app replicas")
+    parser.add_argument("--no-ray", action="store_true",
+                        help="proxy mode: heavy work in each replica's worker processes")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op threads (the server's OMP_NUM_THREADS; browser mode: "
                              "1 unless given, 0 = torch's default); library mode: torch's default")
@@ -373,7 +479,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.sessions < 1 or args.seconds <= 0:
         parser.error("--sessions must be >= 1 and --seconds > 0")
-    (run_library if args.mode == "library" else run_browser)(args)
+    {"library": run_library, "browser": run_browser, "proxy": run_proxy}[args.mode](args)
 
 
 if __name__ == "__main__":

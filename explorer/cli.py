@@ -6,8 +6,8 @@
             [--aux] [--repeats A,B,C] [--scale S] [--json | --csv | --format torchinfo]
     graph VARIANT [--depth D] [--format dot|svg|png] [-o FILE] (+ the build options)
     compare VARIANT... [--input-size N] [--layout L] [--width W] [--num-classes K]
-            [--scale S] [--repeats A,B,C] [--latency [--device cpu|cuda] [--max-memory SIZE]]
-            [--json]
+            [--scale S] [--repeats A,B,C] [--latency [--device cpu|cuda] [--max-memory SIZE]
+            [--runtimes eager,for_inference,onnxruntime]] [--json]
     weights [VARIANT] [--json]
     weights fetch [VARIANT.TAG ...|--all] --to DIR [--endpoint URL]
     weights verify DIR
@@ -16,6 +16,8 @@
             [--preprocess-like TAG] [--device cpu|cuda] [--precision P] [--max-memory SIZE]
             [--json]
     time VARIANT [--device cpu|cuda] [--runs N] [--max-memory SIZE] [--json] (+ build options)
+    export VARIANT|SPEC.json [--weights FILE] --format onnx -o OUT [--opset N] [--max-memory SIZE]
+           (+ build options): checked against PyTorch before it is written
     signal VARIANT [--width W] [--repeats A,B,C] [--scale S] [--input-size N] [--json]
     race VARIANT[@SCALE]... [--width W] [--repeats A,B,C] [--scale S] [--input-size N]
          [--steps N] [--seeds 0,1,2] [--optimizer rmsprop|adam] [--target ACC] [--json]
@@ -26,6 +28,11 @@ each with ``latency``: one entry per batch with ``batch``, ``median_ms``, ``min_
 peak, ``device_name``, ``threads``), ``peak`` (``gmacs_per_s``, ``size``, ``macs``, ``best_ms``,
 ``median_ms``, ``runs``, ``dtype``, ``device``, ``device_name``, ``threads``) and ``lessons``
 (the sentences the numbers support).
+
+``summary``, ``graph``, ``compare``, ``time`` and ``race`` take ``--replace NAME=FILE`` (again for
+more): the network with block NAME (``inception_a.0``), or every block of stage NAME
+(``inception_a``), replaced by the design in FILE (one block as JSON, the Design page's download
+or ``describe --block``); ``compare`` then lists each network as it is and as designed.
 
 Bad input gets one line naming the problem and what is allowed, and exit status 2. ``predict``
 answers every image it can and exits with 1 when any image could not be read. ``predict`` and
@@ -68,7 +75,7 @@ def _csv_floats(text: str):
     return values[0] if len(values) == 1 else values
 
 
-def _build_options(p: argparse.ArgumentParser) -> None:
+def _build_options(p: argparse.ArgumentParser, depth: bool = True) -> None:
     p.add_argument("--layout", help="released (checkpoint-compatible) or paper (default: the "
                    "variant's own, released where there are public weights)")
     p.add_argument("--input-size", type=int, help="input height = width (default: native size)")
@@ -77,7 +84,55 @@ def _build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aux", action="store_true", help="build the auxiliary head(s)")
     p.add_argument("--repeats", type=_csv_ints, help="blocks per stage, e.g. 4,7,3 (v4 / IR)")
     p.add_argument("--scale", type=_csv_floats, help="residual scale(s) of IR blocks")
-    p.add_argument("--depth", default="block", choices=("stage", "block", "layer"))
+    if depth:
+        p.add_argument("--depth", default="block", choices=("stage", "block", "layer"))
+
+
+def _replace_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--replace", action="append", metavar="NAME=FILE",
+                   help="replace block NAME (inception_a.0) or every block of stage NAME "
+                        "(inception_a) by the design in FILE (one block as JSON); repeatable")
+
+
+def replacements(args) -> dict:
+    """``--replace NAME=FILE`` options as {name: block}, each file read and checked."""
+    from pathlib import Path
+
+    from explorer.analysis.design import from_json
+    from explorer.variants import ConfigError
+
+    out = {}
+    for item in getattr(args, "replace", None) or ():
+        name, eq, path = item.partition("=")
+        if not eq or not name or not path:
+            raise UsageError(f"--replace takes NAME=FILE, e.g. --replace inception_a.0=design.json; "
+                             f"got {item!r}")
+        try:
+            text = Path(path).read_text()
+        except OSError as err:
+            raise UsageError(f"--replace {item}: cannot read {path}: {err.strerror}") from None
+        try:
+            out[name] = from_json(text)
+        except ConfigError as err:
+            raise ConfigError(f"--replace {item}: {err}") from None
+    return out
+
+
+def designed(net, config: dict | None, args):
+    """``net`` (a variant name or a NetSpec) with the ``--replace`` designs placed: a NetSpec
+    then (a design that cannot run there: ShapeError naming its branch and layer)."""
+    designs = replacements(args)
+    if not designs:
+        return net
+    from explorer.spec.replace import replaced
+    from explorer.variants import ConfigError, describe
+
+    if isinstance(net, str):
+        net = describe(net, **{k: v for k, v in (config or {}).items() if v is not None})
+    try:
+        return replaced(net, designs)
+    except ConfigError as err:
+        raise type(err)(f"--replace on {net.variant}: {err}") from None
 
 
 def _config(args) -> dict:
@@ -103,6 +158,7 @@ def make_parser() -> Parser:
     fmt.add_argument("--csv", action="store_true")
     fmt.add_argument("--format", choices=("table", "json", "csv", "torchinfo"),
                      help="torchinfo: torchinfo's own table of the same model")
+    _replace_option(p)
     p = sub.add_parser("describe", help="the network as data (its NetSpec), or one block of it")
     p.add_argument("variant", help="a variant name or the path of a spec file (.json)")
     p.add_argument("--block", help="one block by its qualified name, e.g. inception_a.0")
@@ -113,6 +169,7 @@ def make_parser() -> Parser:
     _build_options(p)
     p.add_argument("--format", default="dot", choices=("dot", "svg", "png"))
     p.add_argument("-o", "--output", help="file to write (default: standard output)")
+    _replace_option(p)
     p = sub.add_parser("compare", help="totals of several variants side by side")
     p.add_argument("variants", nargs="+", metavar="VARIANT")
     p.add_argument("--input-size", type=int, help="one input size for all (default: each native)")
@@ -126,6 +183,11 @@ def make_parser() -> Parser:
                    help="also time each network at batch 1 and 16 (random weights) and a matmul "
                         "peak: latency, achieved GMAC/s, share of the peak, what they say")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="with --latency")
+    _replace_option(p)
+    p.add_argument("--runtimes", default="eager", metavar="LIST",
+                   help="with --latency: eager (always), for_inference (BN folded, "
+                        "channels-last), onnxruntime (the checked ONNX export; CPU, onnx extra), "
+                        "comma-separated, timed in the same turns (default: eager)")
     _max_memory(p)
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("weights", help="the public pretrained weights of each variant",
@@ -157,8 +219,19 @@ def make_parser() -> Parser:
     _build_options(p)
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--runs", type=int, default=5, help="timed runs after one warm-up")
+    _replace_option(p)
     _max_memory(p)
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("export", help="an ONNX file of a variant, checked with ONNX Runtime")
+    p.add_argument("variant", help="a variant name or the path of a spec file (.json)")
+    _build_options(p, depth=False)
+    p.add_argument("--weights", metavar="FILE",
+                   help="a checkpoint file (.pth, .pt, .safetensors; default: random weights, "
+                        "seed 0: the graph, not predictions)")
+    p.add_argument("--format", required=True, choices=("onnx",))
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the file to write")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's, 20)")
+    _max_memory(p)
     p = sub.add_parser("signal", help="Lab: activation std and gradient norm per block at init")
     p.add_argument("variant")
     _lab_options(p)
@@ -174,6 +247,9 @@ def make_parser() -> Parser:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--target", type=float, default=0.9, help="validation accuracy to reach")
     p.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when there is one")
+    p.add_argument("--replace", action="append", metavar="NAME=FILE",
+                   help="race each network also with block or stage NAME replaced by the design "
+                        "in FILE (its channels scaled by --width, as the Lab builds every block)")
     p.add_argument("--json", action="store_true")
     return parser
 
@@ -311,6 +387,9 @@ def cmd_describe(args, out) -> None:
 
 def cmd_summary(args, out) -> None:
     fmt = args.format or ("json" if args.json else "csv" if args.csv else "table")
+    if fmt == "torchinfo" and args.replace:
+        raise UsageError("--format torchinfo reads a variant by name; leave out --replace, or "
+                         "choose table, json or csv")
     if fmt == "torchinfo":
         from explorer.core.cache import cached_json
 
@@ -330,7 +409,8 @@ def cmd_summary(args, out) -> None:
         return
     from explorer.analysis.cached import analysis_dict
 
-    spec = network(args.variant, _config(args))
+    spec = designed(network(args.variant, _config(args)), {**_config(args),
+                    "input_size": args.input_size}, args)
     if isinstance(spec, str):
         result = analysis_dict(args.variant, args.input_size, args.depth, **_config(args))
     else:
@@ -378,7 +458,7 @@ def cmd_graph(args, out) -> None:
 
     def dot_of():
         from explorer.analysis.graph import to_dot
-        spec = network(args.variant, _config(args))
+        spec = designed(network(args.variant, _config(args)), config, args)
         return to_dot(spec, depth=args.depth, **(config if isinstance(spec, str) else {}))
 
     dot = dot_of()
@@ -400,6 +480,17 @@ def cmd_compare(args, out) -> None:
     from explorer.analysis.compare import compare_rows
 
     nets = [network(v) for v in args.variants]
+    if args.replace:  # each network as it is, then as designed
+        from explorer.analysis.compare import compare_config
+        both = []
+        for n in nets:
+            config = compare_config(n, layout=args.layout, width=args.width,
+                                    num_classes=args.num_classes, scale=args.scale,
+                                    repeats=args.repeats)[0] if isinstance(n, str) else {}
+            if args.input_size:
+                config["input_size"] = args.input_size
+            both += [n, designed(n, config, args)]
+        nets = both
     if args.latency and not all(isinstance(n, str) for n in nets):
         raise UsageError("--latency times variants by name; a spec file is compared on its "
                          "description (leave out --latency), or timed with 'time SPEC.json'")
@@ -409,6 +500,10 @@ def cmd_compare(args, out) -> None:
                             num_classes=args.num_classes, scale=args.scale, repeats=args.repeats)
 
     rows = rows_of()
+    if args.replace:  # rows 1, 3, ...: the network before them, designed
+        for original, row in zip(rows[::2], rows[1::2]):
+            row.update(variant=f"{original['variant']} (designed)", skipped=original["skipped"],
+                       top1=None, top5=None, accuracy_source="not trained")
     if args.latency:
         return _compare_latency(args, rows, out)
     if args.json:
@@ -438,19 +533,42 @@ def cmd_compare(args, out) -> None:
 
 def _compare_latency(args, rows, out) -> None:
     """``compare --latency``: the rows, each network timed (``explorer.runtime.latency.measure``)."""
-    from explorer.runtime.latency import BATCHES, estimate, measure
+    from explorer.runtime.latency import (
+        BATCHES,
+        RUNTIMES,
+        available_runtimes,
+        estimate,
+        measure,
+        runtime_lessons,
+    )
     from explorer.runtime.memory import check
+
+    runtimes = tuple(dict.fromkeys(["eager", *filter(None, args.runtimes.split(","))]))
+    unknown = [r for r in runtimes if r not in RUNTIMES]
+    if unknown:
+        raise UsageError(f"--runtimes: unknown {', '.join(unknown)}; choose from "
+                         f"{', '.join(RUNTIMES)}")
+    here = available_runtimes(args.device)
+    if "onnxruntime" in runtimes and "onnxruntime" not in here:
+        from explorer.runtime.onnx import missing, missing_message
+        gone = missing()
+        raise UsageError(missing_message(gone) if gone else
+                         "--runtimes onnxruntime: ONNX Runtime is timed on the CPU only here")
 
     if args.device == "cuda":
         import torch
         if not torch.cuda.is_available():
             raise UsageError("--device cuda: no CUDA GPU is available here")
-    check(estimate(rows, args.device), max_memory=args.max_memory)
-    report = measure(rows, device=args.device, progress=_progress_line() if not args.json else None)
+    check(estimate(rows, args.device, runtimes), max_memory=args.max_memory)
+    report = measure(rows, device=args.device, runtimes=runtimes,
+                     progress=_progress_line() if not args.json else None)
     if args.json:
-        timed = {r["variant"]: r["latency"] for r in report["rows"]}
-        json.dump({"rows": [{**r, "latency": timed[r["variant"]]} for r in rows],
-                   "peak": report["peak"], "lessons": report["lessons"]}, out, indent=2)
+        timed = {r["variant"]: r for r in report["rows"]}
+        others = {"runtime_lessons": runtime_lessons(report["rows"])} if len(runtimes) > 1 else {}
+        json.dump({"rows": [{**r, "latency": timed[r["variant"]]["latency"],
+                             **({"runtimes": timed[r["variant"]]["runtimes"]}
+                                if "runtimes" in timed[r["variant"]] else {})} for r in rows],
+                   "peak": report["peak"], "lessons": report["lessons"], **others}, out, indent=2)
         out.write("\n")
         return
     cols = "".join(f" {'ms @' + str(b):>10} {'GMAC/s @' + str(b):>10} {'peak @' + str(b):>8}"
@@ -460,11 +578,15 @@ def _compare_latency(args, rows, out) -> None:
         cells = "".join(f" {t['median_ms']:>10.1f} {t['gmacs_per_s']:>10.1f} "
                         f"{100 * t['peak_fraction']:>7.1f}%" for t in r["latency"])
         out.write(f"{r['variant']:<21} {r['input_size']:>5} {r['macs'] / 1e9:>7.3f}{cells}\n")
+        for rt, ts in r.get("runtimes", {}).items():
+            out.write(f"  {RUNTIMES[rt]}: " + ", ".join(
+                f"{t['median_ms']:.1f} ms @{t['batch']} ({t['of_eager']:.2g} of eager)"
+                for t in ts) + "\n")
     top = report["peak"]
     out.write(f"matmul peak: {top['gmacs_per_s']:.1f} GMAC/s ({top['size']}x{top['size']} "
               f"{top['math']} as {top['kernel']}, fastest of {top['runs']} runs, {top['device_name']}, "
               f"{top['threads']} threads); latency: median ms, random weights, no autograd\n")
-    for sentence in report["lessons"]:
+    for sentence in report["lessons"] + runtime_lessons(report["rows"]):
         out.write(f"- {sentence}\n")
 
 
@@ -532,7 +654,8 @@ def cmd_time(args, out) -> None:
     if args.runs < 1:
         raise UsageError(f"--runs must be at least 1, got {args.runs}")
     config = _config(args)
-    variant = network(args.variant, config)
+    variant = designed(network(args.variant, config), {**config, "input_size": args.input_size},
+                       args)
     config = config if isinstance(variant, str) else {}
     need = estimate_inference(variant, input_size=args.input_size, device=args.device, **config)
     check(need, max_memory=args.max_memory)
@@ -546,6 +669,46 @@ def cmd_time(args, out) -> None:
     out.write(f"{args.variant} at {t['input_size']} px on {t['device_name']}: median "
               f"{t['median_ms']:.1f} ms (min {t['min_ms']:.1f}, max {t['max_ms']:.1f}) over "
               f"{t['repeats']} runs; {need.needs()} ({need.parts()})\n")
+
+
+def cmd_export(args, out) -> int:
+    from pathlib import Path
+
+    from explorer.runtime import onnx
+    from explorer.runtime.memory import check
+    from explorer.variants import resolve
+
+    try:
+        onnx.require()
+    except onnx.OnnxMissing as err:
+        raise UsageError(str(err)) from None
+    target = Path(args.output)
+    if target.is_dir() or not target.parent.is_dir():
+        raise UsageError(f"-o {args.output}: give a file in an existing folder, such as "
+                         f"{onnx.onnx_file_name(args.variant)}")
+    if args.weights is not None and not Path(args.weights).is_file():
+        raise UsageError(f"--weights {args.weights}: no such file (give a checkpoint file: "
+                         ".pth, .pt or .safetensors)")
+    if args.opset is not None and not 18 <= args.opset <= onnx.OPSET:
+        raise UsageError(f"--opset {args.opset}: this exporter writes opsets 18 to {onnx.OPSET}")
+    config = _config(args)
+    variant = network(args.variant, config)  # a name, or the NetSpec of a .json file
+    if isinstance(variant, str):
+        resolve(variant, input_size=args.input_size, **config)  # a bad option: said before the work
+    else:
+        config = {}
+    check(onnx.estimate(variant, input_size=args.input_size, **config),
+          max_memory=args.max_memory)
+    try:
+        exported = onnx.export_variant(variant, weights=args.weights,
+                                       input_size=args.input_size,
+                                       opset=args.opset or onnx.OPSET, **config)
+    except onnx.ExportCheckFailed as err:
+        print(f"inception-explorer: export refused: {err}", file=sys.stderr)
+        return 1
+    exported.write(target)
+    out.write(f"{exported.summary()}\nwrote {target}\n")
+    return 0
 
 
 def _download_bar():
@@ -582,8 +745,17 @@ def cmd_signal(args, out) -> None:
 def race_configs(names, args) -> list:
     from explorer.lab.present import parse_network
 
-    return [parse_network(name, width=args.width, repeats=args.repeats, input_size=args.input_size,
-                          scale=args.scale, layout=args.layout) for name in names]
+    configs = [parse_network(name, width=args.width, repeats=args.repeats,
+                             input_size=args.input_size, scale=args.scale, layout=args.layout)
+               for name in names]
+    designs = replacements(args)
+    if designs:
+        from dataclasses import replace
+
+        from explorer.analysis.design import encode
+        configs = [x for c in configs for x in (c, *(
+            replace(c, design=encode(block), design_at=name) for name, block in designs.items()))]
+    return configs
 
 
 def cmd_race(args, out) -> None:
@@ -618,7 +790,7 @@ def cmd_race(args, out) -> None:
 COMMANDS = {"variants": cmd_variants, "summary": cmd_summary, "describe": cmd_describe,
             "graph": cmd_graph,
             "compare": cmd_compare, "weights": cmd_weights, "predict": cmd_predict,
-            "time": cmd_time, "signal": cmd_signal, "race": cmd_race,
+            "time": cmd_time, "export": cmd_export, "signal": cmd_signal, "race": cmd_race,
             "fetch": cmd_weights_fetch, "verify": cmd_weights_verify, "app": cmd_app}
 
 

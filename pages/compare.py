@@ -6,7 +6,7 @@ import torch
 from explorer.analysis import charts
 from explorer.analysis.rows import MACS_NOTE
 from explorer.core.text import md_escape
-from explorer.runtime import latency
+from explorer.runtime import latency, workers
 from explorer.ui import data, graph_panel, heavy
 from explorer.ui.controls import compare_controls
 from explorer.variants import VARIANTS, ConfigError
@@ -78,7 +78,8 @@ device = "cpu"
 if torch.cuda.is_available():  # a choice only where there is one
     device = st.segmented_control("Device", ["cpu", "cuda"], default="cpu", key="latency_device",
                                   format_func=lambda d: {"cpu": "CPU", "cuda": "GPU"}[d]) or "cpu"
-biggest = latency.estimate(rows, device)  # the networks together, or the matmul probe
+runtimes = latency.available_runtimes(device)  # eager, for_inference, ONNX Runtime (CPU, extra)
+biggest = latency.estimate(rows, device, runtimes)  # the networks together, or the matmul probe
 heavy.cancelled("measure")
 left, right = st.columns([1, 3])
 clicked = left.button(f"Measure on {'GPU' if device == 'cuda' else 'CPU'}", icon=":material/timer:")
@@ -86,19 +87,19 @@ refresh = right.checkbox("Measure again (replace the kept results)", key="latenc
 heavy.needs(biggest, biggest.what[:1].upper() + biggest.what[1:] + ":")
 
 
-def measure_all():
-    bar = st.progress(0.0)
-    try:
-        return latency.measure(rows, device=device, refresh=refresh,
-                               progress=lambda frac, text: bar.progress(frac, text=text))
-    finally:
-        bar.empty()
-
-
 if clicked:
-    heavy.run(f"measuring {len(rows)} variant(s)", biggest, measure_all, key="measure",
-              advice="choose fewer networks, a smaller width, input size or fewer blocks")
-found = latency.report(rows, device=device)
+    bar = st.progress(0.0, text="waiting for a worker...")
+    measured = heavy.run(f"measuring {len(rows)} variant(s)", biggest,
+                         "explorer.runtime.tasks:measure_latency",
+                         {"rows": rows, "device": device, "refresh": refresh,
+                          "runtimes": runtimes}, key="measure",
+                         advice="choose fewer networks, a smaller width, input size or fewer blocks",
+                         on_progress=lambda p: bar.progress(p[0], text=p[1]))
+    bar.empty()
+    for entry_key, value in measured or []:  # measured in a worker: kept here for everyone
+        latency.remember(entry_key, value)
+# measured in worker processes (or Ray tasks) with their own thread count
+found = latency.report(rows, device=device, threads=workers.job_cpus())
 if found is None:
     st.info("Not measured yet with these options on this device: press the button.",
             icon=":material/timer:")
@@ -116,10 +117,21 @@ for r in found["rows"]:
         n = t["batch"]
         line |= {f"ms @{n}": t["median_ms"], f"GMAC/s @{n}": t["gmacs_per_s"],
                  f"% of peak @{n}": 100 * t["peak_fraction"]}
+    for rt, timed in r.get("runtimes", {}).items():  # what a deployer would run, same turns
+        line |= {f"{latency.RUNTIMES[rt].split(' (')[0]} ms @{t['batch']}": t["median_ms"]
+                 for t in timed}
     table.append(line)
 st.dataframe(table, hide_index=True,
              column_config={c: st.column_config.NumberColumn(format="%.3f" if c == "GMACs" else "%.1f")
                             for c in table[0] if c not in ("variant", "input")})
+beside = latency.runtime_lessons(found["rows"])
+if beside:
+    st.caption(" ".join(md_escape(s) for s in beside) + " for_inference: our optimised copy "
+               "(BN folded into the convs, channels-last); ONNX Runtime: the network's checked "
+               "ONNX export (explorer.runtime.onnx), CPU execution provider, same thread count.")
+if device == "cpu" and "onnxruntime" not in runtimes:
+    from explorer.runtime.onnx import missing, missing_message
+    st.caption(md_escape(missing_message(missing()) + " (for the ONNX Runtime column)"))
 first = found["rows"][0]["latency"][0]
 st.caption(" ".join(md_escape(s) for s in said["rate"] + said["peak"])
            + md_escape(f" Peak: the fastest of {top['runs']} runs of a {top['size']}x{top['size']} "

@@ -8,7 +8,7 @@ from explorer.analysis import charts
 from explorer.analysis.rows import MACS_NOTE, PARAMS_NOTE
 from explorer.core.export import analysis_csv, file_stem
 from explorer.runtime import memory
-from explorer.runtime.timing import time_variant
+from explorer.runtime import onnx as onnx_export
 from explorer.ui import data, graph_panel, heavy
 from explorer.ui.controls import inspect_controls
 from explorer.variants import VARIANTS, ConfigError
@@ -103,20 +103,47 @@ clicked = st.button(f"Time a forward pass on {device_name} (batch 1, random weig
 heavy.needs(need, "Builds the model for real:")
 
 
-def timed():
-    progress = st.progress(0.0, text="building the model...")
-    t = time_variant(choice.variant, device=choice.device, repeats=5, **choice.config,
-                     on_step=lambda i, n: progress.progress(i / n, text=f"run {i} of {n}"))
-    progress.empty()
-    return t
-
-
 if clicked:
-    t = heavy.run(f"timing {choice.variant}", need, timed, key="time")
+    bar = st.progress(0.0, text="waiting for a worker...")
+    t = heavy.run(f"timing {choice.variant}", need, "explorer.runtime.tasks:time_forward",
+                  {"variant": choice.variant, "device": choice.device, "repeats": 5,
+                   "config": dict(choice.config)}, key="time",
+                  on_progress=lambda p: bar.progress(p[0] / p[1], text=f"run {p[0]} of {p[1]}"))
+    bar.empty()
     if t:
         st.success(f"median {t['median_ms']:.1f} ms (min {t['min_ms']:.1f}, max {t['max_ms']:.1f}) "
                    f"over {t['repeats']} runs after a warm-up, on {t['device_name']}"
-                   + (f" with {t['threads']} threads" if t["device"] == "cpu" else ""))
+                   + (f" with {t['threads']} thread(s) of a worker process" if t["device"] == "cpu"
+                      else ""))
+
+st.subheader("ONNX")
+onnx_missing = onnx_export.missing()
+if onnx_missing:
+    st.info(onnx_export.missing_message(onnx_missing), icon=":material/extension_off:")
+else:
+    onnx_need = onnx_export.estimate(choice.variant, **choice.config)
+    heavy.cancelled("onnx")
+    onnx_clicked = st.button("Export to ONNX", icon=":material/deployed_code:",
+                             help=f"opset {onnx_export.OPSET}, batch dimension dynamic, random "
+                                  "weights (the graph and timing, not predictions); node names "
+                                  "carry the block names (Netron shows them)")
+    heavy.needs(onnx_need, "Builds the model for real, exports it and checks it with ONNX Runtime:")
+    onnx_request = json.dumps([choice.variant, choice.config], sort_keys=True, default=str)
+
+    def exported():
+        with st.spinner("Exporting to ONNX and checking it against PyTorch (tens of seconds)..."):
+            return onnx_export.export_variant(choice.variant, **choice.config)
+
+    if onnx_clicked:
+        done = heavy.run(f"ONNX export of {choice.variant}", onnx_need, exported, key="onnx")
+        if done:  # one file per session, the latest: they are up to ~220 MB
+            st.session_state["onnx_export"] = (onnx_request, done)
+    held = st.session_state.get("onnx_export")
+    if held and held[0] == onnx_request:
+        st.success(held[1].summary(), icon=":material/check:")
+        st.download_button("ONNX file", held[1].data,
+                           onnx_export.onnx_file_name(name.removesuffix(f"_{choice.depth}")),
+                           "application/octet-stream", icon=":material/download:")
 
 # torchinfo's own table of the same model, for those who know it: computed only when asked
 st.subheader("torchinfo")

@@ -94,8 +94,12 @@ def live():
     place = queue.place(job)
     if place > 0:
         st.info(f"Another race is training on this server: yours is number {place} in line.")
+    elif not job.over and job.progress.get("waiting"):
+        st.info(job.progress["waiting"], icon=":material/hourglass_top:")
     elif not job.over:
         p = job.progress
+        st.caption("Training in a worker process, one CPU thread; other users' timings run "
+                   "beside it on the machine's other cores.")
         left = (f", about {p['seconds_left']:.0f} s left" if p["seconds_left"] is not None
                 else ", estimating the time left...")
         pace = step_time_text(p["runs"])

@@ -7,6 +7,7 @@ from explorer.analysis.rows import MACS_NOTE
 from explorer.core.text import shape_text
 from explorer.ui import data
 from explorer.ui.controls import inspect_link, show_url_notes, url_snapshot
+from explorer.ui.design_state import lesson_link
 
 FIELD_COLUMNS = ("convolution", "receptive field", "jump", "MACs")
 
@@ -54,6 +55,7 @@ with c1:
     st.caption("Measured as networks by the explorer's own analysis: equal fields, unequal MACs.")
     inspect_link("Inception-v3's 35x35 blocks, on Inspect", "inception_v3", "layer",
                  first_a, key="link_5x5")
+    lesson_link("keep_5x5")
 with c2:
     st.markdown("**An n x n conv vs a 1 x n conv then an n x 1 conv** (Rethinking, section 3.2, "
                 "Figures 3 and 6): the n x 1 conv reads n outputs of the 1 x n conv, each of "
@@ -79,6 +81,7 @@ with c2:
                "early in the network.")
     inspect_link("Inception-v3's 17x17 blocks (1x7 + 7x1), on Inspect", "inception_v3", "layer",
                  first_b, key="link_1xn")
+    lesson_link("no_1x7")
 
 st.header("2. Reducing the grid")
 st.markdown("Going from k channels on a d x d grid to 2k channels on d/2 x d/2 "
@@ -102,6 +105,7 @@ st.caption(f"Receptive field (in input-grid units) and jump before and after eac
            f"input px and the jump from {before['jump'][0]} to {red['jump'][0]} px.")
 inspect_link(f"Inception-v3's {red['name']}, on Inspect", "inception_v3", "block", red["name"],
              key="link_reduction")
+lesson_link("pool_only")
 
 st.header("3. Scaling the residuals")
 st.markdown("Inception-ResNet scales each residual branch down before adding it: with more than "
@@ -123,6 +127,7 @@ a.caption(f"Toy model (each branch's output as large as its input and independen
           f"{lessons.fmt_factor(unscaled)}.")
 inspect_link(f"{variant}'s residual blocks, on Inspect", variant, "block", key="link_residual",
              container=a)
+lesson_link("scale_1", container=a)
 
 st.header("4. Auxiliary classifiers and label smoothing")
 a, b = st.columns(2)

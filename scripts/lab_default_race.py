@@ -1,4 +1,4 @@
-"""Measure the Lab's default race and save it for the README and the Lab page.
+"""Measure the Lab's default race and save it for docs/lab.md and the Lab page.
 
     python scripts/lab_default_race.py [--seeds 0,1,2] [--from RACE.json] [--note TEXT]
 

@@ -1,4 +1,4 @@
-"""Screenshots of Compare's latency section after a real measurement (README), in Chromium.
+"""Screenshots of Compare's latency section after a real measurement (docs/performance.md), in Chromium.
 
     python scripts/latency_screenshots.py [--query "variants=inception_v4&variants=..."]
 
@@ -18,7 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from serving import IDLE, SHOTS, ServerError, launch_chromium, streamlit_server  # noqa: E402
+from serving import IDLE, ServerError, launch_chromium, streamlit_server  # noqa: E402
+
+SHOTS = ROOT / "assets" / "screenshots"
 
 SECTION = "Measured latency: do MACs predict time?"
 

@@ -140,6 +140,49 @@ class ReferenceZoo:
         return self._cache[name]
 
 
+# -- a test run writes only under temporary folders -------------------------------------------------
+
+_HYPOTHESIS_HOME: Path | None = None
+
+
+def pytest_configure(config):
+    """Hypothesis keeps its example database in ./.hypothesis by default: in a temporary folder
+    instead, so that a test run leaves the checkout as it found it."""
+    global _HYPOTHESIS_HOME
+    import tempfile
+
+    from hypothesis.configuration import set_hypothesis_home_dir
+    _HYPOTHESIS_HOME = Path(tempfile.mkdtemp(prefix="inception-explorer-hypothesis-"))
+    set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+
+
+def pytest_unconfigure(config):
+    import shutil
+    if _HYPOTHESIS_HOME is not None:
+        shutil.rmtree(_HYPOTHESIS_HOME, ignore_errors=True)
+
+
+# -- markers: `browser` and `gpu` (registered in pyproject.toml) ---------------------------------
+
+BROWSER_FIXTURES = {"browser", "lab_tab"}  # fixtures that start Chromium
+
+
+def pytest_collection_modifyitems(config, items):
+    """A `gpu` test is skipped where torch sees no CUDA device (it still runs, and must pass, on a
+    machine with one: benchmarks/gpu.sh). A test that asks for Chromium without the `browser`
+    marker is a mistake that would slow the quick run (`-m "not browser and not gpu"`): refuse it."""
+    unmarked = [item.nodeid for item in items
+                if BROWSER_FIXTURES & set(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("browser") is None]
+    if unmarked:
+        raise pytest.UsageError(f"mark these @pytest.mark.browser (they start Chromium): {unmarked}")
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU")
+        for item in items:
+            if item.get_closest_marker("gpu") is not None:
+                item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def reference_zoo(tmp_path_factory) -> ReferenceZoo:
     """Reference models with random weights and their saved checkpoints, built once a session."""

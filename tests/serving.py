@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "assets" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # Debian's Chromium, never one Playwright downloads: `await p.chromium.launch(**CHROMIUM_LAUNCH)`
 CHROMIUM_LAUNCH = {"executable_path": CHROMIUM,
@@ -103,18 +102,6 @@ def visit(tab, url: str) -> None:
     tab.goto(url)
     settle(tab)
     tab.wait_for_selector("h1")
-
-
-def screenshot(tab, name: str) -> None:
-    """The whole page: grow the viewport to the app's scroll height, then shoot."""
-    height = tab.evaluate("""() => Math.max(...[...document.querySelectorAll('*')]
-        .filter(e => e.scrollHeight > e.clientHeight + 1 && getComputedStyle(e).overflowY !== 'visible')
-        .map(e => e.scrollHeight), document.body.scrollHeight)""")
-    tab.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 6000)})
-    tab.wait_for_timeout(800)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    tab.screenshot(path=SHOTS / f"{name}.png")
-    tab.set_viewport_size({"width": 1400, "height": 1000})
 
 
 def no_exception(tab) -> None:

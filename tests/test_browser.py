@@ -1,7 +1,7 @@
 """The app in a real browser: `streamlit run` as a subprocess, driven with Playwright + Chromium.
 
 Fails (never skips) when Chromium or Playwright cannot run: a silent skip would hide a broken app.
-Saves a screenshot of every page to assets/screenshots/<page>.png (used by the README).
+Writes no file: the README's screenshots come from scripts/screenshots.py, run on purpose.
 """
 
 import pytest
@@ -12,10 +12,11 @@ from serving import (  # tests/ is on sys.path (rootdir conftest)
     TABLE,
     TIMEOUT_MS,
     no_exception,
-    screenshot,
     settle,
     visit,
 )
+
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,6 @@ def test_overview_opens_a_variant_in_inspect(server, page):
     page.wait_for_selector(PLOT)
     assert page.locator("h1").first.inner_text() == "Inception Explorer"
     no_exception(page)
-    screenshot(page, "overview")
     page.locator(".st-key-inspect_inception_resnet_v2 button").first.click()
     settle(page)
     page.wait_for_selector(GRAPH)
@@ -57,7 +57,6 @@ def test_inspect_shows_graph_table_and_chart(server, page):
     assert page.locator("h1").first.inner_text().startswith("Inception-ResNet-v2")
     assert page.locator(GRAPH).first.locator("g.node").count() == 8  # input, 6 stages, head
     no_exception(page)
-    screenshot(page, "inspect")
 
 
 def test_inspect_bad_config_is_an_error_not_an_exception(server, page):
@@ -73,7 +72,6 @@ def test_compare(server, page):
     page.wait_for_function(f"document.querySelectorAll(\"{PLOT}\").length >= 3")
     assert page.get_by_role("button", name="Measure on CPU").count() == 1  # timed in test_app
     no_exception(page)
-    screenshot(page, "compare")
 
 
 def test_learn(server, page):
@@ -82,7 +80,6 @@ def test_learn(server, page):
     page.wait_for_selector(PLOT)
     page.wait_for_selector(".katex")
     no_exception(page)
-    screenshot(page, "learn")
 
 
 def test_predict(server, page):
@@ -94,7 +91,6 @@ def test_predict(server, page):
     text = page.locator("[data-testid='stMain']").inner_text()
     assert "googlenet.IMAGENET1K_V1" in text and "inception_v3.IMAGENET1K_V1" in text
     no_exception(page)
-    screenshot(page, "predict")
 
 
 def test_predict_without_weights_and_a_hostile_file_name(server, page):
@@ -114,4 +110,3 @@ def test_predict_without_weights_and_a_hostile_file_name(server, page):
     assert "the 299 px crop inception_v4 sees" in main and hostile in main
     assert page.locator("img[src='x']").count() == 0 and dialogs == []
     no_exception(page)
-    screenshot(page, "predict_offline")

@@ -159,7 +159,7 @@ def test_a_cpu_without_native_bfloat16_is_told_why(monkeypatch):
                                torch.bfloat16)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.gpu  # skipped without CUDA (conftest)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_gpu_copies_take_and_return_float32(dtype, randomize_batchnorm):
     torch.manual_seed(0)
@@ -173,7 +173,7 @@ def test_gpu_copies_take_and_return_float32(dtype, randomize_batchnorm):
     assert (out - plain).abs().max().item() < 0.1 * plain.abs().max().item()
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.gpu  # skipped without CUDA (conftest)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_gpu_copies_replay_a_cuda_graph_per_shape(dtype, randomize_batchnorm):
     """A replayed graph answers what the same copy answers eagerly, for each new input (its

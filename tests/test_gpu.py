@@ -9,7 +9,7 @@ from tolerances import LOGIT_ATOL
 
 import explorer
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+cuda = pytest.mark.gpu  # skipped where torch finds no CUDA device (tests/conftest.py)
 
 # checkpoints with calibrated batch norms (conftest), so that logits are of order one and a
 # 1e-4 comparison means something

@@ -212,11 +212,8 @@ def test_expand_then_collapse_gives_the_same_drawing_and_unknown_names_are_ignor
 
 
 def test_fully_expanded_ir_v2_draws_about_500_nodes(dot_binary):
-    import time
     source = to_dot("inception_resnet_v2", expanded=expandable("inception_resnet_v2"))
-    start = time.perf_counter()
-    titles = node_titles(render(source, "svg"))
-    assert time.perf_counter() - start < 20  # ~0.1 s on a quiet machine
+    titles = node_titles(render(source, "svg"))  # how long `dot` takes: benchmarks/limits.py
     assert 350 <= len(titles) <= 600
     assert sum(t.startswith("inception_resnet_b.") and t.endswith(".add") for t in titles) == 20
 

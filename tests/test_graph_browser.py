@@ -11,6 +11,8 @@ from urllib.parse import quote
 import pytest
 from serving import EXCEPTION, TIMEOUT_MS, settle
 
+pytestmark = pytest.mark.browser
+
 GRAPH = "[data-explorer-graph]"
 NODES = f"{GRAPH} g.node"
 TABLE = "[class*='st-key-table_'] [data-testid='stDataFrame']"  # the per-block table

@@ -6,10 +6,7 @@ from __future__ import annotations
 import io
 import math
 import re
-import struct
-import time
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +14,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from image_corpus import BAD_NAMES, encode, gradient, png_header_only  # tests/ on sys.path
+from image_corpus import bad_files as bad_file_corpus
 from PIL import Image, ImageFile
 from tolerances import ulps
 
@@ -40,21 +39,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 HALF = (0.5, 0.5, 0.5)
 
 
-def encode(image: Image.Image, fmt: str, **kw) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, fmt, **kw)
-    return buf.getvalue()
-
-
 def pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(image).astype(np.int32)
-
-
-def gradient(w: int = 64, h: int = 48) -> Image.Image:
-    """A small RGB image with distinct values along both axes."""
-    y, x = np.mgrid[0:h, 0:w]
-    rgb = np.stack([x * 255 // max(w - 1, 1), y * 255 // max(h - 1, 1), (x + y) % 256], axis=-1)
-    return Image.fromarray(rgb.astype(np.uint8), "RGB")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -242,13 +228,10 @@ def test_panorama_is_cheap(monkeypatch, size):
     image = gradient(*size)
     pre = Preprocess(299, 342)
     sizes = record_resizes(monkeypatch)
-    start = time.perf_counter()
-    x = to_tensor(image, pre)
-    elapsed = time.perf_counter() - start
+    x = to_tensor(image, pre)  # how long it takes: benchmarks/limits.py
     assert x.shape == (3, 299, 299) and torch.isfinite(x).all()
     # resize-then-crop would have made a 293142x342 (100 MP, 300 MB) image
     assert max(w * h for w, h in sizes) <= 2 * 299 * 342, sizes
-    assert elapsed < 2.0
     # the crop shows the middle of the gradient: red (x / width) is ~128 there
     crop = pixels(preview(image, pre))
     assert abs(crop[:, :, 0].mean() - 127.5) < 3
@@ -530,82 +513,13 @@ def test_names_in_messages(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# Bad files
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose IHDR claims width x height RGB pixels, with almost no data behind it."""
-    return (b"\x89PNG\r\n\x1a\n"
-            + png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + png_chunk(b"IEND", b""))
-
-
-def png_bomb(side: int = 20000) -> bytes:
-    """A valid 1-bit side x side all-black PNG: a few tens of KB that decode to side**2 pixels."""
-    row = b"\0" * (1 + (side + 7) // 8)  # filter byte + packed bits
-    compressor = zlib.compressobj(9)
-    body = b"".join(compressor.compress(row * 1000) for _ in range(side // 1000)) + compressor.flush()
-    return (b"\x89PNG\r\n\x1a\n"
-            + png_chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
-            + png_chunk(b"IDAT", body) + png_chunk(b"IEND", b""))
-
-
-def corrupt(data: bytes, start: int, n: int = 64) -> bytes:
-    """``n`` bytes zeroed from ``start`` on."""
-    out = bytearray(data)
-    out[start:start + n] = bytes(n)
-    return bytes(out)
+# Bad files (tests/image_corpus.py)
 
 
 @pytest.fixture(scope="module")
 def bad_files() -> dict[str, tuple[bytes, str]]:
     """file name -> (content, a word the message must contain)."""
-    photo = gradient(320, 240)
-    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (240, 320, 3), np.uint8))
-    jpeg, png = encode(photo, "JPEG", quality=90), encode(noise, "PNG")
-    progressive = encode(photo, "JPEG", quality=90, progressive=True)
-    return {
-        "empty.jpg": (b"", "empty"),
-        "truncated.jpg": (jpeg[: len(jpeg) // 2], "damaged or incomplete"),
-        "truncated_late.jpg": (jpeg[:-100], "damaged or incomplete"),
-        "truncated_progressive.jpg": (progressive[: len(progressive) * 2 // 3], "incomplete"),
-        "truncated.png": (png[: len(png) // 2], "damaged or incomplete"),
-        "truncated_late.png": (png[:-40], "damaged or incomplete"),
-        "header_only.png": (png[:60], "damaged or incomplete"),
-        "truncated.gif": (encode(photo.quantize(64), "GIF")[:2000], "incomplete"),
-        "truncated.webp": (encode(photo, "WEBP")[:500], "incomplete"),
-        "truncated.tif": (encode(photo, "TIFF")[:3000], "incomplete"),
-        "corrupt_middle.png": (corrupt(png, len(png) // 2), "damaged"),
-        "corrupt_start.jpg": (corrupt(jpeg, 0, 600), "not an image"),
-        "corrupt_tables.jpg": (corrupt(jpeg, jpeg.index(b"\xff\xdb"), 69), "damaged"),
-        "text.jpg": (b"Dear teacher, this is my homework.\n" * 20, "text"),
-        "random.png": (np.random.default_rng(1).integers(0, 256, 4000, np.uint8).tobytes(),
-                       "not an image"),
-        "drawing.svg": (b'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/'
-                        b'2000/svg" width="100" height="100"><circle r="40"/></svg>', "SVG"),
-        "svg_named.png": (b'\xef\xbb\xbf\n<svg xmlns="http://www.w3.org/2000/svg"></svg>', "PNG or JPEG"),
-        "gz.svgz": (b"\x1f\x8b\x08\x00" + bytes(40), "SVG"),
-        "phone.heic": (b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(100), "HEIC"),
-        "scan.jpg": (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n" + bytes(100), "PDF"),
-        "bomb.png": (png_bomb(), "pixels"),
-        "claims_100000x100000.png": (png_header_only(100_000, 100_000), "pixels"),
-        "claims_50_megapixels.png": (png_header_only(10_000, 5_000), "megapixels"),
-        "claims_0x10.bmp": (b"BM" + struct.pack("<IHHI", 70, 0, 0, 54)
-                            + struct.pack("<IiiHHIIiiII", 40, 0, 10, 1, 24, 0, 16, 0, 0, 0, 0)
-                            + bytes(16), "BMP"),
-    }
-
-
-BAD_NAMES = ["empty.jpg", "truncated.jpg", "truncated_late.jpg", "truncated_progressive.jpg",
-             "truncated.png", "truncated_late.png", "header_only.png", "truncated.gif",
-             "truncated.webp", "truncated.tif", "corrupt_middle.png", "corrupt_start.jpg",
-             "corrupt_tables.jpg", "text.jpg", "random.png", "drawing.svg", "svg_named.png",
-             "gz.svgz", "phone.heic", "scan.jpg", "bomb.png", "claims_100000x100000.png",
-             "claims_50_megapixels.png", "claims_0x10.bmp"]
+    return bad_file_corpus()
 
 
 def test_bad_names_cover_the_corpus(bad_files):
@@ -621,10 +535,8 @@ def test_bad_files_raise_image_error_naming_the_file(bad_files, tmp_path, name, 
         source.write_bytes(data)
     else:
         source = Uploaded(data, name)
-    start = time.perf_counter()
     with pytest.raises(ImageError) as err:  # any other exception type fails the test
-        load_image(source)
-    assert time.perf_counter() - start < 1.0
+        load_image(source)  # how long a refusal takes: benchmarks/limits.py
     message = str(err.value)
     assert name in message
     assert word.lower() in message.lower(), message
@@ -659,7 +571,7 @@ def test_pixel_limit_is_exact():
     assert load_image(encode(gradient(100, 50), "PNG"), max_pixels=5000).size == (100, 50)
 
 
-def test_size_limit_is_checked_before_reading(tmp_path):
+def test_size_limit_is_checked_before_reading(tmp_path, monkeypatch):
     data = encode(gradient(), "PNG")
     with pytest.raises(ImageError, match=r"big\.png.*more than"):
         load_image(data, name="big.png", max_bytes=len(data) - 1)
@@ -678,10 +590,9 @@ def test_size_limit_is_checked_before_reading(tmp_path):
     sparse = tmp_path / "huge.jpg"
     with open(sparse, "wb") as f:
         f.truncate(MAX_BYTES + 1)
-    start = time.perf_counter()
+    monkeypatch.setattr(images, "open", lambda *a, **k: pytest.fail("opened"), raising=False)
     with pytest.raises(ImageError, match=r"huge\.jpg is 20,971,521 bytes, more than the 20,971,520"):
         load_image(sparse)
-    assert time.perf_counter() - start < 0.5
 
 
 def test_missing_and_not_a_file(tmp_path):

@@ -3,7 +3,6 @@
 import io
 import json
 import threading
-import time
 
 import pytest
 import torch
@@ -193,35 +192,6 @@ def test_a_queue_trains_one_race_at_a_time(tiny_race, monkeypatch):
     c = queue.submit(_tiny_request(seeds=(3,), steps=4), who="erin")
     queue.leave(c, "erin")
     assert c.wait(60) and c.status == STOPPED
-
-
-def test_a_race_takes_its_turn_in_the_servers_heavy_queue(cache):
-    """A race and a timing never run at once: the race waits behind heavy work already running,
-    holds its memory estimate while it trains, and gives its place back when done."""
-    from explorer.runtime.jobs import HEAVY
-
-    queue = RaceQueue(runner=lambda req, on_progress, should_stop: {"runs": [], "summary": []})
-    timing = HEAVY.enter("a timing")
-    assert timing.wait(5)
-    try:
-        job = queue.submit(_tiny_request(seeds=(5,), steps=4), who="alice")
-        time.sleep(1.0)
-        assert not job.over and HEAVY.snapshot()["waiting"] == ["a race of 2 network(s)"]
-    finally:
-        timing.release()
-    assert job.wait(30) and job.status == DONE
-    assert HEAVY.snapshot() == {"running": [], "waiting": []}
-    # a race stopped while it waits for its turn never trains
-    timing = HEAVY.enter("a timing")
-    assert timing.wait(5)
-    try:
-        job = queue.submit(_tiny_request(seeds=(6,), steps=4), who="bob")
-        time.sleep(0.5)
-        queue.leave(job, "bob")
-        assert job.wait(30) and job.status == STOPPED and job.result is None
-    finally:
-        timing.release()
-    assert HEAVY.snapshot() == {"running": [], "waiting": []}
 
 
 def test_a_stopped_race_returns_what_it_has_and_caches_nothing(cache):

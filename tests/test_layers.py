@@ -1,4 +1,4 @@
-"""The package's layers, and the one direction its imports may run (README, "Code map").
+"""The package's layers, and the one direction its imports may run (docs/architecture.md, "Code map").
 
 Every import of every module in explorer/ and pages/ is read from the source (``ast``), the
 ones inside functions included (a lazy import is still an arrow), and checked against the
@@ -117,7 +117,8 @@ def test_the_import_reader_sees_lazy_and_relative_imports():
 
 def test_every_module_has_a_layer():
     loose = [name for name in MODULES if name != "explorer" and layer_of(name) is None]
-    assert not loose, f"place these in LAYERS (tests/test_layers.py) and the README's Code map: {loose}"
+    assert not loose, (f"place these in LAYERS (tests/test_layers.py) and docs/architecture.md's "
+                       f"Code map: {loose}")
 
 
 def test_the_map_names_only_modules_that_exist():
@@ -223,11 +224,16 @@ def test_one_cache_folder_for_everything_the_explorer_keeps(monkeypatch, tmp_pat
     assert upload_dir() == tmp_path / "mine" / "uploads"
 
 
-def test_the_readme_code_map_names_every_module():
-    readme = (ROOT / "README.md").read_text()
-    code_map = readme[readme.index("## Code map"):]
+def test_the_code_map_names_every_module():
+    """docs/architecture.md's "## Code map" (where a reader looks for the layers) names every
+    top-level module and folder of explorer/."""
+    page = ROOT / "docs" / "architecture.md"
+    assert page.is_file(), "docs/architecture.md (the layers, the NetSpec flow, its ## Code map) is missing"
+    text = page.read_text()
+    assert "## Code map" in text, "docs/architecture.md needs a '## Code map' section"
+    code_map = text[text.index("## Code map"):]
     code_map = code_map[:code_map.find("\n## ", 1) if "\n## " in code_map[1:] else None]
     names = {p.name for p in (ROOT / "explorer").glob("*.py") if p.name != "__init__.py"}
     names |= {f"{p.name}/" for p in (ROOT / "explorer").iterdir() if (p / "__init__.py").is_file()}
     missing = sorted(n for n in names if n not in code_map)
-    assert not missing, f"add to the README's Code map: {missing}"
+    assert not missing, f"add to docs/architecture.md's Code map: {missing}"

@@ -353,16 +353,32 @@ def test_a_job_the_running_ones_crowd_out_waits_instead_of_failing():
     assert small.wait(0)  # alone, it runs
 
 
-def test_an_allocation_that_fails_anyway_is_a_message_not_a_crash(monkeypatch):
-    def fail(*args, **kwargs):
-        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't "
-                           "allocate memory: you tried to allocate 123 bytes")
-    monkeypatch.setattr("explorer.runtime.timing.time_variant", fail)
+def test_an_allocation_that_fails_anyway_is_a_message_not_a_crash(monkeypatch, tmp_path):
+    # the timing runs in a worker process (explorer.runtime.workers): the failing allocation is
+    # made there, by a stand-in for the timing that a fresh worker imports from tmp_path
+    from explorer.runtime import workers
+    from explorer.runtime.jobs import JobQueue
+
+    (tmp_path / "failing_timing.py").write_text(
+        "def time_forward(**kwargs):\n"
+        "    raise RuntimeError(\"[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: \"\n"
+        "                       \"can't allocate memory: you tried to allocate 123 bytes\")\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    pool = workers.LocalPool(JobQueue(1))
+    monkeypatch.setattr(workers, "_POOL", pool)
+    real_submit = pool.submit
+
+    def submit(request, fits=None):
+        request.target = request.target.replace("explorer.runtime.tasks", "failing_timing")
+        return real_submit(request, fits)
+
+    monkeypatch.setattr(pool, "submit", submit)
     at = clean(app("inspect", variant="googlenet", size="96"))
     next(b for b in at.button if b.label.startswith("Time a forward pass")).click().run()
     clean(at)
     assert len(at.error) == 1 and at.error[0].value.startswith("timing googlenet ran out of memory")
     assert not at.success
+    pool.shutdown()
 
 
 def test_the_graphs_latency_overlay_is_guarded_too(monkeypatch):

@@ -37,7 +37,8 @@ CLASSROOM = [("googlenet", {"size": 96}), ("bn_inception", {"size": 96}),
              ("inception_v4", {"size": 75, "width": 0.25}),
              ("inception_resnet_v1", {"size": 75, "width": 0.25}),
              ("inception_resnet_v2", {"size": 75, "width": 0.25}), ("googlenet", {"size": 128})]
-pytestmark = pytest.mark.filterwarnings("ignore:dropped .* auxiliary-head tensors:UserWarning")
+pytestmark = [pytest.mark.browser,
+              pytest.mark.filterwarnings("ignore:dropped .* auxiliary-head tensors:UserWarning")]
 
 
 def config_of(query: dict) -> dict:

@@ -311,6 +311,7 @@ def expected_top1(items: dict[str, Path], weights_dir: Path) -> dict[tuple[str, 
     return out
 
 
+@pytest.mark.browser
 def test_a_classroom_of_sessions_at_once(server, weights_dir, tmp_path):
     made = photos(tmp_path)
     inspect_users = [INSPECT_USERS[i % len(INSPECT_USERS)] for i in range(CLASSROOM // 2)]

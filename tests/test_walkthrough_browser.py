@@ -1,6 +1,6 @@
 """Issue 11 in Chromium, on a projector's 1280x720: every page reads there (controls above the
 fold, table names and MACs not cut), the drawing of items 5, 9, 10 and 11, and the downloads'
-names. Saves assets/screenshots/projector_<page>.png (1280x720, the first screen; README tour).
+names. (scripts/screenshots.py takes the projector screenshots of these same views.)
 """
 
 import pytest
@@ -8,9 +8,10 @@ from serving import (  # tests/ on sys.path
     IDLE,
     PLOT,
     ROOT,
-    SHOTS,
     TABLE,
 )
+
+pytestmark = pytest.mark.browser
 
 WIDTH, HEIGHT = 1280, 720
 TIMEOUT_MS = 120_000
@@ -36,11 +37,9 @@ def visit(tab, url: str) -> None:
     assert tab.locator("[data-testid='stException']").count() == 0
 
 
-def shoot(tab, name: str) -> None:
-    """What a projector shows: the first 1280x720 screen, nothing scrolled."""
+def let_it_draw(tab) -> None:
+    """Plotly and the data grid finish drawing after the script is idle."""
     tab.wait_for_timeout(800)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    tab.screenshot(path=SHOTS / f"projector_{name}.png")
 
 
 def box(locator) -> dict:
@@ -57,7 +56,7 @@ def on_screen(locator) -> bool:
 def test_overview_timeline_labels_do_not_overlap(server, tab):
     visit(tab, server)
     tab.wait_for_selector(PLOT)
-    shoot(tab, "overview")
+    let_it_draw(tab)
     labels = tab.locator("[data-testid='stPlotlyChart'] .textpoint text")
     assert labels.count() == 7
     boxes = [box(labels.nth(i)) for i in range(7)]
@@ -73,7 +72,7 @@ def test_overview_timeline_labels_do_not_overlap(server, tab):
 def test_inspect_on_a_projector(server, tab):
     visit(tab, f"{server}/inspect?variant=inception_resnet_v2&depth=layer")
     tab.wait_for_selector(TABLE)
-    shoot(tab, "inspect")
+    let_it_draw(tab)
     # the depth control is above the fold in the sidebar
     assert on_screen(tab.locator("[data-testid='stSidebar'] .st-key-depth"))
     # the table's first columns are the name, the shape, params and MACs; it fits the screen
@@ -108,7 +107,7 @@ def test_compare_the_engineers_question(server, tab):
     tab.wait_for_function(f"document.querySelectorAll(\"{PLOT}\").length >= 3")
     assert on_screen(tab.locator(".st-key-compare_width"))
     assert tab.locator(".st-key-compare_width input").input_value() == "0.50"
-    shoot(tab, "compare")
+    let_it_draw(tab)
     # the stacked bars: one legend entry per role, in the order of the stack
     legend = tab.locator("[data-testid='stPlotlyChart']").nth(2).locator(".legendtext")
     assert [legend.nth(i).text_content() for i in range(legend.count())] == [
@@ -129,17 +128,17 @@ def test_learn_draws_its_diagrams_and_tables_at_once(server, tab):
     assert "None" not in text and "x1048576" not in text
     assert "receptive field stays n x n" in text
     assert tab.get_by_role("button", name="Inception-v3's 17x17 blocks (1x7 + 7x1), on Inspect")
-    shoot(tab, "learn")
+    let_it_draw(tab)
 
 
 def test_predict_on_a_projector(server, tab):
     visit(tab, f"{server}/predict")
     tab.wait_for_function(f"document.querySelectorAll(\"{PLOT}\").length >= 2")
-    shoot(tab, "predict")
+    let_it_draw(tab)
 
 
 def test_lab_on_a_projector(server, tab):
     visit(tab, f"{server}/lab")
     tab.wait_for_selector(PLOT)
     assert on_screen(tab.locator("h1").first)
-    shoot(tab, "lab")
+    let_it_draw(tab)

@@ -32,7 +32,7 @@ from explorer.core.text import shape_text
 from explorer.spec import ops
 from explorer.spec.netspec import NetSpec
 from explorer.spec.walk import Node, Trace
-from explorer.variants import ConfigError
+from explorer.variants import ConfigError, describe
 
 FORMATS = ("svg", "png")
 OVERLAYS = {"params": "parameters", "macs": "MACs", "activations": "activation memory",
@@ -53,8 +53,9 @@ class GraphvizMissing(RuntimeError):
 def to_dot(variant, *, depth: str = "block", collapse: bool = True,
            expanded: Iterable[str] | None = None, values: Mapping[str, float] | None = None,
            overlay: str | None = None, value_scale: tuple[float, float] | None = None,
-           projector: bool = False, **config) -> str:
-    """Graphviz DOT for ``variant`` (a name, or a NetSpec: then no ``config``).
+           projector: bool = False, replace=None, **config) -> str:
+    """Graphviz DOT for ``variant`` (a name, or a NetSpec: then no ``config``); ``replace``
+    ({name: block}) draws it with those blocks designed anew (``explorer.spec.replace``).
 
     Without ``expanded``, the whole network at ``depth``:
 
@@ -83,6 +84,13 @@ def to_dot(variant, *, depth: str = "block", collapse: bool = True,
         raise ConfigError("to_dot takes no device or weights: it draws a meta-device build")
     if overlay is not None and overlay not in OVERLAYS:
         raise ConfigError(f"unknown overlay {overlay!r}; choose one of: {', '.join(OVERLAYS)}")
+    if replace:
+        from explorer.spec.replace import replaced
+        if not isinstance(variant, NetSpec):
+            layout = config.pop("layout", None)
+            variant = describe(variant, layout, **config)
+            config = {}
+        variant = replaced(variant, replace)
     view = (depth, bool(collapse), None if expanded is None else frozenset(map(str, expanded)),
             values, overlay, None if value_scale is None else tuple(value_scale), bool(projector))
     key = (variant, freeze(view), freeze(config))
@@ -99,7 +107,8 @@ def _to_dot(variant, view: tuple, config: tuple) -> str:
     found = probe_spec(variant) if isinstance(variant, NetSpec) else probe(variant, **thaw(config))
     drawer = _Drawer(found.trace, depth, collapse, expanded, _Colours(values, scale, overlay),
                      projector)
-    return drawer.draw(variant, found.input_size)
+    return drawer.draw(variant.variant if isinstance(variant, NetSpec) else variant,
+                       found.input_size)
 
 
 def expandable(variant: str, **config) -> dict[str, str]:
@@ -440,8 +449,9 @@ class _Drawer:
                 continue
             with self.cluster(stage.name, _titled(stage.name, stage)):
                 src = self.stage(stage, src, taps)
-        with self.cluster("head", "classifier head"):
-            self.part(trace.nodes["head"], src, "head")
+        if trace.spec.head.layers:  # a block drawn alone (the design bench) has no head
+            with self.cluster("head", "classifier head"):
+                self.part(trace.nodes["head"], src, "head")
         for tap, aux_name in trace.aux_taps.items():
             aux = trace.nodes[aux_name]
             with self.cluster(aux_name, _titled(f"auxiliary classifier ({aux_name})", aux)):

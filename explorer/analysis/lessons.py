@@ -59,7 +59,9 @@ def grid_reduction(channels: int, grid: int) -> list[dict]:
 
 
 def residual_blocks(spec: NetSpec) -> list[dict]:
-    """Each residual block's scale (and whether a ReLU follows its add), in network order."""
+    """Each residual block's scale (and whether a ReLU follows its add), in network order, of a
+    NetSpec (or a model built from one)."""
+    spec = getattr(spec, "spec", spec)
     return [{"block": f"{s.name}.{name}", "scale": float(b.scale), "relu": b.act}
             for s in spec.stages for name, b in s.blocks if getattr(b, "op", "") == "residual"]
 

@@ -29,7 +29,7 @@ from explorer.core.keys import freeze, thaw
 from explorer.spec import ops
 from explorer.spec.netspec import NetSpec
 from explorer.spec.walk import Node, Trace
-from explorer.variants import ConfigError
+from explorer.variants import ConfigError, describe
 
 DEPTHS = ("stage", "block", "layer")
 MACS_NOTE = "MACs: multiply-accumulates of conv and linear layers (1 MAC = 2 FLOPs)"
@@ -93,11 +93,21 @@ class Analysis:
 
 
 def analyze(variant_or_spec, *, input_size: int | None = None, depth: str = "block",
-            **config) -> Analysis:
+            replace=None, **config) -> Analysis:
     """Rows and totals for a variant name (cached by variant and config), a NetSpec, or a
-    model built by ``explorer.build`` (which keeps its spec)."""
+    model built by ``explorer.build`` (which keeps its spec). ``replace`` ({name: block}):
+    those blocks (or every block of a named stage) designed anew, see ``explorer.spec.replace``."""
     if depth not in DEPTHS:
         raise ConfigError(f"depth must be one of {', '.join(DEPTHS)}, got {depth!r}")
+    if replace:
+        from explorer.spec.replace import replaced
+        if isinstance(variant_or_spec, str):
+            layout = config.pop("layout", None)
+            variant_or_spec = describe(variant_or_spec, layout, input_size=input_size, **config)
+            config = {}
+        spec = getattr(variant_or_spec, "spec", variant_or_spec)
+        if isinstance(spec, NetSpec):
+            variant_or_spec = replaced(spec, replace)
     if isinstance(variant_or_spec, str):
         frozen = freeze(config)
         try:

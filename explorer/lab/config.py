@@ -26,6 +26,8 @@ class LabConfig:
     scale: float | None = None
     input_size: int | None = None
     layout: str = "paper"
+    design: str | None = None      # a designed block (``analysis.design.encode``'s value) ...
+    design_at: str | None = None   # ... placed at this block or stage (the Design page's race)
 
     def resolved(self) -> LabConfig:
         """Validated, with every default made explicit (so equal networks get equal keys)."""
@@ -39,14 +41,20 @@ class LabConfig:
         _, lay, cfg = resolve(self.variant, self.layout, num_classes=10, input_size=size,
                               **{k: v for k, v in options.items() if v is not None})
         scale = scale_per_stage(lay, cfg) if lay.scale is not None else None
-        return LabConfig(self.variant, float(cfg.width), tuple(cfg.repeats or lay.repeats or ()) or None,
-                         None if scale is None else (scale[0] if len(set(scale)) == 1 else scale),
-                         size, lay.name)
+        out = LabConfig(self.variant, float(cfg.width), tuple(cfg.repeats or lay.repeats or ()) or None,
+                        None if scale is None else (scale[0] if len(set(scale)) == 1 else scale),
+                        size, lay.name, self.design, self.design_at)
+        if self.design is not None or self.design_at is not None:
+            lab_spec(out)  # the design must run there: ShapeError names its branch and layer
+        return out
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["repeats"] = list(d["repeats"]) if d["repeats"] else None
         d["scale"] = list(d["scale"]) if isinstance(d["scale"], tuple) else d["scale"]
+        for key in ("design", "design_at"):  # absent unless designed: earlier races' keys hold
+            if d[key] is None:
+                del d[key]
         return d
 
     @classmethod
@@ -63,10 +71,35 @@ class LabConfig:
         return cls(**d)
 
     def label(self) -> str:
+        designed = f", designed {self.design_at}" if self.design is not None else ""
         if self.scale is None:
-            return self.variant
+            return f"{self.variant} (designed {self.design_at})" if designed else self.variant
         scales = self.scale if isinstance(self.scale, tuple) else (self.scale,)
-        return f"{self.variant} (scale {'/'.join(f'{s:g}' for s in scales)})"
+        return f"{self.variant} (scale {'/'.join(f'{s:g}' for s in scales)}{designed})"
+
+
+def lab_replace(cfg: LabConfig) -> dict | None:
+    """``{design_at: block}`` for a designed network (the block's channels scaled by the Lab's
+    width, as the variants' builders scale every block), else None."""
+    if cfg.design is None and cfg.design_at is None:
+        return None
+    if not (isinstance(cfg.design, str) and isinstance(cfg.design_at, str)):
+        raise ConfigError("a designed network needs both design (the block) and design_at "
+                          "(the block or stage it replaces)")
+    from explorer.analysis.design import decode, scaled
+    return {cfg.design_at: scaled(decode(cfg.design), cfg.width)}
+
+
+def lab_spec(cfg: LabConfig):
+    """The NetSpec the Lab builds for ``cfg`` (resolved), its design in place."""
+    from explorer.spec.replace import replaced
+    from explorer.variants import describe
+
+    spec = describe(cfg.variant, cfg.layout, num_classes=10, width=cfg.width,
+                    input_size=cfg.input_size,
+                    **{k: v for k, v in (("repeats", cfg.repeats), ("scale", cfg.scale))
+                       if v is not None})
+    return replaced(spec, lab_replace(cfg))
 
 
 def build_lab_model(cfg: LabConfig, generator: torch.Generator, device="cpu",
@@ -80,6 +113,7 @@ def build_lab_model(cfg: LabConfig, generator: torch.Generator, device="cpu",
     with torch.device("meta"):
         model = build(cfg.variant, layout=cfg.layout, num_classes=10, device="meta",
                       width=cfg.width, repeats=cfg.repeats, dropout=dropout,
+                      replace=lab_replace(cfg),
                       **({"scale": cfg.scale} if cfg.scale is not None else {}))
     model = model.to_empty(device="cpu")
     with torch.no_grad():

@@ -95,7 +95,7 @@ def step_time_text(runs: list[dict]) -> str:
 
 
 def measured_result() -> dict | None:
-    """The default race as measured for the README (``assets/lab/default_race.json``)."""
+    """The default race as measured for docs/lab.md (``assets/lab/default_race.json``)."""
     try:
         return json.loads(MEASURED.read_text())
     except (OSError, ValueError):

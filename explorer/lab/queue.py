@@ -1,4 +1,7 @@
 """At most one race trains at a time in a process (a Streamlit server): the others wait in line.
+The race itself trains in a worker process or a Ray task (``pooled_race``, through
+``explorer.runtime.workers``): the server's threads and torch settings are never used for it,
+and it runs beside other users' timings, one CPU thread each, within the machine's cores.
 
 Students who ask for the same race share one job (and a finished race comes from the disk
 cache at once). A student's stop button takes that student off the job; the job stops when no
@@ -13,7 +16,8 @@ import time
 import traceback
 from collections import deque
 
-from explorer.lab.training import RaceRequest, cached_race, race
+from explorer.lab.training import THREADS, RaceRequest, cached_race, race, race_estimate, summarize
+from explorer.runtime import workers
 
 QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped", "failed"
 
@@ -45,8 +49,39 @@ class Job:
         return True
 
 
+def race_job(request: RaceRequest, *, progress) -> dict:
+    """The worker's side of ``pooled_race``."""
+    return race(request, on_progress=progress)
+
+
+def pooled_race(request: RaceRequest, *, on_progress, should_stop) -> dict:
+    """``race`` in a worker (``explorer.runtime.workers``), declaring its memory estimate and
+    its CPU threads; ``should_stop`` cancels it there (its worker process ends). While it waits
+    for the machine, the progress says so (``"waiting"``: the truthful place in line)."""
+    need = race_estimate(request.configs, request.batch, request.optimizer, request.device)
+    job = workers.submit("explorer.lab.queue:race_job", {"request": request},
+                         label=f"a race of {len(request.configs)} network(s)", memory=need.total,
+                         device=request.device, cpus=THREADS if request.device == "cpu" else None)
+    idle = {"runs": [], "done": 0, "total": 1, "seconds_left": None}
+    try:
+        while not job.wait(0.25):
+            if should_stop():
+                job.cancel()
+                job.wait(30)
+                runs = (job.progress or {}).get("runs", []) if isinstance(job.progress, dict) else []
+                return {"runs": runs, "summary": summarize(runs, request.target) if runs else [],
+                        "stopped": True}
+            if job.state == workers.WAITING:
+                on_progress({**idle, "waiting": workers.waiting_message(job)})
+            elif isinstance(job.progress, dict):
+                on_progress({**job.progress, "worker": job.pid})
+        return job.result()
+    finally:
+        job.cancel()
+
+
 class RaceQueue:
-    def __init__(self, runner=race):
+    def __init__(self, runner=pooled_race):
         self._runner = runner
         self._lock = threading.Condition()
         self._waiting: deque[Job] = deque()
@@ -109,15 +144,8 @@ class RaceQueue:
                     self._lock.wait()
                 job = self._running = self._waiting.popleft()
                 job.status, job.started = RUNNING, time.time()
-            ticket = None
             try:
-                # Training is heavy work like a timing: it takes its turn in the server-wide
-                # queue (explorer.runtime.jobs), holding its memory estimate while it trains.
-                ticket = _heavy_ticket(job.request)
-                while not ticket.wait(0.25):
-                    if job.stop_event.is_set():
-                        break
-                if job.stop_event.is_set() and not ticket.running:
+                if job.stop_event.is_set():
                     job.result, job.status = None, STOPPED
                     continue
                 result = self._runner(job.request, on_progress=lambda p: setattr(job, "progress", p),
@@ -129,20 +157,9 @@ class RaceQueue:
                 job.status = FAILED
                 traceback.print_exc()
             finally:
-                if ticket is not None:
-                    ticket.release()
                 with self._lock:
                     job.finished = time.time()
                     self._running = None
-
-
-def _heavy_ticket(request: RaceRequest):
-    from explorer.lab.training import race_estimate
-    from explorer.runtime.jobs import HEAVY
-
-    need = race_estimate(request.configs, request.batch, request.optimizer, request.device)
-    return HEAVY.enter(f"a race of {len(request.configs)} network(s)", device=request.device,
-                       reserve=need.total)
 
 
 _QUEUE: RaceQueue | None = None

@@ -7,6 +7,7 @@ from torch import nn
 
 from explorer.runtime.modules import materialize
 from explorer.spec.netspec import NetSpec
+from explorer.spec.replace import replaced
 from explorer.spec.walk import walk
 from explorer.variants import VARIANTS, ConfigError, describe_layout, resolve
 from explorer.variants.config import Config, layout_state
@@ -17,14 +18,17 @@ DEVICES = ("cpu", "cuda", "meta")
 
 def build(variant: str | NetSpec, *, layout: str | None = None, num_classes: int = 1000,
           aux_logits: bool = False, device: str | torch.device = "cpu", weights=None,
-          **config) -> nn.Module:
+          replace=None, **config) -> nn.Module:
     """Build an Inception variant (or a NetSpec) as an ``nn.Module`` in eval mode.
 
     ``build(variant, ...)`` is ``build(describe(variant, ...))``. ``layout`` is "released"
     (checkpoint-compatible) or "paper"; ``None`` is the variant's own default (released where
     there is a public checkpoint, else paper). ``device="meta"`` builds without memory or
     initialisation. ``weights`` is a checkpoint path (torchvision, timm, Cadene, facenet or
-    explorer format). Config options: ``dropout``, ``width``, ``scale``, ``repeats``,
+    explorer format). ``replace`` ({name: block}, a block or its plain-JSON dict, named
+    ``inception_a.0`` or a whole stage ``inception_a``) builds the network with those blocks
+    designed anew (``explorer.spec.replace``); an impossible design raises ShapeError naming
+    its branch and layer. Config options: ``dropout``, ``width``, ``scale``, ``repeats``,
     ``input_size`` (validated, not stored). The module keeps its spec (``model.spec``).
     """
     if isinstance(variant, NetSpec):
@@ -43,6 +47,11 @@ def build(variant: str | NetSpec, *, layout: str | None = None, num_classes: int
         info, lay, cfg = resolve(variant, layout, num_classes=num_classes, aux_logits=aux_logits,
                                  **config)
         spec = describe_layout(info, lay, cfg)
+    if replace:
+        if weights is not None:
+            raise ConfigError("weights load onto the network as published; a designed network "
+                              "(replace=...) starts from random weights: leave out weights")
+        spec = replaced(spec, replace)
     dev = _device(device)
     if weights is not None and dev.type != "meta":
         # Build without initialising (meta), then take the checkpoint's tensors.

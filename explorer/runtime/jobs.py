@@ -1,10 +1,12 @@
 """Heavy work shares the machine: a server-wide queue for real builds, timings and training.
 
-At most ``slots`` jobs run at once (``INCEPTION_EXPLORER_HEAVY_JOBS``, default 1: one timing at
-a time also keeps the measured times honest on a shared CPU); the others wait in arrival order
-and can see their place. A job holds its memory estimate as a reservation while it runs; the
-next in line starts only when its own ``fits(reserved)`` says the memory the running jobs leave
-is enough (or when nothing else runs). Analysis, graphs and tables never enter the queue.
+At most ``slots`` jobs run at once (``INCEPTION_EXPLORER_HEAVY_JOBS``; by default one per CPU
+core divided by the threads each job uses, ``INCEPTION_EXPLORER_JOB_CPUS``: the jobs run in
+worker processes, ``explorer.runtime.workers``, one core each, so a race trains beside a
+timing); the others wait in arrival order and can see their place. A job holds its memory
+estimate as a reservation while it runs; the next in line starts only when its own
+``fits(reserved)`` says the memory the running jobs leave is enough (or when nothing else
+runs). Analysis, graphs and tables never enter the queue.
 
     with HEAVY.enter("time inception_v3", estimate) as ticket:
         while not ticket.wait(0.25):
@@ -121,7 +123,10 @@ class JobQueue:
 
 
 def _slots() -> int:
-    text = os.environ.get(JOBS_ENV, "1")
+    per_job = os.environ.get("INCEPTION_EXPLORER_JOB_CPUS", "1")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    default = max(1, (cores or 1) // max(1, int(per_job) if per_job.isdigit() else 1))
+    text = os.environ.get(JOBS_ENV, str(default))
     try:
         return max(1, int(text))
     except ValueError:

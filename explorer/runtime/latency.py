@@ -9,9 +9,14 @@ as a 1x1 convolution, the faster counts), the best case for the same kernels on 
 threads. ``lessons`` turns the measurements into sentences, so the page says "MACs do not
 predict latency" only when the numbers say so.
 
+Beside eager PyTorch, ``measure(..., runtimes=...)`` times what a deployer would run: the
+optimised copy ``for_inference`` (BN folded, channels-last) and ONNX Runtime on the network's
+checked ONNX export (``explorer.runtime.onnx``; CPU, when the ``onnx`` extra is installed), in
+the same turns on the same threads; ``runtime_lessons`` says how they compare.
+
 Results are cached in this process, shared by every session of a server, per (variant, build
-config, input size, batch, device, threads): a second student pressing the button gets the
-first one's numbers at once.
+config, input size, batch, device, threads, runtime): a second student pressing the button gets
+the first one's numbers at once.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ PEAK_RUNS = 5
 MAX_ENTRIES = 512
 PROPORTIONAL = 0.1       # time ratios within 10 % of the MAC ratio count as "in proportion"
 SHOW_PAIRS = 3           # sentences per batch about networks that beat their MACs
+RUNTIMES = {"eager": "eager PyTorch",
+            "for_inference": "for_inference (BN folded, channels-last)",
+            "onnxruntime": "ONNX Runtime"}
 
 _lock = threading.Lock()
 _cache: OrderedDict[tuple, dict] = OrderedDict()
@@ -117,10 +125,11 @@ def matmul_as_conv(a: torch.Tensor, b: torch.Tensor) -> Callable[[], torch.Tenso
     return lambda: torch.nn.functional.conv2d(pixels, weight)
 
 
-def cache_key(kind: str, *parts, device: str = "cpu") -> tuple:
-    """What a measurement depends on: the request, the device and torch's thread count."""
+def cache_key(kind: str, *parts, device: str = "cpu", threads: int | None = None) -> tuple:
+    """What a measurement depends on: the request, the device and torch's thread count (this
+    process's, unless ``threads`` names the measuring worker's: explorer.runtime.workers)."""
     return (kind, json.dumps(parts, sort_keys=True, default=str), str(torch.device(device)),
-            torch.get_num_threads())
+            threads or torch.get_num_threads())
 
 
 def cached(key: tuple) -> dict | None:
@@ -143,14 +152,32 @@ def forget() -> None:
         _cache.clear()
 
 
-def latency_key(row: dict, batch: int, device: str = "cpu") -> tuple:
-    """The cache key of one compare row (``explorer.analysis.compare.compare_rows``) timed at ``batch``."""
-    return cache_key("latency", row["variant"], row["build"], row["input_size"], batch,
-                     device=device)
+def latency_key(row: dict, batch: int, device: str = "cpu", runtime: str = "eager",
+                threads: int | None = None) -> tuple:
+    """The cache key of one compare row (``explorer.analysis.compare.compare_rows``) timed at
+    ``batch`` with ``runtime`` (one of ``RUNTIMES``); ``threads``: the measuring worker's."""
+    kind = "latency" if runtime == "eager" else f"latency {runtime}"
+    return cache_key(kind, row["variant"], row["build"], row["input_size"], batch,
+                     device=device, threads=threads)
 
 
-def peak_key(device: str = "cpu", size: int = PEAK_SIZE) -> tuple:
-    return cache_key("peak", size, device=device)
+def available_runtimes(device: str = "cpu") -> tuple[str, ...]:
+    """The runtimes ``measure`` can time here: ONNX Runtime on the CPU, with the onnx extra."""
+    from explorer.runtime import onnx
+    cpu = torch.device(device).type == "cpu"
+    return tuple(r for r in RUNTIMES if r != "onnxruntime" or (cpu and not onnx.missing()))
+
+
+def _time_once(run: Callable[[], object], device: torch.device) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    run()
+    _sync(device)
+    return (time.perf_counter() - start) * 1000
+
+
+def peak_key(device: str = "cpu", size: int = PEAK_SIZE, threads: int | None = None) -> tuple:
+    return cache_key("peak", size, device=device, threads=threads)
 
 
 def peak(device: str = "cpu", *, size: int = PEAK_SIZE, refresh: bool = False) -> dict:
@@ -158,7 +185,7 @@ def peak(device: str = "cpu", *, size: int = PEAK_SIZE, refresh: bool = False) -
     return (not refresh and cached(key)) or remember(key, matmul_peak(size, device=device))
 
 
-def estimate(rows: list[dict], device: str = "cpu"):
+def estimate(rows: list[dict], device: str = "cpu", runtimes=("eager",)):
     """What ``measure`` holds at most at once (``explorer.runtime.memory.Estimate``): every network's
     weights together (they are timed in turns, so that a change in the machine's load hits all
     alike) plus the largest forward pass at the largest batch; or the matmul probe (three
@@ -172,6 +199,13 @@ def estimate(rows: list[dict], device: str = "cpu"):
     each = [estimate_inference(r["variant"], batch=max(BATCHES), input_size=r["input_size"],
                                device=device, **r["build"]) for r in rows]
     weights, activations = sum(e.weights for e in each), max(e.activations for e in each)
+    # each other runtime holds its own copy of every network's weights; an ONNX export holds a
+    # few more of one network's while it runs (explorer.runtime.onnx.WEIGHT_COPIES)
+    if "for_inference" in runtimes:
+        weights *= 2
+    if "onnxruntime" in runtimes:
+        from explorer.runtime.onnx import WEIGHT_COPIES
+        weights += sum(e.weights for e in each) + WEIGHT_COPIES * max(e.weights for e in each)
     names = ", ".join(r["variant"] for r in rows)
     # the runtime term as estimate_inference calibrates it, over everything held at once
     together = Estimate(f"timing {names} in turns, up to batch {max(BATCHES)}", str(device),
@@ -184,54 +218,89 @@ Progress = Callable[[float, str], None]
 
 
 def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dict | None = None,
-            refresh: bool = False, progress: Progress | None = None) -> dict:
+            refresh: bool = False, progress: Progress | None = None,
+            runtimes=("eager",)) -> dict:
     """Time every compare row (``explorer.analysis.compare.compare_rows``) at each batch on
-    ``device``, what is not
-    cached yet (everything with ``refresh``); then the matmul peak. The networks are built
-    together and run in turns (one warm-up each, then run k of every network before run k+1),
-    so that a change in the machine's load meanwhile hits them all alike. Returns ``report``."""
+    ``device`` with each of ``runtimes`` (``RUNTIMES``; ``available_runtimes`` says which work
+    here), what is not cached yet (everything with ``refresh``); then the matmul peak. The
+    networks are built together and run in turns (one warm-up each, then run k of every network
+    and runtime before run k+1), so that a change in the machine's load meanwhile hits them all
+    alike. Returns ``report``."""
     from explorer.runtime.build import build
     from explorer.runtime.timing import forward_latency
 
+    unknown = set(runtimes) - set(RUNTIMES)
+    if unknown or "eager" not in runtimes:
+        raise ValueError(f"runtimes must include 'eager' and come from {', '.join(RUNTIMES)}, "
+                         f"got {', '.join(runtimes)}")
     runs = {**RUNS, **(runs or {})}
-    todo = {b: [r for r in rows if refresh or cached(latency_key(r, b, device)) is None]
-            for b in batches}
-    needed = [r for r in rows if any(r in todo[b] for b in batches)]
-    steps = len(needed) + sum(len(todo[b]) * (1 + runs.get(b, 3)) for b in batches) + 1
+    dev = torch.device(device)
+    todo = {(b, rt): [r for r in rows if refresh or cached(latency_key(r, b, device, rt)) is None]
+            for b in batches for rt in runtimes}
+    needed = [r for r in rows if any(r in t for t in todo.values())]
+    extra = sum(1 for r in needed for rt in runtimes if rt != "eager"
+                and any(r in todo[b, rt] for b in batches))
+    steps = (len(needed) + extra + 1
+             + sum(len(t) * (1 + runs.get(b, 3)) for (b, _), t in todo.items()))
     done = 0
 
     def say(text: str) -> None:
         if progress:
             progress(min(1.0, done / steps), text)
 
-    models = {}
+    models, runners = {}, {}
     try:
         for r in needed:
-            say(f"building {r['variant']}...")
-            models[r["variant"]] = build(r["variant"], device=device, input_size=r["input_size"],
-                                         **r["build"])
+            v = r["variant"]
+            say(f"building {v}...")
+            models[v] = build(v, device=device, input_size=r["input_size"], **r["build"])
             done += 1
+            if any(r in todo[b, "for_inference"] for b in batches if (b, "for_inference") in todo):
+                from explorer.runtime.fast import for_inference
+                say(f"{v}: an optimised copy (BN folded, channels-last)...")
+                fast = for_inference(models[v])
+                runners[v, "for_inference"] = lambda x, fast=fast: fast(x)
+                done += 1
+            if any(r in todo[b, "onnxruntime"] for b in batches if (b, "onnxruntime") in todo):
+                from explorer.runtime import onnx
+                say(f"{v}: exporting to ONNX and checking it (tens of seconds)...")
+                session = onnx.session(onnx.export_model(models[v], r["input_size"]).data)
+                runners[v, "onnxruntime"] = lambda x, s=session: s.run(
+                    None, {onnx.INPUT_NAME: x.numpy()})
+                done += 1
         for batch in batches:
             n = runs.get(batch, 3)
-            times: dict[str, list] = {r["variant"]: [] for r in todo[batch]}
+            times: dict[tuple, list] = {(r["variant"], rt): [] for rt in runtimes
+                                        for r in todo[batch, rt]}
             for k in range(n + 1):          # k == 0: the warm-up
-                for r in todo[batch]:
-                    say(f"batch {batch}: {r['variant']}, "
-                        + (f"run {k} of {n}" if k else "warm-up"))
-                    t = forward_latency(models[r["variant"]], r["input_size"], batch=batch,
-                                        repeats=1, warmup=0)
-                    if k:
-                        times[r["variant"]].append(t)
-                    done += 1
-            for r in todo[batch]:
-                ms = [t["median_ms"] for t in times[r["variant"]]]
-                first = times[r["variant"]][0]
-                remember(latency_key(r, batch, device), {
+                for r in rows:
+                    v = r["variant"]
+                    for rt in runtimes:
+                        if r not in todo[batch, rt]:
+                            continue
+                        say(f"batch {batch}: {v}{'' if rt == 'eager' else ' (' + RUNTIMES[rt] + ')'}, "
+                            + (f"run {k} of {n}" if k else "warm-up"))
+                        if rt == "eager":
+                            t = forward_latency(models[v], r["input_size"], batch=batch,
+                                                repeats=1, warmup=0)
+                        else:
+                            x = torch.randn(batch, 3, r["input_size"], r["input_size"], device=dev)
+                            ms = _time_once(lambda: runners[v, rt](x), dev)
+                            t = {"median_ms": ms, "device_name": _device_name(dev),
+                                 "threads": torch.get_num_threads()}
+                        if k:
+                            times[v, rt].append(t)
+                        done += 1
+            for (v, rt), measured in times.items():
+                ms = [t["median_ms"] for t in measured]
+                row = next(r for r in rows if r["variant"] == v)
+                remember(latency_key(row, batch, device, rt), {
                     "median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms),
-                    "repeats": n, "device_name": first["device_name"],
-                    "threads": first["threads"]})
+                    "repeats": n, "device_name": measured[0]["device_name"],
+                    "threads": measured[0]["threads"]})
     finally:
         models.clear()
+        runners.clear()
     say("matmul peak...")
     top = peak(device, refresh=refresh)
     if progress:
@@ -239,18 +308,26 @@ def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dic
     return report(rows, top, device=device, batches=batches)
 
 
+def entries(rows: list[dict], *, device: str = "cpu", batches=BATCHES) -> list[tuple]:
+    """The cached (key, value) pairs ``report`` reads for ``rows``: what a worker that measured
+    them sends back to the web process (which ``remember``s them)."""
+    keys = [latency_key(r, b, device, rt) for r in rows for b in batches for rt in RUNTIMES]
+    keys.append(peak_key(device))
+    return [(k, v) for k in keys if (v := cached(k)) is not None]
+
+
 def report(rows: list[dict], top: dict | None = None, *, device: str = "cpu",
-           batches=BATCHES) -> dict | None:
+           batches=BATCHES, threads: int | None = None) -> dict | None:
     """What the cache holds for ``rows``: ``{"rows": [...], "peak": {...}, "lessons": [...]}``,
     or None while any of it is missing (nothing measured yet)."""
-    top = top or cached(peak_key(device))
+    top = top or cached(peak_key(device, threads=threads))
     if top is None:
         return None
     out = []
     for row in rows:
         times = []
         for batch in batches:
-            t = cached(latency_key(row, batch, device))
+            t = cached(latency_key(row, batch, device, threads=threads))
             if t is None:
                 return None
             rate = gmacs_per_s(row["total_macs"], batch, t["median_ms"])
@@ -258,8 +335,17 @@ def report(rows: list[dict], top: dict | None = None, *, device: str = "cpu",
                           "max_ms": t["max_ms"], "runs": t["repeats"], "gmacs_per_s": rate,
                           "peak_fraction": rate / top["gmacs_per_s"],
                           "device_name": t["device_name"], "threads": t["threads"]})
+        others = {}
+        for rt in RUNTIMES:
+            found = [cached(latency_key(row, b, device, rt, threads)) for b in batches]
+            if rt != "eager" and all(found):
+                others[rt] = [{"batch": b, "median_ms": t["median_ms"], "min_ms": t["min_ms"],
+                               "max_ms": t["max_ms"], "runs": t["repeats"],
+                               "of_eager": t["median_ms"] / e["median_ms"]}
+                              for b, t, e in zip(batches, found, times)]
         out.append({"variant": row["variant"], "input_size": row["input_size"],
-                    "macs": row["total_macs"], "latency": times})
+                    "macs": row["total_macs"], "latency": times,
+                    **({"runtimes": others} if others else {})})
     return {"rows": out, "peak": top, "lessons": lessons(out, top)}
 
 
@@ -358,3 +444,28 @@ def lessons_by_kind(measured: list[dict], top: dict | None = None) -> dict[str, 
 
 def _on(top: dict) -> str:
     return f", {top['device_name']}" if top.get("device_name", "CPU") != "CPU" else ""
+
+
+def runtime_lessons(measured: list[dict]) -> list[str]:
+    """What the other runtimes did against eager PyTorch, per runtime and batch (``report``'s
+    rows with ``runtimes``): the range of their time as a share of eager's, and which was
+    fastest for each network."""
+    out = []
+    timed = [r for r in measured if r.get("runtimes")]
+    if not timed:
+        return out
+    for rt in [rt for rt in RUNTIMES if any(rt in r["runtimes"] for r in timed)]:
+        for i, batch in enumerate(t["batch"] for t in timed[0]["latency"]):
+            shares = [r["runtimes"][rt][i]["of_eager"] for r in timed if rt in r["runtimes"]]
+            lo, hi = min(shares), max(shares)
+            span = f"{lo:.2g}" if f"{lo:.2g}" == f"{hi:.2g}" else f"{lo:.2g} to {hi:.2g}"
+            out.append(f"At batch {batch}, {RUNTIMES[rt]} took {span} of eager PyTorch's time "
+                       f"(median ms, same machine and threads).")
+    for r in timed:
+        by = {"eager": [t["median_ms"] for t in r["latency"]],
+              **{rt: [t["median_ms"] for t in ts] for rt, ts in r["runtimes"].items()}}
+        best = {min(by, key=lambda rt: by[rt][i]) for i in range(len(r["latency"]))}
+        if len(best) == 1:
+            out.append(f"Fastest for {_name(r['variant'])} at every batch: "
+                       f"{RUNTIMES[best.pop()]}.")
+    return out

@@ -8,7 +8,7 @@ peak that real kernels would hold, tensor for tensor. On top of that:
 - weights: every parameter and buffer at the dtype used;
 - runtime: what the CPU kernels need besides the tensors (oneDNN scratch space, their code
   pages, the allocator's slack); calibrated against measured peak RSS by
-  ``benchmarks/memory.py`` (the README gives its table), not guessed.
+  ``benchmarks/memory.py`` (docs/benchmarks.md gives its table), not guessed.
 
 A budget says what the server's operator allows: ``INCEPTION_EXPLORER_MAX_MEMORY`` (and
 ``INCEPTION_EXPLORER_MAX_GPU_MEMORY``) as "4GiB", "500MB", a byte count or "40%" of the machine;

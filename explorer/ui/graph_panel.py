@@ -25,6 +25,7 @@ from explorer.analysis.graph import (
 from explorer.core.text import md_escape, shape_text
 from explorer.ui import data
 from explorer.ui.graph_view import GraphState
+from explorer.variants import VARIANTS
 
 OVERLAY_CHOICES = {"none": None, "params": "params", "MACs": "macs",
                    "memory": "activations", "latency": "latency",
@@ -53,9 +54,9 @@ def overlay_data(variant: str, overlay: str | None, config: dict, *, measure_key
         return None, ""
     if overlay != "latency":
         return overlay_values(data.all_rows(variant, **config), overlay), ""
-    done = st.session_state.setdefault("latency_done", set())
+    measured = st.session_state.setdefault("latency_values", {})
     ask = (variant, repr(sorted(config.items())))
-    if ask not in done:
+    if ask not in measured:
         from explorer.runtime import memory
         from explorer.ui import heavy
 
@@ -65,13 +66,14 @@ def overlay_data(variant: str, overlay: str | None, config: dict, *, measure_key
             st.caption("Latency needs a real model: press the button to build one on the CPU "
                        f"(random weights) and time one forward pass per block; {need.needs()}.")
             return None, ""
-        # a real build: the memory budget and the server-wide queue of heavy work apply
+        # a real build, in a worker process or a Ray task: the memory budget and the queue apply
         values = heavy.run(f"timing every block of {variant}", need,
-                           lambda: data.block_latency(variant, **config), key=f"{measure_key}_job")
+                           "explorer.runtime.tasks:block_latency",
+                           {"variant": variant, "config": dict(config)}, key=f"{measure_key}_job")
         if values is None:
             return None, ""
-        done.add(ask)
-    values = data.block_latency(variant, **config)
+        measured[ask] = values
+    values = measured[ask]
     return values, "median of 3 forward passes after a warm-up, batch 1, CPU, forward hooks " \
                    "around every module (random weights: weights do not change the time)"
 
@@ -148,6 +150,11 @@ def details(variant: str, state: GraphState, config: dict, key: str) -> None:
     if meta.get("idea"):
         st.markdown(f"> {meta['idea']}")
     opened = name in state.expanded
+    if name in data.blocks(variant, **config) and "." in name:
+        from explorer.ui.design_state import design_link
+        design_link("Design from this block", {
+            "variant": variant, "layout": config.get("layout") or VARIANTS[variant].default_layout,
+            "block": name})
     if name in state.expandable:
         st.button("Collapse" if opened else "Expand in the graph", key=f"{key}_toggle",
                   icon=":material/unfold_less:" if opened else ":material/unfold_more:",

@@ -12,6 +12,7 @@ PAGES_DIR = resource("pages")
 PAGES = {
     "overview": ("Overview", ":material/home:"),
     "inspect": ("Inspect", ":material/account_tree:"),
+    "design": ("Design", ":material/architecture:"),
     "compare": ("Compare", ":material/compare_arrows:"),
     "predict": ("Predict", ":material/image_search:"),
     "learn": ("Learn", ":material/school:"),

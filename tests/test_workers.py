@@ -1,0 +1,238 @@
+"""Heavy work out of the web process, without Ray: a local pool of spawned worker processes.
+
+A race trains in a worker while this process's ``torch.get_num_threads()`` stays as it was; the
+queue's place in line is what the waiting job is told; cancel ends the worker process; a worker
+killed mid-job is replaced and the job retried once; a job that raises reports its error and the
+worker stays; Ray configured but unreachable says so in one sentence."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+import torch
+
+from explorer.lab import LabConfig, make_request
+from explorer.lab.queue import DONE, STOPPED, RaceQueue, pooled_race
+from explorer.runtime import workers
+from explorer.runtime.jobs import JobQueue
+
+TINY = {"width": 0.1, "repeats": (1, 1, 1)}
+LONG_TIMING = {"variant": "googlenet", "repeats": 100_000, "config": {"input_size": 64}}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"  # a zombie has ended: only its exit status is left
+    except FileNotFoundError:
+        return False
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+@pytest.fixture
+def local_pool(monkeypatch, tmp_path):
+    """A fresh pool (two jobs at a time) as the process's pool; its workers stopped afterwards."""
+    monkeypatch.delenv(workers.RAY_ENV, raising=False)
+    monkeypatch.setenv("INCEPTION_EXPLORER_CACHE", str(tmp_path))
+    pool = workers.LocalPool(JobQueue(2))
+    monkeypatch.setattr(workers, "_POOL", pool)
+    yield pool
+    pool.shutdown()
+    assert not [pid for pid in pool.pids() if _alive(pid)]
+
+
+class ThreadWatch:
+    """Samples this process's torch thread count until stopped: every value it ever saw."""
+
+    def __init__(self):
+        self.seen = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.seen.add(torch.get_num_threads())
+            time.sleep(0.01)
+
+    def stop(self) -> set:
+        self._stop.set()
+        self._thread.join()
+        return self.seen
+
+
+def test_a_race_trains_in_a_worker_and_the_servers_threads_never_change(local_pool):
+    before = torch.get_num_threads()
+    # the race's own setting (explorer.lab.training.THREADS) differs from this process's
+    torch.set_num_threads(2 if before != 2 else 3)
+    server_threads = torch.get_num_threads()
+    try:
+        watch = ThreadWatch()
+        queue = RaceQueue()  # its default runner is pooled_race
+        request = make_request([LabConfig("inception_v4", **TINY),
+                                LabConfig("inception_resnet_v2", **TINY)],
+                               seeds=(0,), steps=8, batch=8, points=2, device="cpu")
+        job = queue.submit(request, who="alice")
+        workers_seen = set()
+        while not job.wait(0.05):
+            if "worker" in job.progress:
+                workers_seen.add(job.progress["worker"])
+        seen = watch.stop()
+        assert job.status == DONE, job.error
+        assert len(job.result["runs"]) == 2 and all(r["threads"] == 1 for r in job.result["runs"])
+        assert seen == {server_threads}
+        assert workers_seen and os.getpid() not in workers_seen
+        assert workers_seen <= set(local_pool.pids()) | {p for p in workers_seen if not _alive(p)}
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_timing_reports_progress_and_its_result_from_a_worker(local_pool):
+    job = workers.submit("explorer.runtime.tasks:time_forward",
+                         {"variant": "googlenet", "repeats": 3, "config": {"input_size": 64}},
+                         label="timing googlenet", memory=10**8)
+    result = job.result(120)
+    assert job.state == workers.DONE and job.attempts == 1
+    assert result["repeats"] == 3 and result["input_size"] == 64 and result["threads"] == 1
+    assert job.progress == (4, 4)  # the warm-up and three runs, the last one reported
+    assert job.pid != os.getpid() and _alive(job.pid)  # kept warm for the next job
+
+
+def test_cancel_ends_the_worker(local_pool):
+    job = workers.submit("explorer.runtime.tasks:time_forward", LONG_TIMING, label="long",
+                         memory=10**8)
+    assert _wait_for(lambda: job.progress is not None, 120), job.state
+    pid = job.pid
+    assert _alive(pid)
+    job.cancel()
+    with pytest.raises(workers.JobCancelled):
+        job.result(30)
+    assert _wait_for(lambda: not _alive(pid), 10)
+    assert job.state == workers.CANCELLED
+
+
+def test_a_waiting_job_knows_its_place_and_a_cancel_while_waiting_starts_nothing(local_pool):
+    first = [workers.submit("explorer.runtime.tasks:time_forward", LONG_TIMING, label=f"long {i}",
+                            memory=10**8) for i in range(2)]
+    third = workers.submit("explorer.runtime.tasks:time_forward", LONG_TIMING, label="third",
+                           memory=10**8)
+    fourth = workers.submit("explorer.runtime.tasks:time_forward", LONG_TIMING, label="fourth",
+                            memory=10**8)
+    try:
+        assert _wait_for(lambda: all(j.state == workers.RUNNING for j in first), 60)
+        assert third.place == 1 and fourth.place == 2
+        assert "number 2 in line" in workers.waiting_message(fourth)
+        assert "long 0" in workers.waiting_message(fourth)
+        third.cancel()
+        with pytest.raises(workers.JobCancelled):
+            third.result(10)
+        assert third.pid is None and third.attempts == 0  # never started
+        assert fourth.place == 1
+    finally:
+        for j in (*first, fourth):
+            j.cancel()
+    for j in (*first, fourth):
+        assert j.wait(30)
+
+
+def test_a_worker_killed_mid_job_is_replaced_and_the_job_retried_once(local_pool):
+    job = workers.submit("explorer.runtime.tasks:time_forward",
+                         {"variant": "googlenet", "repeats": 30, "config": {"input_size": 64}},
+                         label="timing", memory=10**8)
+    assert _wait_for(lambda: job.progress is not None, 120)
+    killed = job.pid
+    os.kill(killed, 9)
+    result = job.result(180)
+    assert result["repeats"] == 30
+    assert job.attempts == 2 and job.pid != killed
+
+
+def test_a_job_that_raises_is_reported_and_its_worker_stays(local_pool):
+    job = workers.submit("explorer.runtime.tasks:time_forward",
+                         {"variant": "googlenet", "config": {"width": -1}}, label="bad", memory=0)
+    with pytest.raises(workers.JobFailed, match="bad failed: ConfigError"):
+        job.result(120)
+    assert _alive(job.pid)
+
+
+def test_a_stopped_pooled_race_returns_what_it_has(local_pool):
+    request = make_request([LabConfig("inception_v4", **TINY)], seeds=(7,), steps=400, batch=8,
+                           points=40, device="cpu")
+    progress = []
+    result = pooled_race(request, on_progress=progress.append,
+                         should_stop=lambda: any(p.get("done", 0) > 0 for p in progress))
+    assert result["stopped"] is True
+    pids = {p["worker"] for p in progress if "worker" in p}
+    assert pids and _wait_for(lambda: not any(_alive(p) for p in pids), 10)
+
+
+def test_unreachable_ray_makes_heavy_work_unavailable_and_says_why(monkeypatch):
+    pytest.importorskip("ray")
+    pool = workers.RayPool("127.0.0.1:1")  # nothing listens on port 1
+    why = pool.unavailable()
+    assert why and "does not answer" in why and "127.0.0.1:1" in why
+    with pytest.raises(workers.HeavyUnavailable, match="does not answer"):
+        pool.submit(workers.Request("explorer.runtime.tasks:time_forward", {}, "t", 1, 0))
+
+
+def test_a_race_waiting_for_the_machine_says_so_and_stops_without_training(local_pool):
+    busy = [workers.submit("explorer.runtime.tasks:time_forward", LONG_TIMING, label=f"busy {i}",
+                           memory=10**8) for i in range(2)]
+    try:
+        assert _wait_for(lambda: all(j.state == workers.RUNNING for j in busy), 60)
+        queue = RaceQueue()
+        job = queue.submit(make_request([LabConfig("inception_v4", **TINY)], seeds=(9,), steps=8,
+                                        batch=8, points=2, device="cpu"), who="bob")
+        assert _wait_for(lambda: "waiting" in job.progress, 30)
+        assert "number 1 in line" in job.progress["waiting"]
+        queue.leave(job, "bob")
+        assert job.wait(30) and job.status == STOPPED and not job.result["runs"]
+    finally:
+        for j in busy:
+            j.cancel()
+
+
+# -- the page ---------------------------------------------------------------------------------
+
+def _time_forward_pass(at):
+    button = next(b for b in at.button if b.label.startswith("Time a forward pass"))
+    return button.click().run()
+
+
+def test_inspects_timing_runs_in_a_worker_process_on_the_page(local_pool):
+    from apptest_helpers import app, clean
+
+    threads = torch.get_num_threads()
+    at = clean(app("inspect", variant="googlenet", size="96"))
+    at = clean(_time_forward_pass(at))
+    done = [s.value for s in at.success]
+    assert done and "median" in done[0] and "1 thread(s) of a worker process" in done[0], done
+    ran = next(c.value for c in at.caption if c.value.startswith("Ran as a worker process"))
+    pid = int(ran.split("pid ")[1].split(")")[0])
+    assert pid != os.getpid() and pid in local_pool.pids()
+    assert torch.get_num_threads() == threads
+
+
+def test_unreachable_ray_leaves_the_rest_of_the_page_working(monkeypatch):
+    pytest.importorskip("ray")
+    from apptest_helpers import app, clean
+
+    monkeypatch.setattr(workers, "_POOL", workers.RayPool("127.0.0.1:1"))
+    at = clean(app("inspect", variant="googlenet"))
+    tables = len(at.dataframe)
+    at = clean(_time_forward_pass(at))
+    said = " ".join(w.value for w in at.warning)
+    assert "Heavy work" in said and "unavailable" in said and "127.0.0.1:1" in said, said
+    assert not at.success  # nothing was timed
+    assert len(at.dataframe) == tables > 0  # the analysis table is still there
