@@ -1,7 +1,17 @@
-"""Forward latency of our optimised models vs the torchvision / timm models with the same weights.
+"""Forward latency of our optimised models vs the torchvision / timm models with the same weights,
+and vs ONNX Runtime running the reference model.
 
-    python benchmarks/inference.py [--repeat N] [--batches 1,16] [--device cpu|cuda|all]
-                                   [--threads N]
+    python benchmarks/inference.py [--repeat N] [--batches 1,8] [--device cpu|cuda|all]
+                                   [--threads N] [--only VARIANT,...]
+
+On the CPU, with onnxruntime installed (the onnx extra), two more columns: ONNX Runtime on the
+reference model exported with ``torch.onnx.export(..., dynamo=True)`` (a session with the same
+thread count, graph optimisations on), and ours in float32 on PyTorch alone (``engine="torch"``);
+ours in float32 is ``for_inference``'s default engine (ONNX Runtime on our folded model, its
+export done before timing; the first-call times are printed: export + session, then a session
+from the disk cache). Ratios in the CPU table are to ONNX Runtime's time (goal: float32 <= 1.0,
+bfloat16 < 1.0). ResNet-50 (torchvision) has no variant of ours yet: its "ours" rows are
+``for_inference`` on torchvision's model itself.
 
 Each reference model gets random weights and batch-norm statistics measured on the sample
 photos (so that activations and logits have realistic sizes), is saved, and loaded into ours
@@ -23,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import tempfile
 import time
@@ -40,7 +51,29 @@ CASES = {  # our variant, the reference's maker, input size
         weights=None, aux_logits=False, init_weights=False), 299),
     "inception_v4": ("timm", lambda tv, timm: timm.create_model("inception_v4"), 299),
     "inception_resnet_v2": ("timm", lambda tv, timm: timm.create_model("inception_resnet_v2"), 299),
+    "resnet50": ("torchvision", lambda tv, timm: tv.resnet50(weights=None), 224),
 }
+
+
+def has_variant(name: str) -> bool:
+    from explorer.variants import VARIANTS
+    return name in VARIANTS
+
+
+def ort_reference(model, size: int, folder: Path, threads: int):
+    """ONNX Runtime on ``model`` exported with dynamo=True (dynamic batch): a callable taking a
+    float32 tensor, and the export + session seconds; None where onnxruntime is missing."""
+    from explorer.runtime import ort_engine
+
+    if ort_engine.available() is not None:
+        return None, None
+    start = time.perf_counter()
+    path = folder / f"reference_{size}_{id(model)}.onnx"
+    ort_engine.export(model, size, size, path)
+    session = ort_engine.OrtSession(path, threads, None)
+    seconds = time.perf_counter() - start
+    return (lambda x: session.session.run(None, {session.input: x.numpy()})[0]), seconds
+
 
 
 def sync(device: str) -> None:
@@ -98,26 +131,51 @@ def samples(variant: str):
     return to_batch(photos, default_spec(variant).preprocess)
 
 
-def run(device: str, batches: list[int], repeat: int, folder: Path) -> tuple[list, list]:
+def run(device: str, batches: list[int], repeat: int, folder: Path,
+        only: list[str] | None = None) -> tuple[list, list]:
     import timm
     import torchvision.models as tv
 
     rows, agreements = [], []
     for variant, (library, make, size) in CASES.items():
+        if only and variant not in only:
+            continue
         torch.manual_seed(0)
-        photos = samples(variant)
+        photos = samples(variant if has_variant(variant) else "googlenet")
         reference = calibrate(make(tv, timm), photos)
         path = folder / f"{variant}.pth"
         torch.save(reference.state_dict(), path)
-        plain = explorer.build(variant, weights=path, device=device)
-        ours = {p: explorer.for_inference(plain, p) for p in ["float32", *lower_precisions(device)]}
+        plain = (explorer.build(variant, weights=path, device=device) if has_variant(variant)
+                 else reference)
+        ours = {p: explorer.for_inference(plain, p, engine="auto") for p in
+                ["float32", *lower_precisions(device)]}
+        extra, first_call = {}, {}
+        if device == "cpu":
+            runner, seconds = ort_reference(reference, size, folder, torch.get_num_threads())
+            if runner is not None:
+                extra["onnxruntime"] = lambda x, run=runner: run(x)
+                first_call["reference export + session"] = seconds
+                start = time.perf_counter()
+                engine = ours["float32"].prepare(size, size)  # ours: export (once) + session
+                first_call[f"ours ({engine}) export + session"] = time.perf_counter() - start
+                again = explorer.for_inference(plain, engine="auto")
+                start = time.perf_counter()
+                again.prepare(size, size)
+                first_call["ours, session from the disk cache"] = time.perf_counter() - start
+                extra["float32 (torch)"] = explorer.for_inference(plain, engine="torch")
+        print(f"{variant}: first call " + ", ".join(f"{k} {v:.1f} s" for k, v in first_call.items()),
+              flush=True)
         reference = reference.to(device)
         for batch in batches:
             x = torch.randn(batch, 3, size, size, device=device)
             with torch.inference_mode(), strict_float32():
-                diff = (ours["float32"](x) - reference(x)).abs().max().item()
+                want = reference(x)
+                diff = (ours["float32"](x) - want).abs().max().item()
+                for name, model in extra.items():
+                    other = (torch.as_tensor(model(x)) - want).abs().max().item()
+                    assert other < 1e-2, f"{variant} {name}: outputs differ by {other}"
             assert diff < 1e-2, f"{variant}: outputs differ by {diff}"
-            models = {"reference": reference, **ours}
+            models = {"reference": reference, **extra, **ours}
             for model in models.values():
                 median_ms(model, x, 2, device)  # warm-up
             times = {name: [] for name in models}
@@ -125,15 +183,17 @@ def run(device: str, batches: list[int], repeat: int, folder: Path) -> tuple[lis
                 for name, model in models.items():
                     times[name].append(median_ms(model, x, 1, device))
             row = {"variant": variant, "reference": library, "device": device, "batch": batch,
-                   "ref_ms": statistics.median(times["reference"])}
-            for name in ours:
+                   "ref_ms": statistics.median(times["reference"]), "max_abs_diff": diff}
+            base = "onnxruntime" if "onnxruntime" in extra else "reference"
+            row["base"] = base
+            for name in [*extra, *ours]:
                 row[f"{name}_ms"] = statistics.median(times[name])
-                row[f"{name}_ratio"] = row[f"{name}_ms"] / row["ref_ms"]
+                row[f"{name}_ratio"] = row[f"{name}_ms"] / statistics.median(times[base])
             rows.append(row)
             print(f"{variant:20} {library:11} {device:4} batch {batch:3}: reference "
                   f"{row['ref_ms']:8.1f} ms" + "".join(
                       f"  {name} {row[f'{name}_ms']:8.1f} ms ({row[f'{name}_ratio']:.2f})"
-                      for name in ours), flush=True)
+                      for name in [*extra, *ours]) + f"  [ratios to {base}]", flush=True)
         for name in ours:
             if name == "float32":
                 continue
@@ -152,7 +212,8 @@ def run(device: str, batches: list[int], repeat: int, folder: Path) -> tuple[lis
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=10)
-    parser.add_argument("--batches", default="1,16")
+    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--only", help="comma-separated variants (default: all)")
     parser.add_argument("--device", default="all", choices=("cpu", "cuda", "all"))
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
     args = parser.parse_args()
@@ -165,19 +226,28 @@ def main() -> None:
           + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
     rows, agreements = [], []
     with tempfile.TemporaryDirectory() as tmp:
+        # our ONNX exports go to a fresh cache, so that the first-call times include the export
+        os.environ["INCEPTION_EXPLORER_CACHE"] = str(Path(tmp) / "cache")
         for device in devices:
-            timed, agreed = run(device, batches, args.repeat, Path(tmp))
+            timed, agreed = run(device, batches, args.repeat, Path(tmp),
+                                args.only.split(",") if args.only else None)
             rows += timed
             agreements += agreed
     for device in devices:
         lower = lower_precisions(device)
-        print("\n| variant | reference | device | batch | reference (ms) | float32 (ms) | ratio |"
-              + "".join(f" {p} (ms) | ratio |" for p in lower))
-        print("|---" * (7 + 2 * len(lower)) + "|")
-        for r in (r for r in rows if r["device"] == device):
+        timed = [r for r in rows if r["device"] == device]
+        ort = any("onnxruntime_ms" in r for r in timed)
+        cols = (["onnxruntime", "float32 (torch)"] if ort else []) + ["float32", *lower]
+        base = "ONNX Runtime" if ort else "the reference"
+        print(f"\nratios: to {base}'s time; float32 = for_inference's default engine")
+        print("| variant | reference | device | batch | reference eager (ms) |"
+              + "".join(f" {c} (ms) | ratio |" for c in cols) + " max abs diff (float32) |")
+        print("|---" * (6 + 2 * len(cols)) + "|")
+        for r in timed:
             print(f"| {r['variant']} | {r['reference']} | {r['device']} | {r['batch']} | "
-                  f"{r['ref_ms']:.1f} | {r['float32_ms']:.1f} | {r['float32_ratio']:.2f} |"
-                  + "".join(f" {r[f'{p}_ms']:.1f} | {r[f'{p}_ratio']:.2f} |" for p in lower))
+                  f"{r['ref_ms']:.1f} |"
+                  + "".join(f" {r[f'{c}_ms']:.1f} | {r[f'{c}_ratio']:.2f} |" for c in cols)
+                  + f" {r['max_abs_diff']:.1e} |")
     if agreements:
         print("\n| variant | device | precision | inputs | images | top-1 agreement | "
               "largest probability change | largest logit change |")

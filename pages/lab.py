@@ -17,6 +17,7 @@ from explorer.lab.present import (
     measured_result,
     network_choices,
     race_networks,
+    step_time_text,
     summary_rows,
 )
 from explorer.lab.queue import DONE, FAILED, STOPPED, get_queue
@@ -125,9 +126,11 @@ def live():
                      "beside it on the machine's other cores."))
         left = (_(", about {seconds} s left").format(seconds=f"{p['seconds_left']:.0f}")
                 if p["seconds_left"] is not None else _(", estimating the time left..."))
+        pace = step_time_text(p["runs"])
         st.progress(min(1.0, p["done"] / p["total"]),
                     text=_("training: {done} of {total} network-steps").format(
-                        done=number(p["done"]), total=number(p["total"])) + left)
+                        done=number(p["done"]), total=number(p["total"])) + left
+                    + (f" ({pace})" if pace else ""))
     if not job.over and st.button(_("Stop"), icon=":material/stop:", key="lab_stop"):
         queue.leave(job, who)
     runs = (job.result or {}).get("runs") or job.progress["runs"]

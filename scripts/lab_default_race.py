@@ -2,6 +2,9 @@
 
     python scripts/lab_default_race.py [--seeds 0,1,2] [--from RACE.json] [--note TEXT]
 
+The text it writes states the machine, the command and the conditions of the runs, nothing
+about what else the machine was doing.
+
 Runs ``python -m explorer race inception_v4 inception_resnet_v2 --seeds 0,1,2 --json`` (or takes
 its saved output with --from) and writes assets/lab/default_race.json: the runs, the summary and
 the conditions it was measured under.
@@ -26,7 +29,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--from", dest="source", help="a saved `race --json` output")
-    ap.add_argument("--note", default="", help="what else ran on the machine meanwhile")
+    ap.add_argument("--note", default="", help="a further condition of the runs (a setting), "
+                    "not what else ran on the machine")
     ap.add_argument("--commit", help="the commit the race ran at (default: HEAD)")
     args = ap.parse_args()
     if args.source:
@@ -44,8 +48,11 @@ def main() -> None:
         f"{len(race['summary'][0]['seeds'])} seeds), {run['steps']} steps of batch {run['batch']}, "
         f"width {run['config']['width']}, paper layouts, {run['config']['input_size']} px, "
         f"{RECIPES[run['optimizer']].title}; on {run['device']} "
-        f"({THREADS} thread, {os.cpu_count()} cores, {platform.processor() or platform.machine()}), "
-        f"code at commit {commit}. {args.note}").strip()
+        f"({THREADS} thread per run, the networks of a seed trained side by side, "
+        f"{run.get('precision', 'float32')} arithmetic, {os.cpu_count()} cores, "
+        f"{platform.processor() or platform.machine()}), code at commit {commit}; command: "
+        f"python -m explorer race inception_v4 inception_resnet_v2 --seeds {args.seeds}. "
+        f"Seconds are training time per run, validation passes not counted. {args.note}").strip()
     MEASURED.parent.mkdir(parents=True, exist_ok=True)
     MEASURED.write_text(json.dumps({"conditions": conditions, **race}, indent=1) + "\n")
     print(f"wrote {MEASURED.relative_to(ROOT)}")

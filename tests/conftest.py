@@ -9,6 +9,7 @@ Everything is built lazily and at most once per test session.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,12 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+
+# The inference copies' default engine ("auto") exports a float32 model to ONNX in the background
+# and keeps the file in the user's cache: minutes of CPU per big network, outside tmp paths. The
+# suite (and the app servers it starts, which inherit the environment) runs PyTorch;
+# tests/test_ort_engine.py tests the other engines explicitly, with its cache under tmp.
+os.environ["INCEPTION_EXPLORER_ENGINE"] = "torch"
 
 
 def randomize_batchnorm(model: nn.Module, input_size: int, seed: int = 0, batch: int = 2) -> nn.Module:

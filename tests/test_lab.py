@@ -231,3 +231,50 @@ def test_race_command_prints_the_contract_and_refuses_bad_input(cache, capsys):
     assert list((cache / "lab").glob("*.json"))       # $INCEPTION_EXPLORER_CACHE moves the cache
     assert cli.main(["race", "inception_v4@0.1"], out=io.StringIO()) == 2
     assert "scale applies to residual blocks" in capsys.readouterr().err
+
+
+# -- speed without changing what a run computes (issue 27) ----------------------------------------
+
+def test_digits_prepared_once_are_what_each_batch_used_to_get():
+    grey, labels = data.prepared("val", 75)
+    images, want_labels = data.split()["val"]
+    idx = torch.tensor([0, 7, 500, 999])
+    batch = data.batch_input(grey[idx], torch.channels_last)
+    assert batch.is_contiguous(memory_format=torch.channels_last) and batch.shape == (4, 3, 75, 75)
+    torch.testing.assert_close(batch, data.to_input(images[idx], 75), rtol=0, atol=0)
+    assert torch.equal(labels, want_labels)
+
+
+def test_networks_trained_side_by_side_give_the_sequential_numbers(tiny_race, cache, monkeypatch):
+    request, side_by_side, _ = tiny_race
+    monkeypatch.setattr(training.os, "cpu_count", lambda: 1)  # one trainer at a time
+    sequential = race(request)
+
+    def numbers(runs):
+        return [[{k: v for k, v in p.items() if k != "seconds"} for p in r["curve"]] for r in runs]
+    assert numbers(sequential["runs"]) == numbers(side_by_side["runs"])
+    precision = training.train_precision("cpu")
+    assert precision == ("bfloat16" if training_cpu_has_bf16() else "float32")
+    assert all(r["precision"] == precision for r in side_by_side["runs"])
+    assert request.run_key(request.configs[0], 0)["precision"] == precision
+
+
+def training_cpu_has_bf16() -> bool:
+    from explorer.runtime.fast import cpu_has_bf16
+    return cpu_has_bf16()
+
+
+def test_time_per_step_is_reported(tiny_race):
+    from explorer.lab.present import step_time_text, summary_rows
+
+    _, result, _ = tiny_race
+    for s in result["summary"]:
+        run = next(r for r in result["runs"] if r["label"] == s["label"])
+        last = run["curve"][-1]
+        assert s["ms_per_step"]["mean"] == pytest.approx(1000 * last["seconds"] / last["step"])
+        assert s["ms_per_step"]["mean"] > 0
+    rows = summary_rows(result["summary"])
+    assert all(row["ms per step"] not in ("-", "not reached") for row in rows)
+    text = step_time_text(result["runs"])
+    assert text.startswith("inception_v4 ") and "inception_resnet_v2 " in text
+    assert text.endswith(" ms per step")

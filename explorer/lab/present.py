@@ -110,11 +110,27 @@ def summary_rows(summary: list[dict]) -> list[dict]:
                  _("{reached} of {seeds}").format(reached=s["reached"], seeds=len(s["seeds"])),
              _("steps to it"): fmt(s["steps_to_target"]),
              _("training seconds to it"): fmt(s["seconds_to_target"], digits=1),
+             # older saved races lack it: summarize() adds it from the curves
+             _("ms per step"): fmt(s["ms_per_step"]) if "ms_per_step" in s else "-",
              _("final val. acc. %"): fmt(s["final_val_acc"], 100, 1),
              _("best val. acc. %"): fmt(s["best_val_acc"], 100, 1),
              _("final train loss"): fmt(s["final_train_loss"], digits=3),
              _("train - val. acc. (points)"): fmt(s["final_gap"], 100, 1)
              if s.get("final_gap", {}).get("mean") is not None else "–"} for s in summary]
+
+
+def step_time_text(runs: list[dict]) -> str:
+    """Training time per step so far, per network (ms, mean over its runs): the live race's
+    pace, e.g. "inception_v4 84 ms, inception_resnet_v2 71 ms per step"."""
+    per: dict[str, list[float]] = {}
+    for run in runs:
+        last = run["curve"][-1]
+        if last["step"]:
+            per.setdefault(run["label"], []).append(1000 * last["seconds"] / last["step"])
+    if not per:
+        return ""
+    return _("{times} per step").format(
+        times=", ".join(f"{label} {sum(v) / len(v):.0f} ms" for label, v in per.items()))
 
 
 def measured_result() -> dict | None:

@@ -281,7 +281,9 @@ def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dic
             if any(r in todo[b, "for_inference"] for b in batches if (b, "for_inference") in todo):
                 from explorer.runtime.fast import for_inference
                 say(f"{v}: an optimised copy (BN folded, channels-last)...")
-                fast = for_inference(models[v])
+                # PyTorch's copy: ONNX Runtime has its own column (an "auto" engine would switch
+                # to it in the middle of the timings)
+                fast = for_inference(models[v], engine="torch")
                 runners[v, "for_inference"] = lambda x, fast=fast: fast(x)
                 done += 1
             if any(r in todo[b, "onnxruntime"] for b in batches if (b, "onnxruntime") in todo):
