@@ -20,12 +20,13 @@ st.plotly_chart(charts.timeline(rows))
 st.caption(_("Params and MACs: each variant's default layout at its native input size. Params "
              "include BatchNorm's scale and shift. {macs_note}.").format(macs_note=_(MACS_NOTE)))
 
-depth, cost, _ = data.rethinking_claims()
-st.caption(f"A claim and our computation, side by side: the Rethinking paper (arXiv 1512.00567, "
-           f"section 6) calls Inception-v3 {depth['the paper says'].split(' (')[0]} layers deep "
-           f"and about 2.5x GoogLeNet's cost; on our build of its Table 1 we count "
-           f"{depth['computed here']} layers and compute {cost['computed here']}. How we count, "
-           "and the paper's own Table 3: on the Learn page, section 6.")
+depth, cost, _table3 = data.rethinking_claims()
+st.caption(_("A claim and our computation, side by side: the Rethinking paper (arXiv 1512.00567, "
+             "section 6) calls Inception-v3 {paper_depth} layers deep and about 2.5x GoogLeNet's "
+             "cost; on our build of its Table 1 we count {depth} layers and compute {cost}. How we "
+             "count, and the paper's own Table 3: on the Learn page, section 6.").format(
+                 paper_depth=depth["the paper says"].split(" (")[0], depth=depth["computed here"],
+                 cost=cost["computed here"]))
 
 for start in range(0, len(rows), 4):
     for col, r in zip(st.columns(4), rows[start:start + 4]):

@@ -58,13 +58,13 @@ def parse_network(name: str, *, width: float = 0.25, repeats=None, input_size=No
     smoothing epsilon (0 = off). A ``scale`` given for all goes to residual networks only;
     ``aux`` and ``label_smoothing`` given for all apply where the name does not say."""
     head, *options = str(name).split(":")
-    variant, _, text = head.partition("@")
+    variant, _at, text = head.partition("@")
     try:
         scale = float(text) if text else scale if "resnet" in variant else None
     except ValueError:
         raise ConfigError(f"expected VARIANT@SCALE such as inception_resnet_v2@0.1, got {name!r}") from None
     for option in options:
-        key, _, value = option.partition("=")
+        key, _eq, value = option.partition("=")
         if option == "aux":
             aux = True
         elif key == "ls" and value:
