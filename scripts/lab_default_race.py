@@ -33,13 +33,17 @@ def main() -> None:
                     "not what else ran on the machine")
     ap.add_argument("--commit", help="the commit the race ran at (default: HEAD)")
     args = ap.parse_args()
+    load = ""
     if args.source:
         race = json.loads(Path(args.source).read_text())
     else:
+        before = os.getloadavg()[0]
         out = subprocess.run([sys.executable, "-m", "explorer", "race", "inception_v4",
                               "inception_resnet_v2", "--seeds", args.seeds, "--json"],
                              cwd=ROOT, check=True, capture_output=True, text=True)
         race = json.loads(out.stdout)
+        low, high = sorted((before, os.getloadavg()[0]))
+        load = f" Load average {low:.1f} to {high:.1f} (1-minute, at the start and the end)."
     run = race["runs"][0]
     commit = args.commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                            capture_output=True, text=True).stdout.strip()
@@ -48,11 +52,12 @@ def main() -> None:
         f"{len(race['summary'][0]['seeds'])} seeds), {run['steps']} steps of batch {run['batch']}, "
         f"width {run['config']['width']}, paper layouts, {run['config']['input_size']} px, "
         f"{RECIPES[run['optimizer']].title}; on {run['device']} "
-        f"({THREADS} thread per run, the networks of a seed trained side by side, "
+        f"({THREADS} training thread per run, the networks of a seed trained side by side, "
         f"{run.get('precision', 'float32')} arithmetic, {os.cpu_count()} cores, "
         f"{platform.processor() or platform.machine()}), code at commit {commit}; command: "
         f"python -m explorer race inception_v4 inception_resnet_v2 --seeds {args.seeds}. "
-        f"Seconds are training time per run, validation passes not counted. {args.note}").strip()
+        f"Seconds are training time per run, validation passes not counted.{load} "
+        f"{args.note}").strip()
     MEASURED.parent.mkdir(parents=True, exist_ok=True)
     MEASURED.write_text(json.dumps({"conditions": conditions, **race}, indent=1) + "\n")
     print(f"wrote {MEASURED.relative_to(ROOT)}")

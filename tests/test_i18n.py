@@ -256,7 +256,7 @@ def test_plotly_charts_name_a_font_with_hangul():
 
 PAGES_KO = {  # page -> Korean its title or first heading must have
     None: "Inception 계열", "inspect": "깊이", "compare": "비교", "predict": "예측",
-    "learn": "배우기", "lab": "실험"}
+    "learn": "배우기", "lab": "실험", "design": "설계 작업대"}
 
 
 @pytest.mark.parametrize("page", list(PAGES_KO))

@@ -8,6 +8,8 @@ from __future__ import annotations
 import pytest
 from serving import GRAPH, IDLE, TABLE, streamlit_server  # tests/ on sys.path
 
+pytestmark = pytest.mark.browser  # they drive Chromium
+
 WIDTH, HEIGHT = 1280, 720
 TIMEOUT_MS = 120_000
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from dataclasses import replace as dc_replace
 from functools import lru_cache
 
+from explorer.core.i18n import N_
 from explorer.spec import ops
 from explorer.spec.errors import ConfigError
 from explorer.spec.netspec import Block, Head, Info, Layer, NetSpec, Stage
@@ -531,12 +532,12 @@ def _only_pool(block: Block) -> Block:
 
 # key -> (label, variant, layout, block, edit, whole stage)
 LESSONS = {
-    "keep_5x5": ("keep the 5x5", "inception_v3", "paper", "inception_a.0",
+    "keep_5x5": (N_("keep the 5x5"), "inception_v3", "paper", "inception_a.0",
                  lambda b: unfactorize(b, "3x3dbl", 1), False),
-    "no_1x7": ("no 1x7 / 7x1", "inception_v3", "paper", "inception_b.0", _no_asymmetric, False),
-    "pool_only": ("only the pool (a representational bottleneck)", "inception_v3", "paper",
+    "no_1x7": (N_("no 1x7 / 7x1"), "inception_v3", "paper", "inception_b.0", _no_asymmetric, False),
+    "pool_only": (N_("only the pool (a representational bottleneck)"), "inception_v3", "paper",
                   "reduction_a.0", _only_pool, False),
-    "scale_1": ("scale 1.0", "inception_resnet_v2", "paper", "inception_resnet_a.0",
+    "scale_1": (N_("scale 1.0"), "inception_resnet_v2", "paper", "inception_resnet_a.0",
                 lambda b: set_residual(b, True, 1.0), True),
 }
 

@@ -12,6 +12,7 @@ import streamlit as st
 from explorer.analysis import design as d
 from explorer.analysis.graph import render, to_dot
 from explorer.analysis.rows import analyze
+from explorer.core.i18n import N_, _
 from explorer.spec.netspec import Block
 from explorer.variants import VARIANTS, ConfigError
 
@@ -219,23 +220,24 @@ def figure_html(result: d.Bench) -> str:
 
     rf_diff = result.difference("block").get("rf")
     rows = [
-        ("output shape", shape(a.out_shape), shape(b.out_shape),
-         "=" if a.out_shape == b.out_shape else "changed", ""),
-        ("params", f"{a.params:,}", f"{b.params:,}", diff(a.params, b.params),
+        (N_("output shape"), shape(a.out_shape), shape(b.out_shape),
+         "=" if a.out_shape == b.out_shape else _("changed"), ""),
+        (N_("params"), f"{a.params:,}", f"{b.params:,}", diff(a.params, b.params),
          f' data-design-params="{int(b.params)}"'),
-        ("MACs", f"{a.macs:,}", f"{b.macs:,}", diff(a.macs, b.macs),
+        (N_("MACs"), f"{a.macs:,}", f"{b.macs:,}", diff(a.macs, b.macs),
          f' data-design-macs="{int(b.macs)}"'),
-        ("receptive field (block input px)", rf(a), rf(b),
+        (N_("receptive field (block input px)"), rf(a), rf(b),
          "=" if not rf_diff or rf_diff == [0, 0] else f"{rf_diff[0]:+} x {rf_diff[1]:+}", ""),
-        ("network params", f"{na.params:,}", f"{nb.params:,}", diff(na.params, nb.params), ""),
-        ("network MACs", f"{na.macs:,}", f"{nb.macs:,}", diff(na.macs, nb.macs), ""),
-        ("network output", shape(na.out_shape), shape(nb.out_shape),
-         "=" if na.out_shape == nb.out_shape else "changed", ""),
+        (N_("network params"), f"{na.params:,}", f"{nb.params:,}", diff(na.params, nb.params), ""),
+        (N_("network MACs"), f"{na.macs:,}", f"{nb.macs:,}", diff(na.macs, nb.macs), ""),
+        (N_("network output"), shape(na.out_shape), shape(nb.out_shape),
+         "=" if na.out_shape == nb.out_shape else _("changed"), ""),
     ]
-    body = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{o}</td><td{attr}>{n}</td>"
+    body = "".join(f"<tr><th style='text-align:left'>{html.escape(_(k))}</th><td>{o}</td><td{attr}>{n}</td>"
                    f"<td>{dd}</td></tr>" for k, o, n, dd, attr in rows)
     return ("<table data-design-figures style='width:100%;font-variant-numeric:tabular-nums'>"
-            "<tr><th></th><th>original</th><th>designed</th><th>difference</th></tr>"
+            f"<tr><th></th><th>{_('original')}</th><th>{_('designed')}</th>"
+            f"<th>{_('difference')}</th></tr>"
             f"{body}</table>")
 
 
@@ -249,4 +251,5 @@ def design_link(label: str, query: dict[str, str], container=st) -> None:
 def lesson_link(key: str, container=st) -> None:
     """Learn's link to a prepared design (``analysis.design.LESSONS``)."""
     label = d.LESSONS[key][0]
-    design_link(f"Try it on the Design bench: {label}", d.lesson_query(key), container)
+    design_link(_("Try it on the Design bench: {lesson}").format(lesson=_(label)),
+                d.lesson_query(key), container)
