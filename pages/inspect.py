@@ -148,13 +148,12 @@ else:
                              "Runtime:"))
     onnx_request = json.dumps([choice.variant, choice.config], sort_keys=True, default=str)
 
-    def exported():
-        with st.spinner(_("Exporting to ONNX and checking it against PyTorch (tens of seconds)...")):
-            return onnx_export.export_variant(choice.variant, **choice.config)
-
     if onnx_clicked:
-        done = heavy.run(_("ONNX export of {variant}").format(variant=choice.variant), onnx_need,
-                         exported, key="onnx")
+        with st.spinner(_("Exporting to ONNX and checking it against PyTorch (tens of seconds)...")):
+            done = heavy.run(_("ONNX export of {variant}").format(variant=choice.variant),
+                             onnx_need, "explorer.runtime.tasks:export_onnx",
+                             {"variant": choice.variant, "config": dict(choice.config)},
+                             key="onnx")
         if done:  # one file per session, the latest: they are up to ~220 MB
             st.session_state["onnx_export"] = (onnx_request, done)
     held = st.session_state.get("onnx_export")

@@ -3,6 +3,8 @@ fold, table names and MACs not cut), the drawing of items 5, 9, 10 and 11, and t
 names. (scripts/screenshots.py takes the projector screenshots of these same views.)
 """
 
+import re
+
 import pytest
 from serving import (  # tests/ on sys.path
     IDLE,
@@ -119,8 +121,10 @@ def test_learn_draws_its_diagrams_and_tables_at_once(server, tab):
     visit(tab, f"{server}/learn")
     main = tab.locator("[data-testid='stMain']")
     # every table is static (no data grid that fills in later), and all of them are there
-    # when the script is done: one per st.table call of the page, none behind a condition
-    calls = (ROOT / "pages" / "learn.py").read_text().count("st.table(")
+    # when the script is done: one per call of the page's table() (its st.table, translated
+    # headers), none behind a condition
+    source = (ROOT / "pages" / "learn.py").read_text()
+    calls = len(re.findall(r"^\s*table\(", source, flags=re.M))
     assert calls >= 5 and tab.locator("[data-testid='stDataFrame']").count() == 0
     assert tab.locator("[data-testid='stTable']").count() == calls
     assert tab.locator("[data-testid='stPlotlyChart']").count() >= 3

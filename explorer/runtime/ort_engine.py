@@ -105,6 +105,34 @@ def export(model: torch.nn.Module, height: int, width: int, path: Path) -> None:
             os.remove(tmp)
 
 
+def export_in_subprocess(model: torch.nn.Module, height: int, width: int, path: Path) -> None:
+    """``export`` in a process of its own. torch.export traces with fake tensors and patched
+    global state: run in a thread of a process that keeps computing (the app's sessions, the
+    "auto" engine's own PyTorch answers), it raised inside FakeTensorMode and moved other
+    computations' results (timm's logits off by 3e-3 in the same process). The model travels as a
+    pickled module through a temporary file."""
+    import subprocess
+    import sys
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, src = tempfile.mkstemp(suffix=".pt", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(model, src)
+        code = ("import sys, torch; from pathlib import Path; "
+                "from explorer.runtime.ort_engine import export; "
+                "export(torch.load(sys.argv[1], weights_only=False).eval(), int(sys.argv[2]), "
+                "int(sys.argv[3]), Path(sys.argv[4]))")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        done = subprocess.run([sys.executable, "-c", code, src, str(height), str(width), str(path)],
+                              capture_output=True, text=True, env=env)
+        if done.returncode != 0:
+            tail = (done.stderr or "").strip().splitlines()[-1:] or ["no message"]
+            raise RuntimeError(f"the ONNX export failed: {tail[0]}")
+    finally:
+        os.remove(src)
+
+
 class OrtSession:
     """One ONNX Runtime session for one input height x width, returning what the torch model
     returns (its output structure is taken from a probe run)."""
@@ -152,14 +180,15 @@ class OrtEngine:
 
     def _prepare_quietly(self, height: int, width: int) -> None:
         try:
-            self.prepare(height, width)
+            self.prepare(height, width, in_subprocess=True)
         except Exception as err:  # noqa: BLE001 -- the torch path keeps answering; say why
             self.failed[(height, width)] = f"{type(err).__name__}: {err}"
             warnings.warn(f"ONNX Runtime engine not used for {height}x{width} inputs: {err}",
                           stacklevel=2)
 
-    def prepare(self, height: int, width: int) -> OrtSession:
-        """The session for this size: from the disk cache, else exported now (slow, once).
+    def prepare(self, height: int, width: int, *, in_subprocess: bool = False) -> OrtSession:
+        """The session for this size: from the disk cache, else exported now (slow, once; in a
+        process of its own when ``in_subprocess``, as the background preparation does).
         RuntimeError when its logits do not match PyTorch's."""
         import time
 
@@ -171,7 +200,7 @@ class OrtEngine:
             path = onnx_path(weights_key(self.model, height, width))
             exported = not path.exists()
             if exported:
-                export(self.model, height, width, path)
+                (export_in_subprocess if in_subprocess else export)(self.model, height, width, path)
             probe = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0))
             with torch.inference_mode():
                 expected = self.model(probe.contiguous(memory_format=torch.channels_last))

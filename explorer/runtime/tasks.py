@@ -30,6 +30,14 @@ def block_latency(variant: str, *, config: dict | None = None, progress: Send) -
 
 
 
+def export_onnx(variant: str, *, config: dict | None = None, progress: Send):
+    """Inspect's ONNX download: ``explorer.runtime.onnx.export_variant`` (the checked file)."""
+    from explorer.runtime.onnx import export_variant
+
+    progress((0, 1))
+    return export_variant(variant, **(config or {}))
+
+
 def measure_latency(rows: list[dict], *, device: str = "cpu", refresh: bool = False,
                     runtimes=("eager",), progress: Send, batches=None,
                     dtype: str = "float32") -> list[tuple]:

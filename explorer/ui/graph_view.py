@@ -51,7 +51,7 @@ def toolbar_words() -> list[list[str]]:
         ["button.expand-all", "text", _("expand all")],
         ["button.collapse-all", "title", _("back to one node per stage")],
         ["button.collapse-all", "text", _("collapse all")],
-        [".canvas", "title", _("click: select · double-click: expand / collapse · wheel: zoom · "
+        [".canvas", "aria-label", _("click: select · double-click: expand / collapse · wheel: zoom · "
                                "drag: pan")],
     ]
 
