@@ -109,7 +109,15 @@ def apply(edit, *args, **kwargs) -> None:
     bench = st.session_state[KEY]
     try:
         block = edit(bench.block, *args, **kwargs)
-        new = Bench(bench.variant, bench.layout, bench.name, block, bench.whole)
+    except ConfigError as err:
+        st.session_state[ERROR] = str(err)
+        return
+    _publish_if_valid(Bench(bench.variant, bench.layout, bench.name, block, bench.whole))
+
+
+def _publish_if_valid(new: Bench) -> None:
+    """Show ``new`` when it runs; else keep the last valid design and say why."""
+    try:
         new.result()
     except ConfigError as err:
         st.session_state[ERROR] = str(err)
@@ -125,14 +133,8 @@ def apply_widget(key: str, edit) -> None:
 
 def set_whole(key: str) -> None:
     bench = st.session_state[KEY]
-    new = Bench(bench.variant, bench.layout, bench.name, bench.block, bool(st.session_state[key]))
-    try:
-        new.result()
-    except ConfigError as err:
-        st.session_state[ERROR] = str(err)
-        return
-    st.session_state.pop(ERROR, None)
-    publish(new)
+    _publish_if_valid(Bench(bench.variant, bench.layout, bench.name, bench.block,
+                            bool(st.session_state[key])))
 
 
 def layer_changed(key: str, branch: str, index: int, layer) -> None:
