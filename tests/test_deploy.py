@@ -96,8 +96,15 @@ def _get(url: str, cookie: str | None = None):
 
 
 def test_every_answer_names_its_replica_and_a_cookie_pins_it(deployment):
-    seen = [_get(f"{deployment.url}/_stcore/health") for _ in range(4)]
-    assert {int(r) for r, _ in seen} == set(deployment.replicas)  # round robin without a cookie
+    # round robin without a cookie: every replica answers in turn (HAProxy's own health checks
+    # may still hold one back for a moment after `up` returned, so ask until both have answered)
+    seen = []
+    for _ in range(60):
+        seen.append(_get(f"{deployment.url}/_stcore/health"))
+        if {int(r) for r, _ in seen} == set(deployment.replicas):
+            break
+        time.sleep(0.5)
+    assert {int(r) for r, _ in seen} == set(deployment.replicas)
     replica, cookie = seen[0]
     assert cookie.startswith(f"SRV=r{replica}")
     pinned = cookie.split(";")[0]
