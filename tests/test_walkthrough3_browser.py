@@ -47,7 +47,10 @@ def box(locator) -> dict:
 
 
 def download(tab, name: str) -> bytes:
-    with tab.expect_download(timeout=30_000) as got:
+    # clicked once the page is idle (a click while Streamlit reruns can land on a button that is
+    # being replaced); the file is made on the server when clicked: a loaded machine is slow
+    tab.wait_for_selector(IDLE)
+    with tab.expect_download(timeout=TIMEOUT_MS) as got:
         tab.get_by_role("button", name=name, exact=True).click()
     path = got.value.path()
     assert path is not None, f"{name}: the download failed ({got.value.failure()})"
