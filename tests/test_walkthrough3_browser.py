@@ -6,7 +6,8 @@ sections. Sizes and overlaps are measured in the page."""
 from __future__ import annotations
 
 import pytest
-from serving import GRAPH, IDLE, TABLE, streamlit_server  # tests/ on sys.path
+from serving import GRAPH, IDLE, TABLE, no_exception, streamlit_server  # tests/ on sys.path
+from serving import visit as open_page
 
 pytestmark = pytest.mark.browser  # they drive Chromium
 
@@ -32,12 +33,8 @@ def tab(server, browser):
 
 
 def visit(tab, url: str) -> None:
-    tab.goto(url)
-    tab.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']")
-    tab.wait_for_selector(IDLE)
-    tab.wait_for_timeout(700)  # the rerun that URL-bound widgets trigger
-    tab.wait_for_selector(IDLE)
-    assert tab.locator("[data-testid='stException']").count() == 0
+    open_page(tab, url)
+    no_exception(tab)
 
 
 def box(locator) -> dict:

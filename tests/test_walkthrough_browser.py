@@ -7,11 +7,12 @@ import re
 
 import pytest
 from serving import (  # tests/ on sys.path
-    IDLE,
     PLOT,
     ROOT,
     TABLE,
+    no_exception,
 )
+from serving import visit as open_page
 
 pytestmark = pytest.mark.browser
 
@@ -30,13 +31,8 @@ def tab(server, browser):
 
 
 def visit(tab, url: str) -> None:
-    tab.goto(url)
-    tab.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']")
-    tab.wait_for_selector(IDLE)
-    tab.wait_for_timeout(700)  # the rerun that URL-bound widgets trigger
-    tab.wait_for_selector(IDLE)
-    tab.wait_for_selector("h1")
-    assert tab.locator("[data-testid='stException']").count() == 0
+    open_page(tab, url)
+    no_exception(tab)
 
 
 def let_it_draw(tab) -> None:
