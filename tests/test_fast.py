@@ -86,7 +86,10 @@ SMALL = [(v, lay) for v, info in VARIANTS.items() for lay in info.layouts
 def test_every_variant_folds_to_the_same_logits(variant, layout, randomize_batchnorm):
     lay = VARIANTS[variant].layouts[layout]
     torch.manual_seed(0)
-    model = explorer.build(variant, layout=layout, width=0.25, num_classes=10)
+    # a ResNet's 23 or 36 identical blocks fold as its first two do (and, with random BN
+    # statistics, would grow float32's rounding past the contract): two per stage
+    repeats = tuple(min(r, 2) for r in lay.repeats) if variant.startswith("resnet") else None
+    model = explorer.build(variant, layout=layout, width=0.25, num_classes=10, repeats=repeats)
     # a last grid of 3x3 or more: batch statistics of single pixels would make wild logits
     size = max(min_input_size(lay), 96 if variant in ("googlenet", "bn_inception") else 139)
     if not any(isinstance(m, nn.BatchNorm2d) for m in model.modules()):
@@ -107,7 +110,8 @@ def test_every_variant_folds_to_the_same_logits(variant, layout, randomize_batch
     assert (plain[0] - plain[1]).abs().max() > 100 * atol
     torch.testing.assert_close(out, plain, atol=atol, rtol=0)
     if any(isinstance(m, Residual) for m in model.modules()):
-        assert not any(type(m) is Residual for m in fast.modules())  # scales folded into `up`
+        # scales folded into `up`: the blocks add without a multiply
+        assert all(m.scale == 1.0 for m in fast.modules() if isinstance(m, Residual))
 
 
 def test_folding_handles_conv_bias_and_leaves_other_norms_alone():

@@ -64,7 +64,9 @@ def residual_blocks(stage: nn.Sequential) -> list[Residual]:
 def test_list_variants_is_the_registry():
     assert list_variants() == list(VARIANTS)
     assert set(list_variants()) == {"googlenet", "bn_inception", "inception_v2", "inception_v3",
-                                    "inception_v4", "inception_resnet_v1", "inception_resnet_v2"}
+                                    "inception_v4", "inception_resnet_v1", "inception_resnet_v2",
+                                    "resnet50", "resnet101", "resnet152", "resnetv2_50",
+                                    "resnetv2_101"}
 
 
 @pytest.mark.parametrize("variant,layout", ALL_LAYOUTS)

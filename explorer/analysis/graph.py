@@ -337,25 +337,36 @@ class _Drawer:
                 title = f"{first} .. {run[-1].name.rpartition('.')[2]}"
         kind = m.info.kind or "block"
         kind = _("parallel branches") if kind == "stem" else kind  # a small concat block in a stem
-        if m.op == "residual":
+        if m.op == "residual" and m.entry.scale != 1.0:  # Inception-ResNet's scaled add
             kind += f", + x{m.entry.scale:g}" + ("" if m.entry.act else ", " + _("no ReLU"))
         return f"{title}\n{kind}{times}", "block"
 
     def walk(self, m: Node, src: str) -> str:
         """Draw ``m`` layer by layer, fed by node ``src``; returns the node of its output."""
         if _is_block(m):
-            name = m.name
+            name, block, block_input = m.name, m.entry, src
+            parts = {c.name.rpartition(".")[2]: c for c in m.children}
+            if "pre" in parts:  # pre-activation: the branches and a projection read it
+                src = self.walk(parts["pre"], src)
             ends = [self.walk(branch, src) for branch in _branches(m)]
-            shape = m.child("up").in_shape if m.op == "residual" else m.out_shape
-            cat = self.node(f"{name}.concat", f"concat {shape[0]}", shape, "join")
-            for end in ends:
-                self.edge(end, cat)
+            if len(ends) == 1 and m.op == "residual":  # a ResNet's bottleneck: nothing to join
+                out = ends[0]
+            else:
+                branches = _branches(m)
+                shape = (sum(b.out_shape[0] for b in branches), *branches[0].out_shape[1:])
+                out = self.node(f"{name}.concat", f"concat {shape[0]}", shape, "join")
+                for end in ends:
+                    self.edge(end, out)
             if m.op != "residual":
-                return cat
-            add = self.node(f"{name}.add", f"+ x{m.entry.scale:g}", m.out_shape, "join")
-            self.edge(self.walk(m.child("up"), cat), add)
-            self.edge(src, add, color="#777777", fontcolor="#777777")  # identity shortcut
-            if not m.entry.act:  # the released networks' last block
+                return out
+            scale = f" x{block.scale:g}" if block.scale != 1.0 else ""
+            add = self.node(f"{name}.add", f"+{scale}", m.out_shape, "join")
+            self.edge(self.walk(parts["up"], out) if "up" in parts else out, add)
+            if "shortcut" in parts:  # a projection
+                self.edge(self.walk(parts["shortcut"], src), add)
+            else:  # the identity
+                self.edge(block_input, add, color="#777777", fontcolor="#777777")
+            if not block.act:  # the released networks' last block; every pre-activation block
                 return add
             return self.edge(add, self.node(f"{name}.relu", "ReLU", m.out_shape))
         if not m.leaf and m.children:  # branches, heads

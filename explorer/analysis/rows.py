@@ -237,17 +237,21 @@ def _row(node: Node) -> Row:
 
 def _join_rows(node: Node, trace: Trace, position: dict) -> list[tuple[float, Row]]:
     """Layer-depth rows for the joins, which have no module of their own: the concat of a
-    block's branches and, for a residual block, the scaled add after the 1x1 expansion (the
-    concat then comes just before that expansion)."""
+    block's branches and, for a residual block, the (scaled) add onto its shortcut (the concat
+    then comes right after its last branch)."""
     name, in_shape, out_shape = node.name, node.in_shape, node.out_shape
     if node.op == "residual":
         block = node.entry
-        cat_shape = trace.nodes[f"{name}.up"].in_shape
-        label = "residual add" + ("" if block.act else " (no ReLU)")
-        return [(position[f"{name}.up"] - 0.5,
-                 Row(f"{name}.concat", "concat", "", in_shape, cat_shape, 0, 0,
-                     ops.numel(cat_shape) * 4)),
-                (position[name], Row(f"{name}.add", f"{label} x{block.scale:g}", "", in_shape,
-                                     out_shape, 0, 0, ops.numel(out_shape) * 4))]
+        branches = node.child("branches").children
+        cat_shape = (sum(b.out_shape[0] for b in branches), *branches[0].out_shape[1:])
+        label = "residual add" + (f" x{block.scale:g}" if block.scale != 1.0 else "") + (
+            "" if block.act else " (no ReLU)")
+        rows = [(position[name], Row(f"{name}.add", label, "", in_shape, out_shape, 0, 0,
+                                     ops.numel(out_shape) * 4))]
+        if len(branches) > 1:  # one branch (a ResNet's bottleneck) is joined by nothing
+            rows.append((position[branches[-1].name] + 0.5,
+                         Row(f"{name}.concat", "concat", "", in_shape, cat_shape, 0, 0,
+                             ops.numel(cat_shape) * 4)))
+        return rows
     return [(position[name], Row(f"{name}.concat", "concat", "", in_shape, out_shape, 0, 0,
                                  ops.numel(out_shape) * 4))]

@@ -9,7 +9,8 @@ share, is never changed) with
   activations fewer per layer. A BN that does not follow a conv (the facenet embedding's
   BatchNorm1d, the fc_bn of Inception-v3's BN-auxiliary head) or that uses batch statistics is left as it is;
 - each Inception-ResNet block's residual scale folded into its linear 1x1 "up" conv, and the add
-  done in place (one pass instead of a multiply and an add);
+  done in place (one pass instead of a multiply and an add); a pre-activation ResNet's BN -> ReLU
+  folded into the conv before it (the ReLU stays);
 - channels-last memory (NHWC): oneDNN's convolutions run without reordering their input on every
   layer (a trial on this 2-core CPU, Inception-ResNet-v2, batch 1, folded: 0.76 of timm's time
   channels-last, 0.95 contiguous; benchmarks/inference.py times the result). GPUs get it too
@@ -45,7 +46,7 @@ from torch import nn
 from torch.utils._pytree import tree_map
 
 from explorer.runtime import ort_engine
-from explorer.runtime.modules import Concat, ConvBN, Residual
+from explorer.runtime.modules import BNAct, ConvBN, Residual
 from explorer.variants import ConfigError
 
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -286,34 +287,26 @@ def fold_batchnorm(model: nn.Module) -> int:
             names = list(module._modules)
             for first, second in zip(names, names[1:]):
                 conv, bn = module._modules[first], module._modules[second]
+                if isinstance(conv, ConvBN) and conv.bn is None and conv.act is None:
+                    conv = conv.conv  # a pre-activation ResNet's plain conv, then BN -> ReLU
                 if _foldable(conv, bn):
                     fold_conv_bn(conv, bn)
-                    module._modules[second] = nn.Identity()
+                    act = isinstance(bn, BNAct) and bn.act
+                    module._modules[second] = nn.ReLU(inplace=True) if act else nn.Identity()
                     folded += 1
     return folded
 
 
-class _FoldedResidual(Residual):
-    """A Residual block whose scale already lives in ``up``'s weights: x + up(...), in place."""
-
-    def forward(self, x):
-        out = self.up(Concat.forward(self, x))  # the branches, concatenated
-        out += x
-        if self.act is not None:
-            out.relu_()
-        return out
-
-
 def fold_residual_scales(model: nn.Module) -> int:
-    """Scale each Residual's linear ``up`` conv by the block's scale and switch the block to an
-    in-place add; returns how many blocks were changed."""
+    """Scale each Residual's linear ``up`` conv by the block's scale (the block then adds
+    without a multiply, in place); returns how many blocks were changed."""
     changed = 0
     for module in model.modules():
-        if type(module) is Residual:
+        if isinstance(module, Residual) and module.up is not None and module.scale != 1.0:
             module.up.weight.mul_(module.scale)
             if module.up.bias is not None:
                 module.up.bias.mul_(module.scale)
-            module.__class__ = _FoldedResidual  # same state, forward without the multiply
+            module.scale = 1.0
             changed += 1
     return changed
 

@@ -77,43 +77,77 @@ class ConvBN(nn.Module):
         return x
 
 
+def _sequential(branch: nn.Module) -> nn.Sequential:
+    return branch if isinstance(branch, nn.Sequential) else nn.Sequential(branch)
+
+
 class Concat(Described, nn.Module):
     """Parallel branches applied to the same input and concatenated along channels."""
 
     def __init__(self, branches: dict[str, nn.Module]):
         super().__init__()
-        self.branches = nn.ModuleDict(
-            {name: b if isinstance(b, nn.Sequential) else nn.Sequential(b)
-             for name, b in branches.items()})
+        self.branches = nn.ModuleDict({name: _sequential(b) for name, b in branches.items()})
 
     def forward(self, x):
-        return torch.cat([branch(x) for branch in self.branches.values()], 1)
+        outs = [branch(x) for branch in self.branches.values()]
+        return outs[0] if len(outs) == 1 else torch.cat(outs, 1)
 
 
 class Residual(Concat):
-    """Inception-ResNet block: x + scale * expand(concat(branches(x))), then ReLU.
+    """A residual block: (pre ->) branches -> concat (-> up) -> x scale -> + shortcut (-> ReLU).
 
-    ``up`` is the paper's "1x1 conv (linear)" filter expansion: it has a bias, no BN and no
-    activation, and restores the input's channel count so the sum is defined. The released
-    networks end with one such block without the final ReLU.
+    Inception-ResNet: ``up`` is the paper's "1x1 conv (linear)" filter expansion (a bias, no BN,
+    no activation) that restores the input's channel count so the sum is defined, and the
+    shortcut is the identity; the released networks end with one block without the final ReLU.
+    ResNet: no ``up`` (the bottleneck's last conv gives the channels), scale 1, and a projection
+    ``shortcut`` (1x1 conv + BN) where the block changes the grid or the width. Pre-activation
+    ResNet: ``pre`` (BN -> ReLU) runs first; the branches and a projection read its output, the
+    identity reads the block's input.
     """
 
-    def __init__(self, branches: dict[str, nn.Module], in_channels: int, mixed: int, scale: float,
-                 relu: bool = True):
-        super().__init__(branches)
-        self.up = nn.Conv2d(mixed, in_channels, 1, bias=True)
+    def __init__(self, branches: dict[str, nn.Module], up: nn.Module | None = None,
+                 scale: float = 1.0, relu: bool = True, *, shortcut: nn.Module | None = None,
+                 pre: nn.Module | None = None):
+        nn.Module.__init__(self)
+        self.pre = pre  # registered in forward order: the state dict lists them so
+        self.branches = nn.ModuleDict({name: _sequential(b) for name, b in branches.items()})
+        self.shortcut = shortcut
+        self.up = up
         self.scale = float(scale)
         self.act = nn.ReLU(inplace=True) if relu else None
 
     def forward(self, x):
-        out = self.up(super().forward(x))
-        out = out * self.scale + x
+        y = self.pre(x) if self.pre is not None else x
+        out = Concat.forward(self, y)
+        short = self.shortcut(y) if self.shortcut is not None else x
+        if self.up is not None:
+            out = self.up(out)
+        if self.scale != 1.0:
+            out = out * self.scale
+        # in place where no gradient is kept (a design's branch may end in a ReLU, whose
+        # output autograd would need)
+        out = out.add_(short) if not torch.is_grad_enabled() else out + short
         if self.act is not None:
             out = self.act(out)
         return out
 
     def extra_repr(self):
         return ", ".join(filter(None, (super().extra_repr(), f"scale={self.scale}")))
+
+
+class BNAct(nn.BatchNorm2d):
+    """BatchNorm2d -> ReLU as one module (timm's ``BatchNormAct2d``: the state dict is the BN's)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, act: bool = True):
+        super().__init__(num_features, eps=eps)
+        self.act = act  # a flag, not a module: the walk's one node for this layer
+
+    def forward(self, x):
+        x = super().forward(x)
+        return torch.relu_(x) if self.act else x
+
+    def extra_repr(self):
+        return super().extra_repr() + (", act=ReLU" if self.act else "")
 
 
 class AuxHead(Described, nn.Module):
@@ -222,6 +256,7 @@ LAYERS = {
     "dropout": lambda layer, x, d: nn.Dropout(layer["p"]),
     "linear": lambda layer, x, d: nn.Linear(x[0], layer["out"], bias=layer.get("bias", True)),
     "bn1d": lambda layer, x, d: nn.BatchNorm1d(x[0], eps=layer.get("eps", 1e-5)),
+    "norm": lambda layer, x, d: BNAct(x[0], eps=layer.get("eps", d["eps"]), act=layer.get("act", True)),
     "relu": lambda layer, x, d: nn.ReLU(inplace=True),
 }
 
@@ -241,14 +276,19 @@ def materialize(spec: NetSpec) -> InceptionNet:
         if node.op in ("concat", "residual"):
             block = node.entry
             holder = node.child("branches")
-            branches = {b.name.rpartition(".")[2]: nn.Sequential(*(item(c) for c in b.children))
-                        for b in holder.children}
+            branches = {b.name.rpartition(".")[2]: sequence(b) for b in holder.children}
             if block.op == "concat":
                 return _tagged(Concat(branches), block.info)
-            up = node.child("up")
-            return _tagged(Residual(branches, node.in_shape[0], up.in_shape[0], block.scale,
-                                    relu=block.act), block.info)
+            parts = {c.name.rpartition(".")[2]: c for c in node.children}
+            up = parts.get("up")
+            up = up and nn.Conv2d(up.in_shape[0], up.out_shape[0], 1, bias=True)
+            shortcut, pre = (sequence(parts[k]) if k in parts else None for k in ("shortcut", "pre"))
+            return _tagged(Residual(branches, up, block.scale, relu=block.act, shortcut=shortcut,
+                                    pre=pre), block.info)
         return LAYERS[node.op](node.entry, node.in_shape, defaults)
+
+    def sequence(node):
+        return nn.Sequential(*(item(c) for c in node.children))
 
     def named(node, cls):
         return _tagged(cls(OrderedDict((c.name.rpartition(".")[2], item(c)) for c in node.children)),

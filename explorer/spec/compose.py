@@ -41,11 +41,18 @@ def concat(branches: dict, kind: str = "", figure: str = "", idea: str = "") -> 
 
 
 def residual(branches: dict, scale: float, kind: str = "", figure: str = "", idea: str = "", *,
-             act: bool = True) -> Block:
+             act: bool = True, expand: bool = True, shortcut=(), pre=()) -> Block:
     """branches -> concat -> linear 1x1 expansion to the input's channels -> x scale -> + input
-    (-> ReLU unless ``act`` is False)."""
+    (-> ReLU unless ``act`` is False). A ResNet block: ``expand=False``, ``shortcut`` a
+    projection's layers (or none), ``pre`` the pre-activation layers."""
     return Block("residual", tuple((n, _branch(b)) for n, b in branches.items()),
-                 Info(kind, figure, idea), float(scale), act)
+                 Info(kind, figure, idea), float(scale), act, expand, _branch(shortcut) if
+                 shortcut else (), _branch(pre) if pre else ())
+
+
+def norm(*, act: bool = True, eps: float | None = None) -> Layer:
+    """Batch norm (-> ReLU) on its own: the pre-activation ResNet's BN before each conv."""
+    return Layer("norm", act=None if act else False, eps=eps)
 
 
 def split(out: int, figure: str) -> Block:

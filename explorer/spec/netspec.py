@@ -13,7 +13,11 @@ it, raising a ``ConfigError`` that names the place: stage, block, branch, layer)
 - a block: ``{"op": "concat", "branches": {"1x1": [layer, ...], ...}}`` or
   ``{"op": "residual", "branches": {...}, "scale": 0.17}`` (the linear 1x1 expansion back to
   the input's channels is implied; ``"act": false`` drops the ReLU after the add), with
-  ``"kind"``, ``"figure"``, ``"idea"``; a stem's plain layers are blocks too;
+  ``"kind"``, ``"figure"``, ``"idea"``; a stem's plain layers are blocks too. A ResNet's
+  bottleneck is a residual block with ``"expand": false`` (its branch ends at the output's
+  channels), ``"shortcut": [layer, ...]`` (a projection; none: the identity) and, for the
+  pre-activation ResNet, ``"pre": [layer, ...]`` (BN -> ReLU before the branches; a projection
+  shortcut reads its output, the identity reads the block's input, as He et al. 2016b do);
 - a stage: ``{"kind", "figure", "idea", "blocks": {name: block}}``; the head and each auxiliary
   head (which reads the output of the block named by ``"tap"``): ``{"layers": {name: layer}}``.
 
@@ -115,14 +119,19 @@ def _layer(op: str, args: dict) -> Layer:
 @dataclass(frozen=True)
 class Block:
     """Parallel branches over one input, joined by channel ``concat``, or a ``residual`` block:
-    concat -> linear 1x1 expansion to the input's channels -> x ``scale`` -> + input
-    (-> ReLU unless ``act`` is False). A branch is a tuple of layers (or nested concats)."""
+    (``pre`` layers ->) branches -> concat (-> linear 1x1 expansion unless ``expand`` is False)
+    -> x ``scale`` -> + shortcut (-> ReLU unless ``act`` is False). The shortcut is the input
+    itself, or the ``shortcut`` layers (a projection) applied to the ``pre`` layers' output.
+    A branch is a tuple of layers (or nested concats)."""
 
     op: str                                       # "concat" or "residual"
     branches: tuple[tuple[str, tuple], ...]
     info: Info = NO_INFO
     scale: float = 1.0
     act: bool = True
+    expand: bool = True                           # Inception-ResNet's linear 1x1 expansion
+    shortcut: tuple = ()                          # () = identity; else a projection's layers
+    pre: tuple = ()                               # pre-activation layers (BN -> ReLU)
 
     def branch(self, name: str) -> tuple:
         return dict(self.branches)[name]
@@ -134,6 +143,12 @@ class Block:
             out["scale"] = self.scale
             if not self.act:
                 out["act"] = False
+            if not self.expand:
+                out["expand"] = False
+            if self.shortcut:
+                out["shortcut"] = [x.to_dict() for x in self.shortcut]
+            if self.pre:
+                out["pre"] = [x.to_dict() for x in self.pre]
         return out
 
 
@@ -332,7 +347,7 @@ class _Reader:
         d = self.mapping(d, "a block")
         op = d.get("op")
         allowed = {"op", "branches", "kind", "figure", "idea"} | (
-            {"scale", "act"} if op == "residual" else set())
+            {"scale", "act", "expand", "shortcut", "pre"} if op == "residual" else set())
         if set(d) - allowed:
             self.fail(f"unknown key(s) {', '.join(sorted(set(d) - allowed))} in a {op} block")
         branches = self.mapping(d.get("branches"), "'branches'")
@@ -354,12 +369,25 @@ class _Reader:
                 self.where.pop()
             out.append((bname, tuple(items)))
             self.where.pop()
-        scale, act = d.get("scale", 1.0), d.get("act", True)
+        scale, act, expand = d.get("scale", 1.0), d.get("act", True), d.get("expand", True)
         if op == "residual" and (not _number(scale) or not 0 < scale <= 10):
             self.fail(f"scale must be a number in (0, 10], got {scale!r}")
-        if not isinstance(act, bool):
-            self.fail(f"act must be true or false, got {act!r}")
-        return Block(op, tuple(out), self.info(d), float(scale), act)
+        for key, v in (("act", act), ("expand", expand)):
+            if not isinstance(v, bool):
+                self.fail(f"{key} must be true or false, got {v!r}")
+        shortcut, pre = (self.layers(d.get(key, []), key) for key in ("shortcut", "pre"))
+        return Block(op, tuple(out), self.info(d), float(scale), act, expand, shortcut, pre)
+
+    def layers(self, items, what: str) -> tuple:
+        """A block's ``shortcut`` or ``pre``: a list of plain layers (empty: none)."""
+        if not isinstance(items, list):
+            self.fail(f"{what} must be a list of layers, got {items!r}")
+        out = []
+        for i, x in enumerate(items):
+            self.where.append(f"{what} layer {i}")
+            out.append(self.layer(x))
+            self.where.pop()
+        return tuple(out)
 
     def layer(self, d) -> Layer:
         d = self.mapping(d, "a layer")

@@ -109,6 +109,8 @@ OPS: dict[str, Rule] = {r.op: r for r in (
     Rule("dropout", ("p",), {}, {"p": _prob}, "dropout"),
     Rule("linear", ("out",), {"bias": _bool}, {"out": _pos_int}, "a fully connected layer"),
     Rule("bn1d", (), {"eps": _positive}, {}, "batch norm over features"),
+    # a pre-activation ResNet's BN -> ReLU on its own, before a conv (He et al. 2016b)
+    Rule("norm", (), {"eps": _positive, "act": _bool}, {}, "a batch norm (+ ReLU)"),
     Rule("relu", (), {}, {}, "a ReLU"),
 )}
 
@@ -182,9 +184,9 @@ def out_shape(layer, x: Shape) -> Shape:
         if len(x) != 3 or 0 in x[1:]:
             raise ShapeError(f"an adaptive pool needs a C x H x W input, got {x}")
         return (x[0], *pair(layer["size"]))
-    if op == "lrn":
+    if op in ("lrn", "norm"):
         if len(x) != 3:
-            raise ShapeError(f"local response normalisation needs a C x H x W input, got {x}")
+            raise ShapeError(f"{OPS[op].words} needs a C x H x W input, got {x}")
         return x
     if op == "flatten":
         n = 1
@@ -216,7 +218,7 @@ def tensors(layer, x: Shape, defaults: dict) -> dict[str, tuple]:
         if layer.get("bias", True):
             t["bias"] = (layer["out"],)
         return t
-    if op == "bn1d":
+    if op in ("bn1d", "norm"):
         return bn_tensors("", x[0])
     return {}
 
@@ -283,10 +285,12 @@ def label(layer) -> tuple[str, str]:
         return f"fc {layer['out']}", "head"
     if op == "dropout":
         return f"dropout {layer['p']:g}", "head"
+    if op == "norm":
+        return ("BN + ReLU" if layer.get("act", True) else "BN"), "layer"
     return {"lrn": "LRN", "bn1d": "batch norm", "relu": "ReLU", "flatten": "Flatten"}[op], "layer"
 
 
 # The kind a table row shows for a layer (blocks show their paper kind).
 ROW_KIND = {"conv": "conv", "maxpool": "max pool", "avgpool": "avg pool",
             "adaptive_avgpool": "avg pool", "linear": "fc", "lrn": "localresponsenorm",
-            "bn1d": "batchnorm1d", "relu": "relu", "dropout": "dropout", "flatten": "flatten"}
+            "bn1d": "batchnorm1d", "norm": "batchnorm", "relu": "relu", "dropout": "dropout", "flatten": "flatten"}

@@ -30,7 +30,8 @@ class Node:
 
     name: str                     # qualified module name; "" is the network
     op: str                       # a layer op, or "net", "stage", "concat", "residual",
-                                  # "branch", "head", "aux", "conv2d", "bn2d", "expand"
+                                  # "branch", "head", "aux", "conv2d", "bn2d", "expand",
+                                  # a residual block's "pre" and "shortcut" (Sequentials)
     entry: object                 # the spec object it comes from (Layer, Block, Stage, Head)
     in_shape: Shape
     out_shape: Shape = ()
@@ -106,7 +107,7 @@ class _Walk:
         n.out_shape = y
         own = sum(ops.numel(s) for t, s in n.tensors.items() if ops.is_param(t))
         own_bn = sum(ops.numel(s) for t, s in n.tensors.items() if ops.is_param(t)
-                     and (t.startswith("bn.") or n.op in ("bn1d", "bn2d")))
+                     and (t.startswith("bn.") or n.op in ("bn1d", "bn2d", "norm")))
         n.params = own + sum(c.params for c in n.children)
         n.bn_params = own_bn + sum(c.bn_params for c in n.children)
         n.macs += sum(c.macs for c in n.children)
@@ -181,6 +182,9 @@ class _Walk:
     def block(self, parent: Node, name: str, block: Block, x: Shape, f):
         n = self.node(name, block.op, block, x, block.info)
         parent.children.append(n)
+        inp, inp_field = x, f                      # what the add's identity shortcut reads
+        if block.pre:                              # pre-activation: the branches read its output
+            x, f = self.sequence(n, _join(name, "pre"), "pre", block.pre, x, f)
         holder = self.node(_join(name, "branches"), "branches", block, x)
         n.children.append(holder)
         ends = []
@@ -208,26 +212,49 @@ class _Walk:
             self.fields[_join(name, "concat")] = cat_field
         if block.op == "concat":
             return self.done(n, cat, cat_field).out_shape, cat_field
-        # residual: the linear 1x1 expansion back to the input's channels, scaled, added
+        # residual: (the linear 1x1 expansion back to the shortcut's channels,) scaled, added
         if len(x) != 3:
             self.fail("a residual block needs a C x H x W input")
-        if cat[1:] != x[1:]:
-            self.fail(f"the branches give {'x'.join(map(str, cat[1:]))} but the input is "
-                      f"{'x'.join(map(str, x[1:]))}: a residual add needs the grid unchanged "
-                      "(no stride, same padding)")
-        up = self.node(_join(name, "up"), "expand", block, cat)
-        up.tensors = {"weight": (x[0], cat[0], 1, 1), "bias": (x[0],)}
-        up.macs = ops.numel(x) * cat[0]
-        n.children.append(up)
-        self.done(up, x, cat_field)
-        added = self.merge([cat_field, f], name) if self.with_fields else None
+        if block.shortcut:  # a projection, from the pre-activated input
+            target, target_field = self.sequence(n, _join(name, "shortcut"), "shortcut",
+                                                 block.shortcut, x, f)
+        else:
+            target, target_field = inp, inp_field
+        what = "the shortcut gives" if block.shortcut else "the input is"
+        if cat[1:] != target[1:]:
+            self.fail(f"the branches give {'x'.join(map(str, cat[1:]))} but {what} "
+                      f"{'x'.join(map(str, target[1:]))}: a residual add needs the grid unchanged "
+                      "(no stride, same padding), or a projection shortcut with the same stride")
+        res_field = cat_field
+        if block.expand:
+            up = self.node(_join(name, "up"), "expand", block, cat)
+            up.tensors = {"weight": (target[0], cat[0], 1, 1), "bias": (target[0],)}
+            up.macs = ops.numel(target) * cat[0]
+            n.children.append(up)
+            self.done(up, target, cat_field)
+        elif cat[0] != target[0]:
+            self.fail(f"the branches give {cat[0]} channels but {what} {target[0]}: without the "
+                      "1x1 expansion the last conv must give the shortcut's channels (or add a "
+                      "projection shortcut)")
+        added = self.merge([res_field, target_field], name) if self.with_fields else None
         if added is not None:
             self.fields[_join(name, "add")] = added
         if block.act:
-            act = self.node(_join(name, "act"), "relu", block, x)
+            act = self.node(_join(name, "act"), "relu", block, target)
             n.children.append(act)
-            self.done(act, x, added)
-        return self.done(n, x, added).out_shape, added
+            self.done(act, target, added)
+        return self.done(n, target, added).out_shape, added
+
+    def sequence(self, parent: Node, name: str, op: str, layers: tuple, x: Shape, f):
+        """A block's ``pre`` or ``shortcut`` layers, run in order (an ``nn.Sequential``)."""
+        n = self.node(name, op, layers, x)
+        parent.children.append(n)
+        self.where.append(op)
+        for i, layer in enumerate(layers):
+            x, f = self.layer(n, _join(name, str(i)), layer, x, f)
+        self.where.pop()
+        self.done(n, x, f)
+        return x, f
 
     def merge(self, fs: list, where: str):
         if any(g is None for g in fs):

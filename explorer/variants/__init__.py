@@ -7,14 +7,22 @@ from functools import lru_cache
 
 from explorer.core.keys import freeze
 from explorer.spec.netspec import NetSpec
-from explorer.variants import bn_inception, googlenet, inception_resnet, inception_v3, inception_v4
+from explorer.variants import (
+    bn_inception,
+    googlenet,
+    inception_resnet,
+    inception_v3,
+    inception_v4,
+    resnet,
+)
 from explorer.variants.config import Config, ConfigError, Layout, check_config, min_input_size
 from explorer.variants.facts import VariantInfo
 
 # Each variant's facts live in its own module, next to its model code; this is only the index.
 VARIANTS: dict[str, VariantInfo] = {v.name: v for v in (
     googlenet.VARIANT, bn_inception.VARIANT, inception_v3.V2_VARIANT, inception_v3.V3_VARIANT,
-    inception_v4.VARIANT, inception_resnet.V1_VARIANT, inception_resnet.V2_VARIANT)}
+    inception_v4.VARIANT, inception_resnet.V1_VARIANT, inception_resnet.V2_VARIANT,
+    *resnet.VARIANTS)}
 
 def list_variants() -> list[str]:
     return list(VARIANTS)

@@ -172,6 +172,11 @@ def convert(state: dict, info, layout, cfg, expected: dict[str, torch.Size],
             f"this checkpoint does not fit {info.name} ({layout.name} layout), which loads these "
             f"checkpoint formats: {offered}.{hint} Its first keys: {', '.join(list(state)[:SHOW])}")
     ours = {mapping[k]: v for k, v in state.items() if k in mapping}
+    for k, v in ours.items():  # a classifier kept as a 1x1 conv (timm's ResNetV2) is our matrix
+        shape = expected.get(k)
+        if shape is not None and len(shape) == 2 and v.dim() == 4 and v.shape[2:] == (1, 1) \
+                and tuple(v.shape[:2]) == tuple(shape):
+            ours[k] = v.flatten(1)
     unexpected = [k for k in state if k not in mapping]
     unexpected += [mapping[k] for k in state if k in mapping and mapping[k] not in expected]
     aux_dropped = [k for k in unexpected if _is_aux(mapping.get(k, k))]
