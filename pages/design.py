@@ -40,12 +40,17 @@ if (variant, layout, name) != (bench.variant, bench.layout, bench.name):
     st.rerun()
 with c4:
     st.write("")
-    b1, b2 = st.columns(2)
+    b1, b2, b3 = st.columns(3)
     b1.button(_("Original"), icon=":material/restart_alt:", help=_("back to the block as published"),
               on_click=ds.start, args=(bench.variant, bench.layout, bench.name))
     b2.button(_("Empty"), icon=":material/add_box:", help=_("start from one branch with one 1x1 conv"),
               on_click=ds.start, args=(bench.variant, bench.layout, bench.name, d.empty_block(),
                                        bench.whole))
+    b3.button(_("Bottleneck"), icon=":material/compress:",
+              help=_("start from a ResNet bottleneck: 1x1 conv to a quarter of the channels, 3x3 "
+                     "conv, 1x1 conv back, added onto the input"),
+              on_click=ds.start, args=(bench.variant, bench.layout, bench.name, d.bottleneck_block(
+                  d.block_input_channels(bench.variant, bench.layout, bench.name)), bench.whole))
 
 block = bench.block
 edit_col, view_col = st.columns([2, 3])
@@ -61,6 +66,16 @@ with edit_col:
         r2.number_input(_("Residual scale"), 0.01, 10.0, float(block.scale), 0.05,
                         key=f"d_scale:{tag}", on_change=ds.apply_widget,
                         args=(f"d_scale:{tag}", lambda b, v: d.set_residual(b, True, v)))
+        r3, r4 = st.columns(2)
+        r3.toggle(_("Linear 1x1 expansion"), value=block.expand, key=f"d_expand:{tag}",
+                  on_change=ds.apply_widget, args=(f"d_expand:{tag}", d.set_expand),
+                  help=_("Inception-ResNet: a linear 1x1 conv brings the concatenated branches "
+                         "back to the shortcut's channels. Off (ResNet): the branches must give "
+                         "them."))
+        r4.toggle(_("Projection shortcut"), value=bool(block.shortcut), key=f"d_proj:{tag}",
+                  on_change=ds.apply_widget, args=(f"d_proj:{tag}", d.set_projection),
+                  help=_("a 1x1 conv (with the block's stride) on the shortcut, so the add works "
+                         "when the block changes the grid or the channels; off: the identity"))
     stage_name = bench.name.partition(".")[0]
     st.toggle(_("Replace every block of stage {stage}").format(stage=stage_name), value=bench.whole,
               key=f"d_whole:{tag}", on_change=ds.set_whole, args=(f"d_whole:{tag}",))

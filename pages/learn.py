@@ -203,6 +203,9 @@ table(results, dict.fromkeys(("top-1 err %", "top-5 err %", "144 crops top-1", "
 st.caption(_("Source: {source}, single crop and 144 crops. The ensemble of Inception-v4 and three "
              "Inception-ResNet-v2 reached 3.08 % top-5 error on the test set.").format(
                  source=lessons.V4_PAPER))
+st.caption(_("ResNet-151 is the v4 paper's name for He et al.'s 152-layer network (our resnet152; "
+             "its paper layout strides on the first 1x1 conv): the paper quotes He et al.'s dense "
+             "evaluation, which has no single-crop figure."))
 
 st.header(_("6. The Rethinking paper's own claims, computed"))
 st.markdown(_("Section 6 of the paper says its network \"is 42 layers deep\" and costs \"only "

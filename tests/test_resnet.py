@@ -127,3 +127,47 @@ def test_each_resnet_states_its_weights_and_sources():
         (w,) = VARIANTS[name].weights
         assert w.hub_id == f"timm/{name}.a1h_in1k"
         assert w.preprocess.interpolation == "bicubic" and w.preprocess.mean == (0.5,) * 3
+
+
+def test_design_bench_starts_from_a_bottleneck_and_toggles_its_parts():
+    from explorer.analysis import design as d
+
+    name = "inception_resnet_a.0"
+    channels = d.block_input_channels("inception_resnet_v2", "released", name)
+    start = d.bottleneck_block(channels)
+    bench = d.bench_of("inception_resnet_v2", "released", name, start)
+    designed, original = bench.block["designed"], bench.block["original"]
+    assert designed.out_shape == original.out_shape  # it fits in place
+    assert designed.params < original.params
+    # the expansion back on: a linear 1x1 after the bottleneck's last conv, more weights
+    expanded = d.bench_of("inception_resnet_v2", "released", name, d.set_expand(start, True))
+    assert expanded.block["designed"].params == designed.params + channels * channels + channels
+    # a stride in the branch needs a projection, which takes the branch's stride and channels
+    strided = d.change_layer(start, "bottleneck", 1, stride=2)
+    with pytest.raises(ShapeError, match="projection shortcut"):
+        d.bench_of("inception_resnet_v2", "released", name, strided)
+    projected = d.set_projection(strided, True)
+    assert projected.shortcut[0]["stride"] in (2, (2, 2)) and projected.shortcut[0]["out"] == channels
+    # residual off drops the shortcut's parts; the URL value round-trips the block
+    assert d.set_residual(projected, False).shortcut == ()
+    assert d.decode(d.encode(projected)) == projected
+    # the Lab's width scales the projection too
+    assert d.scaled(projected, 0.5).shortcut[0]["out"] == round(channels * 0.5)
+
+
+def test_lab_races_a_resnet_of_the_same_cost():
+    from explorer.lab.config import LAB_INPUT_SIZE, network_macs, same_cost_width
+    from explorer.lab.present import network_choices, parse_network
+
+    assert "resnet50:cost=inception_resnet_v1" in network_choices()
+    cfg = parse_network("resnet50:cost=inception_resnet_v1", width=0.25).resolved()
+    assert cfg.input_size == LAB_INPUT_SIZE and cfg.resolved() == cfg
+    ours, theirs = (network_macs(v, w, LAB_INPUT_SIZE) for v, w in
+                    (("resnet50", cfg.width), ("inception_resnet_v1", 0.25)))
+    assert abs(ours - theirs) / theirs < 0.02
+    # one step of width either way is further from the target
+    for w in (cfg.width - 0.01, cfg.width + 0.01):
+        assert abs(network_macs("resnet50", w, LAB_INPUT_SIZE) - theirs) > abs(ours - theirs)
+    assert "MACs of inception_resnet_v1 at 0.25" in cfg.label()
+    with pytest.raises(explorer.ConfigError, match="VARIANT@WIDTH"):
+        same_cost_width("resnet50", "inception_resnet_v1")

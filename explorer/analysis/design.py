@@ -63,6 +63,23 @@ def empty_block(out: int = 64) -> Block:
                  Info("inception", "", "designed from an empty block"))
 
 
+def bottleneck_block(channels: int) -> Block:
+    """A ResNet bottleneck to start from, for an input of ``channels``: 1x1 conv to a quarter
+    of them, 3x3 conv, 1x1 conv back (no ReLU), added onto the input, then ReLU (He et al. 2015,
+    Figure 5, right)."""
+    mid = max(1, channels // 4)
+    return Block("residual", (("bottleneck", (
+        Layer("conv", out=mid, kernel=1), Layer("conv", out=mid, kernel=3, padding=1),
+        Layer("conv", out=channels, kernel=1, act=False))),),
+        Info("bottleneck", "ResNet paper, Figure 5 (right)", "designed from a ResNet bottleneck"),
+        expand=False)
+
+
+def block_input_channels(variant: str, layout: str, name: str) -> int:
+    """The channels a block of ``variant`` reads (its place's input)."""
+    return walk(describe(variant, layout), fields=False).nodes[name].in_shape[0]
+
+
 # -- edits -----------------------------------------------------------------------------------
 
 def _branches(block: Block) -> dict:
@@ -314,7 +331,32 @@ def set_residual(block: Block, on: bool, scale: float | None = None) -> Block:
     if on:
         return dc_replace(block, op="residual",
                           scale=float(scale if scale is not None else block.scale))
-    return dc_replace(block, op="concat", scale=1.0, act=True)
+    return dc_replace(block, op="concat", scale=1.0, act=True, expand=True, shortcut=(), pre=())
+
+
+def set_expand(block: Block, on: bool) -> Block:
+    """A residual block's linear 1x1 expansion back to the shortcut's channels (Inception-ResNet)
+    on, or off (ResNet: the branches themselves must give the shortcut's channels)."""
+    return dc_replace(block, expand=bool(on))
+
+
+def set_projection(block: Block, on: bool) -> Block:
+    """A projection shortcut (1x1 conv + BN, no ReLU) with the branches' channels and the first
+    branch's stride, or the identity."""
+    if not on:
+        return dc_replace(block, shortcut=())
+    out, stride = 0, (1, 1)
+    for _name, layers in block.branches:
+        last = layers[-1]
+        out += last["out"] if isinstance(last, Layer) and last.op == "conv" else 0
+    for x in block.branches[0][1]:
+        if isinstance(x, Layer) and x.op in ("conv", "maxpool", "avgpool"):
+            s = ops.window_of(x).stride
+            stride = (stride[0] * s[0], stride[1] * s[1])
+    if out == 0:
+        raise ConfigError("a projection needs the branches to end in convs (their channels are "
+                          "its channels)")
+    return dc_replace(block, shortcut=(_new_conv(out=out, kernel=1, stride=stride, act=False),))
 
 
 def scaled(block: Block, width: float) -> Block:
@@ -326,7 +368,9 @@ def scaled(block: Block, width: float) -> Block:
     def item(x):
         if isinstance(x, Layer):
             return x.replace(out=max(1, int(round(x["out"] * width)))) if x.op == "conv" else x
-        return dc_replace(x, branches=tuple((n, tuple(item(y) for y in ls)) for n, ls in x.branches))
+        return dc_replace(x, branches=tuple((n, tuple(item(y) for y in ls)) for n, ls in x.branches),
+                          shortcut=tuple(item(y) for y in x.shortcut),
+                          pre=tuple(item(y) for y in x.pre))
     return item(editable(block))
 
 

@@ -96,8 +96,10 @@ ABLATION = (
 )
 
 # Inception-v4 paper, single model: (network, our variant, single crop top-1 / top-5 error %,
-# 144 crops top-1 / top-5 error % or None).
+# 144 crops top-1 / top-5 error % or None). Tables 2 and 4; Table 4 lists ResNet-151 with He et
+# al.'s own dense (fully convolutional, multi-scale) evaluation, and no single-crop figure.
 V4_RESULTS = (
+    ("ResNet-151 (dense)", "resnet152", None, None, 19.4, 4.5),
     ("BN-Inception", "bn_inception", 25.2, 7.8, None, None),
     ("Inception-v3", "inception_v3", 21.2, 5.6, 18.9, 4.3),
     ("Inception-ResNet-v1", "inception_resnet_v1", 21.3, 5.5, 18.8, 4.3),

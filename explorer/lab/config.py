@@ -12,13 +12,48 @@ from explorer.runtime.build import build
 from explorer.variants import ConfigError, resolve
 from explorer.variants.config import min_input_size, scale_per_stage
 
-LAB_VARIANTS = ("inception_v3", "inception_v4", "inception_resnet_v1", "inception_resnet_v2")
+LAB_VARIANTS = ("inception_v3", "inception_v4", "inception_resnet_v1", "inception_resnet_v2",
+                "resnet50", "resnetv2_50")
+LAB_INPUT_SIZE = 75  # the Lab's digits: the Inception networks' minimum, and the ResNets' size
+
+
+def network_macs(variant: str, width: float, input_size: int, layout: str = "paper") -> int:
+    """MACs of one image through ``variant`` as the Lab builds it (10 classes)."""
+    from explorer.spec.walk import walk
+    from explorer.variants import describe
+
+    return walk(describe(variant, layout, num_classes=10, width=width, input_size=input_size),
+                fields=False).root.macs
+
+
+def same_cost_width(variant: str, reference: str, input_size: int = LAB_INPUT_SIZE) -> float:
+    """The width at which ``variant`` costs what ``reference`` ("VARIANT@WIDTH", e.g.
+    "inception_resnet_v1@0.25") costs, in MACs per image at ``input_size`` (to 3 decimals: the
+    closest the rounding of channel counts allows)."""
+    name, _, text = reference.partition("@")
+    try:
+        ref_width = float(text)
+    except ValueError:
+        raise ConfigError(f"a cost to match is VARIANT@WIDTH, e.g. inception_resnet_v1@0.25; got "
+                          f"{reference!r}") from None
+    if name not in LAB_VARIANTS:
+        raise ConfigError(f"the Lab matches the cost of {', '.join(LAB_VARIANTS)}; got {name!r}")
+    target = network_macs(name, ref_width, input_size)
+    lo, hi = 0.02, 4.0
+    if network_macs(variant, hi, input_size) < target:
+        raise ConfigError(f"{variant} cannot cost as much as {reference} at {input_size} px "
+                          "(widths up to 4)")
+    for _step in range(20):  # MACs grow with the width (about as its square)
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if network_macs(variant, mid, input_size) < target else (lo, mid)
+    near = {round(w, 3) for w in (lo, hi, lo - 0.001, hi + 0.001) if w > 0}
+    return min(sorted(near), key=lambda w: abs(network_macs(variant, w, input_size) - target))
 
 
 @dataclass(frozen=True)
 class LabConfig:
     """One network of the Lab. ``repeats``/``scale`` None mean the paper's reference values;
-    ``input_size`` None means the network's minimum (75 px for all four). ``aux``: train with
+    ``input_size`` None means the Lab's 75 px (the Inception networks' minimum). ``aux``: train with
     the Lab's auxiliary head (``LabAuxHead``); ``label_smoothing``: the epsilon of the loss's
     label smoothing, None = the recipe's."""
 
@@ -32,6 +67,7 @@ class LabConfig:
     design_at: str | None = None   # ... placed at this block or stage (the Design page's race)
     aux: bool = False
     label_smoothing: float | None = None
+    same_cost: str | None = None   # "VARIANT@WIDTH": the width is set so MACs match that one's
 
     def resolved(self) -> LabConfig:
         """Validated, with every default made explicit (so equal networks get equal keys)."""
@@ -41,7 +77,10 @@ class LabConfig:
         options = {"width": self.width, "repeats": repeats, "scale": self.scale}
         _, lay, _ = resolve(self.variant, self.layout, num_classes=10,
                             **{k: v for k, v in options.items() if v is not None})
-        size = self.input_size if self.input_size is not None else min_input_size(lay)
+        size = self.input_size if self.input_size is not None else max(min_input_size(lay),
+                                                                        LAB_INPUT_SIZE)
+        if self.same_cost is not None:
+            options["width"] = same_cost_width(self.variant, self.same_cost, size)
         _, lay, cfg = resolve(self.variant, self.layout, num_classes=10, input_size=size,
                               **{k: v for k, v in options.items() if v is not None})
         scale = scale_per_stage(lay, cfg) if lay.scale is not None else None
@@ -55,7 +94,7 @@ class LabConfig:
         out = LabConfig(self.variant, float(cfg.width), tuple(cfg.repeats or lay.repeats or ()) or None,
                         None if scale is None else (scale[0] if len(set(scale)) == 1 else scale),
                         size, lay.name, self.design, self.design_at, self.aux,
-                        None if eps is None else float(eps))
+                        None if eps is None else float(eps), self.same_cost)
         if self.design is not None or self.design_at is not None:
             lab_spec(out)  # the design must run there: ShapeError names its branch and layer
         return out
@@ -69,7 +108,7 @@ class LabConfig:
             del d["label_smoothing"]
         d["repeats"] = list(d["repeats"]) if d["repeats"] else None
         d["scale"] = list(d["scale"]) if isinstance(d["scale"], tuple) else d["scale"]
-        for key in ("design", "design_at"):  # absent unless designed: earlier races' keys hold
+        for key in ("design", "design_at", "same_cost"):  # absent unless set: earlier keys hold
             if d[key] is None:
                 del d[key]
         return d
@@ -98,6 +137,8 @@ class LabConfig:
             options.append("aux head")
         if self.label_smoothing is not None:
             options.append(f"label smoothing {self.label_smoothing:g}")
+        if self.same_cost is not None:
+            options.append(f"width {self.width:g}: the MACs of {self.same_cost.replace('@', ' at ')}")
         return self.variant + (f" ({', '.join(options)})" if options else "")
 
 
@@ -130,8 +171,10 @@ class LabAuxHead(nn.Module):
 
 
 def aux_tap(model: nn.Module) -> str:
-    """The stage the Lab's auxiliary head reads: the 17x17-grid Inception stage."""
-    return next(n for n in model.stage_names if n.endswith("_b") and not n.startswith("reduction"))
+    """The stage the Lab's auxiliary head reads: the 17x17-grid Inception stage (a ResNet's
+    conv4_x, on the same 1/16 grid)."""
+    return next(n for n in model.stage_names if n == "conv4_x" or (
+        n.endswith("_b") and not n.startswith("reduction")))
 
 
 def lab_replace(cfg: LabConfig) -> dict | None:

@@ -46,27 +46,31 @@ def network_choices() -> list[str]:
     names = []
     for v in LAB_VARIANTS:
         names.append(v)
-        if "resnet" in v:
+        if v.startswith("inception_resnet"):
             names += [f"{v}@{s:g}" for s in RESIDUAL_SCALES]
-    return names
+    # a ResNet as wide as costs what the Inception-ResNet costs (at the race's width)
+    return names + ["resnet50:cost=inception_resnet_v1", "resnetv2_50:cost=inception_resnet_v2"]
 
 
 def parse_network(name: str, *, width: float = 0.25, repeats=None, input_size=None,
                   scale=None, layout: str = "paper", aux: bool = False,
                   label_smoothing: float | None = None) -> LabConfig:
-    """VARIANT[@SCALE][:aux][:ls=EPS]: a residual scale, the Lab's auxiliary head, a label
-    smoothing epsilon (0 = off). A ``scale`` given for all goes to residual networks only;
+    """VARIANT[@SCALE][:aux][:ls=EPS][:cost=OTHER]: a residual scale, the Lab's auxiliary head, a
+    label smoothing epsilon (0 = off), a width that makes its MACs those of OTHER at ``width``. A ``scale`` given for all goes to residual networks only;
     ``aux`` and ``label_smoothing`` given for all apply where the name does not say."""
     head, *options = str(name).split(":")
+    same_cost = None
     variant, _at, text = head.partition("@")
     try:
-        scale = float(text) if text else scale if "resnet" in variant else None
+        scale = float(text) if text else scale if variant.startswith("inception_resnet") else None
     except ValueError:
         raise ConfigError(f"expected VARIANT@SCALE such as inception_resnet_v2@0.1, got {name!r}") from None
     for option in options:
         key, _eq, value = option.partition("=")
         if option == "aux":
             aux = True
+        elif key == "cost" and value:
+            same_cost = f"{value}@{width:g}"
         elif key == "ls" and value:
             try:
                 label_smoothing = float(value)
@@ -74,9 +78,9 @@ def parse_network(name: str, *, width: float = 0.25, repeats=None, input_size=No
                 raise ConfigError(f"expected :ls=EPS such as :ls=0.1, got {option!r}") from None
         else:
             raise ConfigError(f"unknown option {option!r} in {name!r}; a network is "
-                              "VARIANT[@SCALE][:aux][:ls=EPS], e.g. inception_v3:aux:ls=0")
+                              "VARIANT[@SCALE][:aux][:ls=EPS][:cost=OTHER], e.g. inception_v3:aux:ls=0")
     return LabConfig(variant, width, repeats, scale, input_size, layout, aux=aux,
-                     label_smoothing=label_smoothing)
+                     label_smoothing=label_smoothing, same_cost=same_cost)
 
 
 AUX_CHOICES = {"off": (False,), "on": (True,), "both": (False, True)}

@@ -281,7 +281,7 @@ def _alias_layout(snapshot: dict[str, list[str]]) -> None:
 
 # -- Compare -----------------------------------------------------------------------------------
 
-COMPARE_DEFAULT = ["inception_v3", "inception_v4", "inception_resnet_v2"]
+COMPARE_DEFAULT = ["inception_v3", "inception_v4", "inception_resnet_v2", "resnet50"]
 COMPARE_REPEATS = ("compare_rep_1", "compare_rep_2", "compare_rep_3")
 
 

@@ -29,8 +29,9 @@ class Result:
     """A published ImageNet accuracy (%) and where it comes from.
 
     kind "weights": a public checkpoint's validation accuracy (single 224/299 crop) as its
-    publisher lists it; "paper": a single-model, single-crop result from a paper, given there as
-    an error rate (accuracy = 100 - error).
+    publisher lists it; "paper": a single-model result from a paper, given there as an error rate
+    (accuracy = 100 - error), single crop unless its source names the crops (the ResNet paper
+    gives 10-crop and dense results only).
     """
 
     top1: float | None

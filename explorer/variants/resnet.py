@@ -36,7 +36,6 @@ from explorer.variants.facts import (
     HALF,
     IMAGENET_MEAN,
     IMAGENET_STD,
-    TIMM_CSV,
     Result,
     VariantInfo,
     WeightsSpec,
@@ -180,7 +179,7 @@ def timm_resnetv2_weights(variant: str, tag: str, top1: float, top5: float):
     return WeightsSpec(variant, tag, "timm",
                        Preprocess.from_crop_pct(224, 0.95, interpolation="bicubic", mean=HALF,
                                                 std=HALF),
-                       Result(top1, top5, f"{TIMM_CSV} ({variant}.{tag})", "weights"),
+                       Result(top1, top5, f"{TIMM_A1H_CSV} ({variant}.{tag}, 224 px)", "weights"),
                        hub_id=f"timm/{variant}.{tag}")
 
 
@@ -216,14 +215,16 @@ RESNET_DIFFERENCES = ("torchvision puts the stride of a stage's first block on i
                       "(\"v1.5\"), the paper on its first 1x1 conv: layout='paper'",)
 # ResNet paper, Table 3 (10-crop testing, ImageNet validation), as top-1 / top-5 error
 RESNET_T3 = "ResNet paper (arXiv 1512.03385), Table 3, 10-crop testing"
-V4_T3 = "Inception-v4 paper (arXiv 1602.07261), Table 3, 10 crops"
+V4_T4 = "Inception-v4 paper (arXiv 1602.07261), Table 4, dense evaluation (from He et al.)"
+# the a1h rows of timm's results table (at 224 px, crop_pct 0.95)
+TIMM_A1H_CSV = "timm results/results-imagenet.csv @aa4b585"
 
 
 def _resnet(name: str, title: str, t3: tuple, weights: tuple, extra=()) -> VariantInfo:
     return VariantInfo(
         name, title, *RESNET_PUBLICATION, 224, RESNET_IDEA, _layouts(name),
         differences=RESNET_DIFFERENCES,
-        paper_results=(Result(100 - t3[0], 100 - t3[1],
+        paper_results=(Result(round(100 - t3[0], 2), round(100 - t3[1], 2),
                               f"{RESNET_T3} ({title}: {t3[0]} / {t3[1]} % error)", "paper"),
                        *extra),
         weights=weights)
@@ -238,7 +239,7 @@ RESNET101 = _resnet("resnet101", "ResNet-101", (21.75, 6.05), (
 RESNET152 = _resnet("resnet152", "ResNet-152", (21.43, 5.71), (
     torchvision_weights("resnet152", "IMAGENET1K_V1", "resnet152-394f9c45.pth", 256, 78.312, 94.046),
     torchvision_weights("resnet152", "IMAGENET1K_V2", "resnet152-f82ba261.pth", 232, 82.284, 96.002)),
-    extra=(Result(78.6, 94.3, f"{V4_T3} (ResNet-151: 21.4 / 5.7 % error)", "paper"),))
+    extra=(Result(80.6, 95.5, f"{V4_T4} (ResNet-151: 19.4 / 4.5 % error)", "paper"),))
 
 PREACT_IDEA_VARIANT = ("pre-activation: BN and ReLU before each conv keep the shortcut an exact "
                        "identity, which eases the training of very deep networks")
@@ -254,8 +255,8 @@ def _resnetv2(name: str, title: str, weights: tuple) -> VariantInfo:
 
 
 RESNETV2_50 = _resnetv2("resnetv2_50", "ResNet-v2-50", (
-    timm_resnetv2_weights("resnetv2_50", "a1h_in1k", 80.4, 95.1),))
+    timm_resnetv2_weights("resnetv2_50", "a1h_in1k", 80.410, 95.082),))
 RESNETV2_101 = _resnetv2("resnetv2_101", "ResNet-v2-101", (
-    timm_resnetv2_weights("resnetv2_101", "a1h_in1k", 82.0, 95.9),))
+    timm_resnetv2_weights("resnetv2_101", "a1h_in1k", 82.042, 95.866),))
 
 VARIANTS = (RESNET50, RESNET101, RESNET152, RESNETV2_50, RESNETV2_101)
