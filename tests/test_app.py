@@ -29,7 +29,9 @@ def test_overview_lists_the_family_and_opens_inspect():
     assert at.title[0].value == "Inception Explorer"
     assert len(at.get("plotly_chart")) == 1  # the timeline
     buttons = [b for b in at.button if b.label == "Inspect"]
-    assert len(buttons) == 7
+    assert len(buttons) == 12  # the seven Inception networks, then the five ResNet baselines
+    assert [b.key for b in buttons][7:] == [f"inspect_{v}" for v in (
+        "resnet50", "resnet101", "resnet152", "resnetv2_50", "resnetv2_101")]
     text = " ".join(m.value for m in at.markdown)
     assert "Inception-ResNet-v2" in text and "55.84 M" in text and "80.5 %" in text
     at.button(key="inspect_inception_v4").click().run()
@@ -114,8 +116,9 @@ def test_a_bad_config_is_an_error_message_not_an_exception():
 def test_compare_table_and_charts():
     at = clean(app("compare"))
     table = first_table(at)
-    assert list(table["variant"]) == ["inception_v3", "inception_v4", "inception_resnet_v2"]
-    assert list(table["top-1 %"]) == [77.294, 80.156, 80.462]
+    assert list(table["variant"]) == ["inception_v3", "inception_v4", "inception_resnet_v2",
+                                      "resnet50"]
+    assert list(table["top-1 %"]) == [77.294, 80.156, 80.462, 80.858]
     sources = next(c.value for c in at.caption if c.value.startswith("Accuracy sources: "))
     for variant in table["variant"]:  # each row's source, under the table (too wide inside it)
         assert f"{variant}: {compare_rows([variant])[0]['accuracy_source']}" in sources

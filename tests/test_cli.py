@@ -26,7 +26,8 @@ def test_variants_json(capsys):
     assert code == 0
     names = [v["name"] for v in json.loads(out)]
     assert names == ["googlenet", "bn_inception", "inception_v2", "inception_v3", "inception_v4",
-                     "inception_resnet_v1", "inception_resnet_v2"]
+                     "inception_resnet_v1", "inception_resnet_v2", "resnet50", "resnet101",
+                     "resnet152", "resnetv2_50", "resnetv2_101"]
 
 
 def test_summary_json_contract(capsys):

@@ -10,6 +10,7 @@ transforms + its model) says about the same image.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -63,7 +64,8 @@ def test_labels_are_torchvisions_categories():
                          ids=lambda s: s.name)
 def test_torchvision_specs_match_torchvision(spec):
     import torchvision.models as tvm
-    enum = {"googlenet": tvm.GoogLeNet_Weights, "inception_v3": tvm.Inception_V3_Weights}[spec.variant]
+    enum = {"googlenet": tvm.GoogLeNet_Weights, "inception_v3": tvm.Inception_V3_Weights}.get(
+        spec.variant) or getattr(tvm, f"ResNet{spec.variant[6:]}_Weights")
     weights = enum[spec.tag]
     assert spec.url == weights.url
     assert spec.sha256_prefix and spec.sha256_prefix in weights.url
@@ -72,8 +74,10 @@ def test_torchvision_specs_match_torchvision(spec):
     t = weights.transforms()
     assert (spec.preprocess.input_size, spec.preprocess.resize_size) == (t.crop_size[0], t.resize_size[0])
     assert spec.preprocess.interpolation == t.interpolation.value
-    # transform_input folded in: ImageNet normalisation then transform_input = mean = std = 0.5
-    assert spec.preprocess.mean == spec.preprocess.std == (0.5, 0.5, 0.5)
+    if spec.variant.startswith("resnet"):
+        assert (spec.preprocess.mean, spec.preprocess.std) == (tuple(t.mean), tuple(t.std))
+    else:  # transform_input folded in: ImageNet normalisation then transform_input = 0.5, 0.5
+        assert spec.preprocess.mean == spec.preprocess.std == (0.5, 0.5, 0.5)
 
 
 @pytest.mark.parametrize("spec", TIMM_TAGS, ids=lambda s: s.name)
@@ -82,7 +86,8 @@ def test_timm_specs_match_timm(spec):
     cfg = timm.create_model(spec.name, pretrained=False).pretrained_cfg
     assert cfg["hf_hub_id"] == spec.hub_id
     assert cfg["input_size"] == (3, spec.preprocess.input_size, spec.preprocess.input_size)
-    assert spec.preprocess.crop_pct == pytest.approx(cfg["crop_pct"], abs=2e-3)
+    # timm resizes the shorter side to floor(input / crop_pct)
+    assert spec.preprocess.resize_size == math.floor(spec.preprocess.input_size / cfg["crop_pct"])
     assert spec.preprocess.interpolation == cfg["interpolation"]
     assert spec.preprocess.mean == pytest.approx(cfg["mean"])
     assert spec.preprocess.std == pytest.approx(cfg["std"])
@@ -135,6 +140,24 @@ def test_torchvision_checkpoint_predicts_like_torchvision(variant, reference_zoo
         assert_same_top(result["top"], reference_top(probs))
 
 
+@pytest.mark.parametrize("tag", ["IMAGENET1K_V2", "IMAGENET1K_V1"])
+def test_resnet_weights_predict_like_torchvision(tag, reference_zoo, photos):
+    """Each torchvision ResNet-50 weights entry with its own preprocessing (resize 232 or 256)."""
+    import torchvision.models as tvm
+    ref = reference_zoo["torchvision_resnet50"]
+    model = tvm.resnet50(weights=None)
+    model.load_state_dict(torch.load(ref.path, weights_only=True))
+    model.eval()
+    transform = tvm.ResNet50_Weights[tag].transforms()
+    pictures = list(photos.values())[:2]
+    with torch.no_grad():
+        expected = probs_of(model(torch.stack([transform(p) for p in pictures])))
+    results = predict(list(sample_images().values())[:2], "resnet50", ref.path, top_k=5,
+                      preprocess=find_spec("resnet50", tag).preprocess)
+    for result, probs in zip(results, expected):
+        assert_same_top(result["top"], reference_top(probs))
+
+
 def timm_reference(name: str, state: dict, photos) -> torch.Tensor:
     import timm
     from timm.data import create_transform, resolve_data_config
@@ -144,6 +167,16 @@ def timm_reference(name: str, state: dict, photos) -> torch.Tensor:
     transform = create_transform(**resolve_data_config({}, model=model))
     with torch.no_grad():
         return probs_of(model(torch.stack([transform(p) for p in photos])))
+
+
+def test_resnetv2_checkpoint_predicts_like_timm(reference_zoo, photos):
+    """timm's ResNet-v2 (its classifier a 1x1 conv) with the a1h weights' preprocessing."""
+    ref = reference_zoo["timm_resnetv2_50"]
+    pictures = list(photos.values())[:2]
+    expected = timm_reference("resnetv2_50.a1h_in1k", ref.state_dict(), pictures)
+    results = predict(list(sample_images().values())[:2], "resnetv2_50", ref.path, top_k=5)
+    for result, probs in zip(results, expected):
+        assert_same_top(result["top"], reference_top(probs))
 
 
 @pytest.mark.parametrize("fmt", [".pth", ".safetensors"])

@@ -118,8 +118,8 @@ def test_bottleneck_json_round_trip_and_hostile_fields():
 def test_each_resnet_states_its_weights_and_sources():
     for name in ("resnet50", "resnet101", "resnet152"):
         tags = [w.tag for w in VARIANTS[name].weights]
-        assert tags == ["IMAGENET1K_V1", "IMAGENET1K_V2"]
-        v1, v2 = VARIANTS[name].weights
+        assert tags == ["IMAGENET1K_V2", "IMAGENET1K_V1"]  # torchvision's DEFAULT first
+        v2, v1 = VARIANTS[name].weights
         assert (v1.preprocess.resize_size, v2.preprocess.resize_size) == (256, 232)
         assert v1.url.startswith("https://download.pytorch.org/models/" + name)
         assert VARIANTS[name].paper_results[0].source.startswith("ResNet paper")

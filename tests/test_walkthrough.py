@@ -245,7 +245,8 @@ def test_learn_page_field_cost_links_and_no_none():
 
 def test_timeline_puts_one_paper_on_one_date():
     rows = [{"title": v.title, "arxiv": v.arxiv, "total_macs": analyze(n).total_macs,
-             "total_params": analyze(n).total_params, "top1": None} for n, v in VARIANTS.items()]
+             "total_params": analyze(n).total_params, "top1": None, "baseline": v.baseline}
+            for n, v in VARIANTS.items()]
     fig = charts.timeline(rows)
     x = {t.name: t.x[0] for t in fig.data}
     assert x["Inception-v2"] == x["Inception-v3"]
@@ -255,6 +256,10 @@ def test_timeline_puts_one_paper_on_one_date():
     assert (side["Inception-v4"], side["Inception-ResNet-v2"]) == ("bottom right", "top right")
     assert (side["Inception-v3"], side["Inception-v2"]) == ("bottom left", "top left")
     assert side["GoogLeNet"] == side["Inception-ResNet-v1"] == "middle right"
+    # the ResNet baselines: grey squares labelled on their left, at their own papers' dates
+    assert side["ResNet-50"] == side["ResNet-v2-50"] == "middle left"
+    assert x["ResNet-50"] == x["ResNet-152"] == x["Inception-v3"]  # December 2015
+    assert {t.marker.symbol for t in fig.data if t.name.startswith("ResNet")} == {"square"}
 
 
 # -- 12. Inception-v4's one layout ----------------------------------------------------------------

@@ -74,16 +74,30 @@ def timeline(rows: list[dict]) -> go.Figure:
     ``rows``: dicts with title, arxiv, total_macs, total_params and top1 (or None).
     """
     fig = go.Figure()
-    papers = sorted({r["arxiv"] for r in rows})
+    # the ResNet baselines (``baseline`` rows) are drawn in grey, squares, labelled on their left;
+    # the Inception papers' labels keep their places
+    papers = sorted({r["arxiv"] for r in rows if not r.get("baseline")})
     top = max(r["total_macs"] for r in rows)
     for r in rows:
+        if r.get("baseline"):
+            fig.add_trace(go.Scatter(
+                x=[arxiv_month(r["arxiv"])], y=[r["total_macs"] / 1e9], mode="markers+text",
+                name=short_title(r["title"]), text=[short_title(r["title"])],
+                textposition="middle left", textfont={"size": 12, "color": "#777777"},
+                marker={"size": 8 + 4 * (r["total_params"] / 1e6) ** 0.5, "opacity": 0.5,
+                        "symbol": "square", "color": "#999999"},
+                hovertemplate=(f"<b>{r['title']}</b><br>arXiv {r['arxiv']}<br>%{{y:.2f}} GMACs, "
+                               + _("{params} M params").format(
+                                   params=f"{r['total_params'] / 1e6:.1f}") + "<extra></extra>")))
+            continue
         # labels right of the markers, left where the next paper came within three months
         # (v2/v3 in Dec 2015, v4 in Feb 2016); two networks of one paper with close costs: the
         # cheaper one's label below, the other's above
         month = arxiv_month(r["arxiv"])
         soon = any(0 < (arxiv_month(p) - month).days <= 92 for p in papers)
         side = "left" if soon else "right"
-        paper = sorted((o for o in rows if o["arxiv"] == r["arxiv"]), key=lambda o: o["total_macs"])
+        paper = sorted((o for o in rows if o["arxiv"] == r["arxiv"] and not o.get("baseline")),
+                       key=lambda o: o["total_macs"])
         i = paper.index(r)
         close = [abs(o["total_macs"] - r["total_macs"]) < 0.1 * top for o in paper]
         above = i > 0 and close[i - 1] and paper[i - 1] is not r

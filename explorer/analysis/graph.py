@@ -337,7 +337,7 @@ class _Drawer:
                 title = f"{first} .. {run[-1].name.rpartition('.')[2]}"
         kind = m.info.kind or "block"
         kind = _("parallel branches") if kind == "stem" else kind  # a small concat block in a stem
-        if m.op == "residual" and m.entry.scale != 1.0:  # Inception-ResNet's scaled add
+        if m.op == "residual" and m.entry.expand:  # Inception-ResNet's scaled add
             kind += f", + x{m.entry.scale:g}" + ("" if m.entry.act else ", " + _("no ReLU"))
         return f"{title}\n{kind}{times}", "block"
 
@@ -359,7 +359,7 @@ class _Drawer:
                     self.edge(end, out)
             if m.op != "residual":
                 return out
-            scale = f" x{block.scale:g}" if block.scale != 1.0 else ""
+            scale = f" x{block.scale:g}" if block.expand or block.scale != 1.0 else ""
             add = self.node(f"{name}.add", f"+{scale}", m.out_shape, "join")
             self.edge(self.walk(parts["up"], out) if "up" in parts else out, add)
             if "shortcut" in parts:  # a projection

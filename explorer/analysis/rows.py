@@ -244,7 +244,9 @@ def _join_rows(node: Node, trace: Trace, position: dict) -> list[tuple[float, Ro
         block = node.entry
         branches = node.child("branches").children
         cat_shape = (sum(b.out_shape[0] for b in branches), *branches[0].out_shape[1:])
-        label = "residual add" + (f" x{block.scale:g}" if block.scale != 1.0 else "") + (
+        # Inception-ResNet's scaled add shows its scale; a ResNet's bottleneck (no 1x1 expansion)
+        # adds as it is
+        label = "residual add" + (f" x{block.scale:g}" if block.expand else "") + (
             "" if block.act else " (no ReLU)")
         rows = [(position[name], Row(f"{name}.add", label, "", in_shape, out_shape, 0, 0,
                                      ops.numel(out_shape) * 4))]

@@ -56,8 +56,9 @@ def parse_network(name: str, *, width: float = 0.25, repeats=None, input_size=No
                   scale=None, layout: str = "paper", aux: bool = False,
                   label_smoothing: float | None = None) -> LabConfig:
     """VARIANT[@SCALE][:aux][:ls=EPS][:cost=OTHER]: a residual scale, the Lab's auxiliary head, a
-    label smoothing epsilon (0 = off), a width that makes its MACs those of OTHER at ``width``. A ``scale`` given for all goes to residual networks only;
-    ``aux`` and ``label_smoothing`` given for all apply where the name does not say."""
+    label smoothing epsilon (0 = off), a width that makes its MACs those of OTHER at ``width``.
+    A ``scale`` given for all goes to Inception-ResNets only; ``aux`` and ``label_smoothing``
+    given for all apply where the name does not say."""
     head, *options = str(name).split(":")
     same_cost = None
     variant, _at, text = head.partition("@")

@@ -178,10 +178,17 @@ def export_model(model: nn.Module, input_size: int, *, opset: int = OPSET,
 
     if next(model.parameters()).device.type == "meta":
         raise ValueError("an ONNX export needs weights: build the model on 'cpu', not 'meta'")
+    import copy
+
+    from explorer.runtime.fast import fold_batchnorm
+
     model = model.eval()
-    if next(model.parameters()).device.type != "cpu":
-        import copy
-        model = copy.deepcopy(model).cpu()
+    # a copy with each BN folded into the conv before it, on the CPU: the exporter would fuse
+    # them too, but name a pre-activation ResNet's fused conv after its BN; this keeps the
+    # conv's own name
+    model = copy.deepcopy(model).cpu()
+    with torch.no_grad():
+        fold_batchnorm(model)
     example = torch.zeros(1, 3, input_size, input_size)
     batch = torch.export.Dim("batch", min=1, max=1024)
     with warnings.catch_warnings(), torch.no_grad():

@@ -293,4 +293,5 @@ def label(layer) -> tuple[str, str]:
 # The kind a table row shows for a layer (blocks show their paper kind).
 ROW_KIND = {"conv": "conv", "maxpool": "max pool", "avgpool": "avg pool",
             "adaptive_avgpool": "avg pool", "linear": "fc", "lrn": "localresponsenorm",
-            "bn1d": "batchnorm1d", "norm": "batchnorm", "relu": "relu", "dropout": "dropout", "flatten": "flatten"}
+            "bn1d": "batchnorm1d", "norm": "batchnorm", "relu": "relu", "dropout": "dropout",
+            "flatten": "flatten"}

@@ -69,7 +69,8 @@ def overview() -> list[dict]:
                      "layout": result["layout"], "input_size": result["input_size"],
                      "total_params": result["total_params"], "total_macs": result["total_macs"],
                      "top1": pub.top1 if pub else None, "top5": pub.top5 if pub else None,
-                     "source": pub.source if pub else "none published"})
+                     "source": pub.source if pub else "none published",
+                     "baseline": info.baseline})
     return rows
 
 

@@ -117,6 +117,7 @@ class VariantInfo:
     aliases: dict[str, str] = field(default_factory=dict)  # another name -> a layout's name
     paper_results: tuple[Result, ...] = ()
     weights: tuple[WeightsSpec, ...] = ()  # the first is the default
+    baseline: bool = False  # not an Inception network: one the papers measure against (ResNet)
 
     @property
     def published(self) -> tuple[Result, ...]:

@@ -224,21 +224,22 @@ def _resnet(name: str, title: str, t3: tuple, weights: tuple, extra=()) -> Varia
     return VariantInfo(
         name, title, *RESNET_PUBLICATION, 224, RESNET_IDEA, _layouts(name),
         differences=RESNET_DIFFERENCES,
+        baseline=True,
         paper_results=(Result(round(100 - t3[0], 2), round(100 - t3[1], 2),
                               f"{RESNET_T3} ({title}: {t3[0]} / {t3[1]} % error)", "paper"),
                        *extra),
         weights=weights)
 
 
-RESNET50 = _resnet("resnet50", "ResNet-50", (22.85, 6.71), (
-    torchvision_weights("resnet50", "IMAGENET1K_V1", "resnet50-0676ba61.pth", 256, 76.13, 92.862),
-    torchvision_weights("resnet50", "IMAGENET1K_V2", "resnet50-11ad3fa6.pth", 232, 80.858, 95.434)))
+RESNET50 = _resnet("resnet50", "ResNet-50", (22.85, 6.71), (  # V2 first: torchvision's DEFAULT
+    torchvision_weights("resnet50", "IMAGENET1K_V2", "resnet50-11ad3fa6.pth", 232, 80.858, 95.434),
+    torchvision_weights("resnet50", "IMAGENET1K_V1", "resnet50-0676ba61.pth", 256, 76.13, 92.862)))
 RESNET101 = _resnet("resnet101", "ResNet-101", (21.75, 6.05), (
-    torchvision_weights("resnet101", "IMAGENET1K_V1", "resnet101-63fe2227.pth", 256, 77.374, 93.546),
-    torchvision_weights("resnet101", "IMAGENET1K_V2", "resnet101-cd907fc2.pth", 232, 81.886, 95.78)))
+    torchvision_weights("resnet101", "IMAGENET1K_V2", "resnet101-cd907fc2.pth", 232, 81.886, 95.78),
+    torchvision_weights("resnet101", "IMAGENET1K_V1", "resnet101-63fe2227.pth", 256, 77.374, 93.546)))
 RESNET152 = _resnet("resnet152", "ResNet-152", (21.43, 5.71), (
-    torchvision_weights("resnet152", "IMAGENET1K_V1", "resnet152-394f9c45.pth", 256, 78.312, 94.046),
-    torchvision_weights("resnet152", "IMAGENET1K_V2", "resnet152-f82ba261.pth", 232, 82.284, 96.002)),
+    torchvision_weights("resnet152", "IMAGENET1K_V2", "resnet152-f82ba261.pth", 232, 82.284, 96.002),
+    torchvision_weights("resnet152", "IMAGENET1K_V1", "resnet152-394f9c45.pth", 256, 78.312, 94.046)),
     extra=(Result(80.6, 95.5, f"{V4_T4} (ResNet-151: 19.4 / 4.5 % error)", "paper"),))
 
 PREACT_IDEA_VARIANT = ("pre-activation: BN and ReLU before each conv keep the shortcut an exact "
@@ -248,7 +249,7 @@ PREACT_IDEA_VARIANT = ("pre-activation: BN and ReLU before each conv keep the sh
 def _resnetv2(name: str, title: str, weights: tuple) -> VariantInfo:
     return VariantInfo(
         name, title, *PREACT_PUBLICATION, 224, PREACT_IDEA_VARIANT, _layouts(name),
-        aliases={"paper": "released"},
+        aliases={"paper": "released"}, baseline=True,
         differences=("timm puts the stride on the 3x3 conv; the paper's network is otherwise "
                      "the same (layout='paper' is another name for it)",),
         weights=weights)
