@@ -36,6 +36,11 @@ def _seen() -> workers.Answers:
     return workers.Answers(64)   # a heatmap and every block's feature maps: megabytes each
 
 
+@st.cache_resource
+def _signals() -> workers.Answers:
+    return workers.Answers(64)
+
+
 def _digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
@@ -157,3 +162,55 @@ def what_it_sees(variant: str, weights: str, label: str, spec, *, device: str,
     with st.spinner("Running Grad-CAM and collecting feature maps..."):
         return _follow(store, ask, job, estimate, key=key,
                        on_error=lambda err: _said(err, variant, label, spec))
+
+
+def lab_signals(asked: list[dict], *, key: str) -> list[dict] | None:
+    """The Lab's signal probe (``explorer.lab.signal``) for each of ``asked`` (options of
+    ``cached_signal``): from the on-disk cache where it was measured before, the others measured
+    in one worker job (it writes them to the cache). None after saying why not."""
+    import json
+
+    from explorer.core.cache import cache_dir
+    from explorer.lab.signal import cached_signal, signal_estimate
+
+    folder = str(cache_dir())
+    store = _signals()
+    asks = [json.dumps([o, folder], sort_keys=True, default=str) for o in asked]
+    found = {}
+    for ask, options in zip(asks, asked):
+        answer, _job = store.lookup(ask)
+        if answer is None:
+            answer = cached_signal(**options, compute=False)
+            if answer is not None:
+                store.answered(ask, answer)
+        if answer is not None:
+            found[ask] = answer
+    missing = [(ask, o) for ask, o in zip(asks, asked) if ask not in found]
+    if missing:
+        whole = json.dumps(missing, sort_keys=True)
+        done, job = store.lookup(whole)
+        if done is None:
+            need = signal_estimate([o for _a, o in missing])
+            if job is None:
+                if heavy.cancelled(key):
+                    return None
+                job = heavy.start(_("the signal through {n} network(s)").format(n=len(missing)),
+                                  need, "explorer.lab.signal:signal_job",
+                                  {"asked": [o for _a, o in missing]})
+                if job is None:
+                    return None
+                store.asked(whole, job)
+            bar = st.progress(0.0, text=_("one forward and backward pass per network..."))
+            try:
+                done = _follow(store, whole, job, need, key=key,
+                               on_progress=lambda p: bar.progress(
+                                   p[0] / p[1], text=_("one forward and backward pass per "
+                                                       "network...")))
+            finally:
+                bar.empty()
+            if done is None:
+                return None
+        for (ask, _o), answer in zip(missing, done):
+            store.answered(ask, answer)
+            found[ask] = answer
+    return [found[ask] for ask in asks]
