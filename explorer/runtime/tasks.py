@@ -79,7 +79,8 @@ def predict_photos(variant: str, weights: str, *, photos: list[tuple[str, bytes]
     when the GPU runs out of memory). Plain data back: ``results`` (``{"image", "top"}`` or
     ``{"image", "error"}`` per photo, in order), the model's checkpoint format, device, precision,
     notes and preprocessing, ``ms`` of the classification, ``load_s`` (None when the model was
-    already loaded here). Progress: ``("download", done, total)`` while weights download."""
+    already loaded here). Progress: ``("download", done, total)`` while weights download, then
+    ``("running", photos)`` once the model is ready."""
     import os
     import time
 
@@ -95,6 +96,7 @@ def predict_photos(variant: str, weights: str, *, photos: list[tuple[str, bytes]
                        progress=lambda done, total: progress(("download", done, total)))
     fast = _kept_copy(plain, weights, precision)
     load_s = None if cached else time.perf_counter() - started
+    progress(("running", len(pictures)))
     on_cpu = "float32" if unsupported(precision, "cpu") else precision
     start = time.perf_counter()
     with measure("forward"):  # preprocessing, the forward pass and top-k (explorer.core.cost)

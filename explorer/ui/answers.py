@@ -128,6 +128,8 @@ def predict(variant: str, weights: str, label: str, spec, *, device: str, precis
             size = f"{done / 1e6:.1f} MB" + (f" of {total / 1e6:.1f} MB" if total else "")
             bar.progress(min(1.0, done / total) if total else 0.0,
                          text=f"Downloading {variant} weights: {size}")
+        elif bar is not None and payload[0] == "running":
+            bar.progress(1.0, text=f"Running {variant} on {payload[1]} photo(s)...")
 
     try:
         return _follow(store, ask, job, estimate, key=key, on_progress=progress,
