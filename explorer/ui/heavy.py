@@ -4,7 +4,9 @@ The logic is in ``explorer.runtime.memory`` and ``explorer.runtime.workers``; th
 A request is checked against the memory budget, then runs in a worker process or a Ray task
 (never in this server's threads); while it waits, the user sees their place and a Cancel
 button. Pressing Cancel (or any widget) reruns the script, which leaves the wait at its next
-message and cancels the job (its worker is stopped).
+message and cancels the job (its worker is stopped) -- unless another page waits for the same job
+(``explorer.ui.answers`` shares identical requests), or the job has started and was asked to keep
+running (a prediction: its answer is kept for the next run).
 """
 
 from __future__ import annotations
