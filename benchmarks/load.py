@@ -25,18 +25,19 @@ the feature maps.
 Both print answers per second, p50 / p95 latency (ms), errors and peak RSS (of the server, or of
 this process in library mode).
 
-Browser mode also prints the server's **CPU seconds per answer**: its whole CPU time over the run
-(``/proc/<pid>/stat``, all threads) divided by the answers, split into model forward
-(classify: preprocessing, forward, top-k), Grad-CAM, feature maps -- measured inside the server
-with per-thread CPU time (``explorer.core.cost``: the server appends JSON lines to the file named by
-``INCEPTION_EXPLORER_PROFILE``) -- and the app's own work (the rest: Streamlit, the page, images
-and charts). Hence the capacity of one server in answers per second per core, and an estimate of
-how many users one server of 2 or 8 cores answers with a p95 under ``--target`` seconds
-(``explorer.core.cost.max_rate``): the wait for a free core as in an M/M/c queue, plus the service
-time, which is the measured CPU per answer (one core per answer); each user asks once every
-``--think`` seconds (Poisson arrivals). The server runs with one torch thread
-by default (``--threads 1``): one core per answer, and torch's worker threads, which the per-thread
-split cannot see, stay idle.
+Browser mode also prints the server's **CPU seconds per answer**: the CPU time over the run of the
+server and of the worker processes it started (``/proc/<pid>/stat``, all threads; predictions,
+Grad-CAM and the feature maps run in those workers) divided by the answers, split into model
+forward (classify: preprocessing, forward, top-k), Grad-CAM, feature maps -- measured where they
+run with per-thread CPU time (``explorer.core.cost``: server and workers append JSON lines to the
+file named by ``INCEPTION_EXPLORER_PROFILE``) -- and the app's own work (the rest: Streamlit, the
+page, images, charts, and handing the work to the workers). Hence the capacity of one server in
+answers per second per core, and an estimate of how many users one server of 2 or 8 cores answers
+with a p95 under ``--target`` seconds (``explorer.core.cost.max_rate``): the wait for a free core
+as in an M/M/c queue, plus the service time, which is the measured CPU per answer (one core per
+answer); each user asks once every ``--think`` seconds (Poisson arrivals). The server runs with one
+torch thread by default (``--threads 1``): one core per answer, and torch's worker threads, which
+the per-thread split cannot see, stay idle.
 
 The weights are RANDOM unless ``--weights DIR`` names a folder of real checkpoints (laid out as
 ``$INCEPTION_EXPLORER_WEIGHTS``): the torchvision (GoogLeNet, Inception-v3) or timm (v4,
@@ -288,7 +289,7 @@ async def drive(url: str, args, server_pid: int | None, window: list, *, cpu_of=
                 await asyncio.sleep(0.1)
             print(f"{sum(opened)} sessions open after {time.perf_counter() - begin:.1f} s; "
                   f"clicking for {args.seconds:g} s")
-            cpu_of = cpu_of or (lambda: cpu_seconds(server_pid))
+            cpu_of = cpu_of or (lambda: _tree_cpu(server_pid))
             began, cpu0, wall0 = time.monotonic(), cpu_of(), time.time()
             stop_at[0] = began + args.seconds
             ready.set()
@@ -322,11 +323,11 @@ def cpu_split(cpu: float, answers: int, parts: dict, every_call: dict, args) -> 
     if args.threads not in (None, 1):
         print("  note: with more than one torch thread, torch's worker threads are in 'the app'")
     scenarios = {"this run's answers": cpu / answers}
-    if "grad_cam" in fresh and "feature_maps" in fresh:
-        # Grad-CAM and feature maps are cached per photo: a new photo computes them again
-        scenarios["a new photo each answer"] = (cpu / answers - per["grad_cam"]
-                                                - per["feature_maps"] + fresh["grad_cam"]
-                                                + fresh["feature_maps"])
+    if all(n in fresh for n in PART_NAMES):
+        # the answers (top-5 per photo set, Grad-CAM and feature maps per photo) are kept by the
+        # server (explorer.ui.answers): a new photo computes each part again
+        scenarios["a new photo each answer"] = cpu / answers + sum(fresh[n] - per[n]
+                                                                   for n in PART_NAMES)
     for what, service in scenarios.items():
         print(f"capacity, {what}: {1 / service:.2f} answers/s per core ({service:.3f} CPU s each)")
         for cores in (2, 8):
@@ -369,6 +370,21 @@ def run_browser(args) -> None:
             print(f"  error: {error}")
         if errors:
             print(log.read_text()[-2000:])
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and of its live child processes (the server's worker processes)."""
+    total = cpu_seconds(pid)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(") ", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid:
+            total += cpu_seconds(int(entry.name))
+    return total
 
 
 # -- proxy mode: deploy/local.sh ---------------------------------------------------------------------

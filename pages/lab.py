@@ -21,19 +21,14 @@ from explorer.lab.present import (
     summary_rows,
 )
 from explorer.lab.queue import DONE, FAILED, STOPPED, get_queue
-from explorer.lab.signal import cached_signal
 from explorer.lab.training import DEFAULT_STEPS
+from explorer.ui import answers
 from explorer.variants import ConfigError
 
 
 def link(key: str) -> str:
     text, url = SECTIONS[key]
     return f"[{text}]({url})"
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def signal_of(variant: str, width: float, scale, repeats) -> dict:
-    return cached_signal(variant, width=width, scale=scale, repeats=repeats)
 
 
 st.title(_("Lab"))
@@ -48,9 +43,13 @@ left, right = st.columns([3, 1])
 choice = left.segmented_control(_("Compare"), list(SIGNAL_COMPARISONS), default=list(SIGNAL_COMPARISONS)[0],
                                 key="lab_compare") or list(SIGNAL_COMPARISONS)[0]
 width = right.selectbox(_("Width multiplier"), (0.1, 0.25, 0.5, 1.0), index=1, key="lab_sig_width")
-with st.spinner(_("one forward and backward pass per network...")):
-    results = [(label, signal_of(v, width, s, r)) for label, v, s, r in SIGNAL_COMPARISONS[choice]]
-st.plotly_chart(signal_figure(results), key="lab_signal_chart")
+compared = SIGNAL_COMPARISONS[choice]
+# measured in a worker process (or read from the cache), never in this server's threads
+signals = answers.lab_signals([{"variant": v, "width": width, "scale": s, "repeats": r}
+                               for _label, v, s, r in compared], key="lab_signal")
+if signals is not None:
+    st.plotly_chart(signal_figure([(c[0], m) for c, m in zip(compared, signals)]),
+                    key="lab_signal_chart")
 st.caption(_(
     "Each network freshly initialised (seed 0), paper layout, 75x75 input, 10 classes; one "
     "batch of 16 training digits, forward and backward in training mode (BatchNorm on batch "

@@ -1,28 +1,23 @@
 """Predict: top-5 ImageNet classes of real photos with real weights, and what each network sees."""
 
 import html
-import time
 
 import streamlit as st
 import torch
 
 from explorer.analysis import charts
-from explorer.core.cost import measure
 from explorer.core.i18n import N_, _
 from explorer.core.images import SUPPORTED, ImageError, distinct, load_image, preview, sample_images
 from explorer.core.text import md_escape
-from explorer.runtime.fast import PRECISIONS, precision_name, supported_precisions, unsupported
-from explorer.runtime.inference import classify_or_fall_back
+from explorer.runtime import workers
+from explorer.runtime.fast import PRECISIONS, supported_precisions, unsupported
 from explorer.runtime.loaded import load_estimate
-from explorer.runtime.memory import MemoryRefused
 from explorer.runtime.offline import fetch_command, missing_weights, uploader_label, where
 from explorer.runtime.saliency import channel_grid, overlay
-from explorer.ui import data, graph_panel, language
-from explorer.variants import VARIANTS, ConfigError
+from explorer.ui import answers, graph_panel, language
+from explorer.variants import VARIANTS
 from explorer.weights.checkpoints import preprocess_for, store_upload
-from explorer.weights.download import DownloadError
-from explorer.weights.formats import WeightsError
-from explorer.weights.pretrained import REGISTRY, UnknownWeights, find_spec, specs_for
+from explorer.weights.pretrained import REGISTRY, find_spec, specs_for
 
 UPLOAD = "a checkpoint file..."  # the option's value; shown as _(UPLOAD_LABEL)
 UPLOAD_LABEL = N_("a checkpoint file...")
@@ -30,6 +25,7 @@ DEFAULT = ["googlenet", "inception_v3", "inception_v4", "inception_resnet_v2"]
 HERE = {"folder": N_("on this server"), "cache": N_("downloaded"), None: N_("not here")}
 
 st.title(_("Predict"))
+workers.warm_up()  # a worker's interpreter imports torch while the photos are chosen
 st.markdown(_("Real ImageNet weights, each with its own preprocessing. Choose photos and networks; "
               "weights not yet on this server are downloaded on first use (torch.hub or Hugging "
               "Face cache), or read from the folder in `$INCEPTION_EXPLORER_WEIGHTS`."))
@@ -85,10 +81,11 @@ picked = right.pills(_("Or samples"), list(samples), selection_mode="multi", def
 
 photos, same = distinct([*((u.name, u.getvalue()) for u in uploads or []),
                           *((name, samples[name].read_bytes()) for name in picked or [])])
-images, problems = [], []
+images, problems, sent = [], [], []  # sent: the photos read here, as bytes for the workers
 for name, raw in photos:
     try:
         images.append((name, load_image(raw, name=name)))
+        sent.append((name, raw))
     except ImageError as err:
         problems.append(str(err))
 for problem in problems:
@@ -101,41 +98,26 @@ if not chosen or not images:
     st.stop()
 
 
-def ready_model(variant: str):
-    """(plain model, its optimised copy, its weights, its name for the user) for the sidebar's
-    choice, or None
-    after one short message: what is missing and the one thing to do."""
+def chosen_weights(variant: str):
+    """(weights for the worker, its name for the user, its registry entry) for the sidebar's
+    choice, or None after one short message: what is missing and the one thing to do."""
     weights = choices[variant]
     spec = None if weights == UPLOAD else find_spec(variant, weights)
-    if spec is None:
-        file = checkpoints.get(variant)
-        if file is None:
-            st.info(missing_weights(variant, None), icon=":material/upload_file:")
-            return None
-        try:
-            weights, label = str(store_upload(file.getvalue(), file.name)), file.name
-        except ValueError as err:
-            st.error(md_escape(err))
-            return None
-    else:
-        label = spec.name
-    try:
-        plain, fast = data.fast_model(variant, weights, device, precision, label=label,
-                                      images=len(images))
-        return plain, fast, weights, label
-    except MemoryRefused as err:
-        st.error(md_escape(err), icon=":material/memory:")
-    except DownloadError:  # the socket's words help nobody here: say what to do
-        st.warning(missing_weights(variant, spec), icon=":material/cloud_off:")
-    except (WeightsError, UnknownWeights, ConfigError) as err:
-        st.error(_("{weights} does not load into {variant}: {error}").format(
-            weights=md_escape(label), variant=variant, error=md_escape(err)))
-    return None
+    if spec is not None:
+        return weights, spec.name, spec
+    file = checkpoints.get(variant)
+    if file is None:
+        st.info(missing_weights(variant, None), icon=":material/upload_file:")
+        return None
+    try:  # kept in the explorer's cache folder, which the workers read too
+        return str(store_upload(file.getvalue(), file.name)), file.name, None
+    except ValueError as err:
+        st.error(md_escape(err))
+        return None
 
 
-columns = st.columns(len(chosen))
-loaded_models = {}
-for col, variant in zip(columns, chosen):
+answered = {}  # variant -> (weights, label, spec, its answer)
+for col, variant in zip(st.columns(len(chosen)), chosen):
     with col:
         st.subheader(variant)
         pre = preprocess_for(variant, None if choices[variant] == UPLOAD else choices[variant])
@@ -146,64 +128,69 @@ for col, variant in zip(columns, chosen):
             size=pre.input_size, variant=variant, how=pre.describe()))
         st.caption(_("{needs} to load and run {n} photo(s)").format(
             needs=load_estimate(variant, len(images), device=device).needs(), n=len(images)))
-        ready = ready_model(variant)
+        ready = chosen_weights(variant)
         if ready is None:
             continue
-        plain, fast, weights, label = ready
-        on_cpu = "float32" if unsupported(precision, "cpu") else precision
-        start = time.perf_counter()
-        with measure("forward"):  # preprocessing, the forward pass and top-k (explorer.core.cost)
-            loaded, tops, note = classify_or_fall_back(
-                fast, [img for _, img in images], 5,
-                lambda: data.fast_model(variant, weights, "cpu", on_cpu, label=label)[1])
-        ms = (time.perf_counter() - start) * 1000
-        if note:
-            st.warning(note, icon=":material/memory:")
-        # Grad-CAM and the feature maps need gradients and hooks: the plain model, where it ran
-        loaded_models[variant] = plain if loaded is fast else data.loaded_model(
-            variant, weights, "cpu", label=label)
+        weights, label, spec = ready
+        # in a worker process, where the model stays loaded (explorer.ui.answers)
+        answer = answers.predict(variant, weights, label, spec, device=device,
+                                 precision=precision, photos=sent, key=f"predict_{variant}")
+        if answer is None:
+            continue
+        answered[variant] = (weights, label, spec, answer)
+        if answer["note"]:
+            st.warning(answer["note"], icon=":material/memory:")
         shown = md_escape(label) if choices[variant] == UPLOAD else label  # a user's file name
         st.caption(_("{weights} · {format} checkpoint · {n} image(s) in {ms} ms on {device}, "
                      "{precision}").format(
-                         weights=shown, format=loaded.checkpoint_format, n=len(images),
-                         ms=f"{ms:.0f}", device=loaded.device.type.upper(),
-                         precision=precision_name(getattr(loaded.model, "dtype", None))))
-        for note in loaded.notes:
+                         weights=shown, format=answer["checkpoint_format"], n=len(images),
+                         ms=f"{answer['ms']:.0f}", device=answer["device"].upper(),
+                         precision=answer["precision"]))
+        for note in answer["notes"]:
             st.caption(_("note: {note}").format(note=md_escape(note)))
-        for i, ((name, _image), top) in enumerate(zip(images, tops)):
-            st.plotly_chart(charts.top_k_bars(top, title=html.escape(name)), key=f"top_{variant}_{i}")
+        for i, ((name, _image), result) in enumerate(zip(images, answer["results"])):
+            if "error" in result:
+                st.error(md_escape(result["error"]), icon=":material/broken_image:")
+            else:
+                st.plotly_chart(charts.top_k_bars(result["top"], title=html.escape(name)),
+                                key=f"top_{variant}_{i}")
 
 st.header(_("What the network sees"))
-if not loaded_models:
+if not answered:
     st.info(_("Grad-CAM and the feature maps of every block appear here once a network has "
               "weights."), icon=":material/visibility:")
     st.stop()
 
 c1, c2 = st.columns(2)
-variant = c1.selectbox(_("Network"), list(loaded_models), key="see_variant")
+variant = c1.selectbox(_("Network"), list(answered), key="see_variant")
 picked_index = c2.selectbox(_("Photo"), range(len(images)), format_func=lambda i: images[i][0],
                             key="see_image")
-loaded = loaded_models[variant]
+weights, label, spec, answer = answered[variant]
+# Grad-CAM and the feature maps need gradients and hooks: the plain model, where it answered
+seen = answers.what_it_sees(variant, weights, label, spec, device=answer["device"],
+                            photo=sent[picked_index], key=f"see_{variant}")
+if seen is None:
+    st.stop()
 image = images[picked_index][1]
-crop = preview(image, loaded.preprocess)
-cam, maps = data.what_it_sees(loaded, image)
+crop = preview(image, seen["preprocess"])
+cam = seen["cam"]
 
 cam_col, maps_col = st.columns([2, 3])
 with cam_col:
-    label = loaded.labels[cam.class_index]
-    st.image(overlay(crop, cam.heatmap), caption=_(
+    st.image(overlay(crop, cam["heatmap"]), caption=_(
         "Grad-CAM for '{label}' on the output of {block} ({rows}x{cols} grid), over the {size} px "
-        "crop the network sees").format(label=label, block=cam.block, rows=cam.coarse.shape[0],
-                                        cols=cam.coarse.shape[1], size=loaded.preprocess.input_size))
+        "crop the network sees").format(label=cam["label"], block=cam["block"],
+                                        rows=cam["coarse"].shape[0], cols=cam["coarse"].shape[1],
+                                        size=seen["preprocess"].input_size))
 with maps_col:
-    names = [m.name for m in maps]
+    names = [m["name"] for m in seen["maps"]]
     key = f"see_block_{variant}"
     st.session_state.setdefault(key, names[len(names) // 2])  # the graph's clicks set it too
     graph_panel.block_picker(variant, names, key=key)
     block = st.select_slider(_("Block"), names, key=key)
-    m = maps[names.index(block)]
-    st.image(channel_grid(m.maps, columns=8), clamp=True, width="stretch",
+    m = seen["maps"][names.index(block)]
+    st.image(channel_grid(m["maps"], columns=8), clamp=True, width="stretch",
              caption=_("{block}: output {shape}; the 16 channels with the highest mean "
                        "activation ({channels}, ...), each scaled to its own range").format(
-                           block=block, shape=f"{m.shape[0]} x {m.shape[1]} x {m.shape[2]}",
-                           channels=", ".join(map(str, m.top_channels[:8]))))
+                           block=block, shape=f"{m['shape'][0]} x {m['shape'][1]} x {m['shape'][2]}",
+                           channels=", ".join(map(str, m["top_channels"][:8]))))

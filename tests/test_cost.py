@@ -133,10 +133,12 @@ def test_predict_page_accounts_forward_grad_cam_and_feature_maps(weights_dir, pr
     """The wiring the load benchmark relies on: one Predict run writes each part's line."""
     from apptest_helpers import app, clean
 
-    from explorer.ui import data
+    from explorer.ui import answers
 
     monkeypatch.setenv("INCEPTION_EXPLORER_WEIGHTS", str(weights_dir))
-    data._saliency.clear()  # computed by another test: this run must compute it
+    # answered for another test: this run must compute them (in a worker, which writes the lines)
+    answers._predictions.clear()
+    answers._seen.clear()
     clean(app("predict", predict_variants="googlenet"))
     parts = cost.read_profile(profile)
     assert set(parts) == {"forward", "grad_cam", "feature_maps"}, parts

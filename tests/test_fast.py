@@ -279,12 +279,19 @@ def test_predict_command_precision(reference_zoo, capsys):
 
 def test_predict_page_precision_choice(weights_dir, monkeypatch):
     """The page answers with the optimised copy in the chosen precision (float32 by default),
-    says why a precision is not offered, and keeps Grad-CAM on the plain model."""
+    says why a precision is not offered, and keeps Grad-CAM on the plain model; both stay loaded
+    in the worker process that answered (explorer.runtime.loaded.process_models there)."""
     from apptest_helpers import predict_page
 
-    from explorer.ui import data
+    from explorer.runtime import workers
+    from explorer.runtime.loaded import model_key
 
     monkeypatch.setenv("INCEPTION_EXPLORER_WEIGHTS", str(weights_dir))
+    plain = model_key("googlenet", "IMAGENET1K_V1", "cpu")
+
+    def copy_kept(precision):
+        return workers.holds((*plain, precision, "torch"))  # the conftest's engine
+
     at = predict_page(["googlenet"])
     assert not at.exception, [e.value for e in at.exception]
     radio = at.radio(key="predict_precision")
@@ -294,15 +301,12 @@ def test_predict_page_precision_choice(weights_dir, monkeypatch):
                for c in captions)
     assert any(re.search(r"1 image\(s\) in \d+ ms on CPU, float32$", c) for c in captions)
     assert len(at.get("image")) == 3  # the crop, Grad-CAM (plain model), the feature maps
-    keys = data.model_cache().keys()
-    assert ("googlenet", "IMAGENET1K_V1", "cpu", "float32") in keys
-    copy_ = data.model_cache().get(("googlenet", "IMAGENET1K_V1", "cpu", "float32"), None)
-    assert isinstance(copy_.model, InferenceModel)
+    assert workers.holds(plain) and copy_kept("float32")
     if not cpu_has_bf16():
         assert "bfloat16 is not offered" in " ".join(captions)
         return
     radio.set_value("bfloat16").run()
     assert not at.exception, [e.value for e in at.exception]
     assert any(re.search(r"1 image\(s\) in \d+ ms on CPU, bfloat16$", c.value) for c in at.caption)
-    assert ("googlenet", "IMAGENET1K_V1", "cpu", "bfloat16") in data.model_cache().keys()
+    assert copy_kept("bfloat16")
     assert len(at.get("plotly_chart")) == 1 and len(at.get("image")) == 3

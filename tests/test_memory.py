@@ -334,8 +334,9 @@ def test_compare_refuses_over_the_operators_budget(monkeypatch):
 
 
 def test_predict_refuses_a_model_over_the_budget(monkeypatch, weights_dir):
-    from explorer.ui import data
-    data.model_cache.clear()  # models other tests loaded would be served from the cache
+    from explorer.runtime import workers
+    # models other tests' predictions left loaded in worker processes would be served there
+    workers.pool().shutdown()
     gc.collect()
     monkeypatch.setenv("INCEPTION_EXPLORER_WEIGHTS", str(weights_dir))
     # GoogLeNet (66 MiB) fits, Inception-v3 (142 MiB) does not, over what other tests hold

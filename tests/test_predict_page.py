@@ -42,8 +42,13 @@ def test_predict_page_without_weights_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr("explorer.weights.download._reachable", lambda *a, **k: False)
     # googlenet's download fails as it does offline: a socket error from urllib
     monkeypatch.setattr("urllib.request.urlopen", offline_urlopen)
-    import streamlit
-    streamlit.cache_resource.clear()  # models loaded by other tests, from their weights folder
+    # ... in the worker process that tries it too: a proxy that refuses every connection, and
+    # huggingface_hub told it is offline (read at import: the worker is a fresh one)
+    for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     at = predict_page(["googlenet", "inception_v4", "inception_v2"])
     assert not at.exception, [e.value for e in at.exception]
     messages = [m.value for m in [*at.warning, *at.info, *at.error]]
@@ -82,15 +87,19 @@ def googlenet_checkpoint(reference_zoo):
     return reference_zoo["torchvision_googlenet"].path.read_bytes()
 
 
-def upload_page(monkeypatch, tmp_path) -> AppTest:
+def upload_page(monkeypatch, tmp_path, weights_dir) -> AppTest:
+    """Predict with googlenet's weights uploaded (the first run predicts with the page's default
+    tags, read from the tests' weights folder: nothing is downloaded)."""
     monkeypatch.setenv("INCEPTION_EXPLORER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("INCEPTION_EXPLORER_WEIGHTS", str(weights_dir))
     at = predict_page(["googlenet"])
     at.selectbox(key="weights_googlenet").set_value(UPLOAD)
     return at.run()
 
 
-def test_the_checkpoint_shown_is_the_checkpoint_used(googlenet_checkpoint, monkeypatch, tmp_path):
-    at = upload_page(monkeypatch, tmp_path)
+def test_the_checkpoint_shown_is_the_checkpoint_used(googlenet_checkpoint, monkeypatch, tmp_path,
+                                                     weights_dir):
+    at = upload_page(monkeypatch, tmp_path, weights_dir)
     at.file_uploader(key="ckpt_googlenet").set_value(("my googlenet.pth", googlenet_checkpoint,
                                                       "application/octet-stream")).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
@@ -108,8 +117,8 @@ def test_the_checkpoint_shown_is_the_checkpoint_used(googlenet_checkpoint, monke
     assert any("**Checkpoint for googlenet**" in i.value for i in at.info)
 
 
-def test_upload_errors_name_the_file_as_the_user_did(monkeypatch, tmp_path):
-    at = upload_page(monkeypatch, tmp_path)
+def test_upload_errors_name_the_file_as_the_user_did(monkeypatch, tmp_path, weights_dir):
+    at = upload_page(monkeypatch, tmp_path, weights_dir)
     at.file_uploader(key="ckpt_googlenet").set_value(("broken.pth", b"\x80\x02]q\x00" * 5,
                                                       "application/octet-stream")).run()
     assert not at.exception
@@ -136,13 +145,15 @@ def test_the_same_photo_uploaded_twice_is_kept_once(weights_dir, monkeypatch):
     assert len(at.get("plotly_chart")) == 2
 
 
-def test_loading_an_upload_names_the_file_not_a_server_path(googlenet_checkpoint, monkeypatch, tmp_path):
+def test_loading_an_upload_names_the_file_not_a_server_path(googlenet_checkpoint, monkeypatch, tmp_path,
+                                                           weights_dir):
     import streamlit
 
     texts, real = [], streamlit.progress
     monkeypatch.setattr(streamlit, "progress",
                         lambda value, text=None: texts.append(text) or real(value, text))
-    at = upload_page(monkeypatch, tmp_path)
+    at = upload_page(monkeypatch, tmp_path, weights_dir)
+    texts.clear()  # the default tags' loads, where no worker held them yet
     at.file_uploader(key="ckpt_googlenet").set_value(("mine.safetensors.pth", googlenet_checkpoint,
                                                       "application/octet-stream")).run()
     assert not at.exception

@@ -3,7 +3,8 @@
 A race trains in a worker while this process's ``torch.get_num_threads()`` stays as it was; the
 queue's place in line is what the waiting job is told; cancel ends the worker process; a worker
 killed mid-job is replaced and the job retried once; a job that raises reports its error and the
-worker stays; Ray configured but unreachable says so in one sentence."""
+worker stays; Ray configured but unreachable says so in one sentence; a worker started under
+another environment is replaced; a job goes to the idle worker holding its model."""
 
 from __future__ import annotations
 
@@ -236,3 +237,41 @@ def test_unreachable_ray_leaves_the_rest_of_the_page_working(monkeypatch):
     assert "Heavy work" in said and "unavailable" in said and "127.0.0.1:1" in said, said
     assert not at.success  # nothing was timed
     assert len(at.dataframe) == tables > 0  # the analysis table is still there
+
+
+def test_a_worker_started_under_another_environment_is_replaced(local_pool, monkeypatch):
+    quick = {"variant": "googlenet", "repeats": 1, "config": {"input_size": 64}}
+    first = workers.submit("explorer.runtime.tasks:time_forward", quick, label="t", memory=0)
+    first.result(120)
+    # e.g. $TORCH_HOME or a proxy, read by libraries at import: a warm worker cannot follow
+    monkeypatch.setenv("INCEPTION_TEST_SOMETHING_ELSE", "1")
+    second = workers.submit("explorer.runtime.tasks:time_forward", quick, label="t", memory=0)
+    second.result(120)
+    assert second.pid != first.pid and _wait_for(lambda: not _alive(first.pid), 10)
+    third = workers.submit("explorer.runtime.tasks:time_forward", quick, label="t", memory=0)
+    third.result(120)
+    assert third.pid == second.pid  # the same environment: the warm worker again
+
+
+def test_a_job_goes_to_the_idle_worker_that_holds_its_model(local_pool, weights_dir, monkeypatch):
+    from explorer.core.images import sample_images
+    from explorer.runtime.loaded import model_key
+
+    monkeypatch.setenv("INCEPTION_EXPLORER_WEIGHTS", str(weights_dir))
+    key = model_key("googlenet", "IMAGENET1K_V1")
+    ask = {"variant": "googlenet", "weights": "IMAGENET1K_V1",
+           "photos": [("cat.jpg", sample_images()["cat"].read_bytes())]}
+    # two workers: one times (and finishes last), the other loads googlenet
+    timing = workers.submit("explorer.runtime.tasks:time_forward",
+                            {"variant": "googlenet", "repeats": 40, "config": {"input_size": 64}},
+                            label="timing", memory=0)
+    predicting = workers.submit("explorer.runtime.tasks:predict_photos", ask, label="p",
+                                memory=0, affinity=key)
+    holder = predicting.result(180)["pid"]
+    timing.result(180)
+    assert timing.pid != holder and local_pool.holds(key)
+    # the last worker given back is the timing's: without affinity it would be taken
+    assert _wait_for(lambda: [w.process.pid for w in local_pool._idle] == [holder, timing.pid])
+    again = workers.submit("explorer.runtime.tasks:predict_photos", ask, label="p", memory=0,
+                           affinity=key)
+    assert again.result(60)["pid"] == holder and again.result()["load_s"] is None

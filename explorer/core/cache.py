@@ -39,12 +39,13 @@ def code_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def cached_json(kind: str, request: dict, compute) -> dict:
-    """``compute()`` 's JSON-able result for ``request``, from the cache when it is there."""
+def cached_json(kind: str, request: dict, compute) -> dict | None:
+    """``compute()`` 's JSON-able result for ``request``, from the cache when it is there
+    (``compute`` None: only from the cache, else None)."""
     key = json.dumps({"kind": kind, "code": code_fingerprint(), **request}, sort_keys=True)
     path = cache_dir() / kind / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
     cached = read_json(path)
-    if cached is not None:
+    if cached is not None or compute is None:
         return cached
     result = compute()
     write_json(path, result)

@@ -57,6 +57,9 @@ class ImageError(ValueError):
         super().__init__(message)
         self.name = name
 
+    def __reduce__(self):  # from a worker process, with its file's name
+        return (type(self), (str(self), self.name))
+
 
 # ---------------------------------------------------------------------------------------------
 # Loading

@@ -64,9 +64,10 @@ def signal(variant: str, *, width: float = 0.25, repeats=None, scale=None, input
             "rows": rows}
 
 
-def cached_signal(variant: str, **options) -> dict:
+def cached_signal(variant: str, *, compute: bool = True, **options) -> dict | None:
     """``signal`` answered from the on-disk cache when the same question was asked before (with
-    the same code): the Lab page's comparisons then show at once."""
+    the same code): the Lab page's comparisons then show at once. ``compute=False``: only from
+    the cache (None when it is not there), so that a web process never runs the network."""
     import hashlib
     from pathlib import Path
 
@@ -77,4 +78,32 @@ def cached_signal(variant: str, **options) -> dict:
         [here / "signal.py", here / "config.py", here / "data.py",
          *(here.parent / "variants").glob("*.py")]))).hexdigest()[:16]
     request = {"variant": variant, "options": options, "lab_code": code}
-    return cached_json("lab-signal", request, lambda: signal(variant, **options))
+    return cached_json("lab-signal", request,
+                       (lambda: signal(variant, **options)) if compute else None)
+
+
+def signal_job(asked: list[dict], *, progress) -> list[dict]:
+    """The worker's side of the Lab page's signal: ``cached_signal(**options)`` for each of
+    ``asked``, one after the other; progress (done, total)."""
+    out = []
+    for done, options in enumerate(asked):
+        progress((done, len(asked)))
+        out.append(cached_signal(**options))
+    progress((len(asked), len(asked)))
+    return out
+
+
+def signal_estimate(asked: list[dict], batch: int = 16):
+    """The memory the largest of ``asked`` needs for its forward and backward pass (they run one
+    after the other): an ``explorer.runtime.memory.Estimate``."""
+    from explorer.runtime.memory import estimate_training
+
+    def one(options):
+        cfg = LabConfig(options["variant"], options.get("width", 0.25), options.get("repeats"),
+                        options.get("scale"), options.get("input_size"),
+                        options.get("layout", "paper")).resolved()
+        extra = {k: v for k, v in (("repeats", cfg.repeats), ("scale", cfg.scale)) if v is not None}
+        return estimate_training(cfg.variant, batch=batch, input_size=cfg.input_size,
+                                 optimizer="sgd", layout=cfg.layout, width=cfg.width,
+                                 num_classes=10, **extra)
+    return max((one(o) for o in asked), key=lambda e: e.total)

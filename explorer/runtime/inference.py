@@ -48,6 +48,22 @@ def classify_or_fall_back(loaded: LoadedModel, images, k: int, load_on_cpu) -> t
                                                f"image(s) on {loaded.variant}: ran on the CPU")
 
 
+def read_photos(photos) -> tuple[list[dict], list[int], list]:
+    """(one entry per photo, ``{"image": name}`` or ``{"image", "error"}``; the indices of those
+    that were read; their PIL images) for ``(name, source)`` pairs, a source being a path, bytes
+    or a file object: a photo that cannot be read is said in its entry (``ImageError``'s
+    message, naming the file as ``name``) and does not stop the others."""
+    results, good, pictures = [], [], []
+    for name, source in photos:
+        try:
+            pictures.append(load_image(source, name=name))
+            good.append(len(results))
+            results.append({"image": name})
+        except ImageError as err:
+            results.append({"image": name, "error": str(err)})
+    return results, good, pictures
+
+
 def predict(images, variant: str, weights, *, layout: str | None = None, top_k: int = 5,
             device: str = "cpu", progress: Progress | None = None,
             preprocess: Preprocess | None = None, max_memory=None,
@@ -74,15 +90,9 @@ def predict(images, variant: str, weights, *, layout: str | None = None, top_k: 
                         preprocess=preprocess)
     guard_copy(loaded, precision, max_memory=max_memory, reserved=loaded.nbytes)
     loaded = inference_copy(loaded, precision)
-    results, good, pictures = [], [], []
-    for source in images:
-        name = getattr(source, "name", None) or str(source)
-        try:
-            pictures.append(load_image(source, name=name))
-            good.append(len(results))
-            results.append({"image": name})
-        except ImageError as err:
-            results.append({"image": name, "error": str(err)})
+    results, good, pictures = read_photos(
+        (getattr(source, "name", None) or str(source), source) for source in images)
+
     def on_cpu():
         cpu = load_model(variant, weights, layout=layout, device="cpu", preprocess=preprocess)
         return inference_copy(cpu, "float32" if unsupported(precision, "cpu") else precision)

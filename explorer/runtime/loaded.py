@@ -134,3 +134,39 @@ class ModelCache:
 
     def __len__(self) -> int:
         return len(self._models)
+
+
+# -- the models a process keeps: a worker's, loaded once and answering many requests ----------------
+
+PROCESS_MODEL_BYTES = 1536 * 2**20  # ~1.5 GiB: IR-v2 + v4 + v3 + GoogLeNet (and copies) fit
+_PROCESS_MODELS: ModelCache | None = None
+_PROCESS_LOCK = threading.Lock()
+
+
+def process_models() -> ModelCache:
+    """This process's loaded models (in a worker process: what its jobs loaded, kept for the next
+    ones; ``explorer.runtime.workers`` reports their keys and bytes to the server)."""
+    global _PROCESS_MODELS
+    with _PROCESS_LOCK:
+        if _PROCESS_MODELS is None:
+            _PROCESS_MODELS = ModelCache(PROCESS_MODEL_BYTES)
+        return _PROCESS_MODELS
+
+
+def model_key(variant: str, weights, device: str = "cpu") -> tuple:
+    """The key of a loaded model: a tag is read from the server's weights folder, so that folder
+    belongs to it (a file's path names it alone)."""
+    import os
+
+    from explorer.weights.checkpoints import WEIGHTS_DIR_ENV
+    return (variant, str(weights), str(device), os.environ.get(WEIGHTS_DIR_ENV, ""))
+
+
+def kept_model(variant: str, weights, device: str = "cpu", *,
+               progress: Progress | None = None) -> LoadedModel:
+    """``variant`` with ``weights`` from this process's models, loaded when it is not there yet;
+    ``progress(done, total)`` follows a download. The caller has checked the memory budget
+    (a worker's job: the server, with ``load_estimate``, before it gave the job out)."""
+    key = model_key(variant, weights, device)
+    return process_models().get(
+        key, lambda: load_model(variant, weights, device=device, progress=progress))

@@ -56,11 +56,14 @@ class MemoryRefused(ConfigError):
     """A request whose estimate is above what the budget leaves: nothing was allocated."""
 
     def __init__(self, estimate: Estimate, budget: Budget, advice: str = ""):
-        self.estimate, self.budget = estimate, budget
+        self.estimate, self.budget, self.advice = estimate, budget, advice
         advice = advice or "use a smaller width, input size, batch or fewer blocks"
         super().__init__(
             f"{estimate.what} needs about {fmt_bytes(estimate.total)} ({estimate.parts()}), "
             f"but {budget.describe()}: {advice}")
+
+    def __reduce__(self):  # from a worker process, the same refusal with the same words
+        return (type(self), (self.estimate, self.budget, self.advice))
 
 
 # -- sizes ----------------------------------------------------------------------------------------
@@ -199,9 +202,12 @@ def track(model: nn.Module) -> nn.Module:
 
 
 def held_bytes(device: str = "cpu") -> int:
-    """The weights of the tracked models that are still alive, on ``device``'s type."""
+    """The weights of the tracked models that are still alive, on ``device``'s type, and of
+    those this server's worker processes keep loaded (``explorer.runtime.workers.held``)."""
+    from explorer.runtime import workers
+
     kind = torch.device(device).type
-    total = 0
+    total = workers.held(kind)
     for model in list(_held):
         first = next(model.parameters(), None)
         if first is not None and first.device.type == kind:

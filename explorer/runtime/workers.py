@@ -9,7 +9,13 @@ progress=send)``, where ``send(payload)`` brings a picklable progress payload ba
   default 1); the web server's ``torch.get_num_threads()`` is never touched. Jobs take their turn
   in the server-wide queue (``explorer.runtime.jobs.HEAVY``, which also holds their memory
   estimate while they run), so a user's place in line is the queue's. Cancel terminates the
-  worker process; a worker that dies mid-job is replaced and the job retried once.
+  worker process; a worker that dies mid-job is replaced and the job retried once. A worker
+  lives on between jobs and keeps the models they loaded (``explorer.runtime.loaded.
+  process_models``): it says what it holds after each job, the memory budget counts it, and a
+  job that loads a model is given to the idle worker holding it first (``affinity``). A worker
+  started under another environment than the server's now is replaced, not reused.
+- An exception a job raises comes back as ``JobFailed`` whose ``cause`` is that exception (its
+  type and message), when it pickles: a page says it as it would in its own process.
 - With ``INCEPTION_EXPLORER_RAY`` = ``local`` (start a head in this process) or a Ray address
   (``host:port`` of ``ray start --head``): each job is a Ray task declaring ``num_cpus`` and
   ``memory`` (the memory guard's estimate), so Ray's scheduler decides where and when it runs.
@@ -24,12 +30,14 @@ from __future__ import annotations
 import importlib
 import itertools
 import os
+import pickle
 import socket
 import subprocess
 import sys
 import threading
 import time
 import traceback
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -51,7 +59,17 @@ class HeavyUnavailable(RuntimeError):
 
 
 class JobFailed(RuntimeError):
-    """The job raised, or its worker died twice; the message is for the user."""
+    """The job raised, or its worker died twice; the message is for the user. ``cause`` is the
+    exception the job raised, as raised in the worker (its type and message), when it could be
+    brought back: a page that knows it (a checkpoint that does not load, a memory refusal) says
+    it as it would have said it in its own process."""
+
+    def __init__(self, message: str, cause: BaseException | None = None):
+        super().__init__(message)
+        self.cause = cause
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.cause))
 
 
 class JobCancelled(RuntimeError):
@@ -79,6 +97,7 @@ class Request:
     cpus: int
     memory: int      # bytes, the memory guard's estimate
     device: str = "cpu"
+    affinity: object = None  # a model the job loads: an idle worker that holds it is taken first
 
 
 class Job:
@@ -100,6 +119,8 @@ class Job:
         self._cancel: Callable[[], None] = lambda: None
         self._place: Callable[[], int] = lambda: 0
         self.started: float | None = None
+        self._watchers = 0
+        self._watch_lock = threading.Lock()
 
     @property
     def label(self) -> str:
@@ -128,6 +149,17 @@ class Job:
         if not self.over:
             self._cancel()
 
+    def watch(self) -> None:
+        """One more page waits for this job (identical requests may share one job)."""
+        with self._watch_lock:
+            self._watchers += 1
+
+    def unwatch(self) -> int:
+        """One page fewer waits for it; returns how many still do."""
+        with self._watch_lock:
+            self._watchers = max(0, self._watchers - 1)
+            return self._watchers
+
     # -- for the backends --
     def _started(self, pid: int | None) -> None:
         self.state, self.pid = RUNNING, pid
@@ -148,8 +180,31 @@ def _died_message(label: str, attempts: int) -> str:
 
 # -- the local pool ---------------------------------------------------------------------------
 
+def portable(err: BaseException) -> BaseException | None:
+    """``err`` itself when it survives pickling (its type and message come back as they were),
+    else None: the page then gets the message only."""
+    try:
+        back = pickle.loads(pickle.dumps(err))
+    except Exception:  # noqa: BLE001 -- an exception that does not pickle travels as text
+        return None
+    return back if type(back) is type(err) and str(back) == str(err) else None
+
+
+def held_here() -> tuple[dict[str, int], list]:
+    """What this process holds for the jobs to come: the bytes of its loaded models per device
+    type, and their keys (``explorer.runtime.loaded.process_models``); nothing when it has
+    loaded none."""
+    loaded = sys.modules.get("explorer.runtime.loaded")
+    memory = sys.modules.get("explorer.runtime.memory")
+    if loaded is None or memory is None:
+        return {}, []
+    return ({kind: memory.held_bytes(kind) for kind in ("cpu", "cuda")},
+            loaded.process_models().keys())
+
+
 def _worker_main(fd: int, threads: int) -> None:
-    """A worker process: its own torch threads, then jobs one at a time until the pipe closes."""
+    """A worker process: its own torch threads, then jobs one at a time until the pipe closes.
+    What a job loads into ``explorer.runtime.loaded.process_models`` stays for the next one."""
     from multiprocessing.connection import Connection
 
     import torch
@@ -166,9 +221,19 @@ def _worker_main(fd: int, threads: int) -> None:
         os.environ.update(settings)
         try:
             value = resolve(target)(**kwargs, progress=lambda p: conn.send(("progress", p)))
-            conn.send(("result", value))
+            conn.send(("result", value, held_here()))
         except BaseException as err:  # noqa: BLE001 -- the page reports it; the worker stays
-            conn.send(("error", f"{type(err).__name__}: {err}", traceback.format_exc()))
+            conn.send(("error", f"{type(err).__name__}: {err}", traceback.format_exc(),
+                       portable(err), held_here()))
+
+
+def environment_key() -> int:
+    """The server's environment as a worker would inherit it, less the settings passed with each
+    job (``INCEPTION_EXPLORER_*``) and pytest's per-test marker: a warm worker started under
+    another environment (caches read at import: ``$TORCH_HOME``, ``$HF_HUB_CACHE``, proxies,
+    ``$PYTHONPATH``) is replaced rather than reused."""
+    return hash(tuple(sorted((k, v) for k, v in os.environ.items()
+                             if not k.startswith(SETTINGS_PREFIX) and k != "PYTEST_CURRENT_TEST")))
 
 
 class _Worker:
@@ -192,6 +257,9 @@ class _Worker:
         self.conn = Connection(os.dup(ours.fileno()))
         ours.close()
         self.threads = threads
+        self.environment = environment_key()
+        self.held: dict[str, int] = {}   # bytes of loaded models per device type, as last said
+        self.keys: list = []              # the keys of those models
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -230,17 +298,45 @@ class LocalPool:
         return (f"worker processes on this server, {self.queue.slots} job(s) at a time, "
                 f"{job_cpus()} CPU thread(s) each")
 
-    def _take(self, threads: int) -> _Worker:
+    def _take(self, threads: int, affinity=None) -> _Worker:
+        """An idle worker that fits (same threads, same environment), the one holding
+        ``affinity``'s model first, else the last one used; else a new one."""
+        environment = environment_key()
         with self._lock:
-            while self._idle:
-                w = self._idle.pop()
-                if w.alive() and w.threads == threads:
-                    return w
-                w.stop()
+            for w in [w for w in self._idle if not (w.alive() and w.threads == threads
+                                                    and w.environment == environment)]:
+                self._idle.remove(w)
                 self._all.discard(w)
+                w.stop()
+            if self._idle:
+                holding = [w for w in self._idle if affinity is not None and affinity in w.keys]
+                w = holding[-1] if holding else self._idle[-1]
+                self._idle.remove(w)
+                return w
             w = _Worker(threads)
             self._all.add(w)
             return w
+
+    def warm_up(self) -> None:
+        """Start one worker ahead of the first job (a fresh interpreter imports torch: seconds),
+        when this pool has none yet."""
+        with self._lock:
+            if self._all:
+                return
+            w = _Worker(job_cpus())
+            self._all.add(w)
+            self._idle.append(w)
+
+    def held(self, kind: str = "cpu") -> int:
+        """Bytes of loaded models the live workers hold on ``kind`` (as each said after its last
+        job): the memory budget counts them as it counts this process's own."""
+        with self._lock:
+            return sum(w.held.get(kind, 0) for w in self._all if w.alive())
+
+    def holds(self, key) -> bool:
+        """Whether a live worker holds the model ``key`` (``explorer.runtime.loaded``)."""
+        with self._lock:
+            return any(key in w.keys for w in self._all if w.alive())
 
     def _give_back(self, w: _Worker) -> None:
         with self._lock:
@@ -286,7 +382,7 @@ class LocalPool:
                     return
             while not cancelled.is_set():
                 job.attempts += 1
-                worker = self._take(job.request.cpus)
+                worker = self._take(job.request.cpus, job.request.affinity)
                 current[:] = [worker]
                 job._started(worker.process.pid)
                 outcome = self._run_on(worker, job, cancelled)
@@ -317,10 +413,13 @@ class LocalPool:
                 if message[0] == "progress":
                     job.progress = message[1]
                 elif message[0] == "result":
+                    worker.held, worker.keys = message[2]
                     job._finish(DONE, result=message[1])
                     return "done"
                 else:
-                    job._finish(FAILED, error=JobFailed(f"{job.label} failed: {message[1]}"))
+                    worker.held, worker.keys = message[4]
+                    job._finish(FAILED, error=JobFailed(f"{job.label} failed: {message[1]}",
+                                                        cause=message[3]))
                     return "error"
         except (EOFError, OSError, BrokenPipeError):
             return "died"
@@ -490,7 +589,8 @@ class RayPool:
             except rx.RayTaskError as err:
                 cause = err.cause if getattr(err, "cause", None) is not None else err
                 job._finish(FAILED, error=JobFailed(
-                    f"{job.label} failed: {type(cause).__name__}: {cause}"))
+                    f"{job.label} failed: {type(cause).__name__}: {cause}",
+                    cause=cause if cause is not err else None))
         except Exception as err:  # noqa: BLE001 -- Ray itself went away mid-job
             job._finish(FAILED, error=JobFailed(
                 f"{job.label}: the Ray cluster stopped answering ({type(err).__name__}: {err}); "
@@ -511,6 +611,54 @@ class RayPool:
         self._ready = False
 
 
+# -- answers shared by the sessions of one server --------------------------------------------------
+
+class Answers:
+    """Finished results by request (plain data, never changed; the least recently used dropped
+    past ``size``) and the jobs still computing others: sessions that ask the same question
+    share one job, and a rerun finds the answer a job finished after its page had moved on."""
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self._done: OrderedDict = OrderedDict()
+        self._jobs: dict = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, key) -> tuple[object, Job | None]:
+        """(the answer, None) when there is one; (None, the job computing it) while one runs;
+        (None, None) when it must be asked for."""
+        with self._lock:
+            if key in self._done:
+                self._done.move_to_end(key)
+                return self._done[key], None
+            job = self._jobs.get(key)
+            if job is not None and job.over:
+                del self._jobs[key]
+                if job.state != DONE:
+                    return None, None  # failed or cancelled: asked again
+                self._keep(key, job.result())
+                return self._done[key], None
+            return None, job
+
+    def asked(self, key, job: Job) -> None:
+        with self._lock:
+            self._jobs[key] = job
+
+    def answered(self, key, value) -> None:
+        with self._lock:
+            self._jobs.pop(key, None)
+            self._keep(key, value)
+
+    def _keep(self, key, value) -> None:
+        self._done[key] = value
+        self._done.move_to_end(key)
+        while len(self._done) > self.size:
+            self._done.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._done)
+
+
 # -- the process's pool -------------------------------------------------------------------------
 
 _POOL: LocalPool | RayPool | None = None
@@ -528,10 +676,28 @@ def pool() -> LocalPool | RayPool:
 
 
 def warm_up() -> None:
-    """Join Ray in the background (seconds), so that the first job does not wait for it."""
+    """Join Ray in the background (seconds), or start a local worker (its interpreter imports
+    torch meanwhile), so that the first job does not wait for either."""
     p = pool()
-    if isinstance(p, RayPool) and not p._ready and not p._lock.locked():
-        threading.Thread(target=p.connect, name="ray-connect", daemon=True).start()
+    if isinstance(p, RayPool):
+        if not p._ready and not p._lock.locked():
+            threading.Thread(target=p.connect, name="ray-connect", daemon=True).start()
+    else:
+        p.warm_up()
+
+
+def held(kind: str = "cpu") -> int:
+    """Bytes of models this server's local workers hold loaded on ``kind`` (0 on Ray, whose
+    workers are on other machines, and before any pool was made)."""
+    p = _POOL
+    return p.held(kind) if isinstance(p, LocalPool) else 0
+
+
+def holds(key) -> bool:
+    """Whether one of this server's local workers holds the model ``key`` loaded (on Ray: not
+    known, False)."""
+    p = _POOL
+    return p.holds(key) if isinstance(p, LocalPool) else False
 
 
 def unavailable() -> str | None:
@@ -540,11 +706,13 @@ def unavailable() -> str | None:
 
 
 def submit(target: str, kwargs: dict | None = None, *, label: str, memory: int = 0,
-           device: str = "cpu", cpus: int | None = None, fits=None) -> Job:
+           device: str = "cpu", cpus: int | None = None, fits=None, affinity=None) -> Job:
     """Start ``target(**kwargs, progress=...)`` in a worker; raises ``HeavyUnavailable``.
     ``fits(reserved_bytes)`` (local pool only) says whether it may start beside the running jobs;
-    Ray decides that itself from the declared ``memory``."""
-    request = Request(target, dict(kwargs or {}), label, cpus or job_cpus(), int(memory), device)
+    Ray decides that itself from the declared ``memory``. ``affinity`` (local pool only): the key
+    of the model the job loads, so that a worker already holding it runs it when it is idle."""
+    request = Request(target, dict(kwargs or {}), label, cpus or job_cpus(), int(memory), device,
+                      affinity)
     return pool().submit(request, fits=fits)
 
 

@@ -1,8 +1,9 @@
 """Cached computations for the pages, keyed by (variant, config).
 
 ``st.cache_data`` for what is shown (analysis dicts, DOT, SVG, tables); ``st.cache_resource``
-only for built models, which are shared by every session and must never be mutated. A
-ConfigError is raised, never cached: the page shows its message.
+for shared read-only objects (charts). No model with real weights is built here: predictions,
+Grad-CAM, timings and the Lab's work run in worker processes (``explorer.ui.answers``,
+``explorer.ui.heavy``). A ConfigError is raised, never cached: the page shows its message.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from explorer.analysis.probe import probe
 from explorer.analysis.published import best_published
 from explorer.analysis.rows import analyze
 from explorer.core.i18n import language, speaking
-from explorer.runtime.build import build
 from explorer.variants import VARIANTS
 
 WARMUP = "Working out every block's shapes and costs..."
@@ -79,98 +79,10 @@ def compare_row(variant: str, input_size: int | None, **options) -> dict:
     return compare_rows([variant], input_size, **options)[0]
 
 
-@st.cache_resource(show_spinner="Building the model (random weights)...", max_entries=3)
-def model(variant: str, device: str, **config):
-    """A built model in eval mode, shared by all sessions: run it, never change it."""
-    from explorer.runtime.memory import track
-    config.pop("input_size", None)
-    return track(build(variant, device=device, **config))  # counted by the memory budget
-
-
 @st.cache_data(show_spinner=False, max_entries=32)
 def residual_block_table(variant: str, **config) -> list[dict]:
     from explorer.analysis.lessons import residual_blocks
     return residual_blocks(probe(variant, **config).spec)
-
-
-# -- predictions -------------------------------------------------------------------------------
-
-MODEL_CACHE_BYTES = 1536 * 2**20  # ~1.5 GiB of weights: IR-v2 + v4 + v3 + GoogLeNet fit together
-
-
-@st.cache_resource
-def model_cache():
-    """The one ModelCache shared by every session (LRU by weight bytes)."""
-    from explorer.runtime.loaded import ModelCache
-    return ModelCache(MODEL_CACHE_BYTES)
-
-
-def loaded_model(variant: str, weights: str, device: str = "cpu", label: str | None = None,
-                 images: int = 1):
-    """A model with real weights from the shared cache; the first load shows its download.
-    ``label`` names the weights for the user (an upload's file name, never a server path).
-    A load that would not fit the memory budget (with ``images`` photos to run) raises
-    MemoryRefused before it starts."""
-    from explorer.core.text import md_escape
-    from explorer.runtime.jobs import HEAVY
-    from explorer.runtime.loaded import guard_load, load_model
-
-    def load():
-        bar = st.progress(0.0, text=f"Loading the {variant} weights ({md_escape(label or weights)})...")
-
-        def progress(done, total):
-            frac = min(1.0, done / total) if total else 0.0
-            size = f"{done / 1e6:.1f} MB" + (f" of {total / 1e6:.1f} MB" if total else "")
-            bar.progress(frac, text=f"Downloading {variant} weights: {size}")
-
-        try:
-            return load_model(variant, weights, device=device, progress=progress)
-        finally:
-            bar.empty()
-
-    cache, key = model_cache(), (variant, str(weights), device)
-    if key not in cache.keys():
-        guard_load(variant, images, device=device, reserved=HEAVY.reserved(device))
-    return cache.get(key, load)
-
-
-def fast_model(variant: str, weights: str, device: str = "cpu", precision: str = "float32",
-               label: str | None = None, images: int = 1):
-    """(the plain model, its optimised copy in ``precision``) from the shared cache: the copy
-    (explorer.for_inference) answers predictions, the plain model Grad-CAM and feature maps.
-    The copy is cached beside the plain model and counted by the memory budget like it."""
-    from explorer.runtime.fast import guard_copy, inference_copy
-    from explorer.runtime.jobs import HEAVY
-
-    plain = loaded_model(variant, weights, device, label=label, images=images)
-    cache, key = model_cache(), (variant, str(weights), device, precision)
-    if key not in cache.keys():
-        guard_copy(plain, precision, reserved=HEAVY.reserved(device))
-    return plain, cache.get(key, lambda: inference_copy(plain, precision))
-
-
-def what_it_sees(loaded, image):
-    """(Grad-CAM, feature maps) of one photo, cached by model and pixels: reruns of the page
-    (another photo toggled, a slider moved) do not run the network again."""
-    import hashlib
-
-    pixels = hashlib.sha256(image.tobytes()).hexdigest()
-    key = (loaded.variant, loaded.layout, loaded.weights, loaded.checkpoint_format,
-           str(loaded.device))
-    return _saliency(key, pixels, image.size, loaded.preprocess, _loaded=loaded, _image=image)
-
-
-@st.cache_data(show_spinner="Running Grad-CAM and collecting feature maps...", max_entries=64)
-def _saliency(model_key: tuple, pixels: str, size: tuple, preprocess, *, _loaded, _image):
-    from explorer.core.cost import measure
-    from explorer.core.images import to_batch
-    from explorer.runtime.saliency import feature_maps, grad_cam
-
-    x = to_batch([_image], preprocess).to(_loaded.device)
-    with measure("grad_cam"):
-        cam = grad_cam(_loaded.model, x)
-    with measure("feature_maps"):
-        return cam, feature_maps(_loaded.model, x, channels=16)
 
 
 @st.cache_data(show_spinner="Running torchinfo on the meta device...", max_entries=32)
@@ -218,16 +130,6 @@ def _explorer_svg(variant: str, expanded: tuple, overlay: str | None, values: di
 @st.cache_data(show_spinner="Laying out the graph with Graphviz...", max_entries=16)
 def png(dot_source: str) -> bytes:
     return render(dot_source, "png")
-
-
-@st.cache_data(show_spinner="Timing every block on the CPU (one model built for it)...",
-               max_entries=8)
-def block_latency(variant: str, **config) -> dict[str, float]:
-    """Per-module forward time on the CPU: a model of its own (hooks must never touch the
-    shared cached models), built on request and dropped afterwards."""
-    from explorer.runtime.timing import module_latency
-    size = config.pop("input_size", None) or VARIANTS[variant].native_input_size
-    return module_latency(build(variant, device="cpu", **config).eval(), size)
 
 
 @st.cache_data(show_spinner=WARMUP)

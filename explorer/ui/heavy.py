@@ -4,7 +4,9 @@ The logic is in ``explorer.runtime.memory`` and ``explorer.runtime.workers``; th
 A request is checked against the memory budget, then runs in a worker process or a Ray task
 (never in this server's threads); while it waits, the user sees their place and a Cancel
 button. Pressing Cancel (or any widget) reruns the script, which leaves the wait at its next
-message and cancels the job (its worker is stopped).
+message and cancels the job (its worker is stopped) -- unless another page waits for the same job
+(``explorer.ui.answers`` shares identical requests), or the job has started and was asked to keep
+running (a prediction: its answer is kept for the next run).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from explorer.core.i18n import _
+from explorer.core.text import md_escape
 from explorer.runtime import workers
 from explorer.runtime.memory import Estimate, MemoryRefused, check, fmt_bytes
 
@@ -61,26 +64,38 @@ def unavailable() -> bool:
     return bool(why)
 
 
-def run(label: str, estimate: Estimate, target: str, kwargs: dict, *, key: str,
-        advice: str = "", on_progress: Callable[[object], None] | None = None):
-    """The result of ``target(**kwargs)`` run in a worker (``explorer.runtime.workers``: a local
-    worker process, or a Ray task), or None after showing why not. While it waits the user sees
-    their place and a Cancel button; ``on_progress(payload)`` shows what the job sends back."""
+def start(label: str, estimate: Estimate, target: str, kwargs: dict, *, advice: str = "",
+          affinity=None, escape: bool = False) -> workers.Job | None:
+    """``target(**kwargs)`` submitted to a worker (``explorer.runtime.workers``: a local worker
+    process, or a Ray task), or None after showing why not: over the memory budget (the message
+    markdown-escaped with ``escape``), or heavy work unavailable."""
     device = estimate.device.split(":")[0]
     try:  # what could never fit is refused at once; what the running jobs crowd out waits
         check(estimate, advice=advice)
     except MemoryRefused as err:
-        st.error(str(err), icon=":material/memory:")
+        st.error(md_escape(err) if escape else str(err), icon=":material/memory:")
         return None
     if unavailable():
         return None
     try:
-        job = workers.submit(target, kwargs, label=label, memory=estimate.total, device=device,
-                             fits=lambda reserved: _fits(estimate, reserved))
+        return workers.submit(target, kwargs, label=label, memory=estimate.total, device=device,
+                              fits=lambda reserved: _fits(estimate, reserved), affinity=affinity)
     except workers.HeavyUnavailable as err:
         st.warning(_("Heavy work is unavailable right now: {error}.").format(error=err),
                    icon=":material/cloud_off:")
         return None
+
+
+def follow(job: workers.Job, estimate: Estimate, *, key: str,
+           on_progress: Callable[[object], None] | None = None,
+           on_error: Callable[[BaseException], bool] | None = None, keep_running: bool = False):
+    """The result of ``job``, or None after showing why not. While it waits the user sees their
+    place and a Cancel button; ``on_progress(payload)`` shows what the job sends back;
+    ``on_error(exception)`` may say a failure in the page's own words (the exception the job
+    raised in its worker; True: said). A rerun (Cancel, any widget) leaves here and cancels the
+    job unless another page still waits for it, or, with ``keep_running``, it has started: it
+    then finishes for whoever asks again."""
+    job.watch()
     try:
         box = st.empty()
         shown = None
@@ -108,11 +123,27 @@ def run(label: str, estimate: Estimate, target: str, kwargs: dict, *, key: str,
         st.info(_("Cancelled."), icon=":material/cancel:")
         return None
     except workers.JobFailed as err:
+        if on_error is not None and err.cause is not None and on_error(err.cause):
+            return None
         text = str(err)
         if "OutOfMemoryError" in text or "MemoryError" in text or "can't allocate memory" in text:
             text = _("{work} ran out of memory although it was estimated to need about {size}: "
-                     "{error}").format(work=label, size=fmt_bytes(estimate.total), error=text)
+                     "{error}").format(work=job.label, size=fmt_bytes(estimate.total), error=text)
         st.error(text, icon=":material/error:")
         return None
     finally:
-        job.cancel()  # a rerun (Cancel, any widget) leaves here first: the worker stops too
+        # a rerun (Cancel, any widget) leaves here first: the worker stops too, unless another
+        # page waits for the same job or a kept job has started
+        if job.unwatch() == 0 and not (keep_running and job.state == workers.RUNNING):
+            job.cancel()
+
+
+def run(label: str, estimate: Estimate, target: str, kwargs: dict, *, key: str,
+        advice: str = "", on_progress: Callable[[object], None] | None = None,
+        on_error: Callable[[BaseException], bool] | None = None):
+    """The result of ``target(**kwargs)`` run in a worker (``start``, then ``follow``), or None
+    after showing why not."""
+    job = start(label, estimate, target, kwargs, advice=advice)
+    if job is None:
+        return None
+    return follow(job, estimate, key=key, on_progress=on_progress, on_error=on_error)
