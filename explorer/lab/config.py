@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from explorer.core.i18n import _
 from explorer.runtime.build import build
 from explorer.variants import ConfigError, resolve
 from explorer.variants.config import min_input_size, scale_per_stage
@@ -36,22 +37,23 @@ class LabConfig:
     def resolved(self) -> LabConfig:
         """Validated, with every default made explicit (so equal networks get equal keys)."""
         if self.variant not in LAB_VARIANTS:
-            raise ConfigError(f"the Lab trains {', '.join(LAB_VARIANTS)}; got {self.variant!r}")
+            raise ConfigError(_("the Lab trains {variants}; got {got}").format(
+                variants=", ".join(LAB_VARIANTS), got=repr(self.variant)))
         repeats = tuple(self.repeats) if isinstance(self.repeats, (list, tuple)) else self.repeats
         options = {"width": self.width, "repeats": repeats, "scale": self.scale}
-        _, lay, _ = resolve(self.variant, self.layout, num_classes=10,
-                            **{k: v for k, v in options.items() if v is not None})
+        _info, lay, _cfg = resolve(self.variant, self.layout, num_classes=10,
+                                   **{k: v for k, v in options.items() if v is not None})
         size = self.input_size if self.input_size is not None else min_input_size(lay)
-        _, lay, cfg = resolve(self.variant, self.layout, num_classes=10, input_size=size,
-                              **{k: v for k, v in options.items() if v is not None})
+        _info, lay, cfg = resolve(self.variant, self.layout, num_classes=10, input_size=size,
+                                  **{k: v for k, v in options.items() if v is not None})
         scale = scale_per_stage(lay, cfg) if lay.scale is not None else None
         if not isinstance(self.aux, bool):
-            raise ConfigError(f"aux must be true or false, got {self.aux!r}")
+            raise ConfigError(_("aux must be true or false, got {got}").format(got=repr(self.aux)))
         eps = self.label_smoothing
         if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float))
                                 or not 0.0 <= eps < 1.0):
-            raise ConfigError(f"label smoothing epsilon must be a number in [0, 1) (the papers: "
-                              f"0.1; 0 = off), got {eps!r}")
+            raise ConfigError(_("label smoothing epsilon must be a number in [0, 1) (the papers: "
+                                "0.1; 0 = off), got {got}").format(got=repr(eps)))
         out = LabConfig(self.variant, float(cfg.width), tuple(cfg.repeats or lay.repeats or ()) or None,
                         None if scale is None else (scale[0] if len(set(scale)) == 1 else scale),
                         size, lay.name, self.design, self.design_at, self.aux,
@@ -79,8 +81,8 @@ class LabConfig:
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
-            raise ConfigError(f"unknown option(s) {', '.join(sorted(unknown))}; "
-                              f"the options are: {', '.join(sorted(known))}")
+            raise ConfigError(_("unknown option(s) {unknown}; the options are: {options}").format(
+                unknown=", ".join(sorted(unknown)), options=", ".join(sorted(known))))
         d = dict(d)
         for key in ("repeats", "scale"):
             if isinstance(d.get(key), list):
@@ -140,8 +142,8 @@ def lab_replace(cfg: LabConfig) -> dict | None:
     if cfg.design is None and cfg.design_at is None:
         return None
     if not (isinstance(cfg.design, str) and isinstance(cfg.design_at, str)):
-        raise ConfigError("a designed network needs both design (the block) and design_at "
-                          "(the block or stage it replaces)")
+        raise ConfigError(_("a designed network needs both design (the block) and design_at "
+                            "(the block or stage it replaces)"))
     from explorer.analysis.design import decode, scaled
     return {cfg.design_at: scaled(decode(cfg.design), cfg.width)}
 
