@@ -8,11 +8,12 @@ import torch
 
 from explorer.analysis import charts
 from explorer.core.cost import measure
-from explorer.core.i18n import N_, _
+from explorer.core.i18n import N_, _, again
 from explorer.core.images import SUPPORTED, ImageError, distinct, load_image, preview, sample_images
 from explorer.core.text import md_escape
 from explorer.runtime.fast import PRECISIONS, precision_name, supported_precisions, unsupported
 from explorer.runtime.inference import classify_or_fall_back
+from explorer.runtime.loaded import NOTES as LOADED_NOTES
 from explorer.runtime.loaded import load_estimate
 from explorer.runtime.memory import MemoryRefused
 from explorer.runtime.offline import fetch_command, missing_weights, uploader_label, where
@@ -78,7 +79,7 @@ with language.expander(_("Weights on this server"), key="weights_here"):
 
 samples = sample_images()
 left, right = st.columns([3, 2])
-uploads = left.file_uploader(_("Photos ({formats})").format(formats=SUPPORTED), accept_multiple_files=True,
+uploads = left.file_uploader(_("Photos ({formats})").format(formats=_(SUPPORTED)), accept_multiple_files=True,
                              type=["jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "bmp"])
 picked = right.pills(_("Or samples"), list(samples), selection_mode="multi", default=["cat"],
                      key="samples", help=_("openly licensed photos; see assets/samples/CREDITS.md"))
@@ -168,8 +169,8 @@ for col, variant in zip(columns, chosen):
                          weights=shown, format=loaded.checkpoint_format, n=len(images),
                          ms=f"{ms:.0f}", device=loaded.device.type.upper(),
                          precision=precision_name(getattr(loaded.model, "dtype", None))))
-        for note in loaded.notes:
-            st.caption(_("note: {note}").format(note=md_escape(note)))
+        for note in loaded.notes:  # English, as the shared model cache keeps them
+            st.caption(_("note: {note}").format(note=md_escape(again(note, *LOADED_NOTES))))
         for i, ((name, _image), top) in enumerate(zip(images, tops)):
             st.plotly_chart(charts.top_k_bars(top, title=html.escape(name)), key=f"top_{variant}_{i}")
 
