@@ -167,7 +167,7 @@ def details(variant: str, state: GraphState, config: dict, key: str) -> None:
     opened = name in state.expanded
     if name in data.blocks(variant, **config) and "." in name:
         from explorer.ui.design_state import design_link
-        design_link("Design from this block", {
+        design_link(_("Design from this block"), {
             "variant": variant, "layout": config.get("layout") or VARIANTS[variant].default_layout,
             "block": name})
     if name in state.expandable:
