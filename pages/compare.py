@@ -6,8 +6,8 @@ import streamlit as st
 import torch
 
 from explorer.analysis import charts
-from explorer.analysis.compare import compare_csv, compare_table
-from explorer.core.i18n import _
+from explorer.analysis.compare import SKIPPED, compare_csv, compare_table
+from explorer.core.i18n import _, again
 from explorer.core.text import md_escape
 from explorer.runtime import latency, workers
 from explorer.ui import data, graph_panel, heavy
@@ -35,7 +35,8 @@ if not rows:
 rows = data.compare_rows_with_memory(rows)
 skipped = [why for r in rows for why in r["skipped"]]
 if skipped:
-    st.caption(_("Not applied: {what}.").format(what="; ".join(skipped)))
+    st.caption(_("Not applied: {what}.").format(  # kept in English by the cache: said again
+        what="; ".join(again(s, *SKIPPED, *LAYOUT_NAMES) for s in skipped)))
 
 st.dataframe(
     [{"variant": r["variant"], "layout": _(LAYOUT_NAMES.get(r["layout"], r["layout"])),

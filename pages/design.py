@@ -27,7 +27,7 @@ for note in st.session_state.pop(ds.NOTE, []):
 c1, c2, c3, c4 = st.columns([2, 1, 2, 2])
 variants = list(VARIANTS)
 variant = c1.selectbox(_("Network"), variants, index=variants.index(bench.variant),
-                       format_func=lambda v: VARIANTS[v].title, key=f"d_variant:{bench.variant}")
+                       format_func=lambda v: _(VARIANTS[v].title), key=f"d_variant:{bench.variant}")
 layouts = list(VARIANTS[variant].layouts)
 layout = c2.selectbox(_("Layout"), layouts, key=f"d_layout:{variant}:{bench.layout}",
                       index=layouts.index(bench.layout) if bench.layout in layouts else 0)
@@ -153,7 +153,7 @@ with view_col:
     where = (_("every block of {stage}").format(stage=result.placed) if bench.whole else bench.name)
     st.caption(_("{block} of {title} ({layout} layout), input {shape}; the network with {where} "
                  "designed. MACs: multiply-accumulates of convs; params include BatchNorm's.").format(
-                     block=bench.name, title=VARIANTS[bench.variant].title, layout=bench.layout,
+                     block=bench.name, title=_(VARIANTS[bench.variant].title), layout=_(bench.layout),
                      shape=" x ".join(map(str, result.in_shape)), where=where))
     dot = ds.block_dot(result)
     graph_view(ds.block_svg(dot), key="design_graph", height=460, fit="all",

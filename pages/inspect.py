@@ -5,8 +5,9 @@ import json
 import streamlit as st
 
 from explorer.analysis import charts
+from explorer.analysis.rows import RF_NOTES
 from explorer.core.export import analysis_csv, file_stem
-from explorer.core.i18n import _, number
+from explorer.core.i18n import _, again, number
 from explorer.runtime import memory
 from explorer.runtime import onnx as onnx_export
 from explorer.ui import data, graph_panel, heavy, language
@@ -18,8 +19,8 @@ from explorer.variants import VARIANTS, ConfigError
 choice = inspect_controls()
 info = VARIANTS[choice.variant]
 layout = info.layouts[choice.config["layout"]]
-st.title(info.title)
-st.markdown(f"{info.year} · [{info.paper}](https://arxiv.org/abs/{info.arxiv}) · *{info.idea}*")
+st.title(_(info.title))  # the variant's facts are English constants, said here in the page's language
+st.markdown(f"{info.year} · [{info.paper}](https://arxiv.org/abs/{info.arxiv}) · *{_(info.idea)}*")
 
 try:
     result = data.analysis(choice.variant, choice.depth, **choice.config)
@@ -96,16 +97,16 @@ with graph.table_col:
                  "between neighbouring units.")
                + (" " + _("★ {block}: the first block whose central unit sees the whole input.")
                   .format(block=whole) if whole else ""))
-    for note in by_block["rf_notes"]:
-        st.caption(_("Note: {note}.").format(note=note))
+    for note in by_block["rf_notes"]:  # English, as the analysis keeps them
+        st.caption(_("Note: {note}.").format(note=again(note, *RF_NOTES)))
 
 notes_col, diff_col = st.columns(2)
 with notes_col:
     st.subheader(_("The {layout} layout").format(layout=_(LAYOUT_NAMES.get(layout.name, layout.name))))
-    st.markdown("\n".join(f"- {n}" for n in layout.notes) or _("No notes."))
+    st.markdown("\n".join(f"- {_(n)}" for n in layout.notes) or _("No notes."))
 with diff_col:
     st.subheader(_("Paper vs released"))
-    st.markdown("\n".join(f"- {d}" for d in info.differences))
+    st.markdown("\n".join(f"- {_(d)}" for d in info.differences))
 
 st.subheader(_("Forward latency"))
 device_name = _("GPU (cuda)") if choice.device == "cuda" else "CPU"

@@ -22,7 +22,9 @@ from explorer.lab.present import (
 )
 from explorer.lab.queue import DONE, FAILED, STOPPED, get_queue
 from explorer.lab.training import DEFAULT_STEPS
+from explorer.runtime import workers
 from explorer.ui import answers
+from explorer.ui.language import session_language
 from explorer.variants import ConfigError
 
 
@@ -108,6 +110,11 @@ job = st.session_state.get("lab_job")
 
 @st.fragment(run_every=None if job is None or job.over else 1.0)
 def live():
+    with session_language():  # a fragment's rerun runs without the page: say its language
+        _live()
+
+
+def _live():
     if job is None:
         st.info(_("Pick networks and press *Start race*. A race that was run before (same "
                   "networks, seeds, steps and code) is shown at once from the cache."))
@@ -118,7 +125,9 @@ def live():
         st.info(_("Another race is training on this server: yours is number {place} in line.").format(
             place=place))
     elif not job.over and job.progress.get("waiting"):
-        st.info(job.progress["waiting"], icon=":material/hourglass_top:")
+        state = job.progress.get("waiting_state")  # said in this page's language
+        st.info(workers.waiting_text(state) if state else job.progress["waiting"],
+                icon=":material/hourglass_top:")
     elif not job.over:
         p = job.progress
         st.caption(_("Training in a worker process, one CPU thread; other users' timings run "

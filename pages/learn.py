@@ -250,4 +250,4 @@ st.markdown(_("**4. Balance the width and the depth.** Growing both together giv
 table(principles["balance"], {"GMACs": 2, "params (M)": 1})
 st.caption(_("Depth: {rule}. Width: the channels of the last feature map. Paper layouts, except "
              "Inception-ResNet-v2's released one (the 55.8 M-parameter network).").format(
-                 rule=lessons.DEPTH_RULE))
+                 rule=_(lessons.DEPTH_RULE)))

@@ -37,19 +37,20 @@ def cards(rows: list[dict]) -> None:
     for start in range(0, len(rows), 4):
         for col, r in zip(st.columns(4), rows[start:start + 4]):
             with col.container(border=True, height="stretch"):
-                short = charts.short_title(r["title"])
+                title = _(r["title"])  # the variant's facts, said in the page's language
+                short = charts.short_title(title)
                 st.markdown(f"#### {short}")
-                aka = r["title"][len(short):].strip(" ()")
+                aka = title[len(short):].strip(" ()")
                 st.caption(f"{r['year']}" + (f" · {aka}" if aka else ""))
                 st.markdown(f"[{r['paper']}](https://arxiv.org/abs/{r['arxiv']})")
-                st.markdown(f"*{r['idea']}*")
+                st.markdown(f"*{_(r['idea'])}*")
                 top1 = "–" if r["top1"] is None else f"{r['top1']:.1f} %"
                 st.markdown(_("**{params}** params · **{macs}** MACs · **{top1}** top-1").format(
                     params=charts.fmt_count(r["total_params"]), macs=charts.fmt_count(r["total_macs"]),
                     top1=top1))
                 st.caption(_("{layout} layout at {size} px · top-1: {source}").format(
                     layout=_(LAYOUT_NAMES.get(r["layout"], r["layout"])), size=r["input_size"],
-                    source=r["source"]))
+                    source=_(r["source"])))
                 if st.button(_("Inspect"), key=f"inspect_{r['variant']}", icon=":material/arrow_forward:",
                              type="tertiary",
                              help=_("open {variant} on the Inspect page").format(variant=r["variant"])):

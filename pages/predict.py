@@ -6,11 +6,12 @@ import streamlit as st
 import torch
 
 from explorer.analysis import charts
-from explorer.core.i18n import N_, _
+from explorer.core.i18n import N_, _, again
 from explorer.core.images import SUPPORTED, ImageError, distinct, load_image, preview, sample_images
 from explorer.core.text import md_escape
 from explorer.runtime import workers
 from explorer.runtime.fast import PRECISIONS, supported_precisions, unsupported
+from explorer.runtime.loaded import NOTES as LOADED_NOTES
 from explorer.runtime.loaded import load_estimate
 from explorer.runtime.offline import fetch_command, missing_weights, uploader_label, where
 from explorer.runtime.saliency import channel_grid, overlay
@@ -74,7 +75,7 @@ with language.expander(_("Weights on this server"), key="weights_here"):
 
 samples = sample_images()
 left, right = st.columns([3, 2])
-uploads = left.file_uploader(_("Photos ({formats})").format(formats=SUPPORTED), accept_multiple_files=True,
+uploads = left.file_uploader(_("Photos ({formats})").format(formats=_(SUPPORTED)), accept_multiple_files=True,
                              type=["jpg", "jpeg", "png", "webp", "gif", "tif", "tiff", "bmp"])
 picked = right.pills(_("Or samples"), list(samples), selection_mode="multi", default=["cat"],
                      key="samples", help=_("openly licensed photos; see assets/samples/CREDITS.md"))
@@ -146,8 +147,8 @@ for col, variant in zip(st.columns(len(chosen)), chosen):
                          weights=shown, format=answer["checkpoint_format"], n=len(images),
                          ms=f"{answer['ms']:.0f}", device=answer["device"].upper(),
                          precision=answer["precision"]))
-        for note in answer["notes"]:
-            st.caption(_("note: {note}").format(note=md_escape(note)))
+        for note in answer["notes"]:  # English, as the worker's model cache keeps them
+            st.caption(_("note: {note}").format(note=md_escape(again(note, *LOADED_NOTES))))
         for i, ((name, _image), result) in enumerate(zip(images, answer["results"])):
             if "error" in result:
                 st.error(md_escape(result["error"]), icon=":material/broken_image:")

@@ -111,6 +111,12 @@ VIEWS: dict[str, tuple[str, tuple[int, int], Callable, Callable]] = {
     "graph_inspect": (GRAPH_VIEW, WIDE, graph_drawn, first_screen),
     "graph_inspect_1280x720": (GRAPH_VIEW, PROJECTOR, graph_canvas_in_view, first_screen),
     "graph_compare": ("compare", WIDE, two_graphs, first_screen),
+    # a ResNet baseline: a pre-activation bottleneck opened (its BN -> ReLU before the convs,
+    # its projection shortcut), and the design bench on ResNet-50's first strided block
+    "graph_resnet": ("inspect?variant=resnetv2_50&open=conv3_x,conv3_x.0&block=conv3_x.0", WIDE,
+                     graph_drawn, first_screen),
+    "design_resnet": ("design?variant=resnet50&layout=released&block=conv3_x.0", WIDE,
+                      graph_drawn, whole_page),
 }
 
 

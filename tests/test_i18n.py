@@ -312,3 +312,155 @@ def test_an_exported_table_has_korean_headers_with_its_keys():
     assert rows[0]["이름 (name)"] == result["rows"][0]["name"]
     with speaking("en"):
         assert analysis_csv({**result, "rows": export_rows(result["rows"])}) == analysis_csv(result)
+
+
+# -- the library's messages, in the page's language ------------------------------------------
+# Made below the pages (explorer.variants, .spec, .runtime, .weights, .core) with _(): Korean in a
+# Korean run, English everywhere else (the CLI and the tests above assert its English words).
+
+def said(error_type, fn, *args, **kwargs) -> str:
+    with pytest.raises(error_type) as err:
+        fn(*args, **kwargs)
+    return str(err.value)
+
+
+def test_a_configuration_the_library_refuses_is_said_in_korean():
+    from explorer.variants import ConfigError, resolve
+    with speaking("ko"):
+        text = said(ConfigError, resolve, "inception_v3", input_size=10)
+    assert HANGUL.search(text) and "75x75" in text and "inception_v3" in text, text
+    assert "공개 (released) 레이아웃" in text  # the layout's name in the page's words
+    english = said(ConfigError, resolve, "inception_v3", input_size=10)
+    assert english == ("input_size 10 is below inception_v3's minimum of 75x75 (released layout); "
+                       "its native size is 299")
+    with speaking("ko"):
+        assert HANGUL.search(said(ConfigError, resolve, "nope"))
+        assert HANGUL.search(said(ConfigError, resolve, "googlenet", scale=0.2))
+
+
+def test_a_design_that_cannot_run_is_placed_in_korean():
+    from explorer.analysis import design as d
+    from explorer.spec.errors import ShapeError
+    from explorer.variants import describe
+    spec = describe("inception_v3", "paper")
+    block = d.change_layer(d.open_block(spec, "inception_a.0"), "1x1", 0, stride=2)
+    with speaking("ko"):
+        text = said(ShapeError, d.bench, spec, "inception_a.0", block)
+        layer = said(ValueError, d.change_layer, block, "1x1", 0, kernel=0)
+    assert text.startswith("단계 inception_a, 블록 0: ") and "stride" in text, text
+    assert layer.startswith("branch 1x1, 레이어 0: ") and HANGUL.search(layer[20:]), layer
+    assert said(ShapeError, d.bench, spec, "inception_a.0", block).startswith(
+        "stage inception_a, block 0: the branches give 1x1 64x18x18")
+
+
+def test_a_memory_refusal_is_said_in_korean():
+    from explorer.runtime.memory import MemoryRefused, check, estimate_inference
+    with speaking("ko"):
+        text = said(MemoryRefused, check, estimate_inference("googlenet"), max_memory="1MB")
+    assert text.startswith("googlenet의 forward pass (224 px, batch 1)에는 약 "), text
+    assert "가중치" in text and "이 서버가 허용하는 메모리는" in text and "--max-memory=1MB" in text
+    english = said(MemoryRefused, check, estimate_inference("googlenet"), max_memory="1MB")
+    assert english.startswith("a forward pass of googlenet (224 px, batch 1) needs about ")
+    assert "but this server allows" in english and HANGUL.search(english) is None
+
+
+def test_a_bad_upload_is_refused_in_korean(tmp_path, monkeypatch):
+    from explorer.weights.checkpoints import store_upload
+    from explorer.weights.formats import WeightsError, read_state_dict
+    monkeypatch.setenv("INCEPTION_EXPLORER_CACHE", str(tmp_path))
+    path = store_upload(b"not a checkpoint", "mine.pth")  # what the Predict page does with a file
+    with speaking("ko"):
+        text = said(WeightsError, read_state_dict, path)
+        wrong = said(ValueError, store_upload, b"x", "notes.txt")
+    assert text.startswith("mine.pth") and "PyTorch 체크포인트가 아닙니다" in text, text
+    assert wrong.startswith("notes.txt") and HANGUL.search(wrong), wrong
+    assert said(WeightsError, read_state_dict, path).startswith(
+        "mine.pth is not a readable PyTorch checkpoint")
+
+
+def test_an_image_that_cannot_be_used_is_refused_in_korean():
+    from explorer.core.images import ImageError, load_image
+    with speaking("ko"):
+        empty = said(ImageError, load_image, b"", name="cat.jpg")
+        text = said(ImageError, load_image, b"hello, world", name="notes.jpg")
+    assert empty.startswith("cat.jpg") and "비어 있습니다" in empty and "또는 BMP" in empty, empty
+    assert text.startswith("notes.jpg") and HANGUL.search(text), text
+    assert said(ImageError, load_image, b"", name="cat.jpg").startswith("cat.jpg is empty (0 bytes)")
+
+
+def test_latency_lessons_and_the_onnx_hint_are_said_in_korean():
+    from explorer.runtime.latency import lessons
+    from explorer.runtime.onnx import missing_message
+    timed = [{"variant": v, "macs": macs, "latency": [{"batch": 1, "median_ms": ms, "min_ms": ms - 1,
+                                                       "max_ms": ms + 1, "gmacs_per_s": macs / ms / 1e6,
+                                                       "peak_fraction": 0.1}]}
+             for v, macs, ms in (("inception_v4", 12.3e9, 40.0), ("googlenet", 1.5e9, 60.0))]
+    with speaking("ko"):
+        korean = lessons(timed, {"gmacs_per_s": 500.0, "size": 2048, "math": "float32", "threads": 2})
+        hint = missing_message(["onnx"])
+    assert len(korean) == 3 and all(HANGUL.search(s) for s in korean), korean
+    assert "MACs로 지연 시간을 예측할 수 없습니다" in korean[0]
+    assert HANGUL.search(hint) and 'pip install "inception-explorer[onnx]"' in hint
+    assert lessons(timed)[0].endswith("MACs do not predict latency.")
+
+
+def test_every_fact_a_page_shows_of_a_variant_is_in_the_korean_catalog():
+    # ideas, layout notes and paper-vs-released differences: English constants (N_), said with
+    # _() where a page shows them (Inspect, Overview, the graph's details)
+    from explorer.analysis.probe import probe
+    from explorer.variants import VARIANTS
+    texts = set()
+    for info in VARIANTS.values():
+        texts |= {info.idea, *info.differences}
+        for name, layout in info.layouts.items():
+            texts |= set(layout.notes)
+            spec = probe(info.name, layout=name).spec
+            texts |= {s.info.idea for s in spec.stages} | {spec.head.info.idea}
+            texts |= {getattr(b, "info", s.info).idea for s in spec.stages for _n, b in s.blocks}
+    texts.discard("")
+    with speaking("ko"):
+        untranslated = sorted(t for t in texts if not HANGUL.search(_(t)))
+        idea = _(VARIANTS["googlenet"].idea)
+    assert not untranslated, untranslated
+    assert len(texts) > 60 and idea == "1x1 병목이 있는 1x1 / 3x3 / 5x5 / pool 병렬 branch"
+    assert _(VARIANTS["googlenet"].idea) == VARIANTS["googlenet"].idea  # English: as written
+
+
+def test_english_kept_by_a_shared_cache_is_said_again_in_korean():
+    from explorer.analysis.rows import RF_NOTES
+    from explorer.core.i18n import again
+    from explorer.runtime.loaded import NOTES
+    from explorer.weights.checkpoints import default_preprocess
+    from explorer.weights.formats import AUX_DROPPED
+    with speaking("ko"):  # a model loaded by a Korean page keeps its notes in English all the same
+        note = default_preprocess("inception_v2", "explorer")[1]
+    kept = [note, AUX_DROPPED.format(n=18),
+            "inception_a.0: branch centres differ by 0.5 x 0.5 input px (h x w); its field is the "
+            "hull of theirs"]
+    assert note.startswith("inception_v2 has no published weights")
+    with speaking("ko"):
+        korean = [again(t, *NOTES, *RF_NOTES) for t in kept]
+    assert korean[0].startswith("inception_v2에는") and "크기 조정 341 (bilinear)" in korean[0]
+    assert "텐서 18개" in korean[1] and korean[2].startswith("inception_a.0: branch들의 중심")
+    assert [again(t, *NOTES, *RF_NOTES) for t in kept] == kept  # English: as kept
+    with speaking("ko"):
+        assert again("a text of no template", *NOTES) == "a text of no template"
+
+
+def test_inspect_says_an_impossible_configuration_in_korean():
+    # from a link (AppTest cannot rerun a page whose radio options read in Korean)
+    at = clean(app("inspect", lang="ko", variant="inception_v3", size="32"))
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "inception_v3의 최소 크기 75x75보다 작습니다" in errors[0], errors
+    assert "minimum" not in errors[0]
+
+
+def test_design_refuses_an_impossible_edit_in_korean():
+    # the edit runs in a widget's callback, before the page picks its language
+    at = clean(app("design", lang="ko", variant="inception_v3", layout="paper",
+                   block="inception_a.0"))
+    out = next(w for w in at.number_input if w.key and w.key.startswith("d_out:"))
+    out.set_value(0).run()
+    errors = [e.value for e in clean(at).error]
+    assert any("branch 1x1, 레이어 0" in e for e in errors), errors
+    assert not any("layer 0" in e for e in errors), errors

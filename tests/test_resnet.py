@@ -92,7 +92,7 @@ def _tiny(block) -> NetSpec:
 def test_a_bottleneck_whose_channels_do_not_add_up_is_refused_by_name():
     bad = residual({"b": [conv(8, 1), conv(32, 1, act=False)]}, 1.0, expand=False)
     with pytest.raises(ShapeError, match=r"stage body, block 0: the branches give 32 channels "
-                                         r"but the input is 16.*projection shortcut"):
+                                         r"but the shortcut needs 16.*projection shortcut"):
         walk(_tiny(bad))
     strided = residual({"b": [conv(8, 3, 2, 1), conv(16, 1, act=False)]}, 1.0, expand=False)
     with pytest.raises(ShapeError, match="a residual add needs the grid unchanged"):

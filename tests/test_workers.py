@@ -167,6 +167,23 @@ def test_a_job_that_raises_is_reported_and_its_worker_stays(local_pool):
     assert _alive(job.pid)
 
 
+def test_a_job_speaks_the_language_of_the_page_that_sent_it(local_pool):
+    # the worker process and the relay thread start in English: the job carries the language
+    from explorer.core.i18n import speaking
+    with speaking("ko"):
+        job = workers.submit("explorer.runtime.tasks:time_forward",
+                             {"variant": "googlenet", "config": {"width": -1}}, label="bad",
+                             memory=0)
+        waiting = workers.waiting_text({"ray": False, "place": 2, "running": []})
+    with pytest.raises(workers.JobFailed) as err:
+        job.result(120)
+    text = str(err.value)
+    assert text.startswith("bad 실패: ConfigError: width는 (0, 4.0] 범위의 수여야 합니다"), text
+    assert waiting == "머신을 기다리는 중입니다: 대기 순서 2번입니다 (지금 실행 중: 없음)."
+    assert workers.waiting_text({"ray": False, "place": 2, "running": []}).startswith(
+        "Waiting for the machine: you are number 2 in line")
+
+
 def test_a_stopped_pooled_race_returns_what_it_has(local_pool):
     request = make_request([LabConfig("inception_v4", **TINY)], seeds=(7,), steps=400, batch=8,
                            points=40, device="cpu")

@@ -55,7 +55,8 @@ def table_records(result: dict) -> list[dict]:
              "RF (px)": field_text(r.get("rf")) + (" ★" if r["name"] == whole else ""),
              "jump (px)": field_text(r.get("jump")),
              "params %": 100 * r["params_share"], "input": shape_text(r["input_shape"]),
-             "activation KiB": r["activation_bytes"] / 1024, "figure": r["figure"]}
+             "activation KiB": r["activation_bytes"] / 1024,
+             "figure": _(r["figure"]) if r["figure"] else r["figure"]}  # a figure in words: said
             for r in result["rows"]]
 
 

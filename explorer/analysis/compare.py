@@ -6,6 +6,15 @@ Compare page; needs no torch when the analyses are in the on-disk cache.
 from __future__ import annotations
 
 from explorer.analysis.cached import analysis_dict
+from explorer.core.i18n import N_
+
+# What a comparison left out, in English (compare rows are cached and exported): a page says
+# it in its language with explorer.core.i18n.again(text, *SKIPPED).
+NO_LAYOUT = N_("{variant} has no {layout} layout ({default} shown)")
+NO_SCALE = N_("scale: {variant} has no residual blocks")
+FIXED_REPEATS = N_("repeats: {variant}'s blocks per stage are fixed")
+SPEC_CONFIG = N_("a spec states its own configuration: the options do not apply to it")
+SKIPPED = (NO_LAYOUT, NO_SCALE, FIXED_REPEATS, SPEC_CONFIG)
 
 
 def compare_config(variant: str, **options) -> tuple[dict, list[str]]:
@@ -21,7 +30,8 @@ def compare_config(variant: str, **options) -> tuple[dict, list[str]]:
         if layout in info.layouts or layout in info.aliases:
             config["layout"] = layout
         else:
-            skipped.append(f"{variant} has no {layout} layout ({info.default_layout} shown)")
+            skipped.append(NO_LAYOUT.format(variant=variant, layout=layout,
+                                            default=info.default_layout))
     default_layout = info.layouts[info.default_layout]
     lay = info.layouts.get(info.aliases.get(config.get("layout"), config.get("layout")),
                            default_layout)
@@ -29,9 +39,9 @@ def compare_config(variant: str, **options) -> tuple[dict, list[str]]:
         if value is None:
             continue
         if key == "scale" and lay.scale is None:
-            skipped.append(f"scale: {variant} has no residual blocks")
+            skipped.append(NO_SCALE.format(variant=variant))
         elif key == "repeats" and lay.repeats is None:
-            skipped.append(f"repeats: {variant}'s blocks per stage are fixed")
+            skipped.append(FIXED_REPEATS.format(variant=variant))
         elif key == "repeats":  # None for a stage: this variant's reference count there
             config[key] = tuple(ref if v is None else v for v, ref in zip(value, lay.repeats))
         else:
@@ -51,8 +61,7 @@ def compare_rows(variants, input_size=None, **options) -> list[dict]:
             from explorer.analysis.rows import analyze
             result = analyze(name, input_size=input_size).to_dict()
             config, pub = {}, None
-            skipped = ["a spec states its own configuration: the options do not apply to it"
-                       ] if any(v is not None for v in options.values()) else []
+            skipped = [SPEC_CONFIG] if any(v is not None for v in options.values()) else []
             name = name.variant
         else:
             config, skipped = compare_config(name, **options)

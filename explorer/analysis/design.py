@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from dataclasses import replace as dc_replace
 from functools import lru_cache
 
-from explorer.core.i18n import N_
+from explorer.core.i18n import N_, _
 from explorer.spec import ops
-from explorer.spec.errors import ConfigError
+from explorer.spec.errors import ConfigError, place
 from explorer.spec.netspec import Block, Head, Info, Layer, NetSpec, Stage
 from explorer.spec.replace import as_block, replaced, targets
 from explorer.spec.walk import walk
@@ -43,8 +43,9 @@ MAX_JSON_BYTES = 200_000      # nor may it unpack to more than this
 def open_block(spec: NetSpec, name: str) -> Block:
     """The block at ``name`` (stage.block) as an editable design."""
     if "." not in str(name):
-        raise ConfigError(f"open one block (stage.block, e.g. {spec.stages[-1].name}."
-                          f"{spec.stages[-1].blocks[0][0]}), not the stage {name!r}")
+        raise ConfigError(_("open one block (stage.block, e.g. {example}), not the stage {name}")
+                          .format(example=f"{spec.stages[-1].name}.{spec.stages[-1].blocks[0][0]}",
+                                  name=repr(name)))
     targets(spec, name)  # names the blocks there are when ``name`` is not one
     return editable(spec.block(name))
 
@@ -53,14 +54,14 @@ def editable(item) -> Block:
     """A Block as it is; a plain layer (a stem's) as a block of one branch (same figures)."""
     item = as_block(item)
     if isinstance(item, Layer):
-        return Block("concat", (("main", (item,)),), Info("layer", "", "a single layer"))
+        return Block("concat", (("main", (item,)),), Info("layer", "", N_("a single layer")))
     return item
 
 
 def empty_block(out: int = 64) -> Block:
     """A block to start from: one branch, one 1x1 conv."""
     return Block("concat", (("1x1", (Layer("conv", out=out, kernel=1),)),),
-                 Info("inception", "", "designed from an empty block"))
+                 Info("inception", "", N_("designed from an empty block")))
 
 
 def bottleneck_block(channels: int) -> Block:
@@ -82,6 +83,11 @@ def block_input_channels(variant: str, layout: str, name: str) -> int:
 
 # -- edits -----------------------------------------------------------------------------------
 
+def _at(branch: str, index) -> str:
+    """ "branch 3x3, layer 1", in the run's language."""
+    return place([("branch", branch), ("layer", index)])
+
+
 def _branches(block: Block) -> dict:
     return dict(block.branches)
 
@@ -93,14 +99,15 @@ def _with(block: Block, branches: dict) -> Block:
 def _branch(block: Block, branch: str) -> tuple:
     b = _branches(block)
     if branch not in b:
-        raise ConfigError(f"the block has no branch {branch!r}; its branches are: {', '.join(b)}")
+        raise ConfigError(_("the block has no branch {branch}; its branches are: {branches}")
+                          .format(branch=repr(branch), branches=", ".join(b)))
     return b[branch]
 
 
 def _check_name(name) -> str:
     if not isinstance(name, str) or not name or "." in name or name != name.strip():
-        raise ConfigError(f"a branch name is non-empty text without dots or spaces at its ends, "
-                          f"got {name!r}")
+        raise ConfigError(_("a branch name is non-empty text without dots or spaces at its ends, "
+                            "got {got}").format(got=repr(name)))
     return name
 
 
@@ -108,7 +115,7 @@ def add_branch(block: Block, name: str, layers=None) -> Block:
     """A new branch (default: one 1x1 conv to 32 channels) after the others."""
     b = _branches(block)
     if _check_name(name) in b:
-        raise ConfigError(f"the block already has a branch {name!r}")
+        raise ConfigError(_("the block already has a branch {name}").format(name=repr(name)))
     b[name] = tuple(layers) if layers else (Layer("conv", out=32, kernel=1),)
     return _with(block, b)
 
@@ -117,7 +124,8 @@ def remove_branch(block: Block, name: str) -> Block:
     b = _branches(block)
     _branch(block, name)
     if len(b) == 1:
-        raise ConfigError(f"branch {name} is the block's only branch: a block needs at least one")
+        raise ConfigError(_("branch {branch} is the block's only branch: a block needs at least "
+                            "one").format(branch=name))
     del b[name]
     return _with(block, b)
 
@@ -125,7 +133,7 @@ def remove_branch(block: Block, name: str) -> Block:
 def rename_branch(block: Block, old: str, new: str) -> Block:
     _branch(block, old)
     if _check_name(new) != old and new in _branches(block):
-        raise ConfigError(f"the block already has a branch {new!r}")
+        raise ConfigError(_("the block already has a branch {name}").format(name=repr(new)))
     return dc_replace(block, branches=tuple(((new if n == old else n), ls)
                                             for n, ls in block.branches))
 
@@ -138,7 +146,8 @@ def _set_layers(block: Block, branch: str, layers: tuple) -> Block:
 
 def _index(layers: tuple, branch: str, index: int, extra: int = 0) -> int:
     if not isinstance(index, int) or not 0 <= index < len(layers) + extra:
-        raise ConfigError(f"branch {branch} has layers 0..{len(layers) - 1}, not {index!r}")
+        raise ConfigError(_("branch {branch} has layers 0..{last}, not {index}").format(
+            branch=branch, last=len(layers) - 1, index=repr(index)))
     return index
 
 
@@ -152,7 +161,7 @@ def add_layer(block: Block, branch: str, index: int | None = None, layer: Layer 
         before = next((x for x in reversed(layers[:index]) if isinstance(x, Layer)
                        and x.get("out")), None)
         layer = Layer("conv", out=before["out"] if before else 64, kernel=3, padding=1)
-    layer = as_block(layer, f"branch {branch}, layer {index}")
+    layer = as_block(layer, _at(branch, index))
     return _set_layers(block, branch, layers[:index] + (layer,) + layers[index:])
 
 
@@ -160,8 +169,8 @@ def remove_layer(block: Block, branch: str, index: int) -> Block:
     layers = _branch(block, branch)
     _index(layers, branch, index)
     if len(layers) == 1:
-        raise ConfigError(f"branch {branch}, layer {index} is the branch's only layer: remove the "
-                          "branch instead")
+        raise ConfigError(_("{place} is the branch's only layer: remove the branch instead")
+                          .format(place=_at(branch, index)))
     return _set_layers(block, branch, layers[:index] + layers[index + 1:])
 
 
@@ -179,8 +188,8 @@ def change_layer(block: Block, branch: str, index: int, op: str | None = None, *
     _index(layers, branch, index)
     old = layers[index]
     if not isinstance(old, Layer):
-        raise ConfigError(f"branch {branch}, layer {index} is a nested {old.op}: change its "
-                          "layers in the JSON, or remove it")
+        raise ConfigError(_("{place} is a nested {op}: change its layers in the JSON, or remove "
+                            "it").format(place=_at(branch, index), op=old.op))
     args = dict(old.args)
     new_op = op or old.op
     if new_op != old.op:
@@ -193,7 +202,7 @@ def change_layer(block: Block, branch: str, index: int, op: str | None = None, *
     try:
         layer = Layer(new_op, **args)
     except (ConfigError, TypeError) as err:
-        raise ConfigError(f"branch {branch}, layer {index}: {err}") from None
+        raise ConfigError(f"{_at(branch, index)}: {err}") from None
     return _set_layers(block, branch, layers[:index] + (layer,) + layers[index + 1:])
 
 
@@ -255,20 +264,21 @@ def factorize(block: Block, branch: str, index: int, how: str | None = None,
     layers = _branch(block, branch)
     _index(layers, branch, index)
     layer = layers[index]
-    where = f"branch {branch}, layer {index}"
+    where = _at(branch, index)
     if not _conv(layer):
-        raise ConfigError(f"{where}: only a conv can be factorized")
+        raise ConfigError(_("{place}: only a conv can be factorized").format(place=where))
     (kh, kw), (sh, sw), (ph, pw) = (_pair(layer.get(k, d)) for k, d in
                                      (("kernel", 1), ("stride", 1), ("padding", 0)))
     if kh != kw or kh < 3:
-        raise ConfigError(f"{where}: a {kh}x{kw} conv is not factorized; factorize a square "
-                          "kernel of 3x3 or more")
+        raise ConfigError(_("{place}: a {kernel} conv is not factorized; factorize a square "
+                            "kernel of 3x3 or more").format(place=where, kernel=f"{kh}x{kw}"))
     how = how or ("3x3" if kh == 5 else "asymmetric")
     rest = {k: v for k, v in layer.args if k not in ("kernel", "stride", "padding", "out")}
     c_mid = mid or layer["out"]
     if how == "3x3":
         if kh != 5:
-            raise ConfigError(f"{where}: two 3x3 convs stand for a 5x5, not a {kh}x{kh}")
+            raise ConfigError(_("{place}: two 3x3 convs stand for a 5x5, not a {kernel}").format(
+                place=where, kernel=f"{kh}x{kh}"))
         a = (min(ph, 1), min(pw, 1))
         first = _new_conv(out=c_mid, kernel=3, padding=a, **rest)
         second = _new_conv(out=layer["out"], kernel=3, stride=(sh, sw),
@@ -278,7 +288,8 @@ def factorize(block: Block, branch: str, index: int, how: str | None = None,
         second = _new_conv(out=layer["out"], kernel=(kh, 1), stride=(sh, 1), padding=(ph, 0),
                            **rest)
     else:
-        raise ConfigError(f"factorize how={how!r}: choose '3x3' or 'asymmetric'")
+        raise ConfigError(_("factorize how={how}: choose '3x3' or 'asymmetric'").format(
+            how=repr(how)))
     return _set_layers(block, branch, layers[:index] + (first, second) + layers[index + 1:])
 
 
@@ -307,14 +318,16 @@ def unfactorize(block: Block, branch: str, index: int) -> Block:
     layers = _branch(block, branch)
     _index(layers, branch, index)
     if not unfactorizable(layers, index):
-        raise ConfigError(f"branch {branch}, layers {index} and {index + 1} are not two 3x3 convs "
-                          "nor a 1 x n and n x 1 pair: nothing to join")
+        raise ConfigError(_("branch {branch}, layers {first} and {second} are not two 3x3 convs "
+                            "nor a 1 x n and n x 1 pair: nothing to join").format(
+                                branch=branch, first=index, second=index + 1))
     a, b = layers[index], layers[index + 1]
     (ka, sa, pa), (kb, sb, pb) = ((_pair(x.get("kernel")), _pair(x.get("stride", 1)),
                                    _pair(x.get("padding", 0))) for x in (a, b))
     if sa != (1, 1) and sb != (1, 1):
-        raise ConfigError(f"branch {branch}, layers {index} and {index + 1} both stride: "
-                          "one conv cannot stand for them")
+        raise ConfigError(_("branch {branch}, layers {first} and {second} both stride: one conv "
+                            "cannot stand for them").format(branch=branch, first=index,
+                                                            second=index + 1))
     stride = sa if sa != (1, 1) else sb
     kernel = (ka[0] + kb[0] - 1, ka[1] + kb[1] - 1)
     padding = (pa[0] + pb[0], pa[1] + pb[1])
@@ -327,7 +340,8 @@ def set_residual(block: Block, on: bool, scale: float | None = None) -> Block:
     """Residual on (the branches' concat -> linear 1x1 back to the input's channels -> x scale
     -> + input) or off (a plain concat); ``scale`` in (0, 10]."""
     if scale is not None and not (isinstance(scale, (int, float)) and 0 < scale <= 10):
-        raise ConfigError(f"the residual scale must be a number in (0, 10], got {scale!r}")
+        raise ConfigError(_("the residual scale must be a number in (0, 10], got {got}").format(
+            got=repr(scale)))
     if on:
         return dc_replace(block, op="residual",
                           scale=float(scale if scale is not None else block.scale))
@@ -452,7 +466,8 @@ def bench(spec: NetSpec, name: str, design, *, whole_stage: bool = False, _base=
     trace = walk(designed_net, fields=False)   # raises ShapeError at the first impossible place
     in_shape = trace.nodes[name].in_shape
     if len(in_shape) != 3:
-        raise ConfigError(f"{name} does not read a C x H x W feature map: open a block of a stage")
+        raise ConfigError(_("{name} does not read a C x H x W feature map: open a block of a "
+                            "stage").format(name=name))
     ours = alone(spec, design, in_shape, name)
     return Bench(name, placed, in_shape,
                  {"original": their_side, "designed": _side(ours, in_shape, name)},
@@ -485,8 +500,8 @@ def from_json(text: str | bytes) -> Block:
     try:
         d = json.loads(text)
     except (ValueError, UnicodeDecodeError) as err:
-        raise ConfigError(f"the design is not JSON ({err}); a design file is one block, "
-                          "as the Design page downloads it") from None
+        raise ConfigError(_("the design is not JSON ({error}); a design file is one block, as "
+                            "the Design page downloads it").format(error=err)) from None
     return editable(as_block(d))
 
 
@@ -500,23 +515,24 @@ def decode(value: str) -> Block:
     """The design from ``encode``'s value; anything else (too long, not base64, not a block)
     raises ConfigError saying so: the value is only ever read as data."""
     if not isinstance(value, str) or not value:
-        raise ConfigError("the link carries no design")
+        raise ConfigError(_("the link carries no design"))
     if len(value) > MAX_URL_CHARS:
-        raise ConfigError(f"the design in the link is {len(value)} characters long; a design "
-                          f"link holds at most {MAX_URL_CHARS}")
+        raise ConfigError(_("the design in the link is {n} characters long; a design link holds "
+                            "at most {most}").format(n=len(value), most=MAX_URL_CHARS))
     try:
         packed = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
         unpacker = zlib.decompressobj()
         raw = unpacker.decompress(packed, MAX_JSON_BYTES)
         if unpacker.unconsumed_tail:
-            raise ConfigError(f"the design in the link unpacks to more than {MAX_JSON_BYTES} bytes")
+            raise ConfigError(_("the design in the link unpacks to more than {most} bytes").format(
+                most=MAX_JSON_BYTES))
         d = json.loads(raw)
     except (binascii.Error, zlib.error, ValueError) as err:
         if isinstance(err, ConfigError):
             raise
-        raise ConfigError("the design in the link could not be read (it is not a value the "
-                          "Design page wrote); the block opened as published instead") from None
-    return editable(as_block(d, "the design in the link"))
+        raise ConfigError(_("the design in the link could not be read (it is not a value the "
+                            "Design page wrote); the block opened as published instead")) from None
+    return editable(as_block(d, _("the design in the link")))
 
 
 def snippet(block: Block, variant: str, layout: str, name: str, whole_stage: bool = False) -> str:

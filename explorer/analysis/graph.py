@@ -38,8 +38,8 @@ from explorer.variants import ConfigError, describe
 FORMATS = ("svg", "png")
 OVERLAYS = {"params": N_("parameters"), "macs": "MACs", "activations": N_("activation memory"),
             "latency": N_("measured latency"), "rf": N_("receptive field")}  # shown with _()
-MISSING = ("Graphviz's `dot` program is not installed; install it (e.g. `apt-get install "
-           "graphviz`, or see https://graphviz.org/download/) or download the DOT source instead")
+MISSING = N_("Graphviz's `dot` program is not installed; install it (e.g. `apt-get install "
+              "graphviz`, or see https://graphviz.org/download/) or download the DOT source instead")
 FILL = {"conv": "#dbe9f6", "pool": "#fdebd0", "join": "#eeeeee", "block": "#dbe9f6",
         "head": "#e2f0d9", "aux": "#f4f4f4", "layer": "#ffffff"}
 # A sequential colour scale (light yellow -> dark red, as ColorBrewer's YlOrRd) for overlays.

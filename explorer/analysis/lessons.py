@@ -3,11 +3,15 @@
 MACs are multiply-accumulates of convolutions (1 MAC = 2 FLOPs), as everywhere in the explorer.
 Published numbers below are quoted from the papers with their source; the app puts our own
 measured MACs beside them.
+
+Words: a table's column names and its words are English, marked with ``N_`` (the page says them
+with ``explorer.ui.tables.translated``); sentences and text with numbers in them are made in the
+run's language (English outside a page).
 """
 
 from __future__ import annotations
 
-from explorer.core.i18n import N_
+from explorer.core.i18n import N_, _
 from explorer.spec.compose import concat, conv, head, maxpool, network, stage
 from explorer.spec.netspec import Layer, NetSpec
 
@@ -90,8 +94,8 @@ ABLATION = (
     ("BN-Inception", 25.2, 7.8, 2.0, ("bn_inception", "released")),
     ("Inception-v2", 23.4, None, 3.8, ("inception_v2", "paper")),
     ("+ RMSProp", 23.1, 6.3, 3.8, ("inception_v2", "paper")),
-    ("+ label smoothing", 22.8, 6.1, 3.8, ("inception_v2", "paper")),
-    ("+ factorized 7x7", 21.6, 5.8, 4.8, ("inception_v3", "paper")),
+    (N_("+ label smoothing"), 22.8, 6.1, 3.8, ("inception_v2", "paper")),
+    (N_("+ factorized 7x7"), 21.6, 5.8, 4.8, ("inception_v3", "paper")),
     ("+ BN-auxiliary (= Inception-v3)", 21.2, 5.6, 4.8, ("inception_v3", "paper")),
 )
 
@@ -218,9 +222,9 @@ def formatted(rows: list[dict], decimals: dict[str, int] | None = None) -> list[
 # (Figure 7's 1x3 beside 3x1) as one; pools, the classifier and the auxiliary head are not
 # counted. So each stem conv is one layer, and every Figure 5, 6 and 7 module and every
 # Figure 10 grid reduction is three deep.
-DEPTH_RULE = ("layers with weights on the deepest path; a 1 x n conv then an n x 1 conv count "
-              "as the one n x n layer they replace, parallel convs (1x3 beside 3x1) as one; "
-              "pools and the classifier not counted")
+DEPTH_RULE = N_("layers with weights on the deepest path; a 1 x n conv then an n x 1 conv count "
+                 "as the one n x n layer they replace, parallel convs (1x3 beside 3x1) as one; "
+                 "pools and the classifier not counted")
 
 
 def _kernel(layer) -> tuple[int, int]:
@@ -268,25 +272,31 @@ RETHINKING_CLAIMS = {"depth": 42, "cost_ratio": 2.5, "googlenet_gmacs": 1.5}
 def rethinking_claims(v3_paper: NetSpec, v3_paper_macs: int, googlenet_macs: int,
                       table3_cost: tuple[float, float] = (4.8, 1.5)) -> list[dict]:
     """The paper's claims about its network beside what we compute on our build of its Table 1
-    (``v3_paper``: Inception-v3's paper layout; MACs at 299 and GoogLeNet's at 224)."""
+    (``v3_paper``: Inception-v3's paper layout; MACs at 299 and GoogLeNet's at 224). The keys
+    are English; the values are in the run's language."""
     depth = network_depth(v3_paper)
     ratio = v3_paper_macs / googlenet_macs
+    claim, says, computed, how = N_("claim"), N_("the paper says"), N_("computed here"), N_("how")
     return [
-        {"claim": "depth in layers", "the paper says": "42 (section 6)",
-         "computed here": f"{depth['total']}",
-         "how": f"our build of Table 1, counting {DEPTH_RULE} ("
-                + " + ".join(f"{n} {d}" for n, d in depth["stages"].items()) + ")"},
-        {"claim": "cost vs GoogLeNet", "the paper says": f"about {RETHINKING_CLAIMS['cost_ratio']}x "
-                                                           "(section 6)",
-         "computed here": f"{ratio:.1f}x ({v3_paper_macs / 1e9:.2f} G vs "
-                          f"{googlenet_macs / 1e9:.2f} G MACs)",
-         "how": "MACs of conv and linear layers of our builds: Table 1 at 299 px (widths the "
-                "paper leaves out taken from the release) vs GoogLeNet (paper layout) at 224 px"},
-        {"claim": "cost vs GoogLeNet, the paper's own Table 3",
-         "the paper says": f"{table3_cost[0]} vs {table3_cost[1]} G ops = "
-                           f"{table3_cost[0] / table3_cost[1]:.1f}x",
-         "computed here": f"gap to the 2.5x claim: {ratio / RETHINKING_CLAIMS['cost_ratio']:.1f}x",
-         "how": "the paper's cost column (Table 3) disagrees with its own section 6 as well"},
+        {claim: _("depth in layers"), says: _("42 (section 6)"),
+         computed: f"{depth['total']}",
+         how: _("our build of Table 1, counting {rule} ({stages})").format(
+             rule=_(DEPTH_RULE),
+             stages=" + ".join(f"{n} {d}" for n, d in depth["stages"].items()))},
+        {claim: _("cost vs GoogLeNet"),
+         says: _("about {ratio}x (section 6)").format(ratio=RETHINKING_CLAIMS["cost_ratio"]),
+         computed: _("{ratio}x ({ours} G vs {googlenet} G MACs)").format(
+             ratio=f"{ratio:.1f}", ours=f"{v3_paper_macs / 1e9:.2f}",
+             googlenet=f"{googlenet_macs / 1e9:.2f}"),
+         how: _("MACs of conv and linear layers of our builds: Table 1 at 299 px (widths the "
+                "paper leaves out taken from the release) vs GoogLeNet (paper layout) at 224 px")},
+        {claim: _("cost vs GoogLeNet, the paper's own Table 3"),
+         says: _("{ours} vs {googlenet} G ops = {ratio}x").format(
+             ours=table3_cost[0], googlenet=table3_cost[1],
+             ratio=f"{table3_cost[0] / table3_cost[1]:.1f}"),
+         computed: _("gap to the 2.5x claim: {gap}x").format(
+             gap=f"{ratio / RETHINKING_CLAIMS['cost_ratio']:.1f}"),
+         how: _("the paper's cost column (Table 3) disagrees with its own section 6 as well")},
     ]
 
 
@@ -307,8 +317,9 @@ def representation_sizes(rows: list[dict]) -> list[dict]:
         if len(r["output_shape"]) != 3 or r["name"].startswith("head"):  # past the features
             continue
         size = _values(r["output_shape"])
-        out.append({"block": r["name"], "output": " x ".join(map(str, r["output_shape"])),
-                    "values": size, "vs the block before": None if before is None else size / before})
+        out.append({N_("block"): r["name"], N_("output"): " x ".join(map(str, r["output_shape"])),
+                    N_("values"): size,
+                    N_("vs the block before"): None if before is None else size / before})
         before = size
     return out
 
@@ -326,7 +337,8 @@ def widest_per_grid(rows: list[dict]) -> list[dict]:
         if len(r["output_shape"]) == 3 and not r["name"].startswith("head"):
             c, h, _ = r["output_shape"]
             best[h] = max(best.get(h, 0), c)
-    return [{"grid": f"{h} x {h}", "channels": c} for h, c in sorted(best.items(), reverse=True)]
+    return [{N_("grid"): f"{h} x {h}", N_("channels"): c}
+            for h, c in sorted(best.items(), reverse=True)]
 
 
 def reduced_aggregation(block, branch: str, in_channels: int, grid: int) -> dict:
@@ -339,7 +351,8 @@ def reduced_aggregation(block, branch: str, in_channels: int, grid: int) -> dict
     c_in, c_mid, c_out = in_channels, reduce["out"], spatial["out"]
     with_1x1 = conv_macs(grid, c_in, c_mid, 1) + conv_macs(grid, c_mid, c_out, kh, kw)
     direct = conv_macs(grid, c_in, c_out, kh, kw)
-    return {"input channels": c_in, "reduced to": c_mid, "spatial conv": f"{kh}x{kw} to {c_out}",
+    return {"input channels": c_in, "reduced to": c_mid,
+            "spatial conv": _("{kernel} to {channels}").format(kernel=f"{kh}x{kw}", channels=c_out),
             "MACs with the 1x1": with_1x1, "MACs without": direct, "ratio": direct / with_1x1}
 
 
@@ -351,10 +364,10 @@ def width_and_depth(items) -> list[dict]:
         last = [r for r in analysis["rows"]
                 if len(r["output_shape"]) == 3 and not r["name"].startswith("head")][-1]
         depth = network_depth(spec)["total"]
-        out.append({"network": title, "depth (layers)": depth,
-                    "width (last channels)": last["output_shape"][0],
+        out.append({N_("network"): title, N_("depth (layers)"): depth,
+                    N_("width (last channels)"): last["output_shape"][0],
                     "GMACs": analysis["total_macs"] / 1e9,
-                    "params (M)": analysis["total_params"] / 1e6})
+                    N_("params (M)"): analysis["total_params"] / 1e6})
     return out
 
 
@@ -362,12 +375,15 @@ def v4_stem_stride_note(variant: str, row: dict, figure: str) -> str | None:
     """The v4 paper's Figure 3 draws the stem's last conv "192 V" (stride 1, valid), beside a
     stride-2 max pool: a stride-1 valid 3x3 on 71x71 gives 69x69, which cannot be
     concatenated with the pool's 35x35; the 35x35 the figure states needs stride 2. Said on
-    that block (read from its measured shapes), for the networks built with that stem."""
+    that block (read from its measured shapes), for the networks built with that stem. In the
+    run's language."""
     if not (row["name"].endswith("mixed_5a") and "Figure 3" in (figure or "")):
         return None
     h_in, h_out = row["input_shape"][-1], row["output_shape"][-1]
     stride_1 = h_in - 2
-    return (f"Figure 3 draws this block's conv as \"3x3 conv (192 V)\", which reads as stride 1; "
-            f"on the {h_in}x{h_in} input that gives {stride_1}x{stride_1}, which cannot join the "
-            f"stride-2 max pool's {h_out}x{h_out} (nor reach the figure's 35x35). The conv must "
-            f"have stride 2, and {variant} here does: {h_in}x{h_in} -> {h_out}x{h_out}, measured.")
+    return _("Figure 3 draws this block's conv as \"3x3 conv (192 V)\", which reads as stride 1; "
+             "on the {input} input that gives {stride_1}, which cannot join the stride-2 max pool's "
+             "{output} (nor reach the figure's 35x35). The conv must have stride 2, and {variant} "
+             "here does: {input} -> {output}, measured.").format(
+                 input=f"{h_in}x{h_in}", stride_1=f"{stride_1}x{stride_1}",
+                 output=f"{h_out}x{h_out}", variant=variant)

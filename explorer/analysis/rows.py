@@ -25,16 +25,22 @@ from functools import lru_cache
 from explorer.analysis import receptive
 from explorer.analysis.probe import probe, probe_spec
 from explorer.core.export import analysis_csv
+from explorer.core.i18n import N_
 from explorer.core.keys import freeze, thaw
+from explorer.spec import fields as spec_fields
 from explorer.spec import ops
 from explorer.spec.netspec import NetSpec
-from explorer.spec.walk import Node, Trace
+from explorer.spec.walk import CENTRES, Node, Trace
 from explorer.variants import ConfigError, describe
 
 DEPTHS = ("stage", "block", "layer")
 MACS_NOTE = "MACs: multiply-accumulates of conv and linear layers (1 MAC = 2 FLOPs)"
 PARAMS_NOTE = ("params: every learnable tensor, BatchNorm's scale and shift included "
                "(bn_params: that BatchNorm share)")
+# The notes of an analysis (``rf_notes``) are English, as cached: a page says them in its
+# language with explorer.core.i18n.again(note, *RF_NOTES).
+NO_FIELDS = N_("no receptive fields: {note}")
+RF_NOTES = (NO_FIELDS, CENTRES, *spec_fields.NOTES)
 
 
 @dataclass(frozen=True)
@@ -211,7 +217,7 @@ def _with_fields(trace: Trace, rows, aux_prefixes):
     """Rows with their receptive fields, the first row that sees the whole input, and notes."""
     fields, size = trace.fields, trace.input_size
     if not fields:
-        return rows, None, [f"no receptive fields: {n}" for n in trace.notes[:1]]
+        return rows, None, [NO_FIELDS.format(note=n) for n in trace.notes[:1]]
     out, whole = [], None
     for r in rows:
         f = fields.get(r.name)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import functools
 import gettext
+import re
+import string
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -85,6 +87,40 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 def N_(message: str) -> str:
     """Marks ``message`` for extraction without translating it (a module-level constant)."""
     return message
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(template: str) -> re.Pattern:
+    """A regular expression that reads ``template``'s ``{fields}`` back out of its English."""
+    out, seen = [], set()
+    for literal, name, _spec, _conv in string.Formatter().parse(template):
+        out.append(re.escape(literal))
+        if name is not None:
+            out.append(f"(?P={name})" if name in seen else f"(?P<{name}>.+?)")
+            seen.add(name)
+    return re.compile("".join(out), re.S)
+
+
+def again(text: str, *templates: str) -> str:
+    """English ``text`` made by one of ``templates`` (each marked with ``N_``, formatted with
+    named fields; a field's value may be made by one of them too), said in the run's language;
+    any other text through the catalog as it is. For messages kept in a cache that every session
+    shares (a loaded model's notes, an analysis), so made once in English: each page says them
+    in its own language when it shows them."""
+    said = _again(text, templates)
+    if said is not None:
+        return said
+    return _(text) if text else text
+
+
+def _again(text: str, templates: tuple[str, ...]) -> str | None:
+    for template in templates:
+        found = _pattern(template).fullmatch(text)
+        if found:
+            values = {k: v if (inner := _again(v, templates)) is None else inner
+                      for k, v in found.groupdict().items()}
+            return _(template).format(**values)
+    return None
 
 
 def number(value: float, digits: int | None = None) -> str:

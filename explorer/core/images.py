@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from explorer.core.i18n import N_, _
 from explorer.core.preprocess import INTERPOLATION_NAMES, Preprocess  # noqa: F401 -- re-exported
 from explorer.core.resources import resource
 
@@ -40,8 +41,12 @@ SAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 # What we let PIL decode. PIL can open many more formats, some of which run external programs
 # (EPS calls Ghostscript) or are rarely tested; a user's photo is one of these.
 FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "TIFF", "BMP", "DIB", "ICO", "PPM", "AVIF")
-SUPPORTED = "JPEG, PNG, WebP, GIF, TIFF or BMP"  # for the UI: "Photos (JPEG, PNG, ...)"
-A_SUPPORTED_FILE = f"a {SUPPORTED} file"
+SUPPORTED = N_("JPEG, PNG, WebP, GIF, TIFF or BMP")  # for the UI, said with _(): "Photos (...)"
+A_SUPPORTED_FILE = f"a {SUPPORTED} file"  # English; messages say _a_supported_file()
+
+
+def _a_supported_file() -> str:
+    return _("a {formats} file").format(formats=_(SUPPORTED))
 
 # The network never sees more than a few hundred pixels across: when enlarging the shorter side
 # would make an intermediate image larger than this many crops (a 6000x7 panorama would become
@@ -51,7 +56,8 @@ BOX_RESIZE_FACTOR = 16
 
 
 class ImageError(ValueError):
-    """An image that cannot be used; the message names the file and says what to do."""
+    """An image that cannot be used; the message names the file and says what to do (in the
+    run's language: English outside a page)."""
 
     def __init__(self, message: str, name: str | None = None):
         super().__init__(message)
@@ -79,8 +85,8 @@ def load_image(source, *, name: str | None = None, max_bytes: int = MAX_BYTES,
     name = _display_name(source, name)
     data = _read_bytes(source, name, max_bytes)
     if _looks_like_svg(data) or (name.lower().endswith((".svg", ".svgz")) and not _is_raster(data)):
-        raise ImageError(f"{name} is an SVG, a vector drawing rather than a photo: export it as "
-                         "PNG or JPEG first and upload that.", name)
+        raise ImageError(_("{name} is an SVG, a vector drawing rather than a photo: export it as "
+                           "PNG or JPEG first and upload that.").format(name=name), name)
     with warnings.catch_warnings():
         # Image.open warns about images over PIL's MAX_IMAGE_PIXELS (and raises over twice
         # that). _decode refuses them itself, from the header, with a better message, so the
@@ -92,15 +98,17 @@ def load_image(source, *, name: str | None = None, max_bytes: int = MAX_BYTES,
         except ImageError:
             raise
         except Image.DecompressionBombError as err:
-            raise ImageError(f"{name} claims more pixels than can be decoded safely (PIL: {err}): "
-                             "downscale it to a few megapixels and try again.", name) from None
+            raise ImageError(_("{name} claims more pixels than can be decoded safely (PIL: "
+                               "{error}): downscale it to a few megapixels and try again.").format(
+                                   name=name, error=err), name) from None
         except MemoryError:
-            raise ImageError(f"{name} is too large to decode in the memory available: downscale "
-                             "it to a few megapixels and try again.", name) from None
-        except Exception as err:  # noqa: BLE001 -- damaged files make PIL raise almost anything
-            raise ImageError(f"{name} is damaged or incomplete and cannot be decoded "
-                             f"({_reason(err)}): re-save or re-download it and try again.",
+            raise ImageError(_("{name} is too large to decode in the memory available: downscale "
+                               "it to a few megapixels and try again.").format(name=name),
                              name) from None
+        except Exception as err:  # noqa: BLE001 -- damaged files make PIL raise almost anything
+            raise ImageError(_("{name} is damaged or incomplete and cannot be decoded ({reason}): "
+                               "re-save or re-download it and try again.").format(
+                                   name=name, reason=_reason(err)), name) from None
     return image
 
 
@@ -112,24 +120,26 @@ def _display_name(source, name: str | None) -> str:
     attr = getattr(source, "name", None)
     if isinstance(attr, str) and attr:
         return os.path.basename(attr) or attr
-    return "the image"
+    return _("the image")
 
 
 def _too_big(name: str, size: int, max_bytes: int) -> ImageError:
     have, limit = _mb(size), _mb(max_bytes)
     if have == limit:
-        have, limit = f"{size:,} bytes", f"{max_bytes:,}"
-    return ImageError(f"{name} is {have}, more than the {limit} allowed: re-save it smaller (a "
-                      "JPEG of a few megapixels is plenty) and try again.", name)
+        have, limit = _("{n} bytes").format(n=f"{size:,}"), f"{max_bytes:,}"
+    return ImageError(_("{name} is {size}, more than the {limit} allowed: re-save it smaller (a "
+                        "JPEG of a few megapixels is plenty) and try again.").format(
+                            name=name, size=have, limit=limit), name)
 
 
 def _mb(n: int) -> str:
-    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} KB" if n >= 1024 else f"{n} bytes"
+    return (f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} KB" if n >= 1024
+            else _("{n} bytes").format(n=n))
 
 
 def _empty(name: str) -> ImageError:
-    return ImageError(f"{name} is empty (0 bytes): choose {A_SUPPORTED_FILE} that has a picture "
-                      "in it.", name)
+    return ImageError(_("{name} is empty (0 bytes): choose {a_file} that has a picture in it.")
+                      .format(name=name, a_file=_a_supported_file()), name)
 
 
 def _read_bytes(source, name: str, max_bytes: int) -> bytes:
@@ -139,18 +149,20 @@ def _read_bytes(source, name: str, max_bytes: int) -> bytes:
         path = Path(source)
         try:
             if not path.exists():
-                raise ImageError(f"{name} was not found: check the path and try again.", name)
+                raise ImageError(_("{name} was not found: check the path and try again.").format(
+                    name=name), name)
             if not path.is_file():
-                raise ImageError(f"{name} is not a file (a folder?): give the path of "
-                                 f"{A_SUPPORTED_FILE}.", name)
+                raise ImageError(_("{name} is not a file (a folder?): give the path of {a_file}.")
+                                 .format(name=name, a_file=_a_supported_file()), name)
             size = path.stat().st_size
             if size > max_bytes:
                 raise _too_big(name, size, max_bytes)
             with open(path, "rb") as f:
                 data = f.read(max_bytes + 1)
         except OSError as err:
-            raise ImageError(f"{name} could not be read ({_reason(err)}): check that the file is "
-                             "readable and try again.", name) from None
+            raise ImageError(_("{name} could not be read ({reason}): check that the file is "
+                               "readable and try again.").format(name=name, reason=_reason(err)),
+                             name) from None
     elif isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     elif hasattr(source, "read"):
@@ -171,8 +183,8 @@ def _read_bytes(source, name: str, max_bytes: int) -> bytes:
         except ImageError:
             raise
         except Exception as err:  # noqa: BLE001 -- whatever the stream raises
-            raise ImageError(f"{name} could not be read ({_reason(err)}): upload it again.",
-                             name) from None
+            raise ImageError(_("{name} could not be read ({reason}): upload it again.").format(
+                name=name, reason=_reason(err)), name) from None
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError(f"{name}: the file object must be opened in binary mode")
         data = bytes(data)
@@ -197,19 +209,21 @@ def _is_raster(data: bytes) -> bool:
 
 
 def _what_is_it(data: bytes) -> str:
-    """A guess at what a file PIL cannot read is, for the error message."""
+    """A guess at what a file PIL cannot read is, for the error message: the whole sentence
+    "{name} is ...", in the run's language."""
     if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypmsf1", b"ftypheif"):
-        return "a HEIC/HEIF photo, which is not supported: export it as JPEG"
+        return _("{name} is a HEIC/HEIF photo, which is not supported: export it as JPEG.")
     if data[4:12] in (b"ftypavif", b"ftypavis"):
-        return "an AVIF image, which this installation cannot read: export it as JPEG or PNG"
+        return _("{name} is an AVIF image, which this installation cannot read: export it as JPEG "
+                 "or PNG.")
     if data.startswith(b"%PDF"):
-        return "a PDF document: export the picture as JPEG or PNG"
+        return _("{name} is a PDF document: export the picture as JPEG or PNG.")
     if data[:2] == b"\x1f\x8b":
-        return "a compressed (gzip) file, not an image: choose " + A_SUPPORTED_FILE
+        return _("{name} is a compressed (gzip) file, not an image: choose {a_file}.")
     head = data[:512]
     if head and all(b in b"\t\n\r" or 32 <= b < 127 or b >= 128 for b in head):
-        return "text, not a picture: choose " + A_SUPPORTED_FILE
-    return "not an image this app can read: choose " + A_SUPPORTED_FILE
+        return _("{name} is text, not a picture: choose {a_file}.")
+    return _("{name} is not an image this app can read: choose {a_file}.")
 
 
 def _decode(data: bytes, name: str, max_pixels: int) -> Image.Image:
@@ -224,26 +238,31 @@ def _decode(data: bytes, name: str, max_pixels: int) -> Image.Image:
     try:
         opened = Image.open(io.BytesIO(data), formats=formats)
     except UnidentifiedImageError:
-        raise ImageError(f"{name} is {_what_is_it(data)}.", name) from None
+        raise ImageError(_what_is_it(data).format(name=name, a_file=_a_supported_file()),
+                         name) from None
     with opened:
         width, height = opened.size
         # From the header only: nothing has been decoded yet (a few-KB PNG can claim 20000x20000).
         # PIL's own decompression-bomb limit, read and never changed, applies as well.
         limit = min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels)
         if width * height > limit:
-            raise ImageError(
-                f"{name} is {width}x{height} pixels ({width * height / 1e6:.1f} megapixels), more "
-                f"than the {limit / 1e6:g} megapixels allowed: downscale it (the networks look at "
-                "a few hundred pixels across anyway) and try again.", name)
+            raise ImageError(_(
+                "{name} is {size} pixels ({megapixels} megapixels), more than the {limit} "
+                "megapixels allowed: downscale it (the networks look at a few hundred pixels "
+                "across anyway) and try again.").format(
+                    name=name, size=f"{width}x{height}", megapixels=f"{width * height / 1e6:.1f}",
+                    limit=f"{limit / 1e6:g}"), name)
         if width < 1 or height < 1:
-            raise ImageError(f"{name} has no pixels ({width}x{height}): choose another image.", name)
+            raise ImageError(_("{name} has no pixels ({size}): choose another image.").format(
+                name=name, size=f"{width}x{height}"), name)
         opened.load()  # the first frame of an animation
         image = _exif_transpose(opened)
         try:
             rgb = to_rgb(image)
         except ValueError as err:  # a mode PIL cannot convert
-            raise ImageError(f"{name} uses the pixel format {image.mode!r}, which cannot be turned "
-                             f"into RGB ({_reason(err)}): save it as an 8-bit RGB PNG or JPEG.",
+            raise ImageError(_("{name} uses the pixel format {mode}, which cannot be turned into "
+                               "RGB ({reason}): save it as an 8-bit RGB PNG or JPEG.").format(
+                                   name=name, mode=repr(image.mode), reason=_reason(err)),
                              name) from None
     # a plain in-memory image, detached from the (closed) file and its plugin
     return rgb.copy() if rgb is opened else rgb

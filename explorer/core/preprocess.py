@@ -7,7 +7,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from explorer.core.i18n import N_, _
+
 INTERPOLATION_NAMES = ("bilinear", "bicubic")
+DESCRIBE = N_("resize {resize} ({interpolation}), centre crop {crop}{scale}, mean/std {mean}/{std}")
 
 
 @dataclass(frozen=True)
@@ -59,11 +62,12 @@ class Preprocess:
         return self.input_size / self.resize_size
 
     def describe(self) -> str:
-        """One line for the UI."""
+        """One line for the UI, in the run's language."""
         def nums(values):
             return "(" + ", ".join(f"{v:g}" for v in values) + ")"
         scale = "" if self.value_range == 1 else f", {self.channel_order} 0-{self.value_range:g}"
         if not scale and self.channel_order != "RGB":
             scale = f", {self.channel_order}"
-        return (f"resize {self.resize_size} ({self.interpolation}), centre crop {self.input_size}"
-                f"{scale}, mean/std {nums(self.mean)}/{nums(self.std)}")
+        return _(DESCRIBE).format(resize=self.resize_size, interpolation=self.interpolation,
+                                  crop=self.input_size, scale=scale, mean=nums(self.mean),
+                                  std=nums(self.std))

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from explorer.core.i18n import _
 from explorer.runtime.build import build
 from explorer.variants import ConfigError, resolve
 from explorer.variants.config import min_input_size, scale_per_stage
@@ -30,19 +31,20 @@ def same_cost_width(variant: str, reference: str, input_size: int = LAB_INPUT_SI
     """The width at which ``variant`` costs what ``reference`` ("VARIANT@WIDTH", e.g.
     "inception_resnet_v1@0.25") costs, in MACs per image at ``input_size`` (to 3 decimals: the
     closest the rounding of channel counts allows)."""
-    name, _, text = reference.partition("@")
+    name, _at, text = reference.partition("@")
     try:
         ref_width = float(text)
     except ValueError:
-        raise ConfigError(f"a cost to match is VARIANT@WIDTH, e.g. inception_resnet_v1@0.25; got "
-                          f"{reference!r}") from None
+        raise ConfigError(_("a cost to match is VARIANT@WIDTH, e.g. inception_resnet_v1@0.25; got "
+                            "{got}").format(got=repr(reference))) from None
     if name not in LAB_VARIANTS:
-        raise ConfigError(f"the Lab matches the cost of {', '.join(LAB_VARIANTS)}; got {name!r}")
+        raise ConfigError(_("the Lab matches the cost of {variants}; got {got}").format(
+            variants=", ".join(LAB_VARIANTS), got=repr(name)))
     target = network_macs(name, ref_width, input_size)
     lo, hi = 0.02, 4.0
     if network_macs(variant, hi, input_size) < target:
-        raise ConfigError(f"{variant} cannot cost as much as {reference} at {input_size} px "
-                          "(widths up to 4)")
+        raise ConfigError(_("{variant} cannot cost as much as {other} at {size} px (widths up to "
+                            "4)").format(variant=variant, other=reference, size=input_size))
     for _step in range(20):  # MACs grow with the width (about as its square)
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if network_macs(variant, mid, input_size) < target else (lo, mid)
@@ -72,25 +74,26 @@ class LabConfig:
     def resolved(self) -> LabConfig:
         """Validated, with every default made explicit (so equal networks get equal keys)."""
         if self.variant not in LAB_VARIANTS:
-            raise ConfigError(f"the Lab trains {', '.join(LAB_VARIANTS)}; got {self.variant!r}")
+            raise ConfigError(_("the Lab trains {variants}; got {got}").format(
+                variants=", ".join(LAB_VARIANTS), got=repr(self.variant)))
         repeats = tuple(self.repeats) if isinstance(self.repeats, (list, tuple)) else self.repeats
         options = {"width": self.width, "repeats": repeats, "scale": self.scale}
-        _, lay, _ = resolve(self.variant, self.layout, num_classes=10,
-                            **{k: v for k, v in options.items() if v is not None})
+        _info, lay, _cfg = resolve(self.variant, self.layout, num_classes=10,
+                                   **{k: v for k, v in options.items() if v is not None})
         size = self.input_size if self.input_size is not None else max(min_input_size(lay),
                                                                         LAB_INPUT_SIZE)
         if self.same_cost is not None:
             options["width"] = same_cost_width(self.variant, self.same_cost, size)
-        _, lay, cfg = resolve(self.variant, self.layout, num_classes=10, input_size=size,
-                              **{k: v for k, v in options.items() if v is not None})
+        _info, lay, cfg = resolve(self.variant, self.layout, num_classes=10, input_size=size,
+                                  **{k: v for k, v in options.items() if v is not None})
         scale = scale_per_stage(lay, cfg) if lay.scale is not None else None
         if not isinstance(self.aux, bool):
-            raise ConfigError(f"aux must be true or false, got {self.aux!r}")
+            raise ConfigError(_("aux must be true or false, got {got}").format(got=repr(self.aux)))
         eps = self.label_smoothing
         if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float))
                                 or not 0.0 <= eps < 1.0):
-            raise ConfigError(f"label smoothing epsilon must be a number in [0, 1) (the papers: "
-                              f"0.1; 0 = off), got {eps!r}")
+            raise ConfigError(_("label smoothing epsilon must be a number in [0, 1) (the papers: "
+                                "0.1; 0 = off), got {got}").format(got=repr(eps)))
         out = LabConfig(self.variant, float(cfg.width), tuple(cfg.repeats or lay.repeats or ()) or None,
                         None if scale is None else (scale[0] if len(set(scale)) == 1 else scale),
                         size, lay.name, self.design, self.design_at, self.aux,
@@ -118,8 +121,8 @@ class LabConfig:
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
-            raise ConfigError(f"unknown option(s) {', '.join(sorted(unknown))}; "
-                              f"the options are: {', '.join(sorted(known))}")
+            raise ConfigError(_("unknown option(s) {unknown}; the options are: {options}").format(
+                unknown=", ".join(sorted(unknown)), options=", ".join(sorted(known))))
         d = dict(d)
         for key in ("repeats", "scale"):
             if isinstance(d.get(key), list):
@@ -183,8 +186,8 @@ def lab_replace(cfg: LabConfig) -> dict | None:
     if cfg.design is None and cfg.design_at is None:
         return None
     if not (isinstance(cfg.design, str) and isinstance(cfg.design_at, str)):
-        raise ConfigError("a designed network needs both design (the block) and design_at "
-                          "(the block or stage it replaces)")
+        raise ConfigError(_("a designed network needs both design (the block) and design_at "
+                            "(the block or stage it replaces)"))
     from explorer.analysis.design import decode, scaled
     return {cfg.design_at: scaled(decode(cfg.design), cfg.width)}
 

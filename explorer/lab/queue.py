@@ -16,6 +16,7 @@ import time
 import traceback
 from collections import deque
 
+from explorer.core.i18n import _, language, speaking
 from explorer.lab.training import THREADS, RaceRequest, cached_race, race, race_estimate, summarize
 from explorer.runtime import workers
 
@@ -35,6 +36,7 @@ class Job:
         self.submitted = time.time()
         self.started: float | None = None
         self.finished: float | None = None
+        self.lang = language()  # of the first who asked: the race's labels and messages speak it
 
     @property
     def over(self) -> bool:
@@ -60,7 +62,8 @@ def pooled_race(request: RaceRequest, *, on_progress, should_stop) -> dict:
     for the machine, the progress says so (``"waiting"``: the truthful place in line)."""
     need = race_estimate(request.configs, request.batch, request.optimizer, request.device)
     job = workers.submit("explorer.lab.queue:race_job", {"request": request},
-                         label=f"a race of {len(request.configs)} network(s)", memory=need.total,
+                         label=_("a race of {n} network(s)").format(n=len(request.configs)),
+                         memory=need.total,
                          device=request.device, cpus=THREADS if request.device == "cpu" else None)
     idle = {"runs": [], "done": 0, "total": 1, "seconds_left": None}
     try:
@@ -71,8 +74,9 @@ def pooled_race(request: RaceRequest, *, on_progress, should_stop) -> dict:
                 runs = (job.progress or {}).get("runs", []) if isinstance(job.progress, dict) else []
                 return {"runs": runs, "summary": summarize(runs, request.target) if runs else [],
                         "stopped": True}
-            if job.state == workers.WAITING:
-                on_progress({**idle, "waiting": workers.waiting_message(job)})
+            if job.state == workers.WAITING:  # the state too: each watcher's page says it
+                state = workers.waiting_state(job)
+                on_progress({**idle, "waiting": workers.waiting_text(state), "waiting_state": state})
             elif isinstance(job.progress, dict):
                 on_progress({**job.progress, "worker": job.pid})
         return job.result()
@@ -148,8 +152,10 @@ class RaceQueue:
                 if job.stop_event.is_set():
                     job.result, job.status = None, STOPPED
                     continue
-                result = self._runner(job.request, on_progress=lambda p: setattr(job, "progress", p),
-                                      should_stop=job.stop_event.is_set)
+                with speaking(job.lang):
+                    result = self._runner(job.request,
+                                          on_progress=lambda p: setattr(job, "progress", p),
+                                          should_stop=job.stop_event.is_set)
                 job.result = result
                 job.status = STOPPED if result.get("stopped") else DONE
             except Exception as err:  # noqa: BLE001 -- a failed race must not kill the worker

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from explorer.core.i18n import _
 from explorer.lab import data
 from explorer.lab.config import LabConfig, blocks, build_lab_model
 from explorer.lab.training import THREADS, _threads
@@ -55,7 +56,8 @@ def signal(variant: str, *, width: float = 0.25, repeats=None, scale=None, input
     cfg = LabConfig(variant, width, repeats, scale, input_size, layout).resolved()
     if not isinstance(batch, int) or not 2 <= batch <= 256:
         from explorer.variants import ConfigError
-        raise ConfigError(f"batch must be an integer from 2 to 256, got {batch!r}")
+        raise ConfigError(_("batch must be an integer from 2 to 256, got {got}").format(
+            got=repr(batch)))
     images, labels = data.split()["train"]
     with _threads(THREADS):  # one thread: as fast on 2 cores, far faster on a busy machine
         model = build_lab_model(cfg, torch.Generator().manual_seed(seed))

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from explorer.core.cache import cache_dir, read_json, write_json
+from explorer.core.i18n import _
 from explorer.lab import data
 from explorer.lab.config import AUX_WEIGHT, LabConfig, build_lab_model
 from explorer.variants import ConfigError
@@ -152,34 +153,42 @@ def make_request(configs=DEFAULT_CONFIGS, *, seeds=(0,), steps=DEFAULT_STEPS, op
     configs = [c if isinstance(c, LabConfig) else
                LabConfig.from_dict(c) if isinstance(c, dict) else LabConfig(c) for c in configs]
     if not 1 <= len(configs) <= MAX_CONFIGS:
-        raise ConfigError(f"a race takes 1 to {MAX_CONFIGS} networks, got {len(configs)}")
+        raise ConfigError(_("a race takes 1 to {most} networks, got {n}").format(
+            most=MAX_CONFIGS, n=len(configs)))
     resolved = tuple(c.resolved() for c in configs)
     for c in resolved:
         if c.width > MAX_WIDTH:
-            raise ConfigError(f"the Lab trains widths up to {MAX_WIDTH} (got {c.width}): wider "
-                              "networks take far too long on a CPU")
+            raise ConfigError(_("the Lab trains widths up to {most} (got {width}): wider networks "
+                                "take far too long on a CPU").format(most=MAX_WIDTH, width=c.width))
     if len(set(resolved)) != len(resolved):
-        raise ConfigError("the same network is in the race twice; change a variant or an option")
+        raise ConfigError(_("the same network is in the race twice; change a variant or an "
+                            "option"))
     seeds = tuple(seeds)
     if not 1 <= len(seeds) <= MAX_SEEDS or len(set(seeds)) != len(seeds) or not all(
             isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**31 for s in seeds):
-        raise ConfigError(f"seeds must be 1 to {MAX_SEEDS} different integers from 0 to 2**31-1, "
-                          f"got {seeds!r}")
+        raise ConfigError(_("seeds must be 1 to {most} different integers from 0 to 2**31-1, got "
+                            "{got}").format(most=MAX_SEEDS, got=repr(seeds)))
     if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= MAX_STEPS:
-        raise ConfigError(f"steps must be an integer from 1 to {MAX_STEPS}, got {steps!r}")
+        raise ConfigError(_("steps must be an integer from 1 to {most}, got {got}").format(
+            most=MAX_STEPS, got=repr(steps)))
     if optimizer not in RECIPES:
-        raise ConfigError(f"unknown optimizer {optimizer!r}; choose one of: {', '.join(RECIPES)}")
+        raise ConfigError(_("unknown optimizer {optimizer}; choose one of: {optimizers}").format(
+            optimizer=repr(optimizer), optimizers=", ".join(RECIPES)))
     if not isinstance(batch, int) or isinstance(batch, bool) or not 2 <= batch <= 256:
-        raise ConfigError(f"batch must be an integer from 2 to 256, got {batch!r}")
+        raise ConfigError(_("batch must be an integer from 2 to 256, got {got}").format(
+            got=repr(batch)))
     device = device or default_device()
     if device not in ("cpu", "cuda"):
-        raise ConfigError(f"device must be cpu or cuda, got {device!r}")
+        raise ConfigError(_("device must be cpu or cuda, got {got}").format(got=repr(device)))
     if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available here; use cpu")
+        raise ConfigError(_("device 'cuda' was asked for but no CUDA GPU is available here; use "
+                            "cpu"))
     if not isinstance(target, (int, float)) or not 0.0 < target <= 1.0:
-        raise ConfigError(f"target accuracy must be in (0, 1], got {target!r}")
+        raise ConfigError(_("target accuracy must be in (0, 1], got {got}").format(
+            got=repr(target)))
     if not isinstance(points, int) or isinstance(points, bool) or not 1 <= points <= 100:
-        raise ConfigError(f"points must be an integer from 1 to 100, got {points!r}")
+        raise ConfigError(_("points must be an integer from 1 to 100, got {got}").format(
+            got=repr(points)))
     guard_memory(resolved, batch, optimizer, device)
     return RaceRequest(resolved, seeds, steps, optimizer, batch, device, float(target), points)
 
@@ -190,7 +199,7 @@ def guard_memory(configs, batch: int, optimizer: str, device: str) -> None:
     from explorer.runtime.memory import check
 
     check(race_estimate(configs, batch, optimizer, device),
-          advice="race fewer networks, a smaller width, input or batch")
+          advice=_("race fewer networks, a smaller width, input or batch"))
 
 
 def race_estimate(configs, batch: int, optimizer: str, device: str):
@@ -204,7 +213,8 @@ def race_estimate(configs, batch: int, optimizer: str, device: str):
             c.variant, batch=batch, input_size=c.input_size, device=device, layout=c.layout,
             optimizer=optimizer if optimizer in ("adam", "adamw") else "rmsprop",
             width=c.width, num_classes=10, **options))
-    return Estimate(f"a race of {len(parts)} network(s) training side by side (batch {batch})",
+    return Estimate(_("a race of {n} network(s) training side by side (batch {batch})").format(
+                        n=len(parts), batch=batch),
                     device, sum(e.weights for e in parts), sum(e.activations for e in parts),
                     sum(e.runtime for e in parts))
 

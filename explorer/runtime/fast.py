@@ -45,6 +45,7 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_map
 
+from explorer.core.i18n import _
 from explorer.runtime import ort_engine
 from explorer.runtime.modules import BNAct, ConvBN, Residual
 from explorer.variants import ConfigError
@@ -61,25 +62,27 @@ def precision_name(dtype) -> str:
     for name, value in PRECISIONS.items():
         if dtype == value or dtype == name:
             return name
-    raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {dtype!r}")
+    raise ConfigError(_("precision must be one of {precisions}, got {got}").format(
+        precisions=", ".join(PRECISIONS), got=repr(dtype)))
 
 
 def unsupported(dtype, device="cpu") -> str | None:
-    """Why ``dtype`` cannot run on ``device`` here (None when it can)."""
+    """Why ``dtype`` cannot run on ``device`` here (None when it can), in the run's language."""
     name, kind = precision_name(dtype), torch.device(device).type
     if name == "float32":
         return None
     if kind == "cuda":
         if name == "bfloat16" and not torch.cuda.is_bf16_supported():
-            return "this GPU has no bfloat16 arithmetic"
+            return _("this GPU has no bfloat16 arithmetic")
         return None
     if kind != "cpu":
-        return f"{name} inference runs on a CPU or a CUDA GPU, not on {kind}"
+        return _("{precision} inference runs on a CPU or a CUDA GPU, not on {device}").format(
+            precision=name, device=kind)
     if name == "float16":
-        return "for GPUs only (a CPU emulates float16, slower than float32)"
+        return _("for GPUs only (a CPU emulates float16, slower than float32)")
     if not cpu_has_bf16():
-        return ("this CPU has no native bfloat16 (AVX-512 BF16 or AMX): emulated, it would be "
-                "slower than float32")
+        return _("this CPU has no native bfloat16 (AVX-512 BF16 or AMX): emulated, it would be "
+                 "slower than float32")
     return None
 
 
@@ -239,10 +242,12 @@ def for_inference(model: nn.Module, dtype=None, *, memory_format=torch.channels_
     first = next(model.parameters(), None)
     device = first.device if first is not None else torch.device("cpu")
     if device.type == "meta":
-        raise ConfigError("for_inference needs a model with weights, not one on the meta device")
+        raise ConfigError(_("for_inference needs a model with weights, not one on the meta "
+                            "device"))
     reason = unsupported(name, device)
     if reason:
-        raise ConfigError(f"{name} inference on {device.type.upper()}: {reason}")
+        raise ConfigError(_("{precision} inference on {device}: {reason}").format(
+            precision=name, device=device.type.upper(), reason=reason))
     engine = resolve_engine(engine, name, device)
     fast = copy.deepcopy(model).eval().requires_grad_(False)
     with torch.no_grad():
@@ -342,11 +347,11 @@ def guard_copy(loaded, dtype=None, *, max_memory=None, reserved: int = 0):
     weights = copy_bytes(loaded.model, name)
     if resolve_engine(None, name, loaded.device) != "torch":
         weights *= 2  # ONNX Runtime's session holds its own copy of the weights
-    need = Estimate(f"a {name} inference copy of {loaded.variant}", str(loaded.device),
-                    weights, 0, 0)
+    need = Estimate(_("a {precision} inference copy of {variant}").format(
+        precision=name, variant=loaded.variant), str(loaded.device), weights, 0, 0)
     return check(need, max_memory=max_memory, reserved=reserved,
-                 advice="choose a smaller network or fewer networks, or ask the server's "
-                        "operator for a larger budget")
+                 advice=_("choose a smaller network or fewer networks, or ask the server's "
+                          "operator for a larger budget"))
 
 
 def inference_copy(loaded, dtype=None):

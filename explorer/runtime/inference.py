@@ -10,6 +10,7 @@ import warnings
 
 import torch
 
+from explorer.core.i18n import _
 from explorer.core.images import ImageError, Preprocess, load_image, to_batch
 from explorer.runtime.loaded import MAX_BATCH, LoadedModel, guard_load, load_model
 from explorer.variants import ConfigError
@@ -44,8 +45,9 @@ def classify_or_fall_back(loaded: LoadedModel, images, k: int, load_on_cpu) -> t
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         cpu = load_on_cpu()
-        return cpu, classify(cpu, images, k), (f"the GPU ran out of memory for {len(images)} "
-                                               f"image(s) on {loaded.variant}: ran on the CPU")
+        return cpu, classify(cpu, images, k), _(
+            "the GPU ran out of memory for {n} image(s) on {variant}: ran on the CPU").format(
+                n=len(images), variant=loaded.variant)
 
 
 def read_photos(photos) -> tuple[list[dict], list[int], list]:
@@ -77,14 +79,14 @@ def predict(images, variant: str, weights, *, layout: str | None = None, top_k: 
     the device has it natively, float16 on GPUs): a ConfigError says when it cannot."""
     from explorer.runtime.fast import guard_copy, inference_copy, precision_name, unsupported
     if not 1 <= top_k <= 1000:
-        raise ConfigError(f"top_k must be between 1 and 1000, got {top_k}")
+        raise ConfigError(_("top_k must be between 1 and 1000, got {got}").format(got=top_k))
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         warnings.warn("no CUDA GPU is available here: running on the CPU", stacklevel=2)
         device = "cpu"
     precision = precision_name(precision)
     if unsupported(precision, device):
-        raise ConfigError(f"{precision} inference on {device.upper()}: "
-                          f"{unsupported(precision, device)}")
+        raise ConfigError(_("{precision} inference on {device}: {reason}").format(
+            precision=precision, device=device.upper(), reason=unsupported(precision, device)))
     guard_load(variant, len(images), device=device, layout=layout, max_memory=max_memory)
     loaded = load_model(variant, weights, layout=layout, device=device, progress=progress,
                         preprocess=preprocess)
@@ -97,7 +99,7 @@ def predict(images, variant: str, weights, *, layout: str | None = None, top_k: 
         cpu = load_model(variant, weights, layout=layout, device="cpu", preprocess=preprocess)
         return inference_copy(cpu, "float32" if unsupported(precision, "cpu") else precision)
 
-    _, tops, note = classify_or_fall_back(loaded, pictures, top_k, on_cpu)
+    _used, tops, note = classify_or_fall_back(loaded, pictures, top_k, on_cpu)
     if note:
         warnings.warn(note, stacklevel=2)
     for index, top in zip(good, tops):

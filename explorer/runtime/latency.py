@@ -31,6 +31,8 @@ from collections.abc import Callable
 
 import torch
 
+from explorer.core.i18n import N_, _
+
 BATCHES = (1, 16)
 BATCH_CHOICES = (1, 8, 16, 32)  # what the Compare page offers
 OTHER_RUNS = 3           # timed runs at a batch RUNS does not name
@@ -41,8 +43,9 @@ PEAK_RUNS = 5
 MAX_ENTRIES = 512
 PROPORTIONAL = 0.1       # time ratios within 10 % of the MAC ratio count as "in proportion"
 SHOW_PAIRS = 3           # sentences per batch about networks that beat their MACs
+# what each runtime is, in words (said with _(); a column is named by the part before " (")
 RUNTIMES = {"eager": "eager PyTorch",
-            "for_inference": "for_inference (BN folded, channels-last)",
+            "for_inference": N_("for_inference (BN folded, channels-last)"),
             "onnxruntime": "ONNX Runtime"}
 
 _lock = threading.Lock()
@@ -89,10 +92,10 @@ def matmul_peak(size: int = PEAK_SIZE, *, device: str = "cpu", runs: int = PEAK_
     for name, run in kernels.items():
         run()   # warm-up: kernel choice, page faults
         times[name] = []
-        for _ in range(runs):
+        for _run in range(runs):
             _sync(dev)
             start = time.perf_counter()
-            for _ in range(calls):
+            for _call in range(calls):
                 run()
             _sync(dev)
             times[name].append((time.perf_counter() - start) * 1000 / calls)
@@ -207,8 +210,8 @@ def estimate(rows: list[dict], device: str = "cpu", runtimes=("eager",), batches
     float32 matrices), whichever is larger."""
     from explorer.runtime.memory import RUNTIME_BYTES, RUNTIME_SHARE, Estimate, estimate_inference
 
-    probe = Estimate(f"the matmul peak probe ({PEAK_SIZE}x{PEAK_SIZE} float32)", str(device),
-                     0, 3 * PEAK_SIZE ** 2 * 4, RUNTIME_BYTES)
+    probe = Estimate(_("the matmul peak probe ({size}x{size} float32)").format(size=PEAK_SIZE),
+                     str(device), 0, 3 * PEAK_SIZE ** 2 * 4, RUNTIME_BYTES)
     if not rows:
         return probe
     each = [estimate_inference(r["variant"], batch=max(batches), input_size=r["input_size"],
@@ -224,8 +227,8 @@ def estimate(rows: list[dict], device: str = "cpu", runtimes=("eager",), batches
         weights += sum(e.weights for e in each) + WEIGHT_COPIES * max(e.weights for e in each)
     names = ", ".join(r["variant"] for r in rows)
     # the runtime term as estimate_inference calibrates it, over everything held at once
-    together = Estimate(f"timing {names} in turns, up to batch {max(batches)}", str(device),
-                        weights, activations,
+    together = Estimate(_("timing {names} in turns, up to batch {batch}").format(
+                            names=names, batch=max(batches)), str(device), weights, activations,
                         RUNTIME_BYTES + int(RUNTIME_SHARE * (weights + activations)))
     return max(together, probe, key=lambda e: e.total)
 
@@ -274,13 +277,13 @@ def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dic
     try:
         for r in needed:
             v = r["variant"]
-            say(f"building {v}...")
+            say(_("building {variant}...").format(variant=v))
             models[v] = build(v, device=device, input_size=r["input_size"],
                               **r["build"]).to(getattr(torch, dtype))
             done += 1
             if any(r in todo[b, "for_inference"] for b in batches if (b, "for_inference") in todo):
                 from explorer.runtime.fast import for_inference
-                say(f"{v}: an optimised copy (BN folded, channels-last)...")
+                say(_("{variant}: an optimised copy (BN folded, channels-last)...").format(variant=v))
                 # PyTorch's copy: ONNX Runtime has its own column (an "auto" engine would switch
                 # to it in the middle of the timings)
                 fast = for_inference(models[v], engine="torch")
@@ -288,7 +291,8 @@ def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dic
                 done += 1
             if any(r in todo[b, "onnxruntime"] for b in batches if (b, "onnxruntime") in todo):
                 from explorer.runtime import onnx
-                say(f"{v}: exporting to ONNX and checking it (tens of seconds)...")
+                say(_("{variant}: exporting to ONNX and checking it (tens of seconds)...").format(
+                    variant=v))
                 session = onnx.session(onnx.export_model(models[v], r["input_size"]).data)
                 runners[v, "onnxruntime"] = lambda x, s=session: s.run(
                     None, {onnx.INPUT_NAME: x.numpy()})
@@ -303,8 +307,10 @@ def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dic
                     for rt in runtimes:
                         if r not in todo[batch, rt]:
                             continue
-                        say(f"batch {batch}: {v}{'' if rt == 'eager' else ' (' + RUNTIMES[rt] + ')'}, "
-                            + (f"run {k} of {n}" if k else "warm-up"))
+                        what = v if rt == "eager" else f"{v} ({_(RUNTIMES[rt])})"
+                        say(_("batch {batch}: {what}, {step}").format(
+                            batch=batch, what=what, step=_("run {k} of {n}").format(k=k, n=n)
+                            if k else _("warm-up")))
                         if rt == "eager":
                             t = forward_latency(models[v], r["input_size"], batch=batch,
                                                 repeats=1, warmup=0)
@@ -326,10 +332,10 @@ def measure(rows: list[dict], *, device: str = "cpu", batches=BATCHES, runs: dic
     finally:
         models.clear()
         runners.clear()
-    say("matmul peak...")
+    say(_("matmul peak..."))
     top = peak(device, refresh=refresh, dtype=dtype)
     if progress:
-        progress(1.0, "done")
+        progress(1.0, _("done"))
     return report(rows, top, device=device, batches=batches, dtype=dtype)
 
 
@@ -400,7 +406,7 @@ def lessons(measured: list[dict], top: dict | None = None) -> list[str]:
 
 def lessons_by_kind(measured: list[dict], top: dict | None = None) -> dict[str, list[str]]:
     """Sentences computed from ``measured`` (``report``'s rows: variant, macs, latency per
-    batch), by kind:
+    batch), by kind, in the run's language (English outside a page):
 
     - ``order``: where a network with more MACs ran faster than one with fewer ("faster" only
       when every timed run of it beat every run of the other; overlapping runs are "no
@@ -426,46 +432,57 @@ def lessons_by_kind(measured: list[dict], top: dict | None = None) -> dict[str, 
         for a, b, ta, tb in inverted[:SHOW_PAIRS]:
             more = a["macs"] / b["macs"] - 1
             if ta["max_ms"] < tb["min_ms"]:
-                verb = f"ran {_percent(1 - ta['median_ms'] / tb['median_ms'])} faster"
+                verb = _("ran {percent} faster").format(
+                    percent=_percent(1 - ta["median_ms"] / tb["median_ms"]))
             else:
-                verb = "ran no slower (the runs overlap)"
-            out["order"].append(
-                f"{_name(a['variant'])} has {_percent(more)} more MACs than "
-                f"{_name(b['variant'])} ({a['macs'] / 1e9:.3g} vs {b['macs'] / 1e9:.3g} GMACs) "
-                f"but {verb} at batch {batch} (median {ta['median_ms']:.1f} vs "
-                f"{tb['median_ms']:.1f} ms): MACs do not predict latency.")
+                verb = _("ran no slower (the runs overlap)")
+            out["order"].append(_(
+                "{more} has {percent} more MACs than {fewer} ({more_gmacs} vs {fewer_gmacs} GMACs) "
+                "but {verb} at batch {batch} (median {more_ms} vs {fewer_ms} ms): MACs do not "
+                "predict latency.").format(
+                    more=_name(a["variant"]), percent=_percent(more), fewer=_name(b["variant"]),
+                    more_gmacs=f"{a['macs'] / 1e9:.3g}", fewer_gmacs=f"{b['macs'] / 1e9:.3g}",
+                    verb=verb, batch=batch, more_ms=f"{ta['median_ms']:.1f}",
+                    fewer_ms=f"{tb['median_ms']:.1f}"))
         if len(inverted) > SHOW_PAIRS:
-            out["order"].append(f"At batch {batch}, {len(inverted) - SHOW_PAIRS} more pair(s) ran "
-                                "in the opposite order of their MACs.")
+            out["order"].append(_("At batch {batch}, {n} more pair(s) ran in the opposite order of "
+                                  "their MACs.").format(batch=batch, n=len(inverted) - SHOW_PAIRS))
         pairs = [(a["macs"] / b["macs"], _at(a, batch)["median_ms"] / _at(b, batch)["median_ms"],
                   a, b) for a in measured for b in measured if a["macs"] > b["macs"]]
         if not inverted and pairs:
             # the pair whose time is furthest from its MACs' ratio says the most
             mac_ratio, time_ratio, a, b = max(pairs, key=lambda p: abs(math.log(p[1] / p[0])))
             close = abs(math.log(time_ratio / mac_ratio)) < math.log(1 + PROPORTIONAL)
-            how = "roughly in proportion" if close else "but not in proportion"
-            in_order.append(
-                f"At batch {batch} more MACs meant more time here, {how}: "
-                f"{_name(a['variant'])} has {mac_ratio:.2f}x the MACs of "
-                f"{_name(b['variant'])} and took {time_ratio:.2f}x as long.")
+            text = (_("At batch {batch} more MACs meant more time here, roughly in proportion: "
+                      "{more} has {mac_ratio}x the MACs of {fewer} and took {time_ratio}x as long.")
+                    if close else
+                    _("At batch {batch} more MACs meant more time here, but not in proportion: "
+                      "{more} has {mac_ratio}x the MACs of {fewer} and took {time_ratio}x as long."))
+            in_order.append(text.format(batch=batch, more=_name(a["variant"]),
+                                        mac_ratio=f"{mac_ratio:.2f}", fewer=_name(b["variant"]),
+                                        time_ratio=f"{time_ratio:.2f}"))
         if len(measured) > 1:
             rates = sorted(measured, key=lambda r: _at(r, batch)["gmacs_per_s"])
             lo, hi = _at(rates[0], batch)["gmacs_per_s"], _at(rates[-1], batch)["gmacs_per_s"]
             same = hi / lo < 1 + PROPORTIONAL
             out["rate"].append(
-                f"At batch {batch} the networks did {lo:.1f} ({_name(rates[0]['variant'])}) to "
-                f"{hi:.1f} GMAC/s ({_name(rates[-1]['variant'])}): "
-                + ("about the same rate in every network." if same else
-                   "a MAC does not cost the same time in every network."))
+                (_("At batch {batch} the networks did {lo} ({slowest}) to {hi} GMAC/s ({fastest}): "
+                   "about the same rate in every network.") if same else
+                 _("At batch {batch} the networks did {lo} ({slowest}) to {hi} GMAC/s ({fastest}): "
+                   "a MAC does not cost the same time in every network.")).format(
+                    batch=batch, lo=f"{lo:.1f}", slowest=_name(rates[0]["variant"]),
+                    hi=f"{hi:.1f}", fastest=_name(rates[-1]["variant"])))
     out["order"] += in_order
     if top:
         best, batch = max(((r, t["batch"]) for r in measured for t in r["latency"]),
                           key=lambda p: _at(*p)["gmacs_per_s"])
-        out["peak"].append(
-            f"The best, {_name(best['variant'])} at batch {batch}, reached "
-            f"{_percent(_at(best, batch)['peak_fraction'])} of this machine's matmul peak "
-            f"({top['gmacs_per_s']:.1f} GMAC/s, {top['size']}x{top['size']} {top['math']} on "
-            f"{top['threads']} threads{_on(top)}).")
+        out["peak"].append(_(
+            "The best, {network} at batch {batch}, reached {percent} of this machine's matmul "
+            "peak ({gmacs} GMAC/s, {size}x{size} {math} on {threads} threads{on}).").format(
+                network=_name(best["variant"]), batch=batch,
+                percent=_percent(_at(best, batch)["peak_fraction"]),
+                gmacs=f"{top['gmacs_per_s']:.1f}", size=top["size"], math=top["math"],
+                threads=top["threads"], on=_on(top)))
     return out
 
 
@@ -485,14 +502,17 @@ def runtime_lessons(measured: list[dict]) -> list[str]:
         for i, batch in enumerate(t["batch"] for t in timed[0]["latency"]):
             shares = [r["runtimes"][rt][i]["of_eager"] for r in timed if rt in r["runtimes"]]
             lo, hi = min(shares), max(shares)
-            span = f"{lo:.2g}" if f"{lo:.2g}" == f"{hi:.2g}" else f"{lo:.2g} to {hi:.2g}"
-            out.append(f"At batch {batch}, {RUNTIMES[rt]} took {span} of eager PyTorch's time "
-                       f"(median ms, same machine and threads).")
+            span = f"{lo:.2g}" if f"{lo:.2g}" == f"{hi:.2g}" else _("{lo} to {hi}").format(
+                lo=f"{lo:.2g}", hi=f"{hi:.2g}")
+            out.append(_("At batch {batch}, {runtime} took {span} of eager PyTorch's time (median "
+                         "ms, same machine and threads).").format(batch=batch,
+                                                                  runtime=_(RUNTIMES[rt]),
+                                                                  span=span))
     for r in timed:
         by = {"eager": [t["median_ms"] for t in r["latency"]],
               **{rt: [t["median_ms"] for t in ts] for rt, ts in r["runtimes"].items()}}
         best = {min(by, key=lambda rt: by[rt][i]) for i in range(len(r["latency"]))}
         if len(best) == 1:
-            out.append(f"Fastest for {_name(r['variant'])} at every batch: "
-                       f"{RUNTIMES[best.pop()]}.")
+            out.append(_("Fastest for {network} at every batch: {runtime}.").format(
+                network=_name(r["variant"]), runtime=_(RUNTIMES[best.pop()])))
     return out

@@ -17,12 +17,18 @@ import torch
 from torch import nn
 
 from explorer.core.images import Preprocess
+from explorer.core.preprocess import DESCRIBE
 from explorer.runtime.build import build
 from explorer.variants import resolve
+from explorer.weights import checkpoints, formats
 from explorer.weights.checkpoints import default_preprocess, is_url, resolve_weights
 from explorer.weights.download import Progress
 from explorer.weights.formats import OWN_FORMAT
 from explorer.weights.pretrained import WeightsSpec, imagenet_labels
+
+# What a LoadedModel's notes are made from (in English: loaded models are cached for every
+# session); a page says them in its language with explorer.core.i18n.again(note, *NOTES).
+NOTES = (*formats.NOTES, *checkpoints.NOTES, DESCRIBE)
 
 MAX_BATCH = 32  # images run through the network at once
 

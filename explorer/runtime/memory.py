@@ -30,7 +30,7 @@ import torch.utils._python_dispatch
 import torch.utils._pytree
 from torch import nn
 
-from explorer.core.i18n import _
+from explorer.core.i18n import N_, _
 from explorer.core.keys import freeze, thaw
 from explorer.variants import ConfigError
 
@@ -57,10 +57,11 @@ class MemoryRefused(ConfigError):
 
     def __init__(self, estimate: Estimate, budget: Budget, advice: str = ""):
         self.estimate, self.budget, self.advice = estimate, budget, advice
-        advice = advice or "use a smaller width, input size, batch or fewer blocks"
-        super().__init__(
-            f"{estimate.what} needs about {fmt_bytes(estimate.total)} ({estimate.parts()}), "
-            f"but {budget.describe()}: {advice}")
+        advice = advice or _("use a smaller width, input size, batch or fewer blocks")
+        super().__init__(  # in the page's language (English outside a page)
+            _("{what} needs about {size} ({parts}), but {budget}: {advice}").format(
+                what=estimate.what, size=fmt_bytes(estimate.total), parts=estimate.parts(),
+                budget=budget.describe(), advice=advice))
 
     def __reduce__(self):  # from a worker process, the same refusal with the same words
         return (type(self), (self.estimate, self.budget, self.advice))
@@ -82,19 +83,22 @@ def parse_bytes(text, *, total: int | None = None) -> int:
         match = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*(%|[a-zA-Z]*)", raw)
         unit = match.group(2).lower() if match else None
         if not match or (unit != "%" and unit not in _UNITS):
-            raise ConfigError(f"a memory size looks like 4GiB, 500MB, 2000000000 or 40%, "
-                              f"got {raw!r}")
+            raise ConfigError(_("a memory size looks like 4GiB, 500MB, 2000000000 or 40%, got "
+                                "{got}").format(got=repr(raw)))
         number = float(match.group(1))
         if unit == "%":
             if total is None:
-                raise ConfigError(f"{raw!r}: a percentage needs the machine's total")
+                raise ConfigError(_("{got}: a percentage needs the machine's total").format(
+                    got=repr(raw)))
             if not 0 < number <= 100:
-                raise ConfigError(f"a share of the machine is between 0 and 100 %, got {raw!r}")
+                raise ConfigError(_("a share of the machine is between 0 and 100 %, got {got}")
+                                  .format(got=repr(raw)))
             value = int(total * number / 100)
         else:
             value = int(number * _UNITS[unit])
     if value <= 0:
-        raise ConfigError(f"a memory budget must be positive, got {text!r}")
+        raise ConfigError(_("a memory budget must be positive, got {got}").format(
+            got=repr(text)))
     return value
 
 
@@ -148,13 +152,13 @@ def machine_memory() -> Machine:
     try:
         with open("/proc/meminfo") as f:
             for line in f:
-                key, _, rest = line.partition(":")
+                key, _colon, rest = line.partition(":")
                 info[key] = int(rest.split()[0]) * 1024
     except (OSError, ValueError, IndexError):
         pass
     total = info.get("MemTotal") or (os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     free = info.get("MemAvailable", total)
-    source = "MemTotal"
+    source = "MemTotal"  # the kernel's own words (as are the limits below)
     for version, folder in _cgroup_dirs():
         names = ("memory.max", "memory.current") if version == "v2" else (
             "memory.limit_in_bytes", "memory.usage_in_bytes")
@@ -167,7 +171,8 @@ def machine_memory() -> Machine:
         break
     address_space = _address_space_left()
     if address_space is not None and address_space < free:
-        free, source = address_space, f"{source}; address-space limit (ulimit -v)"
+        free, source = address_space, _("{source}; address-space limit (ulimit -v)").format(
+            source=source)
     return Machine(total, free, source)
 
 
@@ -276,8 +281,13 @@ class _Live(torch.utils._python_dispatch.TorchDispatchMode):
         return out
 
 
+# what an estimate is of, said with _() when it is made
+FORWARD = N_("a forward pass of {variant} ({size} px, batch {batch})")
+TRAINING = N_("a training step of {variant} ({size} px, batch {batch})")
+
+
 def _describe(variant, size, batch, what):
-    return f"{what} of {getattr(variant, 'variant', variant)} ({size} px, batch {batch})"
+    return _(what).format(variant=getattr(variant, "variant", variant), size=size, batch=batch)
 
 
 def estimate_inference(variant: str, *, batch: int = 1, input_size: int | None = None,
@@ -287,8 +297,7 @@ def estimate_inference(variant: str, *, batch: int = 1, input_size: int | None =
     ``batch`` images without autograd."""
     weights, act, size = _simulate(variant, batch, input_size, dtype, False, freeze(config))
     runtime = RUNTIME_BYTES + int(RUNTIME_SHARE * (weights + act))
-    return Estimate(_describe(variant, size, batch, "a forward pass"), str(device), weights, act,
-                    runtime)
+    return Estimate(_describe(variant, size, batch, FORWARD), str(device), weights, act, runtime)
 
 
 def with_peak_memory(rows: list[dict], device: str = "cpu") -> list[dict]:
@@ -307,8 +316,8 @@ def estimate_training(variant: str, *, batch: int, input_size: int | None = None
     images: weights, their gradients and the optimizer's state, the activations kept for the
     backward pass and the backward's own temporaries."""
     if optimizer not in OPTIMIZER_STATES:
-        raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZER_STATES)}, "
-                          f"got {optimizer!r}")
+        raise ConfigError(_("optimizer must be one of {optimizers}, got {got}").format(
+            optimizers=", ".join(OPTIMIZER_STATES), got=repr(optimizer)))
     params, act, size = _simulate(variant, batch, input_size, dtype, True, freeze(config))
     # the simulated peak already counts the gradients (they are born in the backward pass)
     act = max(0, act - params)
@@ -316,8 +325,8 @@ def estimate_training(variant: str, *, batch: int, input_size: int | None = None
     runtime = RUNTIME_BYTES + int((TRAIN_ACTIVATION_FACTOR - 1) * act)
     if str(device).startswith("cuda"):
         runtime += CUDA_TRAIN_WORKSPACE
-    return Estimate(_describe(variant, size, batch, "a training step"), str(device), weights,
-                    act, runtime)
+    return Estimate(_describe(variant, size, batch, TRAINING), str(device), weights, act,
+                    runtime)
 
 
 @lru_cache(maxsize=256)
@@ -327,7 +336,7 @@ def _simulate(variant: str, batch: int, input_size, dtype, training: bool,
     from explorer.runtime.build import build_at, native_size
 
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
-        raise ConfigError(f"batch must be a positive integer, got {batch!r}")
+        raise ConfigError(_("batch must be a positive integer, got {got}").format(got=repr(batch)))
     config = thaw(frozen)
     # build validates the input size against the layout's minimum
     model = build_at(variant, device="meta", input_size=input_size, **config).to(dtype)
@@ -370,14 +379,17 @@ class Budget:
         return max(0, min(self.limit - self.held - self.reserved, self.free))
 
     def describe(self) -> str:
-        text = f"this server allows {fmt_bytes(self.limit)} ({self.source})"
-        used = [f"{fmt_bytes(b)} {w}" for b, w in ((self.held, "held by cached models"),
-                                                   (self.reserved, "reserved by running jobs"))
-                if b]
+        """What the budget allows and why, in the run's language."""
+        text = _("this server allows {limit} ({source})").format(limit=fmt_bytes(self.limit),
+                                                                 source=self.source)
+        used = [_(w).format(size=fmt_bytes(b))
+                for b, w in ((self.held, N_("{size} held by cached models")),
+                             (self.reserved, N_("{size} reserved by running jobs"))) if b]
         if used:
-            text += f", of which {' and '.join(used)}"
+            text += _(", of which {used}").format(used=_(" and ").join(used))
         if self.free < self.limit - self.held - self.reserved:
-            text += f", and only {fmt_bytes(self.free)} is free on the machine now"
+            text += _(", and only {free} is free on the machine now").format(
+                free=fmt_bytes(self.free))
         return text
 
 
@@ -389,18 +401,19 @@ def budget(device: str = "cpu", *, max_memory=None, reserved: int = 0) -> Budget
         free, total = torch.cuda.mem_get_info()
         # what torch's caching allocator keeps but does not use is free for us too
         free += torch.cuda.memory_reserved() - torch.cuda.memory_allocated()
-        env, what = GPU_MEMORY_ENV, "the GPU's memory"
+        env, what = GPU_MEMORY_ENV, _("the GPU's memory")
     else:
         machine = machine_memory()
         free, total = machine.free, machine.total
-        env, what = MEMORY_ENV, f"the machine's {machine.source}"
+        env, what = MEMORY_ENV, _("the machine's {source}").format(source=machine.source)
     setting = max_memory if max_memory is not None else os.environ.get(env)
     if setting not in (None, ""):
         limit = parse_bytes(setting, total=total)
         source = ("--max-memory" if max_memory is not None else env) + f"={setting}"
     else:
         limit = int(total * DEFAULT_SHARE)
-        source = f"{DEFAULT_SHARE:.0%} of {fmt_bytes(total)}, {what}"
+        source = _("{share} of {total}, {what}").format(share=f"{DEFAULT_SHARE:.0%}",
+                                                        total=fmt_bytes(total), what=what)
     return Budget(kind, limit, source, held_bytes(kind), reserved, int(free * FREE_MARGIN))
 
 

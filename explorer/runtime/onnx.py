@@ -35,6 +35,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from explorer.core.i18n import _
+
 OPSET = 20            # torch 2.14's dynamo exporter default; stated in the file and every message
 CHECK_BATCH = 3       # the numerical check's batch; the file itself is exported at batch 1
 TOLERANCE = 1e-4      # max |ONNX Runtime - PyTorch| / max(1, max |PyTorch|), float32
@@ -67,9 +69,11 @@ def missing() -> list[str]:
 
 
 def missing_message(gone: list[str]) -> str:
-    return (f"ONNX export needs the optional extra '{EXTRA}' ({', '.join(MODULES)}); "
-            f"missing here: {', '.join(gone)}. Install it with: "
-            f"pip install \"inception-explorer[{EXTRA}]\"")
+    """What to install, in the run's language (English outside a page)."""
+    return _("ONNX export needs the optional extra '{extra}' ({modules}); missing here: {missing}. "
+             "Install it with: {command}").format(
+                 extra=EXTRA, modules=", ".join(MODULES), missing=", ".join(gone),
+                 command=f'pip install "inception-explorer[{EXTRA}]"')
 
 
 def require() -> None:
@@ -94,13 +98,20 @@ class Exported:
     metadata: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
-        return (f"ONNX opset {self.opset}, input {INPUT_NAME} [batch, 3, {self.input_size}, "
-                f"{self.input_size}] (batch dynamic), {self.nodes} nodes, "
-                f"{len(self.data) / 2**20:.1f} MiB; checked: ONNX Runtime vs PyTorch on a "
-                f"random batch of {self.check_batch}, max |difference| {self.max_abs_diff:.2e}"
-                + (f" on outputs up to {self.output_scale:.3g} ({self.scaled_diff:.2e} of that)"
-                   if self.output_scale > 1 else "")
-                + f" (allowed {self.tolerance:.0e}{' of it' if self.output_scale > 1 else ''})")
+        """The export and its check in words, in the run's language."""
+        values = dict(opset=self.opset, input=f"{INPUT_NAME} [batch, 3, {self.input_size}, "
+                      f"{self.input_size}]", nodes=self.nodes, size=f"{len(self.data) / 2**20:.1f}",
+                      batch=self.check_batch, diff=f"{self.max_abs_diff:.2e}",
+                      scale=f"{self.output_scale:.3g}", scaled=f"{self.scaled_diff:.2e}",
+                      tolerance=f"{self.tolerance:.0e}")
+        if self.output_scale > 1:
+            return _("ONNX opset {opset}, input {input} (batch dynamic), {nodes} nodes, {size} MiB; "
+                     "checked: ONNX Runtime vs PyTorch on a random batch of {batch}, max "
+                     "|difference| {diff} on outputs up to {scale} ({scaled} of that) (allowed "
+                     "{tolerance} of it)").format(**values)
+        return _("ONNX opset {opset}, input {input} (batch dynamic), {nodes} nodes, {size} MiB; "
+                 "checked: ONNX Runtime vs PyTorch on a random batch of {batch}, max |difference| "
+                 "{diff} (allowed {tolerance})").format(**values)
 
     @property
     def scaled_diff(self) -> float:
@@ -211,10 +222,11 @@ def export_model(model: nn.Module, input_size: int, *, opset: int = OPSET,
     diff = max(float((torch.from_numpy(g) - e).abs().max()) for g, e in zip(got, expected))
     scale = max([1.0] + [float(e.abs().max()) for e in expected])
     if len(got) != len(expected) or not diff / scale <= tolerance:  # "not <=" catches NaN too
-        raise ExportCheckFailed(
-            f"the ONNX file's outputs differ from PyTorch's by {diff:.3g} on outputs up to "
-            f"{scale:.3g} (allowed {tolerance:g} of max(1, that)) on a random batch of "
-            f"{check_batch}: not written")
+        raise ExportCheckFailed(_(
+            "the ONNX file's outputs differ from PyTorch's by {diff} on outputs up to {scale} "
+            "(allowed {tolerance} of max(1, that)) on a random batch of {batch}: not written")
+            .format(diff=f"{diff:.3g}", scale=f"{scale:.3g}", tolerance=f"{tolerance:g}",
+                    batch=check_batch))
 
     info = {"opset": str(stated), "input": f"{INPUT_NAME} [batch, 3, {input_size}, {input_size}] "
             "float32, batch dynamic", "input_size": str(input_size),

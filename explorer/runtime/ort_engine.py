@@ -31,6 +31,7 @@ import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from explorer.core.cache import cache_dir
+from explorer.core.i18n import _
 
 ENGINES = ("auto", "torch", "onnxruntime")
 ENGINE_ENV = "INCEPTION_EXPLORER_ENGINE"  # the default engine ("auto" when unset)
@@ -46,7 +47,8 @@ def available() -> str | None:
         except ImportError:
             missing.append(name)
     if missing:
-        return (f"{', '.join(missing)} not installed (pip install 'inception-explorer[onnx]')")
+        return _("{missing} not installed ({command})").format(
+            missing=", ".join(missing), command="pip install 'inception-explorer[onnx]'")
     return None
 
 

@@ -43,6 +43,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from explorer.core.i18n import DEFAULT, _, language, speaking
+
 RAY_ENV = "INCEPTION_EXPLORER_RAY"
 JOB_CPUS_ENV = "INCEPTION_EXPLORER_JOB_CPUS"
 OBJECT_STORE_ENV = "INCEPTION_EXPLORER_RAY_OBJECT_STORE"
@@ -85,7 +87,7 @@ def job_cpus() -> int:
 
 
 def resolve(target: str) -> Callable:
-    module, _, name = target.partition(":")
+    module, _colon, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
 
 
@@ -98,6 +100,7 @@ class Request:
     memory: int      # bytes, the memory guard's estimate
     device: str = "cpu"
     affinity: object = None  # a model the job loads: an idle worker that holds it is taken first
+    lang: str = DEFAULT  # the page's language: the job's messages and progress speak it
 
 
 class Job:
@@ -173,9 +176,16 @@ class Job:
 
 
 def _died_message(label: str, attempts: int) -> str:
-    return (f"The worker running {label} stopped ({'twice, after one retry' if attempts > 1 else 'once'}"
-            "): nothing else was disturbed. Press the button again; if it happens again, choose a "
-            "smaller network or ask the operator to look at the worker's memory.")
+    return (_("The worker running {label} stopped (twice, after one retry): nothing else was "
+              "disturbed. Press the button again; if it happens again, choose a smaller network "
+              "or ask the operator to look at the worker's memory.") if attempts > 1 else
+            _("The worker running {label} stopped (once): nothing else was disturbed. Press the "
+              "button again; if it happens again, choose a smaller network or ask the operator to "
+              "look at the worker's memory.")).format(label=label)
+
+
+def _cancelled(label: str) -> JobCancelled:
+    return JobCancelled(_("{label}: cancelled").format(label=label))
 
 
 # -- the local pool ---------------------------------------------------------------------------
@@ -212,7 +222,7 @@ def _worker_main(fd: int, threads: int) -> None:
     conn = Connection(fd)
     while True:
         try:
-            target, kwargs, settings = conn.recv()
+            target, kwargs, settings, lang = conn.recv()
         except (EOFError, OSError):
             return
         # the server's own settings as they are now (a warm worker outlives a change of them)
@@ -220,7 +230,8 @@ def _worker_main(fd: int, threads: int) -> None:
             del os.environ[name]
         os.environ.update(settings)
         try:
-            value = resolve(target)(**kwargs, progress=lambda p: conn.send(("progress", p)))
+            with speaking(lang):  # the page's language, for the job's messages and progress
+                value = resolve(target)(**kwargs, progress=lambda p: conn.send(("progress", p)))
             conn.send(("result", value, held_here()))
         except BaseException as err:  # noqa: BLE001 -- the page reports it; the worker stays
             conn.send(("error", f"{type(err).__name__}: {err}", traceback.format_exc(),
@@ -295,8 +306,8 @@ class LocalPool:
         return None
 
     def describe(self) -> str:
-        return (f"worker processes on this server, {self.queue.slots} job(s) at a time, "
-                f"{job_cpus()} CPU thread(s) each")
+        return _("worker processes on this server, {slots} job(s) at a time, {threads} CPU "
+                 "thread(s) each").format(slots=self.queue.slots, threads=job_cpus())
 
     def _take(self, threads: int, affinity=None) -> _Worker:
         """An idle worker that fits (same threads, same environment), the one holding
@@ -375,10 +386,14 @@ class LocalPool:
         return job
 
     def _relay(self, job: Job, ticket, cancelled: threading.Event, current: list) -> None:
+        with speaking(job.request.lang):  # a thread of its own: its messages in the page's language
+            self._relay_job(job, ticket, cancelled, current)
+
+    def _relay_job(self, job: Job, ticket, cancelled: threading.Event, current: list) -> None:
         try:
             while not ticket.wait(POLL_S):
                 if cancelled.is_set():
-                    job._finish(CANCELLED, error=JobCancelled(f"{job.label}: cancelled"))
+                    job._finish(CANCELLED, error=_cancelled(job.label))
                     return
             while not cancelled.is_set():
                 job.attempts += 1
@@ -397,9 +412,10 @@ class LocalPool:
                     return
                 self._give_back(worker)
                 return
-            job._finish(CANCELLED, error=JobCancelled(f"{job.label}: cancelled"))
+            job._finish(CANCELLED, error=_cancelled(job.label))
         except BaseException as err:  # noqa: BLE001 -- never leave a page waiting forever
-            job._finish(FAILED, error=JobFailed(f"{job.label} could not run: {err}"))
+            job._finish(FAILED, error=JobFailed(_("{label} could not run: {error}").format(
+                label=job.label, error=err)))
         finally:
             ticket.release()
 
@@ -407,7 +423,7 @@ class LocalPool:
     def _run_on(worker: _Worker, job: Job, cancelled: threading.Event) -> str:
         try:
             settings = {k: v for k, v in os.environ.items() if k.startswith(SETTINGS_PREFIX)}
-            worker.conn.send((job.request.target, job.request.kwargs, settings))
+            worker.conn.send((job.request.target, job.request.kwargs, settings, job.request.lang))
             while True:
                 message = worker.conn.recv()
                 if message[0] == "progress":
@@ -418,8 +434,8 @@ class LocalPool:
                     return "done"
                 else:
                     worker.held, worker.keys = message[4]
-                    job._finish(FAILED, error=JobFailed(f"{job.label} failed: {message[1]}",
-                                                        cause=message[3]))
+                    job._finish(FAILED, error=JobFailed(_("{label} failed: {error}").format(
+                        label=job.label, error=message[1]), cause=message[3]))
                     return "error"
         except (EOFError, OSError, BrokenPipeError):
             return "died"
@@ -436,23 +452,26 @@ class LocalPool:
 def _reachable(address: str) -> str | None:
     """None when ``host:port`` accepts a connection, else why not (checked before ray.init, which
     would otherwise retry for a long time)."""
-    host, _, port = address.rpartition(":")
+    host, _colon, port = address.rpartition(":")
     try:
         with socket.create_connection((host or "127.0.0.1", int(port)), CONNECT_TIMEOUT_S):
             return None
     except ValueError:
-        return f"{RAY_ENV}={address!r} is not 'local' or host:port"
+        return _("{setting} is not 'local' or host:port").format(setting=f"{RAY_ENV}={address!r}")
     except OSError as err:
-        return f"nothing answers at {address} ({err.strerror or err})"
+        return _("nothing answers at {address} ({error})").format(address=address,
+                                                                  error=err.strerror or err)
 
 
-def _ray_task(target: str, kwargs: dict, job_id: int, progress_actor, threads: int):
+def _ray_task(target: str, kwargs: dict, job_id: int, progress_actor, threads: int,
+              lang: str = DEFAULT):
     import torch
     torch.set_num_threads(threads)  # Ray sets OMP_NUM_THREADS from num_cpus; torch too
     import ray
     # said before the work starts (and waited for), so that a retry is always counted
     ray.get(progress_actor.put.remote(job_id, {"_pid": os.getpid()}))
-    return resolve(target)(**kwargs, progress=lambda p: progress_actor.put.remote(job_id, p))
+    with speaking(lang):  # the page's language, for the job's messages and progress
+        return resolve(target)(**kwargs, progress=lambda p: progress_actor.put.remote(job_id, p))
 
 
 class _ProgressBox:
@@ -498,13 +517,14 @@ class RayPool:
             try:
                 import ray
             except ImportError:
-                self._error = ('Ray is not installed: pip install "inception-explorer[ray]", or '
-                               f"unset {RAY_ENV} to run heavy work in local worker processes")
+                self._error = _('Ray is not installed: pip install "inception-explorer[ray]", or '
+                                "unset {setting} to run heavy work in local worker processes"
+                                ).format(setting=RAY_ENV)
                 return self._error
             if self.address != "local":
                 why = _reachable(self.address)
                 if why:
-                    self._error = f"the Ray cluster does not answer: {why}"
+                    self._error = _("the Ray cluster does not answer: {why}").format(why=why)
                     return self._error  # asked again at the next job: the cluster may come back
             try:
                 if not ray.is_initialized():
@@ -518,7 +538,8 @@ class RayPool:
                 self._box = ray.remote(num_cpus=0)(_ProgressBox).remote()
                 self._remote = ray.remote(_ray_task)
             except Exception as err:  # noqa: BLE001 -- any failure to join means "unavailable"
-                self._error = f"Ray did not start: {type(err).__name__}: {err}"
+                self._error = _("Ray did not start: {error}").format(
+                    error=f"{type(err).__name__}: {err}")
                 return self._error
             self._ready, self._error = True, None
             return None
@@ -529,7 +550,8 @@ class RayPool:
     def describe(self) -> str:
         import ray
         total = ray.cluster_resources().get("CPU", 0)
-        return f"Ray tasks ({self.address}, {total:g} CPUs in the cluster)"
+        return _("Ray tasks ({address}, {cpus} CPUs in the cluster)").format(
+            address=self.address, cpus=f"{total:g}")
 
     def free_cpus(self) -> tuple[float, float]:
         import ray
@@ -545,7 +567,7 @@ class RayPool:
         ref = self._remote.options(
             num_cpus=request.cpus, memory=max(1, int(request.memory)), max_retries=1,
             retry_exceptions=False, name=request.label[:60],
-        ).remote(request.target, request.kwargs, job.number, self._box, request.cpus)
+        ).remote(request.target, request.kwargs, job.number, self._box, request.cpus, request.lang)
         with self._lock:
             self._waiting.append(job)
 
@@ -560,12 +582,16 @@ class RayPool:
         return job
 
     def _relay(self, job: Job, ref) -> None:
+        with speaking(job.request.lang):  # a thread of its own: its messages in the page's language
+            self._relay_job(job, ref)
+
+    def _relay_job(self, job: Job, ref) -> None:
         import ray
         from ray import exceptions as rx
         pids: list[int] = []
         try:
             while True:
-                ready, _ = ray.wait([ref], timeout=POLL_S)
+                ready, _pending = ray.wait([ref], timeout=POLL_S)
                 attempts, last = ray.get(self._box.take.remote(job.number))
                 if len(attempts) > len(pids):
                     pids[:] = attempts
@@ -581,20 +607,20 @@ class RayPool:
             try:
                 job._finish(DONE, result=ray.get(ref))
             except rx.TaskCancelledError:
-                job._finish(CANCELLED, error=JobCancelled(f"{job.label}: cancelled"))
+                job._finish(CANCELLED, error=_cancelled(job.label))
             except (rx.WorkerCrashedError, rx.NodeDiedError, rx.ObjectLostError,
                     rx.OutOfMemoryError) as err:
                 job._finish(FAILED, error=JobFailed(
                     _died_message(job.label, max(2, len(pids))) + f" ({type(err).__name__})"))
             except rx.RayTaskError as err:
                 cause = err.cause if getattr(err, "cause", None) is not None else err
-                job._finish(FAILED, error=JobFailed(
-                    f"{job.label} failed: {type(cause).__name__}: {cause}",
+                job._finish(FAILED, error=JobFailed(_("{label} failed: {error}").format(
+                    label=job.label, error=f"{type(cause).__name__}: {cause}"),
                     cause=cause if cause is not err else None))
         except Exception as err:  # noqa: BLE001 -- Ray itself went away mid-job
-            job._finish(FAILED, error=JobFailed(
-                f"{job.label}: the Ray cluster stopped answering ({type(err).__name__}: {err}); "
-                "try again in a minute"))
+            job._finish(FAILED, error=JobFailed(_(
+                "{label}: the Ray cluster stopped answering ({error}); try again in a minute")
+                .format(label=job.label, error=f"{type(err).__name__}: {err}")))
         finally:
             with self._lock:
                 if job in self._waiting:
@@ -710,21 +736,40 @@ def submit(target: str, kwargs: dict | None = None, *, label: str, memory: int =
     """Start ``target(**kwargs, progress=...)`` in a worker; raises ``HeavyUnavailable``.
     ``fits(reserved_bytes)`` (local pool only) says whether it may start beside the running jobs;
     Ray decides that itself from the declared ``memory``. ``affinity`` (local pool only): the key
-    of the model the job loads, so that a worker already holding it runs it when it is idle."""
+    of the model the job loads, so that a worker already holding it runs it when it is idle. The
+    job speaks the run's language (its messages and progress): ``explorer.core.i18n``."""
     request = Request(target, dict(kwargs or {}), label, cpus or job_cpus(), int(memory), device,
-                      affinity)
+                      affinity, language())
     return pool().submit(request, fits=fits)
 
 
-def waiting_message(job: Job) -> str:
-    """The truthful place-in-line sentence while ``job`` waits."""
+def waiting_state(job: Job) -> dict:
+    """Where ``job`` stands while it waits, as numbers and names (``waiting_text`` says it in the
+    run's language: a page shown in another language than the job's can say it too)."""
     p = pool()
     if isinstance(p, RayPool):
         free, total = p.free_cpus()
-        ahead = job.place - 1
-        return (f"Waiting for the Ray cluster to run it ({free:g} of {total:g} CPUs free now"
-                + (f"; {ahead} earlier job(s) from this server also wait" if ahead > 0 else "")
-                + "): Ray starts it as soon as the CPUs and memory it declared are free.")
-    running = p.queue.snapshot()["running"]
-    return (f"Waiting for the machine: you are number {job.place} in line "
-            f"(running now: {', '.join(running) or 'nothing'}).")
+        return {"ray": True, "free": free, "total": total, "ahead": job.place - 1}
+    return {"ray": False, "place": job.place, "running": p.queue.snapshot()["running"]}
+
+
+def waiting_text(state: dict) -> str:
+    """``waiting_state``'s sentence, in the run's language."""
+    if state["ray"]:
+        free, total, ahead = f"{state['free']:g}", f"{state['total']:g}", state["ahead"]
+        if ahead > 0:
+            return _("Waiting for the Ray cluster to run it ({free} of {total} CPUs free now; "
+                     "{ahead} earlier job(s) from this server also wait): Ray starts it as soon "
+                     "as the CPUs and memory it declared are free.").format(
+                         free=free, total=total, ahead=ahead)
+        return _("Waiting for the Ray cluster to run it ({free} of {total} CPUs free now): Ray "
+                 "starts it as soon as the CPUs and memory it declared are free.").format(
+                     free=free, total=total)
+    return _("Waiting for the machine: you are number {place} in line (running now: "
+             "{running}).").format(place=state["place"],
+                                   running=", ".join(state["running"]) or _("nothing"))
+
+
+def waiting_message(job: Job) -> str:
+    """The truthful place-in-line sentence while ``job`` waits, in the run's language."""
+    return waiting_text(waiting_state(job))

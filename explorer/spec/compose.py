@@ -7,6 +7,7 @@ names) or a list (numbered 0, 1, ...). Layers state their output channels only.
 
 from __future__ import annotations
 
+from explorer.core.i18n import N_
 from explorer.spec.netspec import Block, Head, Info, Layer, Stage
 
 
@@ -59,7 +60,7 @@ def split(out: int, figure: str) -> Block:
     """1x3 and 3x1 convs side by side on the same input: the expanded filter bank of the
     coarsest grid (v4 paper, Figure 6; Rethinking, Figure 7), a concat inside a branch."""
     return concat({"1x3": conv(out, (1, 3), padding=(0, 1)), "3x1": conv(out, (3, 1), padding=(1, 0))},
-                  "split", figure, "the last convs split into 1x3 and 3x1 in parallel")
+                  "split", figure, N_("the last convs split into 1x3 and 3x1 in parallel"))
 
 
 def stage(name: str, blocks, kind: str, figure: str = "", idea: str = "") -> Stage:
@@ -82,8 +83,8 @@ def classifier_head(num_classes: int, dropout: float, *, pre: dict | None = None
     layers["dropout"] = Layer("dropout", p=dropout)
     layers.update(post or {})
     layers["fc"] = Layer("linear", out=num_classes)
-    return head(layers, "head", idea="global average pooling replaces the big fully connected "
-                "layers of earlier networks")
+    return head(layers, "head", idea=N_("global average pooling replaces the big fully connected "
+                   "layers of earlier networks"))
 
 
 class Widths:

@@ -18,6 +18,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from explorer.core.i18n import N_
+
+# Why fields stop (an analysis's notes, kept in English: a page says them with
+# explorer.core.i18n.again(note, *NOTES))
+UNEVEN_WINDOW = N_("a window over unevenly spaced units (after an adaptive pool)")
+UNEVEN_POOL = N_("an adaptive pool over unevenly spaced units")
+CANNOT_JOIN = N_("{where}: paths with different jumps or sizes along {axis} ({paths}) cannot be "
+                 "joined")
+NOTES = (UNEVEN_WINDOW, UNEVEN_POOL, CANNOT_JOIN, N_("height"), N_("width"))
+
 
 class Unsupported(ValueError):
     """A place where fields cannot be followed (paths with different jumps joined)."""
@@ -48,7 +58,7 @@ Field = tuple[Axis, Axis]   # (height, width)
 def window(a: Axis, k: int, s: int, p: int, d: int = 1, ceil_mode: bool = False) -> Axis:
     """A conv or pool along one axis (output size as PyTorch computes it)."""
     if a.last_hi is not None and (k, s, p, d) != (1, 1, 0, 1):
-        raise Unsupported("a window over unevenly spaced units (after an adaptive pool)")
+        raise Unsupported(UNEVEN_WINDOW)
     span = d * (k - 1) + 1
     steps = (a.size + 2 * p - span) / s
     size = (math.ceil(steps) if ceil_mode else math.floor(steps)) + 1
@@ -75,7 +85,7 @@ def adaptive(a: Axis, out: int) -> Axis:
     if a.size % out == 0:
         return window(a, a.size // out, a.size // out, 0)
     if a.last_hi is not None:
-        raise Unsupported("an adaptive pool over unevenly spaced units")
+        raise Unsupported(UNEVEN_POOL)
     k = math.ceil(a.size / out)
     first = Axis(out, a.rf + (k - 1) * a.jump, number(a.jump * a.size / out),
                  a.start + (k - 1) / 2 * a.jump)
@@ -89,8 +99,8 @@ def merge(axes: list[Axis], where: str, axis: str) -> tuple[Axis, float]:
     fields, and how far apart their centres are (0 when aligned)."""
     if len({a.jump for a in axes}) > 1 or len({a.size for a in axes}) > 1 or any(
             a.last_hi is not None for a in axes):
-        raise Unsupported(f"{where}: paths with different jumps or sizes along {axis} "
-                          f"({[(a.jump, a.size) for a in axes]}) cannot be joined")
+        raise Unsupported(CANNOT_JOIN.format(where=where, axis=axis,
+                                             paths=[(a.jump, a.size) for a in axes]))
     lo = min(a.lo for a in axes)
     hi = max(a.lo + a.rf - 1 for a in axes)
     spread = max(a.start for a in axes) - min(a.start for a in axes)

@@ -31,8 +31,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from explorer.core.i18n import N_, _
 from explorer.spec import ops
-from explorer.spec.errors import ConfigError
+from explorer.spec.errors import ConfigError, placed
 
 FORMAT = "inception-explorer/netspec"
 VERSION = 1
@@ -206,13 +207,14 @@ class NetSpec:
 
     def block(self, name: str) -> Layer | Block:
         """A block by its qualified name (``inception_a.mixed_5b``)."""
-        stage_name, _, block_name = name.partition(".")
+        stage_name, _dot, block_name = name.partition(".")
         try:
             return dict(self.stage(stage_name).blocks)[block_name]
         except KeyError:
-            raise ConfigError(f"{self.variant} has no block {name!r}; its blocks are named "
-                              "stage.block, e.g. " + ", ".join(
-                                  f"{s.name}.{s.blocks[0][0]}" for s in self.stages[:3])) from None
+            raise ConfigError(_("{variant} has no block {name}; its blocks are named stage.block, "
+                                "e.g. {examples}").format(
+                variant=self.variant, name=repr(name), examples=", ".join(
+                    f"{s.name}.{s.blocks[0][0]}" for s in self.stages[:3]))) from None
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "version": VERSION, "variant": self.variant,
@@ -235,7 +237,8 @@ class NetSpec:
         try:
             d = json.loads(text)
         except ValueError as err:
-            raise ConfigError(f"not a NetSpec: the file is not JSON ({err})") from None
+            raise ConfigError(_("not a NetSpec: the file is not JSON ({error})").format(
+                error=err)) from None
         return NetSpec.from_dict(d)
 
 
@@ -243,15 +246,17 @@ class NetSpec:
 
 class _Reader:
     def __init__(self):
-        self.where: list[str] = []
+        self.where: list = []  # (kind, name) pairs: errors.place
 
     def fail(self, message: str):
-        place = ", ".join(self.where)
-        raise ConfigError(f"{place}: {message}" if place else message)
+        raise ConfigError(placed(self.where, message))
 
     def mapping(self, d, what: str) -> Mapping:
+        """``d`` when it is a JSON object; ``what`` names it ("a stage", marked with N_, or a
+        key as written, "'stages'")."""
         if not isinstance(d, Mapping):
-            self.fail(f"{what} must be a JSON object, got {type(d).__name__}")
+            self.fail(_("{what} must be a JSON object, got {type}").format(
+                what=_(what), type=type(d).__name__))
         return d
 
     def info(self, d: Mapping) -> Info:
@@ -259,39 +264,42 @@ class _Reader:
         for key in ("kind", "figure", "idea"):
             v = d.get(key, "")
             if not isinstance(v, str):
-                self.fail(f"{key!r} must be text, got {v!r}")
+                self.fail(_("{key} must be text, got {got}").format(key=repr(key), got=repr(v)))
             values.append(v)
         return Info(*values)
 
     def name(self, n) -> str:
         if not isinstance(n, str) or not n or "." in n or n != n.strip():
-            self.fail(f"name {n!r} must be non-empty text without dots or spaces at its ends")
+            self.fail(_("name {name} must be non-empty text without dots or spaces at its ends")
+                      .format(name=repr(n)))
         return n
 
     def net(self, d) -> NetSpec:
-        d = self.mapping(d, "a NetSpec")
+        d = self.mapping(d, N_("a NetSpec"))
         if d.get("format", FORMAT) != FORMAT:
-            self.fail(f"not a NetSpec (format {d.get('format')!r}, expected {FORMAT!r})")
+            self.fail(_("not a NetSpec (format {format}, expected {expected})").format(
+                format=repr(d.get("format")), expected=repr(FORMAT)))
         if d.get("version", VERSION) != VERSION:
-            self.fail(f"NetSpec version {d.get('version')!r} is not supported (this is {VERSION})")
+            self.fail(_("NetSpec version {version} is not supported (this is {supported})").format(
+                version=repr(d.get("version")), supported=VERSION))
         unknown = set(d) - {"format", "version", "variant", "layout", "title", "input_size",
                             "in_channels", "defaults", "config", "stages", "aux", "head"}
         if unknown:
-            self.fail(f"unknown key(s) {', '.join(sorted(unknown))}")
+            self.fail(_("unknown key(s) {keys}").format(keys=", ".join(sorted(unknown))))
         stages = self.mapping(d.get("stages"), "'stages'")
         if not stages:
-            self.fail("a network needs at least one stage")
+            self.fail(_("a network needs at least one stage"))
         out_stages = []
         for name, s in stages.items():
-            self.where.append(f"stage {name}")
+            self.where.append(("stage", name))
             self.name(name)
-            s = self.mapping(s, "a stage")
+            s = self.mapping(s, N_("a stage"))
             blocks = self.mapping(s.get("blocks"), "'blocks'")
             if not blocks:
-                self.fail("a stage needs at least one block")
+                self.fail(_("a stage needs at least one block"))
             out_blocks = []
             for bname, b in blocks.items():
-                self.where.append(f"block {bname}")
+                self.where.append(("block", bname))
                 self.name(bname)
                 out_blocks.append((bname, self.block_or_layer(b)))
                 self.where.pop()
@@ -299,89 +307,94 @@ class _Reader:
             self.where.pop()
         defaults = self.mapping(d.get("defaults", {"bn": True, "eps": 1e-3}), "'defaults'")
         if set(defaults) - {"bn", "eps"}:
-            self.fail("'defaults' takes 'bn' and 'eps' only")
+            self.fail(_("'defaults' takes 'bn' and 'eps' only"))
         bn, eps = defaults.get("bn", True), defaults.get("eps", 1e-3)
         if not isinstance(bn, bool) or not _number(eps) or not 0 < eps < 1:
-            self.fail(f"'defaults' must be bn: true|false and 0 < eps < 1, got {dict(defaults)}")
+            self.fail(_("'defaults' must be bn: true|false and 0 < eps < 1, got {got}").format(
+                got=dict(defaults)))
         size, channels = d.get("input_size", 224), d.get("in_channels", 3)
         for key, v in (("input_size", size), ("in_channels", channels)):
             if not _integer(v) or v < 1:
-                self.fail(f"{key} must be a positive integer, got {v!r}")
-        self.where.append("head")
+                self.fail(_("{key} must be a positive integer, got {got}").format(key=key,
+                                                                                 got=repr(v)))
+        self.where.append(("head", ""))
         head = self.head("head", d.get("head"))
         self.where.pop()
         aux = []
         for name, a in self.mapping(d.get("aux", {}), "'aux'").items():
-            self.where.append(f"aux {name}")
+            self.where.append(("aux", name))
             aux.append(self.head(self.name(name), a, tapped=True))
             self.where.pop()
         config = self.mapping(d.get("config", {}), "'config'")
         texts = [d.get(k, "") for k in ("variant", "layout", "title")]
         if not all(isinstance(t, str) for t in texts):
-            self.fail("variant, layout and title must be text")
+            self.fail(_("variant, layout and title must be text"))
         return NetSpec(tuple(out_stages), head, tuple(aux), size, channels,
                        (("bn", bn), ("eps", float(eps))), texts[0] or "custom", texts[1],
                        texts[2], tuple((k, ops.tupled(v)) for k, v in config.items()))
 
     def head(self, name: str, d, tapped: bool = False) -> Head:
-        d = self.mapping(d, "a head")
+        d = self.mapping(d, N_("a head"))
         layers = self.mapping(d.get("layers"), "'layers'")
         out = []
         for lname, x in layers.items():
-            self.where.append(f"layer {lname}")
+            self.where.append(("layer", lname))
             self.name(lname)
             out.append((lname, self.layer(x)))
             self.where.pop()
         tap = d.get("tap")
         if tapped and not isinstance(tap, str):
-            self.fail("an auxiliary head needs 'tap': the block whose output it reads")
+            self.fail(_("an auxiliary head needs 'tap': the block whose output it reads"))
         return Head(name, tuple(out), self.info(d), tap if tapped else None)
 
     def block_or_layer(self, d):
-        d = self.mapping(d, "a block")
+        d = self.mapping(d, N_("a block"))
         if d.get("op") in ("concat", "residual"):
             return self.block(d)
         return self.layer(d)
 
     def block(self, d) -> Block:
-        d = self.mapping(d, "a block")
+        d = self.mapping(d, N_("a block"))
         op = d.get("op")
         allowed = {"op", "branches", "kind", "figure", "idea"} | (
             {"scale", "act", "expand", "shortcut", "pre"} if op == "residual" else set())
         if set(d) - allowed:
-            self.fail(f"unknown key(s) {', '.join(sorted(set(d) - allowed))} in a {op} block")
+            self.fail(_("unknown key(s) {keys} in a {op} block").format(
+                keys=", ".join(sorted(set(d) - allowed)), op=op))
         branches = self.mapping(d.get("branches"), "'branches'")
         if not branches:
-            self.fail(f"a {op} block needs at least one branch")
+            self.fail(_("a {op} block needs at least one branch").format(op=op))
         out = []
         for bname, layers in branches.items():
-            self.where.append(f"branch {bname}")
+            self.where.append(("branch", bname))
             self.name(bname)
             if not isinstance(layers, list) or not layers:
-                self.fail(f"a branch is a non-empty list of layers, got {layers!r}")
+                self.fail(_("a branch is a non-empty list of layers, got {got}").format(
+                    got=repr(layers)))
             items = []
             for i, x in enumerate(layers):
-                self.where.append(f"layer {i}")
-                x = self.mapping(x, "a layer")
+                self.where.append(("layer", i))
+                x = self.mapping(x, N_("a layer"))
                 if x.get("op") == "residual":
-                    self.fail("a residual block cannot sit inside a branch")
+                    self.fail(_("a residual block cannot sit inside a branch"))
                 items.append(self.block(x) if x.get("op") == "concat" else self.layer(x))
                 self.where.pop()
             out.append((bname, tuple(items)))
             self.where.pop()
         scale, act, expand = d.get("scale", 1.0), d.get("act", True), d.get("expand", True)
         if op == "residual" and (not _number(scale) or not 0 < scale <= 10):
-            self.fail(f"scale must be a number in (0, 10], got {scale!r}")
+            self.fail(_("scale must be a number in (0, 10], got {got}").format(got=repr(scale)))
         for key, v in (("act", act), ("expand", expand)):
             if not isinstance(v, bool):
-                self.fail(f"{key} must be true or false, got {v!r}")
+                self.fail(_("{key} must be true or false, got {got}").format(key=key, got=repr(v)))
         shortcut, pre = (self.layers(d.get(key, []), key) for key in ("shortcut", "pre"))
         return Block(op, tuple(out), self.info(d), float(scale), act, expand, shortcut, pre)
 
     def layers(self, items, what: str) -> tuple:
         """A block's ``shortcut`` or ``pre``: a list of plain layers (empty: none)."""
         if not isinstance(items, list):
-            self.fail(f"{what} must be a list of layers, got {items!r}")
+            self.fail(_("{what} must be a list of layers, got {got}").format(
+                what=what, got=repr(items)))
         out = []
         for i, x in enumerate(items):
             self.where.append(f"{what} layer {i}")
@@ -390,12 +403,13 @@ class _Reader:
         return tuple(out)
 
     def layer(self, d) -> Layer:
-        d = self.mapping(d, "a layer")
+        d = self.mapping(d, N_("a layer"))
         op = d.get("op")
         if op in ("concat", "residual"):
-            self.fail(f"a {op} block is not a layer here")
+            self.fail(_("a {op} block is not a layer here").format(op=op))
         if not isinstance(op, str) or op not in ops.OPS:
-            self.fail(f"unknown op {op!r}; the ops are: {', '.join(ops.OPS)}, concat, residual")
+            self.fail(_("unknown op {op}; the ops are: {ops}").format(
+                op=repr(op), ops=", ".join(ops.OPS) + ", concat, residual"))
         try:
             return Layer(op, **{k: v for k, v in d.items() if k != "op"})
         except (ConfigError, TypeError) as err:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from explorer.core.i18n import N_, _
 from explorer.spec import fields as rf
 from explorer.spec.errors import ConfigError, ShapeError
 
@@ -59,9 +60,9 @@ def _positive(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
 
 
-ARG_TEXT = {_pos_int: "a positive integer", _size: "a positive integer or [h, w]",
-            _bool: "true or false", _prob: "a probability in [0, 1)", _positive: "a positive number",
-            "pad": "a non-negative integer or [h, w]"}
+ARG_TEXT = {_pos_int: N_("a positive integer"), _size: N_("a positive integer or [h, w]"),
+            _bool: N_("true or false"), _prob: N_("a probability in [0, 1)"),
+            _positive: N_("a positive number"), "pad": N_("a non-negative integer or [h, w]")}
 
 
 def _pad(v) -> bool:
@@ -77,41 +78,45 @@ class Rule:
     required: tuple[str, ...]
     optional: dict           # name -> checker
     checks: dict             # name -> checker, for required ones
-    words: str               # what it is, for messages
+    words: str               # what it is, for messages (marked with N_, said with _)
 
     def check(self, args: dict) -> None:
         missing = [k for k in self.required if k not in args]
         if missing:
-            raise ConfigError(f"{self.op} needs {', '.join(missing)}")
+            raise ConfigError(_("{op} needs {missing}").format(op=self.op,
+                                                                missing=", ".join(missing)))
         allowed = set(self.required) | set(self.optional)
         unknown = sorted(set(args) - allowed)
         if unknown:
-            raise ConfigError(f"{self.op} takes no {', '.join(unknown)}; it takes: "
-                              f"{', '.join(sorted(allowed)) or 'nothing'}")
+            raise ConfigError(_("{op} takes no {unknown}; it takes: {allowed}").format(
+                op=self.op, unknown=", ".join(unknown),
+                allowed=", ".join(sorted(allowed)) or _("nothing")))
         for key, value in args.items():
             checker = self.checks.get(key) or self.optional.get(key)
             if not checker(value):
-                raise ConfigError(f"{self.op} {key} must be {ARG_TEXT[checker]}, got {listed(value)!r}")
+                raise ConfigError(_("{op} {key} must be {allowed}, got {got}").format(
+                    op=self.op, key=key, allowed=_(ARG_TEXT[checker]), got=repr(listed(value))))
 
 
 OPS: dict[str, Rule] = {r.op: r for r in (
     Rule("conv", ("out", "kernel"), {"stride": _size, "padding": _pad, "bn": _bool,
                                      "bias": _bool, "act": _bool, "eps": _positive},
-         {"out": _pos_int, "kernel": _size}, "a convolution (+ BatchNorm + ReLU)"),
+         {"out": _pos_int, "kernel": _size}, N_("a convolution (+ BatchNorm + ReLU)")),
     Rule("maxpool", ("kernel",), {"stride": _size, "padding": _pad, "ceil_mode": _bool},
-         {"kernel": _size}, "a max pool"),
+         {"kernel": _size}, N_("a max pool")),
     Rule("avgpool", ("kernel",), {"stride": _size, "padding": _pad, "ceil_mode": _bool,
-                                  "count_include_pad": _bool}, {"kernel": _size}, "an average pool"),
-    Rule("adaptive_avgpool", ("size",), {}, {"size": _size}, "an average pool to a fixed size"),
+                                  "count_include_pad": _bool}, {"kernel": _size},
+         N_("an average pool")),
+    Rule("adaptive_avgpool", ("size",), {}, {"size": _size}, N_("an average pool to a fixed size")),
     Rule("lrn", ("size",), {"alpha": _positive, "beta": _positive, "k": _positive},
-         {"size": _pos_int}, "local response normalisation"),
-    Rule("flatten", (), {}, {}, "a flatten"),
+         {"size": _pos_int}, N_("local response normalisation")),
+    Rule("flatten", (), {}, {}, N_("a flatten")),
     Rule("dropout", ("p",), {}, {"p": _prob}, "dropout"),
-    Rule("linear", ("out",), {"bias": _bool}, {"out": _pos_int}, "a fully connected layer"),
-    Rule("bn1d", (), {"eps": _positive}, {}, "batch norm over features"),
+    Rule("linear", ("out",), {"bias": _bool}, {"out": _pos_int}, N_("a fully connected layer")),
+    Rule("bn1d", (), {"eps": _positive}, {}, N_("batch norm over features")),
     # a pre-activation ResNet's BN -> ReLU on its own, before a conv (He et al. 2016b)
-    Rule("norm", (), {"eps": _positive, "act": _bool}, {}, "a batch norm (+ ReLU)"),
-    Rule("relu", (), {}, {}, "a ReLU"),
+    Rule("norm", (), {"eps": _positive, "act": _bool}, {}, N_("a batch norm (+ ReLU)")),
+    Rule("relu", (), {}, {}, N_("a ReLU")),
 )}
 
 
@@ -119,8 +124,8 @@ def rule(op: str) -> Rule:
     try:
         return OPS[op]
     except (KeyError, TypeError):
-        raise ConfigError(f"unknown op {op!r}; the ops are: {', '.join(OPS)}, concat, "
-                          "residual") from None
+        raise ConfigError(_("unknown op {op}; the ops are: {ops}").format(
+            op=repr(op), ops=", ".join(OPS) + ", concat, residual")) from None
 
 
 # -- what follows from a layer, given its input -------------------------------------------------
@@ -164,29 +169,32 @@ def out_shape(layer, x: Shape) -> Shape:
     op = layer.op
     if op in ("conv", "maxpool", "avgpool"):
         if len(x) != 3:
-            raise ShapeError(f"{OPS[op].words} needs a C x H x W input, got {x}")
+            raise ShapeError(_("{what} needs a C x H x W input, got {got}").format(
+                what=_(OPS[op].words), got=x))
         w = window_of(layer)
         if op == "conv":
             hw = tuple(conv_size(x[1 + i], w.kernel[i], w.stride[i], w.padding[i]) for i in range(2))
             if min(hw) < 1:
-                raise ShapeError(f"a {w.kernel[0]}x{w.kernel[1]} kernel is larger than the "
-                                 f"padded {x[1]}x{x[2]} input")
+                raise ShapeError(_("a {kernel} kernel is larger than the padded {input} input")
+                                 .format(kernel=f"{w.kernel[0]}x{w.kernel[1]}",
+                                         input=f"{x[1]}x{x[2]}"))
             return (layer["out"], *hw)
         if any(w.padding[i] > w.kernel[i] // 2 for i in range(2)):
-            raise ShapeError("padding larger than half the kernel")
+            raise ShapeError(_("padding larger than half the kernel"))
         ceil = layer.get("ceil_mode", False)
         hw = tuple(pool_size(x[1 + i], w.kernel[i], w.stride[i], w.padding[i], ceil) for i in range(2))
         if min(hw) < 1:
-            raise ShapeError(f"the {x[1]}x{x[2]} input is too small for a "
-                             f"{w.kernel[0]}x{w.kernel[1]} pool")
+            raise ShapeError(_("the {input} input is too small for a {kernel} pool").format(
+                input=f"{x[1]}x{x[2]}", kernel=f"{w.kernel[0]}x{w.kernel[1]}"))
         return (x[0], *hw)
     if op == "adaptive_avgpool":
         if len(x) != 3 or 0 in x[1:]:
-            raise ShapeError(f"an adaptive pool needs a C x H x W input, got {x}")
+            raise ShapeError(_("an adaptive pool needs a C x H x W input, got {got}").format(got=x))
         return (x[0], *pair(layer["size"]))
     if op in ("lrn", "norm"):
         if len(x) != 3:
-            raise ShapeError(f"{OPS[op].words} needs a C x H x W input, got {x}")
+            raise ShapeError(_("{what} needs a C x H x W input, got {got}").format(
+                what=_(OPS[op].words), got=x))
         return x
     if op == "flatten":
         n = 1
@@ -195,7 +203,8 @@ def out_shape(layer, x: Shape) -> Shape:
         return (n,)
     if op == "linear":
         if len(x) != 1:
-            raise ShapeError(f"a fully connected layer needs a flat input (flatten first), got {x}")
+            raise ShapeError(_("a fully connected layer needs a flat input (flatten first), got "
+                               "{got}").format(got=x))
         return (layer["out"],)
     return x  # dropout, relu, bn1d
 

@@ -12,40 +12,46 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace as dc_replace
 
+from explorer.core.i18n import _
 from explorer.spec.errors import ConfigError
 from explorer.spec.netspec import Block, Layer, NetSpec, Stage, _Reader
 from explorer.spec.walk import walk
 
 
-def as_block(design, where: str = "the design") -> Block | Layer:
+def as_block(design, where: str | None = None) -> Block | Layer:
     """A Block or Layer as it is; a plain-JSON dict read and checked (errors name the branch
-    and layer, prefixed by ``where``)."""
+    and layer, prefixed by ``where``: by default "the design")."""
     if isinstance(design, (Block, Layer)):
         return design
+    where = where or _("the design")
     if isinstance(design, Mapping):
         reader = _Reader()
         reader.where.append(where)
         return reader.block_or_layer(design)
-    raise ConfigError(f"{where}: a design is a block (its JSON object, e.g. {{\"op\": \"concat\", "
-                      f"\"branches\": {{...}}}}), got {type(design).__name__}")
+    raise ConfigError(_("{where}: a design is a block (its JSON object, e.g. {example}), got "
+                        "{type}").format(where=where, example='{"op": "concat", "branches": {...}}',
+                                         type=type(design).__name__))
 
 
 def targets(spec: NetSpec, name: str) -> list[str]:
     """The qualified block names ``name`` stands for: itself (a block) or every block of a stage."""
     if not isinstance(name, str):
-        raise ConfigError(f"a replaced name is text (stage or stage.block), got {name!r}")
+        raise ConfigError(_("a replaced name is text (stage or stage.block), got {got}").format(
+            got=repr(name)))
     stage_name, dot, block_name = name.partition(".")
     stages = {s.name: s for s in spec.stages}
     if stage_name not in stages:
-        raise ConfigError(f"{spec.variant} has no block or stage {name!r}; its stages are: "
-                          + ", ".join(stages) + " (a block is stage.block, e.g. "
-                          + f"{spec.stages[-1].name}.{spec.stages[-1].blocks[0][0]})")
+        raise ConfigError(_("{variant} has no block or stage {name}; its stages are: {stages} "
+                            "(a block is stage.block, e.g. {example})").format(
+            variant=spec.variant, name=repr(name), stages=", ".join(stages),
+            example=f"{spec.stages[-1].name}.{spec.stages[-1].blocks[0][0]}"))
     blocks = dict(stages[stage_name].blocks)
     if not dot:
         return [f"{stage_name}.{b}" for b in blocks]
     if block_name not in blocks:
-        raise ConfigError(f"{spec.variant} has no block {name!r}; the blocks of {stage_name} are: "
-                          + ", ".join(blocks))
+        raise ConfigError(_("{variant} has no block {name}; the blocks of {stage} are: {blocks}")
+                          .format(variant=spec.variant, name=repr(name), stage=stage_name,
+                                  blocks=", ".join(blocks)))
     return [name]
 
 
@@ -56,10 +62,11 @@ def replaced(spec: NetSpec, replace: Mapping | None, *, check: bool = True) -> N
     if not replace:
         return spec
     if not isinstance(replace, Mapping):
-        raise ConfigError("replace is a mapping {name: block}, e.g. {'inception_a.0': block}")
+        raise ConfigError(_("replace is a mapping {mapping}, e.g. {example}").format(
+            mapping="{name: block}", example="{'inception_a.0': block}"))
     new: dict[str, Block | Layer] = {}
     for name, design in replace.items():
-        block = as_block(design, f"the design for {name}")
+        block = as_block(design, _("the design for {name}").format(name=name))
         for target in targets(spec, name):
             new[target] = block
     stages = []

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from explorer.core.i18n import N_, _
 from explorer.spec import fields as rf
 from explorer.spec import ops
-from explorer.spec.errors import ShapeError
+from explorer.spec.errors import ShapeError, placed
 from explorer.spec.netspec import NO_INFO, Block, Head, Info, Layer, NetSpec, Stage
 
 Shape = tuple[int, ...]
+# a note of the analysis (English, as kept: a page says it with explorer.core.i18n.again)
+CENTRES = N_("{where}: branch centres differ by {h} x {w} input px (h x w); its field is the hull "
+             "of theirs")
 
 
 @dataclass(eq=False)
@@ -93,7 +97,7 @@ class _Walk:
         self.order: list[str] = []
         self.fields: dict[str, rf.Field] = {}
         self.notes: list[str] = []
-        self.where: list[str] = []
+        self.where: list = []  # (kind, name) pairs: errors.place
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def node(self, name: str, op: str, entry, x: Shape, info: Info = NO_INFO) -> Node:
@@ -118,8 +122,7 @@ class _Walk:
         return n
 
     def fail(self, message: str):
-        place = ", ".join(self.where)
-        raise ShapeError(f"{place}: {message}" if place else message)
+        raise ShapeError(placed(self.where, message))
 
     # -- the network -----------------------------------------------------------------------------
     def run(self, size) -> Trace:
@@ -130,19 +133,19 @@ class _Walk:
         root = self.node("", "net", spec, x)
         outputs: dict[str, tuple[Shape, object]] = {}
         for stage in spec.stages:
-            self.where.append(f"stage {stage.name}")
+            self.where.append(("stage", stage.name))
             x, f = self.stage(root, stage, x, f, outputs)
             self.where.pop()
-        self.where.append("head")
+        self.where.append(("head", ""))
         head = self.head(root, spec.head, x, f, "head")
         self.where.pop()
         self.done(root, head.out_shape, self.fields.get("head"))
         taps = {}
         for aux in spec.aux:  # after the forward, as the analysis runs them
             if aux.tap not in outputs:
-                raise ShapeError(f"aux {aux.name}: its tap {aux.tap!r} names no block "
-                                 "(stage.block)")
-            self.where.append(f"aux {aux.name}")
+                raise ShapeError(placed([("aux", aux.name)], _(
+                    "its tap {tap} names no block (stage.block)").format(tap=repr(aux.tap))))
+            self.where.append(("aux", aux.name))
             tx, tf = outputs[aux.tap]
             a = self.head(root, aux, tx, tf, aux.name, op="aux")
             self.where.pop()
@@ -157,7 +160,7 @@ class _Walk:
         n = self.node(stage.name, "stage", stage, x, stage.info)
         parent.children.append(n)
         for name, block in stage.blocks:
-            self.where.append(f"block {name}")
+            self.where.append(("block", name))
             x, f = self.item(n, _join(stage.name, name), block, x, f)
             outputs[_join(stage.name, name)] = (x, f)
             self.where.pop()
@@ -168,7 +171,7 @@ class _Walk:
         n = self.node(name, op, head, x, head.info)
         parent.children.append(n)
         for lname, layer in head.layers:
-            self.where.append(f"layer {lname}")
+            self.where.append(("layer", lname))
             x, f = self.layer(n, _join(name, lname), layer, x, f)
             self.where.pop()
         return self.done(n, x, f)
@@ -189,12 +192,12 @@ class _Walk:
         n.children.append(holder)
         ends = []
         for bname, layers in block.branches:
-            self.where.append(f"branch {bname}")
+            self.where.append(("branch", bname))
             b = self.node(_join(holder.name, bname), "branch", layers, x)
             holder.children.append(b)
             y, g = x, f
             for i, layer in enumerate(layers):
-                self.where.append(f"layer {i}")
+                self.where.append(("layer", i))
                 y, g = self.item(b, _join(b.name, str(i)), layer, y, g)
                 self.where.pop()
             self.done(b, y, g)
@@ -203,9 +206,10 @@ class _Walk:
         self.done(holder, x, None, runs=False)
         outs = [y for y, _ in ends]
         if len({len(o) for o in outs}) > 1 or len({o[1:] for o in outs}) > 1:
-            self.fail("the branches give " + ", ".join(
-                f"{bn} {'x'.join(map(str, o))}" for (bn, _), o in zip(block.branches, outs))
-                + ": their grids must agree to be concatenated (check strides and paddings)")
+            self.fail(_("the branches give {shapes}: their grids must agree to be concatenated "
+                        "(check strides and paddings)").format(shapes=", ".join(
+                            f"{bn} {'x'.join(map(str, o))}"
+                            for (bn, _b), o in zip(block.branches, outs))))
         cat = (sum(o[0] for o in outs), *outs[0][1:])
         cat_field = self.merge([g for _, g in ends], name) if self.with_fields else None
         if cat_field is not None:
@@ -214,17 +218,20 @@ class _Walk:
             return self.done(n, cat, cat_field).out_shape, cat_field
         # residual: (the linear 1x1 expansion back to the shortcut's channels,) scaled, added
         if len(x) != 3:
-            self.fail("a residual block needs a C x H x W input")
+            self.fail(_("a residual block needs a C x H x W input"))
         if block.shortcut:  # a projection, from the pre-activated input
             target, target_field = self.sequence(n, _join(name, "shortcut"), "shortcut",
                                                  block.shortcut, x, f)
         else:
             target, target_field = inp, inp_field
-        what = "the shortcut gives" if block.shortcut else "the input is"
         if cat[1:] != target[1:]:
-            self.fail(f"the branches give {'x'.join(map(str, cat[1:]))} but {what} "
-                      f"{'x'.join(map(str, target[1:]))}: a residual add needs the grid unchanged "
-                      "(no stride, same padding), or a projection shortcut with the same stride")
+            message = (_("the branches give {grid} but the shortcut gives {input}: a residual add "
+                         "needs the same grid (a projection shortcut with the branches' stride)")
+                       if block.shortcut else
+                       _("the branches give {grid} but the input is {input}: a residual add "
+                         "needs the grid unchanged (no stride, same padding)"))
+            self.fail(message.format(grid="x".join(map(str, cat[1:])),
+                                     input="x".join(map(str, target[1:]))))
         res_field = cat_field
         if block.expand:
             up = self.node(_join(name, "up"), "expand", block, cat)
@@ -233,9 +240,10 @@ class _Walk:
             n.children.append(up)
             self.done(up, target, cat_field)
         elif cat[0] != target[0]:
-            self.fail(f"the branches give {cat[0]} channels but {what} {target[0]}: without the "
-                      "1x1 expansion the last conv must give the shortcut's channels (or add a "
-                      "projection shortcut)")
+            self.fail(_("the branches give {channels} channels but the shortcut needs {needed}: "
+                        "without the 1x1 expansion the last conv must give the shortcut's "
+                        "channels (or add a projection shortcut)").format(
+                            channels=cat[0], needed=target[0]))
         added = self.merge([res_field, target_field], name) if self.with_fields else None
         if added is not None:
             self.fields[_join(name, "add")] = added
@@ -268,8 +276,7 @@ class _Walk:
             self.fields.clear()
             return None
         if dh or dw:
-            self.notes.append(f"{where}: branch centres differ by {rf.number(dh)} x "
-                              f"{rf.number(dw)} input px (h x w); its field is the hull of theirs")
+            self.notes.append(CENTRES.format(where=where, h=rf.number(dh), w=rf.number(dw)))
         return h, w
 
     # -- layers --------------------------------------------------------------------------------

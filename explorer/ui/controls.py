@@ -177,7 +177,7 @@ def show_url_notes(page_name: str, snapshot: dict[str, list[str]], shown: dict[s
 def variant_picker(key: str = "variant", on_change=None) -> str:
     return st.selectbox(_("Variant"), list(VARIANTS), key=key, bind="query-params",
                         on_change=on_change,
-                        help=" / ".join(f"{n}: {v.title}" for n, v in VARIANTS.items()))
+                        help=" / ".join(f"{n}: {_(v.title)}" for n, v in VARIANTS.items()))
 
 
 def inspect_controls() -> Choice:
@@ -189,7 +189,7 @@ def inspect_controls() -> Choice:
     with st.sidebar:
         variant = variant_picker(on_change=_variant_changed)
         info = VARIANTS[variant]
-        st.caption(f"{info.title}, {info.year}")
+        st.caption(f"{_(info.title)}, {info.year}")
         depth = st.radio(_("Depth"), DEPTHS, index=1, key="depth", bind="query-params",
                          horizontal=True, format_func=lambda d: _(DEPTH_NAMES.get(d, d)),
                          help=_("one row / node per stage, block or layer"))

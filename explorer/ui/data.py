@@ -15,7 +15,7 @@ from explorer.analysis.graph import render, to_dot
 from explorer.analysis.probe import probe
 from explorer.analysis.published import best_published
 from explorer.analysis.rows import analyze
-from explorer.core.i18n import language, speaking
+from explorer.core.i18n import N_, language, speaking
 from explorer.variants import VARIANTS
 
 WARMUP = "Working out every block's shapes and costs..."
@@ -69,7 +69,7 @@ def overview() -> list[dict]:
                      "layout": result["layout"], "input_size": result["input_size"],
                      "total_params": result["total_params"], "total_macs": result["total_macs"],
                      "top1": pub.top1 if pub else None, "top5": pub.top5 if pub else None,
-                     "source": pub.source if pub else "none published",
+                     "source": pub.source if pub else N_("none published"),
                      "baseline": info.baseline})
     return rows
 
@@ -134,16 +134,33 @@ def png(dot_source: str) -> bytes:
 
 @st.cache_data(show_spinner=WARMUP)
 def rethinking_claims() -> list[dict]:
-    """Rethinking's section 6 claims (42 layers, about 2.5x GoogLeNet) beside our computation."""
-    from explorer.analysis import lessons
-    return lessons.rethinking_claims(probe("inception_v3", layout="paper").spec,
-                                     analysis("inception_v3", layout="paper")["total_macs"],
-                                     analysis("googlenet", layout="paper")["total_macs"])
+    """Rethinking's section 6 claims (42 layers, about 2.5x GoogLeNet) beside our computation,
+    in the run's language."""
+    return _rethinking_claims(language())
 
 
 @st.cache_data(show_spinner=WARMUP)
+def _rethinking_claims(lang: str) -> list[dict]:
+    from explorer.analysis import lessons
+    spec = probe("inception_v3", layout="paper").spec
+    v3, googlenet = (analysis(v, layout="paper")["total_macs"] for v in ("inception_v3", "googlenet"))
+    with speaking(lang):
+        return lessons.rethinking_claims(spec, v3, googlenet)
+
+
 def design_principles() -> dict:
-    """What we compute for each of Rethinking's four design principles (section 2)."""
+    """What we compute for each of Rethinking's four design principles (section 2), in the
+    run's language."""
+    return _design_principles(language())
+
+
+@st.cache_data(show_spinner=WARMUP)
+def _design_principles(lang: str) -> dict:
+    with speaking(lang):
+        return _principles()
+
+
+def _principles() -> dict:
     from explorer.analysis import lessons
     v3 = analysis("inception_v3", layout="paper")
     block = probe("inception_v3", layout="paper").spec.block("inception_a.0")

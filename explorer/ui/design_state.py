@@ -14,6 +14,7 @@ from explorer.analysis.graph import render, to_dot
 from explorer.analysis.rows import analyze
 from explorer.core.i18n import N_, _
 from explorer.spec.netspec import Block
+from explorer.ui.language import session_language
 from explorer.variants import VARIANTS, ConfigError
 
 KEY = "design:state"
@@ -48,18 +49,21 @@ def _from_url() -> Bench:
     notes = []
     variant = q.get("variant") or "inception_v3"
     if variant not in VARIANTS:
-        notes.append(f"there is no variant {variant!r}: Inception-v3 opened instead")
+        notes.append(_("there is no variant {variant}: Inception-v3 opened instead").format(
+            variant=repr(variant)))
         variant = "inception_v3"
     info = VARIANTS[variant]
     layout = q.get("layout") or ("paper" if "paper" in info.layouts else info.default_layout)
     layout = info.aliases.get(layout, layout)
     if layout not in info.layouts:
-        notes.append(f"{variant} has no layout {layout!r}: {info.default_layout} opened instead")
+        notes.append(_("{variant} has no layout {layout}: {default} opened instead").format(
+            variant=variant, layout=repr(layout), default=info.default_layout))
         layout = info.default_layout
     names = d.blocks_of(variant, layout)
     name = q.get("block") or d.first_block(variant, layout)
     if name not in names:
-        notes.append(f"{variant} has no block {name!r}: {d.first_block(variant, layout)} opened")
+        notes.append(_("{variant} has no block {name}: {first} opened").format(
+            variant=variant, name=repr(name), first=d.first_block(variant, layout)))
         name = d.first_block(variant, layout)
     spec_block = d.open_block(d.describe(variant, layout), name)
     block = spec_block
@@ -69,7 +73,7 @@ def _from_url() -> Bench:
             d.bench_of(variant, layout, name, block, q.get("whole") == "stage")
         except ConfigError as err:
             block = spec_block
-            notes.append(f"the design in the link was not used: {err}")
+            notes.append(_("the design in the link was not used: {error}").format(error=err))
     if notes:
         st.session_state[NOTE] = notes
     return Bench(variant, layout, name, block, q.get("whole") == "stage")
@@ -105,10 +109,12 @@ def publish(bench: Bench) -> None:
 
 
 def apply(edit, *args, **kwargs) -> None:
-    """Apply ``edit(block, ...)``; keep the result only when the network still runs."""
+    """Apply ``edit(block, ...)``; keep the result only when the network still runs. (A
+    callback: why not is said in the session's language.)"""
     bench = st.session_state[KEY]
     try:
-        block = edit(bench.block, *args, **kwargs)
+        with session_language():
+            block = edit(bench.block, *args, **kwargs)
     except ConfigError as err:
         st.session_state[ERROR] = str(err)
         return
@@ -118,7 +124,8 @@ def apply(edit, *args, **kwargs) -> None:
 def _publish_if_valid(new: Bench) -> None:
     """Show ``new`` when it runs; else keep the last valid design and say why."""
     try:
-        new.result()
+        with session_language():
+            new.result()
     except ConfigError as err:
         st.session_state[ERROR] = str(err)
         return

@@ -22,9 +22,10 @@ from explorer.analysis.graph import (
     to_dot,
     value_range,
 )
-from explorer.core.i18n import N_, _, language, number, percent, speaking
+from explorer.core.i18n import N_, _, again, language, number, percent, speaking
 from explorer.core.text import md_escape, shape_text
 from explorer.ui import data
+from explorer.ui.graph_view import NOTES as LINK_NOTES
 from explorer.ui.graph_view import GraphState
 from explorer.variants import VARIANTS
 
@@ -39,7 +40,8 @@ OVERLAY_NAMES = {"none": N_("none"), "params": N_("params"), "MACs": "MACs", "me
 def show_notes(notes: list[str]) -> None:
     """Unknown names from the URL: shown as text (never as markup), then ignored."""
     for note in notes:
-        st.warning(_("Unknown name in the link, {note}").format(note=md_escape(note)),
+        st.warning(_("Unknown name in the link, {note}").format(
+                   note=md_escape(again(note, *LINK_NOTES))),
                    icon=":material/link_off:")
 
 
@@ -91,7 +93,7 @@ def draw(variant: str, state: GraphState, config: dict, *, key: str, overlay=Non
         source, svg = data.explorer_svg(variant, tuple(sorted(state.expanded)), overlay, values,
                                         scale, label_size, config)
     except GraphvizMissing:
-        st.info(MISSING + ". " + _("Showing the static drawing meanwhile."))
+        st.info(_(MISSING) + ". " + _("Showing the static drawing meanwhile."))
         st.graphviz_chart(to_dot(variant, expanded=state.expanded, **config), height="content")
         return None
     items = legend(values, scale, overlay) if values else []
@@ -159,13 +161,13 @@ def details(variant: str, state: GraphState, config: dict, key: str) -> None:
             f'{html.escape(kind or _("node"))}</div>')
     figure = (row or {}).get("figure") or meta.get("figure")
     if figure:
-        st.markdown(f"*{figure}*")
+        st.markdown(f"*{_(figure)}*")  # the papers' words: English constants, said here
     if meta.get("idea"):
-        st.markdown(f"> {meta['idea']}")
+        st.markdown(f"> {_(meta['idea'])}")
     opened = name in state.expanded
     if name in data.blocks(variant, **config) and "." in name:
         from explorer.ui.design_state import design_link
-        design_link("Design from this block", {
+        design_link(_("Design from this block"), {
             "variant": variant, "layout": config.get("layout") or VARIANTS[variant].default_layout,
             "block": name})
     if name in state.expandable:
@@ -353,7 +355,7 @@ def block_picker(variant: str, names: list[str], key: str) -> None:
         _dot, svg = data.explorer_svg(variant, tuple(sorted(state.expanded)), None, None, None,
                                    False, {})
     except GraphvizMissing:
-        st.info(MISSING)
+        st.info(_(MISSING))
         return
     from explorer.ui.graph_view import graph_view
     graph_view(svg, key=f"graph_{key}", selected=current, height=380, on_click=pick,

@@ -17,9 +17,13 @@ from pathlib import Path
 import streamlit as st
 
 from explorer.analysis.graph import unknown_names
-from explorer.core.i18n import DEFAULT, _, language
+from explorer.core.i18n import DEFAULT, N_, _, language
 
 HERE = Path(__file__).resolve().parent
+# a link's names the view ignores (kept in session state: shown with again(note, *NOTES))
+IGNORED_OPEN = N_("ignored in open=: {names}")
+IGNORED_BLOCK = N_("ignored in block=: {block}")
+NOTES = (IGNORED_OPEN, IGNORED_BLOCK)
 HTML = """<div data-explorer-graph>
   <div class="toolbar">
     <input class="search" type="search" aria-label="search the graph"
@@ -125,10 +129,10 @@ class GraphState:
                 raw = [n for n in raw if n]
                 bad = unknown_names(raw, self.expandable)
                 if bad:
-                    self.notes.append("ignored in open=: " + ", ".join(bad))
+                    self.notes.append(IGNORED_OPEN.format(names=", ".join(bad)))
                 opened = {n for n in raw if n in self.expandable}
                 if block is not None and block not in self.known:
-                    self.notes.append(f"ignored in block=: {block}")
+                    self.notes.append(IGNORED_BLOCK.format(block=block))
                     block = None
             st.session_state[self.k_open] = opened
             st.session_state[self.k_sel] = block

@@ -12,12 +12,14 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.core.i18n import (
+    DEFAULT,
     LANGUAGES,
     NAMES,
     _,
     language_from_locale,
     parse_language,
     set_language,
+    speaking,
 )
 from explorer.core.text import md_escape
 
@@ -67,6 +69,13 @@ def pick_language() -> str:
                   "sidebar to change it.").format(value=shown, language=NAMES[lang]),
                 icon=":material/translate:")
     return lang
+
+
+def session_language():
+    """``with session_language():`` speak this session's language where ``pick_language`` has not
+    run in this thread: a widget's callback or a fragment's rerun (Streamlit runs them before the
+    page, often in a thread of their own, which starts in English)."""
+    return speaking(st.session_state.get(KEY) or DEFAULT)
 
 
 def query_with_language(query: dict[str, str]) -> dict[str, str]:

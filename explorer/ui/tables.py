@@ -15,6 +15,8 @@ _THEN = re.compile(r"1x(\d+) then \1x1")
 def word(value):
     if not isinstance(value, str):
         return value
+    if value.startswith("\\"):  # a cell's list marker, escaped (lessons.plain_cell): "\+ ..."
+        return "\\" + word(value[1:])
     then = _THEN.fullmatch(value)
     if then:
         return _("1x{n} then {n}x1").format(n=then.group(1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import fields, replace
 from functools import lru_cache
 
+from explorer.core.i18n import _
 from explorer.core.keys import freeze
 from explorer.spec.netspec import NetSpec
 from explorer.variants import (
@@ -32,7 +33,8 @@ def get_variant(name: str) -> VariantInfo:
     try:
         return VARIANTS[name]
     except (KeyError, TypeError):
-        raise ConfigError(f"unknown variant {name!r}; choose one of: {', '.join(VARIANTS)}") from None
+        raise ConfigError(_("unknown variant {name}; choose one of: {variants}").format(
+            name=repr(name), variants=", ".join(VARIANTS))) from None
 
 
 def get_layout(info: VariantInfo, layout: str | None) -> Layout:
@@ -40,7 +42,8 @@ def get_layout(info: VariantInfo, layout: str | None) -> Layout:
     layout = info.aliases.get(layout, layout) if isinstance(layout, str) else layout
     if not isinstance(layout, str) or layout not in info.layouts:
         offered = ", ".join(info.layouts)
-        raise ConfigError(f"{info.name} has no layout {layout!r}; it offers: {offered}")
+        raise ConfigError(_("{variant} has no layout {layout}; it offers: {offered}").format(
+            variant=info.name, layout=repr(layout), offered=offered))
     return info.layouts[layout]
 
 
@@ -53,8 +56,8 @@ def resolve(variant: str, layout: str | None = None, **config) -> tuple[VariantI
     known = set(Config.__dataclass_fields__)
     unknown = set(config) - known
     if unknown:
-        raise ConfigError(f"unknown option(s) {', '.join(sorted(unknown))}; "
-                          f"the options are: {', '.join(sorted(known))}")
+        raise ConfigError(_("unknown option(s) {unknown}; the options are: {options}").format(
+            unknown=", ".join(sorted(unknown)), options=", ".join(sorted(known))))
     if isinstance(config.get("repeats"), list):
         config["repeats"] = tuple(config["repeats"])
     if isinstance(config.get("scale"), list):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import partial
 
+from explorer.core.i18n import N_
 from explorer.core.preprocess import Preprocess
 from explorer.spec.compose import Widths, avgpool, classifier_head, concat, maxpool, network, stage
 from explorer.spec.compose import conv as plain_conv
@@ -18,10 +19,10 @@ from explorer.variants.config import Config, Layout
 from explorer.variants.facts import V4_TABLE, Result, VariantInfo, WeightsSpec
 
 FIGURE_5 = "Batch Normalization, Figure 5"
-IDEA = ("the 5x5 branch becomes two stacked 3x3 convs, and batch norm after every conv allows "
-        "much higher learning rates")
-REDUCTION_IDEA = ("a stride-2 module: convs and a max pool in parallel halve the grid while the "
-                  "channels grow")
+IDEA = N_("the 5x5 branch becomes two stacked 3x3 convs, and batch norm after every conv allows "
+          "much higher learning rates")
+REDUCTION_IDEA = N_("a stride-2 module: convs and a max pool in parallel halve the grid while the "
+                    "channels grow")
 
 # Figure 5: (#1x1, #3x3 reduce, #3x3, double #3x3 reduce, double #3x3, pool, pool proj);
 # #1x1 = 0 marks a stride-2 module whose pool branch is passed through.
@@ -68,7 +69,7 @@ def build(cfg: Config) -> NetSpec:
         conv2=conv(w(192), 3, 1, 1),
         pool2=maxpool(3, 2, ceil_mode=True),
     )
-    stages = {"stem": stage("stem", stem, "stem", FIGURE_5, "plain convolutions shrink 224x224 to 28x28")}
+    stages = {"stem": stage("stem", stem, "stem", FIGURE_5, N_("plain convolutions shrink 224x224 to 28x28"))}
     groups = (("inception_3", "3a 3b"), ("reduction_3", "3c"), ("inception_4", "4a 4b 4c 4d"),
               ("reduction_4", "4e"), ("inception_5", "5a 5b"))
     for stage_name, names in groups:
@@ -103,22 +104,22 @@ LAYOUTS = {
         False, build, min_input_size=31,
         checkpoint_formats={"cadene": cadene_key_map},
         notes=(
-            "Cadene's port of the Caffe model, which follows the paper's Figure 5: the released "
-            "and the paper layout are one network.",
-            "Convs keep a bias before BN (a Caffe habit that BN makes redundant); BN eps is 1e-5.",
-            "Pools use ceil mode, so 224 -> 112 -> 56 -> 28 -> 14 -> 7.",
-            "Its weights expect BGR input in 0-255 minus the mean (104, 117, 128).",
+            N_("Cadene's port of the Caffe model, which follows the paper's Figure 5: the released "
+               "and the paper layout are one network."),
+            N_("Convs keep a bias before BN (a Caffe habit that BN makes redundant); BN eps is 1e-5."),
+            N_("Pools use ceil mode, so 224 -> 112 -> 56 -> 28 -> 14 -> 7."),
+            N_("Its weights expect BGR input in 0-255 minus the mean (104, 117, 128)."),
         )),
 }
 # the paper's layout is the same network (Figure 5), offered under its own name
 LAYOUTS["paper"] = replace(LAYOUTS["released"], paper=True)
 
 VARIANT = VariantInfo(
-    "bn_inception", "BN-Inception (the v4 paper's Inception-v2)",
+    "bn_inception", N_("BN-Inception (the v4 paper's Inception-v2)"),
     "Batch Normalization: Accelerating Deep Network Training by Reducing Internal Covariate "
     "Shift", "1502.03167", 2015, 224,
-    "batch norm everywhere, and the 5x5 branch replaced by two 3x3 convs", LAYOUTS,
-    differences=("none: the public Caffe weights follow Figure 5",),
+    N_("batch norm everywhere, and the 5x5 branch replaced by two 3x3 convs"), LAYOUTS,
+    differences=(N_("none: the public Caffe weights follow Figure 5"),),
     paper_results=(Result(74.8, 92.2, V4_TABLE + " (BN-Inception: 25.2 / 7.8 % error)", "paper"),),
     weights=(
         # converted from Caffe by Cadene (pretrainedmodels)

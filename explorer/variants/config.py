@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Protocol
 
+from explorer.core.i18n import _
 from explorer.spec.errors import ConfigError, ShapeError
 from explorer.spec.walk import walk
 
@@ -61,65 +62,78 @@ class Named(Protocol):
 
 
 def check_config(info: Named, layout: Layout, cfg: Config) -> None:
-    """Raise ConfigError naming the problem and what is allowed."""
-    name = info.name
+    """Raise ConfigError naming the problem and what is allowed (in the run's language: English
+    outside a page)."""
+    name, layout_name = info.name, _(layout.name)
     if not isinstance(cfg.num_classes, int) or isinstance(cfg.num_classes, bool) \
             or not 1 <= cfg.num_classes <= MAX_CLASSES:
-        raise ConfigError(f"num_classes must be an integer from 1 to {MAX_CLASSES}, "
-                          f"got {cfg.num_classes!r}")
+        raise ConfigError(_("num_classes must be an integer from 1 to {most}, got {got}").format(
+            most=MAX_CLASSES, got=repr(cfg.num_classes)))
     if not isinstance(cfg.aux_logits, bool):
-        raise ConfigError(f"aux_logits must be True or False, got {cfg.aux_logits!r}")
+        raise ConfigError(_("aux_logits must be True or False, got {got}").format(
+            got=repr(cfg.aux_logits)))
     if cfg.aux_logits and not layout.has_aux:
-        raise ConfigError(f"{name} ({layout.name} layout) has no auxiliary head; "
-                          "use aux_logits=False")
+        raise ConfigError(_("{variant} ({layout} layout) has no auxiliary head; "
+                            "use aux_logits=False").format(variant=name, layout=layout_name))
     if cfg.dropout is not None and not (isinstance(cfg.dropout, (int, float))
                                         and 0.0 <= cfg.dropout < 1.0):
-        raise ConfigError(f"dropout must be a probability in [0, 1), got {cfg.dropout!r}")
+        raise ConfigError(_("dropout must be a probability in [0, 1), got {got}").format(
+            got=repr(cfg.dropout)))
     if not isinstance(cfg.width, (int, float)) or not 0.0 < cfg.width <= MAX_WIDTH:
-        raise ConfigError(f"width must be a number in (0, {MAX_WIDTH}] (1.0 = the reference "
-                          f"widths), got {cfg.width!r}")
+        raise ConfigError(_("width must be a number in (0, {most}] (1.0 = the reference "
+                            "widths), got {got}").format(most=MAX_WIDTH, got=repr(cfg.width)))
     if cfg.scale is not None:
         if layout.scale is None:
-            raise ConfigError(f"scale applies to residual blocks; {name} has none. "
-                              "It is offered by inception_resnet_v1 and inception_resnet_v2")
+            raise ConfigError(_("scale applies to residual blocks; {variant} has none. "
+                                "It is offered by inception_resnet_v1 and inception_resnet_v2")
+                              .format(variant=name))
         scales = cfg.scale if isinstance(cfg.scale, (tuple, list)) else (cfg.scale,)
         if len(scales) not in (1, 3) or not all(
                 isinstance(s, (int, float)) and 0.0 < s <= 1.0 for s in scales):
-            raise ConfigError("scale must be a number in (0, 1] (the papers use 0.1-0.3) or three "
-                              f"of them for the A, B and C blocks, got {cfg.scale!r}")
+            raise ConfigError(_("scale must be a number in (0, 1] (the papers use 0.1-0.3) or "
+                                "three of them for the A, B and C blocks, got {got}").format(
+                                    got=repr(cfg.scale)))
     if cfg.repeats is not None:
         if layout.repeats is None:
-            raise ConfigError(f"repeats is not offered for {name}: its blocks differ one from the "
-                              "next. It is offered by inception_v4, inception_resnet_v1 and "
-                              "inception_resnet_v2")
+            raise ConfigError(_("repeats is not offered for {variant}: its blocks differ one "
+                                "from the next. It is offered by inception_v4, "
+                                "inception_resnet_v1 and inception_resnet_v2").format(variant=name))
         reps = tuple(cfg.repeats) if isinstance(cfg.repeats, (tuple, list)) else None
         if reps is None or len(reps) != len(layout.repeats) or not all(
                 isinstance(r, int) and not isinstance(r, bool) and 1 <= r <= MAX_REPEATS
                 for r in reps):
             stages = ", ".join(layout.repeat_stages)
-            raise ConfigError(f"repeats must be {len(layout.repeats)} integers from 1 to "
-                              f"{MAX_REPEATS}, blocks per stage ({stages}); the reference is "
-                              f"{layout.repeats}, got {cfg.repeats!r}")
+            raise ConfigError(_("repeats must be {n} integers from 1 to {most}, blocks per stage "
+                                "({stages}); the reference is {reference}, got {got}").format(
+                                    n=len(layout.repeats), most=MAX_REPEATS, stages=stages,
+                                    reference=layout.repeats, got=repr(cfg.repeats)))
     if cfg.input_size is not None:
         minimum = min_input_size(layout, cfg.aux_logits)
         if not isinstance(cfg.input_size, int) or isinstance(cfg.input_size, bool):
-            raise ConfigError(f"input_size must be an integer, got {cfg.input_size!r}")
+            raise ConfigError(_("input_size must be an integer, got {got}").format(
+                got=repr(cfg.input_size)))
         if cfg.input_size < minimum:
-            extra = " with the auxiliary head" if cfg.aux_logits and layout.min_input_size_aux else ""
-            raise ConfigError(f"input_size {cfg.input_size} is below {name}'s minimum of "
-                              f"{minimum}x{minimum}{extra} ({layout.name} layout); "
-                              f"its native size is {info.native_input_size}")
+            if cfg.aux_logits and layout.min_input_size_aux:
+                text = _("input_size {size} is below {variant}'s minimum of {minimum}x{minimum} "
+                         "with the auxiliary head ({layout} layout); its native size is {native}")
+            else:
+                text = _("input_size {size} is below {variant}'s minimum of {minimum}x{minimum} "
+                         "({layout} layout); its native size is {native}")
+            raise ConfigError(text.format(size=cfg.input_size, variant=name, minimum=minimum,
+                                          layout=layout_name, native=info.native_input_size))
         if cfg.input_size > MAX_INPUT_SIZE:
-            raise ConfigError(f"input_size {cfg.input_size} is above the limit of "
-                              f"{MAX_INPUT_SIZE}; its native size is {info.native_input_size}")
+            raise ConfigError(_("input_size {size} is above the limit of {most}; its native size "
+                                "is {native}").format(size=cfg.input_size, most=MAX_INPUT_SIZE,
+                                                      native=info.native_input_size))
         if not fits(layout, cfg, cfg.input_size):
             near = nearest_fitting_sizes(layout, cfg, cfg.input_size)
-            raise ConfigError(
-                f"input_size {cfg.input_size} does not fit {name} ({layout.name} layout): the "
-                "feature maps of its parallel branches would not line up (or its auxiliary head "
-                "needs another size). Nearest sizes that fit: "
-                + (", ".join(map(str, near)) or "none nearby") +
-                f"; its native size is {info.native_input_size}")
+            raise ConfigError(_(
+                "input_size {size} does not fit {variant} ({layout} layout): the feature maps of "
+                "its parallel branches would not line up (or its auxiliary head needs another "
+                "size). Nearest sizes that fit: {sizes}; its native size is {native}").format(
+                    size=cfg.input_size, variant=name, layout=layout_name,
+                    sizes=", ".join(map(str, near)) or _("none nearby"),
+                    native=info.native_input_size))
 
 
 def min_input_size(layout: Layout, aux_logits: bool = False) -> int:

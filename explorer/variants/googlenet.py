@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from explorer.core.i18n import N_
 from explorer.core.preprocess import Preprocess
 from explorer.spec.compose import (
     Widths,
@@ -30,8 +31,8 @@ from explorer.variants.config import Config, Layout
 from explorer.variants.facts import HALF, RETHINKING_T3, Result, VariantInfo, WeightsSpec
 
 FIGURE_2B = "Going Deeper, Figure 2(b)"
-IDEA = ("1x1 convs reduce the channels before the expensive 3x3 and 5x5 convs, so four "
-        "parallel filter sizes fit in the budget")
+IDEA = N_("1x1 convs reduce the channels before the expensive 3x3 and 5x5 convs, so four "
+          "parallel filter sizes fit in the budget")
 
 # Table 1: (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj)
 TABLE_1 = {
@@ -72,7 +73,7 @@ def _build(cfg: Config, paper: bool) -> NetSpec:
     stem["pool2"] = maxpool(3, 2, ceil_mode=True)
 
     stages = {"stem": stage("stem", stem, "stem", "Going Deeper, Table 1 / Figure 3",
-                            "plain convolutions shrink 224x224 to 28x28 before any Inception module")}
+                            N_("plain convolutions shrink 224x224 to 28x28 before any Inception module"))}
     for level, names in (("3", "ab"), ("4", "abcde"), ("5", "ab")):
         blocks = {f"inception_{level}{n}": inception_module(TABLE_1[level + n], w, five) for n in names}
         stages[f"inception_{level}"] = stage(f"inception_{level}", blocks, "stage", FIGURE_2B, IDEA)
@@ -81,7 +82,7 @@ def _build(cfg: Config, paper: bool) -> NetSpec:
             k = 3 if (paper or level == "3") else 2
             stages[f"pool_{level}"] = stage(f"pool_{level}", {"pool": maxpool(k, 2, ceil_mode=True)},
                                             "reduction", "Going Deeper, Table 1",
-                                            "max pooling halves the grid between stages")
+                                            N_("max pooling halves the grid between stages"))
     aux = []
     if cfg.aux_logits:
         aux = [_aux_head(tap, name, cfg.num_classes, w, paper)
@@ -97,7 +98,7 @@ def _aux_head(tap, name, num_classes, w, paper):
               "relu": layer("relu"), "dropout": layer("dropout", p=0.7),
               "fc2": layer("linear", out=num_classes)}
     return head(layers, "aux", "Going Deeper, Section 5",
-                "a side classifier on an intermediate stage adds gradient signal and regularises",
+                N_("a side classifier on an intermediate stage adds gradient signal and regularises"),
                 name=name, tap=tap)
 
 
@@ -118,32 +119,32 @@ LAYOUTS = {
         False, partial(_build, paper=False), min_input_size=15, has_aux=True, dropout=0.2,
         checkpoint_formats={"torchvision": torchvision_key_map},
         notes=(
-            "torchvision's layout, which its IMAGENET1K_V1 weights need: BN after every conv "
-            "(the paper had none) and LRN removed.",
-            "The branch named 5x5 is a 3x3 conv: a port bug kept for weight compatibility "
-            "(pytorch/vision issue 906).",
-            "Max pool before 5a is 2x2/2 (the paper's is 3x3/2); both give 7x7.",
-            "Aux heads pool adaptively to 4x4; dropout before the classifier is 0.2 (paper: 0.4).",
+            N_("torchvision's layout, which its IMAGENET1K_V1 weights need: BN after every conv "
+               "(the paper had none) and LRN removed."),
+            N_("The branch named 5x5 is a 3x3 conv: a port bug kept for weight compatibility "
+               "(pytorch/vision issue 906)."),
+            N_("Max pool before 5a is 2x2/2 (the paper's is 3x3/2); both give 7x7."),
+            N_("Aux heads pool adaptively to 4x4; dropout before the classifier is 0.2 (paper: 0.4)."),
         )),
     "paper": Layout(
         True, partial(_build, paper=True), min_input_size=31, min_input_size_aux=223, has_aux=True,
         dropout=0.4,
         notes=(
-            "Table 1 and Figure 3 as printed: conv + bias + ReLU, no batch norm.",
-            "Local response normalisation after pool1 and after conv3 (size 5, alpha 1e-4, "
-            "beta 0.75, as in the released Caffe model).",
-            "The 5x5 branch is a real 5x5 conv.",
-            "Aux heads: 5x5/3 average pool, 1x1 conv 128, fc 1024, dropout 70 %.",
-            "Table 1 lists conv1 at 2.7K params; 7x7x3x64 is 9.4K: a misprint in the paper.",
+            N_("Table 1 and Figure 3 as printed: conv + bias + ReLU, no batch norm."),
+            N_("Local response normalisation after pool1 and after conv3 (size 5, alpha 1e-4, "
+               "beta 0.75, as in the released Caffe model)."),
+            N_("The 5x5 branch is a real 5x5 conv."),
+            N_("Aux heads: 5x5/3 average pool, 1x1 conv 128, fc 1024, dropout 70 %."),
+            N_("Table 1 lists conv1 at 2.7K params; 7x7x3x64 is 9.4K: a misprint in the paper."),
         )),
 }
 
 VARIANT = VariantInfo(
     "googlenet", "GoogLeNet (Inception-v1)", "Going Deeper with Convolutions", "1409.4842", 2014,
-    224, "parallel 1x1 / 3x3 / 5x5 / pool branches with 1x1 bottlenecks", LAYOUTS,
-    differences=("BN after every conv in the released weights; none in the paper",
-                 "the released '5x5' branch is a 3x3 conv (torchvision issue 906)",
-                 "LRN in the paper's stem, none in the release"),
+    224, N_("parallel 1x1 / 3x3 / 5x5 / pool branches with 1x1 bottlenecks"), LAYOUTS,
+    differences=(N_("BN after every conv in the released weights; none in the paper"),
+                 N_("the released '5x5' branch is a 3x3 conv (torchvision issue 906)"),
+                 N_("LRN in the paper's stem, none in the release")),
     paper_results=(Result(71.0, 90.8, RETHINKING_T3 + " (GoogLeNet: 29 / 9.2 % error)", "paper"),),
     weights=(
         # ported from the original paper's Caffe model; its 5x5 branch is a 3x3 (49.7 MB)

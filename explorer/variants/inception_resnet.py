@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from explorer.core.i18n import N_
 from explorer.spec.compose import (
     Widths,
     classifier_head,
@@ -53,8 +54,8 @@ V2 = ResidualNetWidths(a=(32, 32, 32, 32, 48, 64), red_a=(256, 256, 384, 384), b
                    figures=("Figure 16", "Figure 7", "Figure 17", "Figure 18", "Figure 19",
                             "Figure 3"))
 
-RESIDUAL_IDEA = ("a residual connection around an Inception block, scaled down (0.1-0.3) before "
-                 "the add so that very wide networks train stably")
+RESIDUAL_IDEA = N_("a residual connection around an Inception block, scaled down (0.1-0.3) before "
+                   "the add so that very wide networks train stably")
 
 
 def block_a(widths: tuple, w: Widths, scale, fig):
@@ -89,7 +90,7 @@ def reduction_b(widths: tuple, w: Widths, fig):
         "3x3b": [conv(r1, 1), conv(c1, 3, 2)],
         "3x3dbl": [conv(r2, 1), conv(c2a, 3, padding=1), conv(c2b, 3, 2)],
         "pool": maxpool(3, 2),
-    }, "reduction", f"{V4_PAPER}, {fig}", "17x17 -> 8x8 grid reduction with three conv towers and a pool")
+    }, "reduction", f"{V4_PAPER}, {fig}", N_("17x17 -> 8x8 grid reduction with three conv towers and a pool"))
 
 
 def stem_v1(w: Widths) -> dict:
@@ -114,7 +115,7 @@ def stem_ir_v2_released(w: Widths) -> dict:
         "5x5": [conv(w(48), 1), conv(w(64), 5, padding=2)],
         "3x3dbl": [conv(w(64), 1), conv(w(96), 3, padding=1), conv(w(96), 3, padding=1)],
         "pool": [avg_pool(), conv(w(64), 1)],
-    }, "stem", "TF-slim release (not in the paper)", "an Inception-A block ends the stem")
+    }, "stem", N_("TF-slim release (not in the paper)"), N_("an Inception-A block ends the stem"))
     return layers
 
 
@@ -146,7 +147,7 @@ def _build(cfg: Config, net: ResidualNet, *, paper: bool) -> NetSpec:
         blocks_c.append(block_c(widths.c, w, 1.0, fig_c, relu=False))
     stages = {
         "stem": stage("stem", (net.paper_stem if paper else net.released_stem)(w), "stem",
-                      stem_figure, "299x299 -> 35x35"),
+                      stem_figure, N_("299x299 -> 35x35")),
         "inception_resnet_a": stage("inception_resnet_a", [block_a(widths.a, w, scale_a, fig_a)
                                                            for _ in range(reps[0])],
                                     "stage", f"{V4_PAPER}, {fig_a}"),
@@ -174,7 +175,7 @@ def _build(cfg: Config, net: ResidualNet, *, paper: bool) -> NetSpec:
 IR_V1 = ResidualNet("inception_resnet_v1", V1, paper_stem=stem_v1, released_stem=stem_v1,
                     released_stem_figure=None, released_head="facenet")
 IR_V2 = ResidualNet("inception_resnet_v2", V2, paper_stem=stem_v4, released_stem=stem_ir_v2_released,
-                    released_stem_figure="TF-slim release (Inception-v3 stem + mixed_5b)",
+                    released_stem_figure=N_("TF-slim release (Inception-v3 stem + mixed_5b)"),
                     released_head="slim")
 
 
@@ -217,8 +218,8 @@ def facenet_key_map(cfg: Config) -> list:
 
 
 STAGES = ("inception_resnet_a", "inception_resnet_b", "inception_resnet_c")
-SHARED_NOTES = ("The 1x1 filter expansion before each add is linear: a bias, no BN, no ReLU; "
-                "no BN on top of the sums.",)
+SHARED_NOTES = (N_("The 1x1 filter expansion before each add is linear: a bias, no BN, no ReLU; "
+                   "no BN on top of the sums."),)
 
 V1_LAYOUTS = {
     "released": Layout(
@@ -226,21 +227,21 @@ V1_LAYOUTS = {
         repeat_stages=STAGES, scale=SCALES, dropout=0.6,
         checkpoint_formats={"facenet": facenet_key_map},
         notes=SHARED_NOTES + (
-            "Released only as a face-recognition trunk (facenet, TF and facenet-pytorch); that "
-            "trunk follows the paper's Figures 10-14.",
-            "Like the TF-slim code, it adds a sixth Inception-ResNet-C block, unscaled and "
-            "without ReLU, after the five of the paper.",
-            "facenet's head: average pool, dropout, a 512-d linear embedding with batch norm, then "
-            "the classifier (here 1000 classes unless num_classes says otherwise).",
+            N_("Released only as a face-recognition trunk (facenet, TF and facenet-pytorch); that "
+               "trunk follows the paper's Figures 10-14."),
+            N_("Like the TF-slim code, it adds a sixth Inception-ResNet-C block, unscaled and "
+               "without ReLU, after the five of the paper."),
+            N_("facenet's head: average pool, dropout, a 512-d linear embedding with batch norm, then "
+               "the classifier (here 1000 classes unless num_classes says otherwise)."),
         )),
     "paper": Layout(
         True, partial(_build, net=IR_V1, paper=True), min_input_size=75, repeats=(5, 10, 5),
         repeat_stages=STAGES,
         scale=SCALES, dropout=0.2,
         notes=SHARED_NOTES + (
-            "Figure 15 with the Inception-ResNet-v1 blocks: stem (Figure 14), 5 x A, Reduction-A "
-            "(k, l, m, n = 192, 192, 256, 384), 10 x B, Reduction-B, 5 x C, average pool, "
-            "dropout (keep 0.8), softmax.",
+            N_("Figure 15 with the Inception-ResNet-v1 blocks: stem (Figure 14), 5 x A, Reduction-A "
+               "(k, l, m, n = 192, 192, 256, 384), 10 x B, Reduction-B, 5 x C, average pool, "
+               "dropout (keep 0.8), softmax."),
         )),
 }
 
@@ -250,45 +251,45 @@ V2_LAYOUTS = {
         repeat_stages=STAGES, scale=SCALES, dropout=0.2,
         checkpoint_formats={"timm": timm_key_map},
         notes=SHARED_NOTES + (
-            "TF-slim's released layout (timm's inception_resnet_v2): Inception-v3's stem plus a "
-            "mixed_5b block (35x35x320) instead of the paper's Inception-v4 stem.",
-            "10 x A, 20 x B, 9 x C and one final C block, unscaled and without ReLU; widths "
-            "320 / 1088 / 2080 at 35 / 17 / 8, then a 1x1 conv to 1536 before the pool.",
-            "Only this layout loads the public weights (55.8 M parameters).",
+            N_("TF-slim's released layout (timm's inception_resnet_v2): Inception-v3's stem plus a "
+               "mixed_5b block (35x35x320) instead of the paper's Inception-v4 stem."),
+            N_("10 x A, 20 x B, 9 x C and one final C block, unscaled and without ReLU; widths "
+               "320 / 1088 / 2080 at 35 / 17 / 8, then a 1x1 conv to 1536 before the pool."),
+            N_("Only this layout loads the public weights (55.8 M parameters)."),
         )),
     "paper": Layout(
         True, partial(_build, net=IR_V2, paper=True), min_input_size=75, repeats=(5, 10, 5),
         repeat_stages=STAGES,
         scale=SCALES, dropout=0.2,
         notes=SHARED_NOTES + (
-            "Figure 15 with the Inception-ResNet-v2 blocks: the Inception-v4 stem (Figure 3), "
-            "5 x A, Reduction-A (k, l, m, n = 256, 256, 384, 384), 10 x B, Reduction-B "
-            "(Figure 18), 5 x C.",
-            "The paper's widths do not add up: Figure 17 expands to 1154 channels, but "
-            "Reduction-A yields 384 + 384 + 384 = 1152; Figure 19 expands to 2048, but "
-            "Reduction-B yields 1152 + 384 + 288 + 320 = 2144. We use 1152 and 2144, the only "
-            "widths the adds allow.",
-            "Residual scales follow the released code (0.17, 0.10, 0.20); the paper gives 0.1-0.3.",
+            N_("Figure 15 with the Inception-ResNet-v2 blocks: the Inception-v4 stem (Figure 3), "
+               "5 x A, Reduction-A (k, l, m, n = 256, 256, 384, 384), 10 x B, Reduction-B "
+               "(Figure 18), 5 x C."),
+            N_("The paper's widths do not add up: Figure 17 expands to 1154 channels, but "
+               "Reduction-A yields 384 + 384 + 384 = 1152; Figure 19 expands to 2048, but "
+               "Reduction-B yields 1152 + 384 + 288 + 320 = 2144. We use 1152 and 2144, the only "
+               "widths the adds allow."),
+            N_("Residual scales follow the released code (0.17, 0.10, 0.20); the paper gives 0.1-0.3."),
         )),
 }
 
 V1_VARIANT = VariantInfo(
     "inception_resnet_v1", "Inception-ResNet-v1", *V4_PUBLICATION, 299,
-    "residual connections around cheap Inception blocks (cost of Inception-v3)", V1_LAYOUTS,
-    differences=("released only as the facenet face-embedding trunk",
-                 "an extra final C block without ReLU in the release",
-                 "facenet's 512-d embedding head"),
+    N_("residual connections around cheap Inception blocks (cost of Inception-v3)"), V1_LAYOUTS,
+    differences=(N_("released only as the facenet face-embedding trunk"),
+                 N_("an extra final C block without ReLU in the release"),
+                 N_("facenet's 512-d embedding head")),
     paper_results=(Result(78.7, 94.5, V4_TABLE + " (Inception-ResNet-v1: 21.3 / 5.5 % error)",
                           "paper"),))
 
 V2_VARIANT = VariantInfo(
     "inception_resnet_v2", "Inception-ResNet-v2", *V4_PUBLICATION, 299,
-    "residual connections around wide Inception blocks (cost of Inception-v4), scaled by 0.1-0.3",
+    N_("residual connections around wide Inception blocks (cost of Inception-v4), scaled by 0.1-0.3"),
     V2_LAYOUTS,
-    differences=("released stem: v3-style + mixed_5b (paper: the v4 stem)",
-                 "10 / 20 / 9+1 blocks released vs 5 / 10 / 5 in the paper",
-                 "released widths 320 / 1088 / 2080 + 1x1 conv to 1536; the paper's "
-                 "384 / 1154 / 2048 are inconsistent (1152 / 2144 used)"),
+    differences=(N_("released stem: v3-style + mixed_5b (paper: the v4 stem)"),
+                 N_("10 / 20 / 9+1 blocks released vs 5 / 10 / 5 in the paper"),
+                 N_("released widths 320 / 1088 / 2080 + 1x1 conv to 1536; the paper's "
+                    "384 / 1154 / 2048 are inconsistent (1152 / 2144 used)")),
     paper_results=(Result(80.1, 95.1, V4_TABLE + " (Inception-ResNet-v2: 19.9 / 4.9 % error)",
                           "paper"),),
     weights=(

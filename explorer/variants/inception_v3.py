@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from explorer.core.i18n import N_
 from explorer.core.preprocess import Preprocess
 from explorer.spec.compose import (
     Widths,
@@ -55,7 +56,8 @@ def module_a(pool_features, w: Widths, five_by_five: bool):
         "5x5" if five_by_five else "3x3": [conv(w(48), 1), conv(w(64), k, padding=k // 2)],
         "3x3dbl": [conv(w(64), 1), conv(w(96), 3, padding=1), conv(w(96), 3, padding=1)],
         "pool": [v3_pool(), conv(w(pool_features), 1)],
-    }, "inception", f"{RETHINKING}, Figure 5", "a 5x5 conv factorized into two 3x3 convs: 28 % fewer MACs")
+    }, "inception", f"{RETHINKING}, Figure 5",
+        N_("a 5x5 conv factorized into two 3x3 convs: MACs down by 28 %"))
 
 
 def reduction_a(w: Widths):
@@ -63,8 +65,8 @@ def reduction_a(w: Widths):
         "3x3": conv(w(384), 3, 2),
         "3x3dbl": [conv(w(64), 1), conv(w(96), 3, padding=1), conv(w(96), 3, 2)],
         "pool": maxpool(3, 2),
-    }, "reduction", f"{RETHINKING}, Figure 10", "stride-2 convs beside a pool shrink the grid while the "
-        "channels grow, avoiding a representational bottleneck")
+    }, "reduction", f"{RETHINKING}, Figure 10", N_("stride-2 convs beside a pool shrink the grid while the "
+           "channels grow, avoiding a representational bottleneck"))
 
 
 def module_b(c7, w: Widths):
@@ -75,7 +77,7 @@ def module_b(c7, w: Widths):
         "7x7dbl": [conv(c7, 1), conv(c7, (7, 1), padding=(3, 0)), conv(c7, (1, 7), padding=(0, 3)),
                    conv(c7, (7, 1), padding=(3, 0)), conv(w(192), (1, 7), padding=(0, 3))],
         "pool": [v3_pool(), conv(w(192), 1)],
-    }, "inception", f"{RETHINKING}, Figure 6", "n x n convs factorized into 1 x n then n x 1 (n = 7)")
+    }, "inception", f"{RETHINKING}, Figure 6", N_("n x n convs factorized into 1 x n then n x 1 (n = 7)"))
 
 
 def reduction_b(w: Widths):
@@ -84,7 +86,7 @@ def reduction_b(w: Widths):
         "7x7x3": [conv(w(192), 1), conv(w(192), (1, 7), padding=(0, 3)),
                   conv(w(192), (7, 1), padding=(3, 0)), conv(w(192), 3, 2)],
         "pool": maxpool(3, 2),
-    }, "reduction", f"{RETHINKING}, Figure 10", "17x17 -> 8x8 grid reduction")
+    }, "reduction", f"{RETHINKING}, Figure 10", N_("17x17 -> 8x8 grid reduction"))
 
 
 def module_c(w: Widths):
@@ -93,8 +95,8 @@ def module_c(w: Widths):
         "3x3": [conv(w(384), 1), split(w(384), f"{RETHINKING}, Figure 7")],
         "3x3dbl": [conv(w(448), 1), conv(w(384), 3, padding=1), split(w(384), f"{RETHINKING}, Figure 7")],
         "pool": [v3_pool(), conv(w(192), 1)],
-    }, "inception", f"{RETHINKING}, Figure 7", "expanded filter banks (1x3 and 3x1 side by side) on the "
-        "8x8 grid, for high-dimensional representations")
+    }, "inception", f"{RETHINKING}, Figure 7", N_("expanded filter banks (1x3 and 3x1 side by side) on the "
+           "8x8 grid, for high-dimensional representations"))
 
 
 def aux_head(tap: str, num_classes, w: Widths, bn_convs: bool, bn_fc: bool):
@@ -106,7 +108,7 @@ def aux_head(tap: str, num_classes, w: Widths, bn_convs: bool, bn_fc: bool):
     if bn_fc:
         layers["fc_bn"] = layer("bn1d", eps=1e-3)
     return head(layers, "aux", f"{RETHINKING}, Figure 8",
-                "the auxiliary classifier acts as a regulariser (it barely helps convergence)",
+                N_("the auxiliary classifier acts as a regulariser (it barely helps convergence)"),
                 name="aux", tap=tap)
 
 
@@ -138,7 +140,8 @@ def _build(cfg: Config, *, paper: bool, version: int = 3) -> NetSpec:
         pools_a, c7s = (64, 64, 64), (128, 160, 160, 160, 192)
         a_names, b_names, c_names = (tuple(str(i) for i in range(n)) for n in (3, 5, 2))
     stages = {
-        "stem": stage("stem", stem, "stem", f"{RETHINKING}, Table 1", "299x299 -> 35x35 with small convs"),
+        "stem": stage("stem", stem, "stem", f"{RETHINKING}, Table 1",
+                      N_("299x299 -> 35x35 with small convs")),
         "inception_a": stage("inception_a", {name: module_a(pool, w, five_by_five=not paper)
                                              for name, pool in zip(a_names, pools_a)},
                              "stage", f"{RETHINKING}, Figure 5"),
@@ -195,30 +198,30 @@ V3_LAYOUTS = {
         has_aux=True, dropout=0.5,
         checkpoint_formats={"torchvision": reference_key_map, "timm": reference_key_map},
         notes=(
-            "The TF release, as torchvision and timm build it. Its stem differs from Table 1: "
-            "conv 1x1 80 -> conv 3x3 192 (valid) -> max pool 3x3/2, so the first Inception "
-            "module sees 35x35x192, not 35x35x288.",
-            "The three 35x35 modules keep GoogLeNet's 5x5 branch (1x1 48 -> 5x5 64) where "
-            "Figure 5 draws a 3x3; their pool branches have 32, 64, 64 filters (256, 288, 288 "
-            "channels out).",
-            "4 modules at 17x17 (the paper's Table 1 says 5) and 2 at 8x8.",
-            "The auxiliary head batch-normalises its convs but not its fc.",
-            "torchvision's weights expect transform_input (ImageNet mean/std folded into "
-            "mean = std = 0.5); here that lives in the checkpoint's preprocessing, not the model.",
+            N_("The TF release, as torchvision and timm build it. Its stem differs from Table 1: "
+               "conv 1x1 80 -> conv 3x3 192 (valid) -> max pool 3x3/2, so the first Inception "
+               "module sees 35x35x192, not 35x35x288."),
+            N_("The three 35x35 modules keep GoogLeNet's 5x5 branch (1x1 48 -> 5x5 64) where "
+               "Figure 5 draws a 3x3; their pool branches have 32, 64, 64 filters (256, 288, 288 "
+               "channels out)."),
+            N_("4 modules at 17x17 (the paper's Table 1 says 5) and 2 at 8x8."),
+            N_("The auxiliary head batch-normalises its convs but not its fc."),
+            N_("torchvision's weights expect transform_input (ImageNet mean/std folded into "
+               "mean = std = 0.5); here that lives in the checkpoint's preprocessing, not the model."),
         )),
     "paper": Layout(
         True, partial(_build, paper=True), min_input_size=75, min_input_size_aux=299,
         has_aux=True, dropout=0.2,
         notes=(
-            "Table 1 as printed: 3x3/2 32, 3x3 32, 3x3 64 padded, pool 3x3/2, 3x3 80, 3x3/2 192, "
-            "3x3 288 -> 35x35x288; 3 x Figure 5, Figure 10 reduction, 5 x Figure 6, Figure 10 "
-            "reduction, 2 x Figure 7.",
-            "The paper gives no branch widths; we take the released ones (pool branches 64 in "
-            "every 35x35 module so that each yields Table 1's 288 channels; 1x7 widths 128, 160, "
-            "160, 160, 192 for the five 17x17 modules).",
-            "Figure 5's 3x3 replaces the released 5x5 in the 35x35 modules.",
-            "BN-auxiliary (Table 3): the auxiliary fc is batch-normalised as well as its convs; "
-            "we apply BN to the fc's outputs, as to a conv's.",
+            N_("Table 1 as printed: 3x3/2 32, 3x3 32, 3x3 64 padded, pool 3x3/2, 3x3 80, 3x3/2 192, "
+               "3x3 288 -> 35x35x288; 3 x Figure 5, Figure 10 reduction, 5 x Figure 6, Figure 10 "
+               "reduction, 2 x Figure 7."),
+            N_("The paper gives no branch widths; we take the released ones (pool branches 64 in "
+               "every 35x35 module so that each yields Table 1's 288 channels; 1x7 widths 128, 160, "
+               "160, 160, 192 for the five 17x17 modules)."),
+            N_("Figure 5's 3x3 replaces the released 5x5 in the 35x35 modules."),
+            N_("BN-auxiliary (Table 3): the auxiliary fc is batch-normalised as well as its convs; "
+               "we apply BN to the fc's outputs, as to a conv's."),
         )),
 }
 
@@ -227,14 +230,14 @@ V2_LAYOUTS = {
         True, partial(_build, paper=True, version=2), min_input_size=75, min_input_size_aux=299,
         has_aux=True, dropout=0.2,
         notes=(
-            "The Rethinking paper's Inception-v2: Table 1's network before the last two steps of "
-            "the Table 3 ablation (factorized 7x7, BN-auxiliary) that make it Inception-v3.",
-            "Its stem starts with one 7x7/2 conv to 64 channels where v3 has three 3x3 convs "
-            "(both give 147x147x64 from 299x299).",
-            "No batch norm in the auxiliary head.",
-            "Not to be confused with BN-Inception, which the v4 paper and TF-slim call "
-            "Inception-v2 (see bn_inception).",
-            "No public checkpoint exists, so paper is its only layout.",
+            N_("The Rethinking paper's Inception-v2: Table 1's network before the last two steps of "
+               "the Table 3 ablation (factorized 7x7, BN-auxiliary) that make it Inception-v3."),
+            N_("Its stem starts with one 7x7/2 conv to 64 channels where v3 has three 3x3 convs "
+               "(both give 147x147x64 from 299x299)."),
+            N_("No batch norm in the auxiliary head."),
+            N_("Not to be confused with BN-Inception, which the v4 paper and TF-slim call "
+               "Inception-v2 (see bn_inception)."),
+            N_("No public checkpoint exists, so paper is its only layout."),
         )),
 }
 
@@ -242,10 +245,10 @@ RETHINKING_PUBLICATION = ("Rethinking the Inception Architecture for Computer Vi
                           2015)
 
 V2_VARIANT = VariantInfo(
-    "inception_v2", "Inception-v2 (Rethinking paper)", *RETHINKING_PUBLICATION, 299,
-    "factorized convolutions and efficient grid reduction (Table 1), before the v3 refinements",
+    "inception_v2", N_("Inception-v2 (Rethinking paper)"), *RETHINKING_PUBLICATION, 299,
+    N_("factorized convolutions and efficient grid reduction (Table 1), before the v3 refinements"),
     V2_LAYOUTS, default_layout="paper",
-    differences=("no public checkpoint: only the paper layout exists",),
+    differences=(N_("no public checkpoint: only the paper layout exists"),),
     paper_results=(Result(76.6, None, RETHINKING_T3 + " (Inception-v2: 23.4 % top-1 error)",
                           "paper"),))
 
@@ -253,11 +256,11 @@ V3_VARIANT = VariantInfo(
     "inception_v3", "Inception-v3", *RETHINKING_PUBLICATION, 299,
     # Table 3's "factorized 7x7" is the stem's first 7x7 conv made into 3x3 convs; the 1x7 / 7x1
     # modules were already in Inception-v2
-    "the stem's 7x7 conv factorized into 3x3 convs, label smoothing, BN-auxiliary classifier",
+    N_("the stem's 7x7 conv factorized into 3x3 convs, label smoothing, BN-auxiliary classifier"),
     V3_LAYOUTS,
-    differences=("released stem ends at 35x35x192 (Table 1: 35x35x288)",
-                 "released 35x35 modules keep a 5x5 branch (Figure 5: 3x3)",
-                 "4 modules at 17x17 in the release, 5 in Table 1"),
+    differences=(N_("released stem ends at 35x35x192 (Table 1: 35x35x288)"),
+                 N_("released 35x35 modules keep a 5x5 branch (Figure 5: 3x3)"),
+                 N_("4 modules at 17x17 in the release, 5 in Table 1")),
     paper_results=(Result(78.8, 94.4, V4_TABLE + " (Inception-v3: 21.2 / 5.6 % error)", "paper"),),
     weights=(
         # ported from TensorFlow; holds the aux head, dropped unless built with aux_logits

@@ -8,6 +8,7 @@ shared with the Inception-ResNet networks, as in the paper.
 
 from __future__ import annotations
 
+from explorer.core.i18n import N_
 from explorer.spec.compose import (
     Widths,
     avgpool,
@@ -39,14 +40,14 @@ def stem_v4(w: Widths) -> dict:
         "conv_2a": conv(w(32), 3),
         "conv_2b": conv(w(64), 3, padding=1),
         "mixed_3a": concat({"pool": maxpool(3, 2), "3x3": conv(w(96), 3, 2)},
-                           "stem", f"{V4_PAPER}, Figure 3", "pool and stride-2 conv side by side"),
+                           "stem", f"{V4_PAPER}, Figure 3", N_("pool and stride-2 conv side by side")),
         "mixed_4a": concat({
             "3x3": [conv(w(64), 1), conv(w(96), 3)],
             "7x7": [conv(w(64), 1), conv(w(64), (1, 7), padding=(0, 3)),
                     conv(w(64), (7, 1), padding=(3, 0)), conv(w(96), 3)],
-        }, "stem", f"{V4_PAPER}, Figure 3", "a factorized 7x7 beside a 3x3"),
+        }, "stem", f"{V4_PAPER}, Figure 3", N_("a factorized 7x7 beside a 3x3")),
         "mixed_5a": concat({"3x3": conv(w(192), 3, 2), "pool": maxpool(3, 2)},
-                           "stem", f"{V4_PAPER}, Figure 3", "pool and stride-2 conv side by side"),
+                           "stem", f"{V4_PAPER}, Figure 3", N_("pool and stride-2 conv side by side")),
     }
 
 
@@ -56,7 +57,7 @@ def inception_a(w: Widths):
         "3x3": [conv(w(64), 1), conv(w(96), 3, padding=1)],
         "3x3dbl": [conv(w(64), 1), conv(w(96), 3, padding=1), conv(w(96), 3, padding=1)],
         "pool": [avg_pool(), conv(w(96), 1)],
-    }, "inception", f"{V4_PAPER}, Figure 4", "the 5x5 of GoogLeNet factorized into two 3x3 convs")
+    }, "inception", f"{V4_PAPER}, Figure 4", N_("the 5x5 of GoogLeNet factorized into two 3x3 convs"))
 
 
 def reduction_a(k: int, l: int, m: int, n: int, figure: str = f"{V4_PAPER}, Figure 7"):
@@ -65,8 +66,8 @@ def reduction_a(k: int, l: int, m: int, n: int, figure: str = f"{V4_PAPER}, Figu
         "3x3": conv(n, 3, 2),
         "3x3dbl": [conv(k, 1), conv(l, 3, padding=1), conv(m, 3, 2)],
         "pool": maxpool(3, 2),
-    }, "reduction", figure, "35x35 -> 17x17: stride-2 convs beside a max pool, so the grid "
-        "shrinks without a representational bottleneck")
+    }, "reduction", figure, N_("35x35 -> 17x17: stride-2 convs beside a max pool, so the grid "
+           "shrinks without a representational bottleneck"))
 
 
 def inception_b(w: Widths):
@@ -78,7 +79,7 @@ def inception_b(w: Widths):
                    conv(w(224), (1, 7), padding=(0, 3)), conv(w(224), (7, 1), padding=(3, 0)),
                    conv(w(256), (1, 7), padding=(0, 3))],
         "pool": [avg_pool(), conv(w(128), 1)],
-    }, "inception", f"{V4_PAPER}, Figure 5", "7x7 convs factorized into asymmetric 1x7 and 7x1")
+    }, "inception", f"{V4_PAPER}, Figure 5", N_("7x7 convs factorized into asymmetric 1x7 and 7x1"))
 
 
 def reduction_b(w: Widths):
@@ -87,7 +88,7 @@ def reduction_b(w: Widths):
         "7x7x3": [conv(w(256), 1), conv(w(256), (1, 7), padding=(0, 3)),
                   conv(w(320), (7, 1), padding=(3, 0)), conv(w(320), 3, 2)],
         "pool": maxpool(3, 2),
-    }, "reduction", f"{V4_PAPER}, Figure 8", "17x17 -> 8x8 grid reduction")
+    }, "reduction", f"{V4_PAPER}, Figure 8", N_("17x17 -> 8x8 grid reduction"))
 
 
 def inception_c(w: Widths):
@@ -97,7 +98,7 @@ def inception_c(w: Widths):
         "3x3dbl": [conv(w(384), 1), conv(w(448), (3, 1), padding=(1, 0)),
                    conv(w(512), (1, 3), padding=(0, 1)), split(w(256), f"{V4_PAPER}, Figure 6")],
         "pool": [avg_pool(), conv(w(256), 1)],
-    }, "inception", f"{V4_PAPER}, Figure 6", "expanded filter banks on the coarsest grid")
+    }, "inception", f"{V4_PAPER}, Figure 6", N_("expanded filter banks on the coarsest grid"))
 
 
 def build(cfg: Config) -> NetSpec:
@@ -106,7 +107,7 @@ def build(cfg: Config) -> NetSpec:
     reps = tuple(cfg.repeats or REPEATS)
     stages = {
         "stem": stage("stem", stem_v4(w), "stem", f"{V4_PAPER}, Figure 3",
-                      "299x299 -> 35x35 with parallel pool/conv steps"),
+                      N_("299x299 -> 35x35 with parallel pool/conv steps")),
         "inception_a": stage("inception_a", [inception_a(w) for _ in range(reps[0])], "stage",
                              f"{V4_PAPER}, Figure 4"),
         "reduction_a": stage("reduction_a", [reduction_a(w(192), w(224), w(256), w(384))],
@@ -157,9 +158,9 @@ LAYOUTS = {
         False, build, min_input_size=75, checkpoint_formats={"timm": timm_key_map},
         repeats=REPEATS, repeat_stages=("inception_a", "inception_b", "inception_c"), dropout=0.2,
         notes=(
-            "timm's inception_v4, ported from TF-slim; it follows the paper's Figures 3-9 block for "
-            "block, so the released and the paper layout are one network.",
-            "Average pools in the Inception blocks exclude the zero padding (TF's SAME pooling).",
+            N_("timm's inception_v4, ported from TF-slim; it follows the paper's Figures 3-9 block for "
+               "block, so the released and the paper layout are one network."),
+            N_("Average pools in the Inception blocks exclude the zero padding (TF's SAME pooling)."),
         )),
 }
 # The paper's layout is this same network: one layout is offered, and "paper" is accepted as
@@ -170,9 +171,9 @@ V4_PUBLICATION = ("Inception-v4, Inception-ResNet and the Impact of Residual Con
 
 VARIANT = VariantInfo(
     "inception_v4", "Inception-v4", *V4_PUBLICATION, 299,
-    "a uniform, deeper Inception network with a new stem and explicit reduction blocks",
+    N_("a uniform, deeper Inception network with a new stem and explicit reduction blocks"),
     LAYOUTS, aliases={"paper": "released"},
-    differences=("none: the TF-slim release follows Figures 3-9, so one layout is offered "
-                 "(layout='paper' is another name for it)",),
+    differences=(N_("none: the TF-slim release follows Figures 3-9, so one layout is offered "
+                    "(layout='paper' is another name for it)"),),
     paper_results=(Result(80.0, 95.0, V4_TABLE + " (Inception-v4: 20.0 / 5.0 % error)", "paper"),),
     weights=(timm_weights("inception_v4", "tf_in1k", 0.875, 80.156, 94.968),))

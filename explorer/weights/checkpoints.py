@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from explorer.core.cache import cache_dir
+from explorer.core.i18n import DEFAULT, N_, _, speaking
 from explorer.core.images import Preprocess
 from explorer.variants import VARIANTS
 from explorer.weights.download import Progress, fetch_hub, fetch_url
@@ -22,6 +23,12 @@ from explorer.weights.pretrained import WeightsSpec, default_spec, find_spec
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 WEIGHTS_DIR_ENV = "INCEPTION_EXPLORER_WEIGHTS"
+# A loaded model's notes on its preprocessing, made in English (loaded models are cached for
+# every session): a page says them in its language with explorer.core.i18n.again(note, *NOTES).
+ASSUMED_LIKE = N_("a file in {format} format: preprocessed like {weights} ({how}); choose another "
+                  "if it was trained differently")
+ASSUMED = N_("{variant} has no published weights to copy the preprocessing from: assumed {how}")
+NOTES = (ASSUMED_LIKE, ASSUMED)
 
 
 def is_url(text: str) -> bool:
@@ -71,14 +78,14 @@ def default_preprocess(variant: str, fmt: str) -> tuple[Preprocess, str | None]:
     if spec is not None and spec.checkpoint_format == fmt:
         return spec.preprocess, None
     if spec is not None:
-        return spec.preprocess, (f"a file in {fmt} format: preprocessed like {spec.name} "
-                                 f"({spec.preprocess.describe()}); choose another if it was "
-                                 "trained differently")
+        with speaking(DEFAULT):  # English, as kept (see NOTES)
+            return spec.preprocess, ASSUMED_LIKE.format(format=fmt, weights=spec.name,
+                                                        how=spec.preprocess.describe())
     info = VARIANTS[variant]
     size = info.native_input_size
     pre = Preprocess.from_crop_pct(size, 0.875, interpolation="bilinear")
-    return pre, (f"{variant} has no published weights to copy the preprocessing from: assumed "
-                 f"{pre.describe()}")
+    with speaking(DEFAULT):
+        return pre, ASSUMED.format(variant=variant, how=pre.describe())
 
 
 def preprocess_for(variant: str, weights) -> Preprocess:
@@ -105,8 +112,8 @@ def store_upload(data: bytes, filename: str) -> Path:
     name = Path(filename.replace("\\", "/")).name  # never a folder of the user's choosing
     suffix = Path(name).suffix.lower()
     if suffix not in CHECKPOINT_SUFFIXES:
-        raise ValueError(f"{name} is not a checkpoint file: choose a "
-                         f"{', '.join(CHECKPOINT_SUFFIXES)} file")
+        raise ValueError(_("{name} is not a checkpoint file: choose a {suffixes} file").format(
+            name=name, suffixes=", ".join(CHECKPOINT_SUFFIXES)))
     if len(name.encode()) > 200:  # file systems stop at 255 bytes
         name = name.encode()[:180].decode(errors="ignore") + suffix
     folder = upload_dir() / hashlib.sha256(data).hexdigest()[:16]

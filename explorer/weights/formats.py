@@ -21,19 +21,26 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from explorer.core.i18n import N_, _
+
 OWN_FORMAT = "explorer"  # a checkpoint saved from our own modules: our names as they are
 SHOW = 5  # how many offending keys an error lists
+# A loaded model's note, made in English (models are cached for every session): a page says it
+# in its own language with explorer.core.i18n.again(note, *NOTES).
+AUX_DROPPED = N_("dropped {n} auxiliary-head tensors (the model was built with aux_logits=False)")
+NOTES = (AUX_DROPPED,)
 
 
 class WeightsError(ValueError):
-    """A checkpoint that cannot be loaded; the message says why and what to do."""
+    """A checkpoint that cannot be loaded; the message says why and what to do (in the run's
+    language: English outside a page)."""
 
 
 def read_state_dict(path) -> dict[str, torch.Tensor]:
     """Tensors of a ``.pth`` / ``.pt`` / ``.bin`` (never unpickling code) or ``.safetensors`` file."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"no checkpoint file at {path}")
+        raise WeightsError(_("no checkpoint file at {path}").format(path=path))
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -41,17 +48,19 @@ def read_state_dict(path) -> dict[str, torch.Tensor]:
             state = load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError):
             # the parser's own words ("HeaderTooLarge") mean nothing to the person who has the file
-            raise WeightsError(f"{path.name} is not a readable safetensors file: it is truncated, "
-                               "or not a safetensors file at all. Download it again.") from None
+            raise WeightsError(_("{name} is not a readable safetensors file: it is truncated, or "
+                                 "not a safetensors file at all. Download it again.").format(
+                                     name=path.name)) from None
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as err:
             if _names_code(err):
-                raise WeightsError(
-                    f"{path.name} was refused: it holds Python objects other than tensors, and "
-                    "loading it could run code. Save a plain state_dict (model.state_dict()) or "
-                    f"a .safetensors file. ({_blocked_global(err)})") from None
+                raise WeightsError(_(
+                    "{name} was refused: it holds Python objects other than tensors, and loading "
+                    "it could run code. Save a plain state_dict (model.state_dict()) or a "
+                    ".safetensors file. ({detail})").format(name=path.name,
+                                                           detail=_blocked_global(err))) from None
             raise _unreadable(path, err) from None
         except Exception as err:  # noqa: BLE001 -- garbage bytes raise anything (IndexError, KeyError, ...)
             raise _unreadable(path, err) from None
@@ -73,9 +82,9 @@ def _blocked_global(err) -> str | None:
 
 def _unreadable(path: Path, err) -> WeightsError:
     # the unpickler's own words ("pop from empty list") would only confuse: say it in user terms
-    return WeightsError(f"{path.name} is not a readable PyTorch checkpoint: it is truncated, or "
-                        "not a checkpoint at all. Download it again, or save it again with "
-                        "torch.save(model.state_dict(), path).")
+    return WeightsError(_("{name} is not a readable PyTorch checkpoint: it is truncated, or not a "
+                          "checkpoint at all. Download it again, or save it again with "
+                          "torch.save(model.state_dict(), path).").format(name=path.name))
 
 
 def unwrap(state, name: str = "checkpoint") -> dict[str, torch.Tensor]:
@@ -84,10 +93,10 @@ def unwrap(state, name: str = "checkpoint") -> dict[str, torch.Tensor]:
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not state:
-        raise WeightsError(f"{name} holds no state_dict (a dict of tensors)")
+        raise WeightsError(_("{name} holds no state_dict (a dict of tensors)").format(name=name))
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
     if not tensors:
-        raise WeightsError(f"{name} holds no tensors")
+        raise WeightsError(_("{name} holds no tensors").format(name=name))
     if all(k.startswith("module.") for k in tensors):
         tensors = {k[len("module."):]: v for k, v in tensors.items()}
     return tensors
@@ -144,7 +153,7 @@ def detect_format(state: dict, layout, cfg, expected: dict) -> tuple[str, dict[s
             mapping = {k: k for k in state if k in expected or _is_aux(k)}
             covered = sum(k in expected for k in state)
         else:
-            mapping, _ = apply_key_map(state, factory(cfg))
+            mapping, _unmapped = apply_key_map(state, factory(cfg))
             covered = len(mapping)
         if covered > best[0]:
             best = (covered, fmt, mapping)
@@ -166,11 +175,15 @@ def convert(state: dict, info, layout, cfg, expected: dict[str, torch.Size],
     notes = []
     if len(mapping) < len(state) / 2:
         guess = looks_like(state) if looks_like else None
-        hint = f" It looks like a {guess} checkpoint." if guess else ""
-        offered = ", ".join(checkpoint_formats(layout))
-        raise WeightsError(
-            f"this checkpoint does not fit {info.name} ({layout.name} layout), which loads these "
-            f"checkpoint formats: {offered}.{hint} Its first keys: {', '.join(list(state)[:SHOW])}")
+        values = dict(variant=info.name, layout=_(layout.name), guess=guess,
+                      formats=", ".join(checkpoint_formats(layout)),
+                      keys=", ".join(list(state)[:SHOW]))
+        raise WeightsError((_(
+            "this checkpoint does not fit {variant} ({layout} layout), which loads these checkpoint "
+            "formats: {formats}. It looks like a {guess} checkpoint. Its first keys: {keys}")
+            if guess else _(
+            "this checkpoint does not fit {variant} ({layout} layout), which loads these checkpoint "
+            "formats: {formats}. Its first keys: {keys}")).format(**values))
     ours = {mapping[k]: v for k, v in state.items() if k in mapping}
     for k, v in ours.items():  # a classifier kept as a 1x1 conv (timm's ResNetV2) is our matrix
         shape = expected.get(k)
@@ -181,31 +194,36 @@ def convert(state: dict, info, layout, cfg, expected: dict[str, torch.Size],
     unexpected += [mapping[k] for k in state if k in mapping and mapping[k] not in expected]
     aux_dropped = [k for k in unexpected if _is_aux(mapping.get(k, k))]
     if aux_dropped and not cfg.aux_logits:
-        notes.append(f"dropped {len(aux_dropped)} auxiliary-head tensors (the model was built "
-                     "with aux_logits=False)")
+        notes.append(AUX_DROPPED.format(n=len(aux_dropped)))  # English: see NOTES
         unexpected = [k for k in unexpected if k not in aux_dropped]
         ours = {k: v for k, v in ours.items() if k in expected}
     missing = [k for k in expected if k not in ours and not k.endswith("num_batches_tracked")]
-    mismatched = [f"{k}: checkpoint {tuple(ours[k].shape)} vs model {tuple(shape)}"
+    mismatched = [_("{key}: checkpoint {theirs} vs model {ours}").format(
+                      key=k, theirs=tuple(ours[k].shape), ours=tuple(shape))
                   for k, shape in expected.items() if k in ours and ours[k].shape != shape]
     problems = []
     if missing:
-        problems.append(f"{len(missing)} missing (e.g. {', '.join(missing[:SHOW])})")
+        problems.append(_("{n} missing (e.g. {keys})").format(n=len(missing),
+                                                              keys=", ".join(missing[:SHOW])))
     if unexpected:
-        problems.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:SHOW])})")
+        problems.append(_("{n} unexpected (e.g. {keys})").format(
+            n=len(unexpected), keys=", ".join(unexpected[:SHOW])))
     if mismatched:
-        problems.append(f"{len(mismatched)} with the wrong shape ({'; '.join(mismatched[:SHOW])})")
+        problems.append(_("{n} with the wrong shape ({shapes})").format(
+            n=len(mismatched), shapes="; ".join(mismatched[:SHOW])))
     if problems:
         fc = [k for k in expected if k.endswith("fc.weight") and k.startswith("head")]
         hint = ""
         if fc and fc[0] in ours and ours[fc[0]].shape != expected[fc[0]]:
-            hint = f" Build with num_classes={ours[fc[0]].shape[0]} to match its classifier."
+            hint = " " + _("Build with num_classes={n} to match its classifier.").format(
+                n=ours[fc[0]].shape[0])
         elif missing and any(_is_aux(k) for k in missing):
-            hint = " The checkpoint has no auxiliary head: build with aux_logits=False."
-        raise WeightsError(
-            f"checkpoint ({fmt} format) does not match {info.name} ({layout.name} layout, "
-            f"width {cfg.width}, repeats {cfg.repeats or layout.repeats}): "
-            + "; ".join(problems) + "." + hint)
+            hint = " " + _("The checkpoint has no auxiliary head: build with aux_logits=False.")
+        raise WeightsError(_(
+            "checkpoint ({format} format) does not match {variant} ({layout} layout, width "
+            "{width}, repeats {repeats}): {problems}.").format(
+                format=fmt, variant=info.name, layout=_(layout.name), width=cfg.width,
+                repeats=cfg.repeats or layout.repeats, problems="; ".join(problems)) + hint)
     for k in expected:
         if k.endswith("num_batches_tracked") and k not in ours:
             ours[k] = torch.zeros((), dtype=torch.long)
@@ -236,7 +254,7 @@ def identify(state: dict, known, config_type, expected_keys) -> str | None:
     for info in known:
         for lay in info.layouts.values():
             for fmt, factory in lay.checkpoint_formats.items():
-                mapping, _ = apply_key_map(state, factory(config_type()))
+                mapping, _unmapped = apply_key_map(state, factory(config_type()))
                 expected = expected_keys(lay, config_type(aux_logits=lay.has_aux))
                 hits = sum(1 for k in mapping.values() if k in expected)
                 cov = hits / max(len(state), 1)

@@ -13,6 +13,7 @@ for BN-Inception. The tests check these numbers against torchvision and timm the
 
 from __future__ import annotations
 
+from explorer.core.i18n import _
 from explorer.variants import VARIANTS
 from explorer.variants.facts import WeightsSpec, imagenet_labels
 
@@ -39,16 +40,17 @@ def find_spec(variant: str, tag: str) -> WeightsSpec:
     """``tag`` as "tf_in1k", "inception_v4.tf_in1k" or "DEFAULT"; an error lists the tags."""
     specs = specs_for(variant)
     if not specs:
-        raise UnknownWeights(f"{variant} has no public pretrained weights; load a checkpoint file "
-                             "of your own with --weights FILE")
+        raise UnknownWeights(_("{variant} has no public pretrained weights; load a checkpoint file "
+                               "of your own with --weights FILE").format(variant=variant))
     if tag.upper() == "DEFAULT":
         return specs[0]
     short = tag.split(".", 1)[1] if tag.startswith(f"{variant}.") else tag
     for spec in specs:
         if spec.tag.lower() == short.lower():
             return spec
-    raise UnknownWeights(f"unknown weights {tag!r} for {variant}; choose one of: "
-                         + ", ".join(s.tag for s in specs) + " (or a URL or a checkpoint file)")
+    raise UnknownWeights(_("unknown weights {tag} for {variant}; choose one of: {tags} (or a URL or "
+                           "a checkpoint file)").format(tag=repr(tag), variant=variant,
+                                                        tags=", ".join(s.tag for s in specs)))
 
 
 __all__ = ["REGISTRY", "UnknownWeights", "WeightsSpec", "default_spec", "find_spec",
