@@ -229,7 +229,8 @@ class _Walk:
                          "needs the same grid (a projection shortcut with the branches' stride)")
                        if block.shortcut else
                        _("the branches give {grid} but the input is {input}: a residual add "
-                         "needs the grid unchanged (no stride, same padding)"))
+                         "needs the grid unchanged (no stride, same padding), or a projection "
+                         "shortcut with the branches' stride"))
             self.fail(message.format(grid="x".join(map(str, cat[1:])),
                                      input="x".join(map(str, target[1:]))))
         res_field = cat_field

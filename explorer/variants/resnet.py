@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from explorer.core.i18n import N_
 from explorer.core.preprocess import Preprocess
 from explorer.spec.compose import (
     Widths,
@@ -52,10 +53,18 @@ EXPANSION = 4                                           # a block's output = 4 x
 DEPTHS = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3), "resnet152": (3, 8, 36, 3),
           "resnetv2_50": (3, 4, 6, 3), "resnetv2_101": (3, 4, 23, 3)}
 
-BOTTLENECK_IDEA = ("a 1x1 conv reduces the channels 4x, a 3x3 conv works on the narrow tensor "
-                   "and a 1x1 conv restores them; the block learns a residual added onto its input")
-PREACT_IDEA = ("full pre-activation: BN and ReLU come before each conv and nothing follows the "
-               "add, so the identity path runs clean from the first block to the last")
+BOTTLENECK_IDEA = N_("a 1x1 conv reduces the channels 4x, a 3x3 conv works on the narrow tensor "
+                     "and a 1x1 conv restores them; the block learns a residual added onto its "
+                     "input")
+PREACT_IDEA = N_("full pre-activation: BN and ReLU come before each conv and nothing follows the "
+                 "add, so the identity path runs clean from the first block to the last")
+# each stage at the reference width and a 224 px input (He et al. 2015, Table 1)
+STAGE_IDEAS = {
+    "conv2_x": N_("bottleneck blocks on the 56x56 grid, 256 channels out"),
+    "conv3_x": N_("its first block halves the grid to 28x28 and doubles the channels to 512"),
+    "conv4_x": N_("its first block halves the grid to 14x14 and doubles the channels to 1024"),
+    "conv5_x": N_("its first block halves the grid to 7x7 and doubles the channels to 2048"),
+}
 
 
 def _plain(out: int, kernel, stride=None, padding=None) -> object:
@@ -94,9 +103,7 @@ def _stages(cfg: Config, depths: tuple, block) -> tuple[dict, int]:
         for j in range(n):
             blocks.append(block(cin, w(mid), 2 if i > 0 and j == 0 else 1))
             cin = w(mid) * EXPANSION
-        grid = "56x56" if i == 0 else f"/{2 ** (i + 2)} of the input"
-        stages[name] = stage(name, blocks, "stage", f"{RESNET_PAPER}, Table 1",
-                             f"{n} bottleneck blocks on the {grid} grid")
+        stages[name] = stage(name, blocks, "stage", f"{RESNET_PAPER}, Table 1", STAGE_IDEAS[name])
     return stages, cin
 
 
@@ -106,13 +113,13 @@ def _head(cfg: Config, pre: dict | None = None):
     layers["flatten"] = layer("flatten")
     layers["dropout"] = layer("dropout", p=cfg.dropout or 0.0)  # none in the references
     layers["fc"] = layer("linear", out=cfg.num_classes)
-    return head(layers, "head", idea="global average pooling, then one fully connected layer")
+    return head(layers, "head", idea=N_("global average pooling, then one fully connected layer"))
 
 
 def build_resnet(depths: tuple, cfg: Config, *, stride_on_3x3: bool = True) -> NetSpec:
     w = Widths(cfg.width)
     stem = stage("stem", {"conv1": conv(w(64), 7, 2, 3), "pool": maxpool(3, 2, 1)}, "stem",
-                 f"{RESNET_PAPER}, Table 1", "7x7/2 conv and 3x3/2 max pool: 224 -> 56")
+                 f"{RESNET_PAPER}, Table 1", N_("7x7/2 conv and 3x3/2 max pool: 224 -> 56"))
     stages, _ = _stages(cfg, depths, partial(bottleneck, stride_on_3x3=stride_on_3x3))
     return network({"stem": stem, **stages}, _head(cfg), eps=1e-5)
 
@@ -120,8 +127,8 @@ def build_resnet(depths: tuple, cfg: Config, *, stride_on_3x3: bool = True) -> N
 def build_resnetv2(depths: tuple, cfg: Config) -> NetSpec:
     w = Widths(cfg.width)
     stem = stage("stem", {"conv": _plain(w(64), 7, 2, 3), "pool": maxpool(3, 2, 1)}, "stem",
-                 f"{PREACT_PAPER}, Section 4", "7x7/2 conv (its BN and ReLU open the first block) "
-                 "and 3x3/2 max pool")
+                 f"{PREACT_PAPER}, Section 4", N_("7x7/2 conv (its BN and ReLU open the first "
+                                                  "block) and 3x3/2 max pool"))
     stages, _ = _stages(cfg, depths, preact_bottleneck)
     # the last block ends on its add: one BN -> ReLU before the pool
     return network({"stem": stem, **stages}, _head(cfg, {"norm": norm()}), eps=1e-5)
@@ -191,28 +198,29 @@ def _layouts(variant: str) -> dict:
         return {"released": Layout(
             False, partial(build_resnetv2, depths), **common,
             checkpoint_formats={"timm": partial(timm_key_map, variant)},
-            notes=("timm's resnetv2 layout: full pre-activation (BN -> ReLU before each conv), "
-                   "the stride of a stage's first block on its 3x3 conv, a projection shortcut "
-                   "reading the pre-activated input, and one BN -> ReLU after the last block.",))}
+            notes=(N_("timm's resnetv2 layout: full pre-activation (BN -> ReLU before each conv), "
+                      "the stride of a stage's first block on its 3x3 conv, a projection shortcut "
+                      "reading the pre-activated input, and one BN -> ReLU after the last block."),))}
     return {
         "released": Layout(
             False, partial(build_resnet, depths), **common,
             checkpoint_formats={"torchvision": partial(torchvision_key_map, variant)},
-            notes=("torchvision's layout (\"ResNet v1.5\"): the stride of a stage's first block "
-                   "sits on its 3x3 conv, not on the first 1x1 conv as in the paper.",)),
+            notes=(N_("torchvision's layout (\"ResNet v1.5\"): the stride of a stage's first block "
+                      "sits on its 3x3 conv, not on the first 1x1 conv as in the paper."),)),
         "paper": Layout(
             True, partial(build_resnet, depths, stride_on_3x3=False), **common,
             checkpoint_formats={"torchvision": partial(torchvision_key_map, variant)},
-            notes=("The paper's layout: a stage's first block strides with its first 1x1 conv "
-                   "(option B shortcuts: projections only where the shape changes). torchvision's "
-                   "checkpoints load by key, but were trained with the stride on the 3x3.",)),
+            notes=(N_("The paper's layout: a stage's first block strides with its first 1x1 conv "
+                      "(option B shortcuts: projections only where the shape changes). "
+                      "torchvision's checkpoints load by key, but were trained with the stride on "
+                      "the 3x3."),)),
     }
 
 
-RESNET_IDEA = ("identity shortcuts let a very deep network learn residuals; 1x1 bottlenecks keep "
-               "its 3x3 convs cheap")
-RESNET_DIFFERENCES = ("torchvision puts the stride of a stage's first block on its 3x3 conv "
-                      "(\"v1.5\"), the paper on its first 1x1 conv: layout='paper'",)
+RESNET_IDEA = N_("identity shortcuts let a very deep network learn residuals; 1x1 bottlenecks "
+                 "keep its 3x3 convs cheap")
+RESNET_DIFFERENCES = (N_("torchvision puts the stride of a stage's first block on its 3x3 conv "
+                         "(\"v1.5\"), the paper on its first 1x1 conv: layout='paper'"),)
 # ResNet paper, Table 3 (10-crop testing, ImageNet validation), as top-1 / top-5 error
 RESNET_T3 = "ResNet paper (arXiv 1512.03385), Table 3, 10-crop testing"
 V4_T4 = "Inception-v4 paper (arXiv 1602.07261), Table 4, dense evaluation (from He et al.)"
@@ -242,16 +250,16 @@ RESNET152 = _resnet("resnet152", "ResNet-152", (21.43, 5.71), (
     torchvision_weights("resnet152", "IMAGENET1K_V1", "resnet152-394f9c45.pth", 256, 78.312, 94.046)),
     extra=(Result(80.6, 95.5, f"{V4_T4} (ResNet-151: 19.4 / 4.5 % error)", "paper"),))
 
-PREACT_IDEA_VARIANT = ("pre-activation: BN and ReLU before each conv keep the shortcut an exact "
-                       "identity, which eases the training of very deep networks")
+PREACT_IDEA_VARIANT = N_("pre-activation: BN and ReLU before each conv keep the shortcut an "
+                         "exact identity, which eases the training of very deep networks")
 
 
 def _resnetv2(name: str, title: str, weights: tuple) -> VariantInfo:
     return VariantInfo(
         name, title, *PREACT_PUBLICATION, 224, PREACT_IDEA_VARIANT, _layouts(name),
         aliases={"paper": "released"}, baseline=True,
-        differences=("timm puts the stride on the 3x3 conv; the paper's network is otherwise "
-                     "the same (layout='paper' is another name for it)",),
+        differences=(N_("timm puts the stride on the 3x3 conv; the paper's network is otherwise "
+                        "the same (layout='paper' is another name for it)"),),
         weights=weights)
 
 
