@@ -24,7 +24,7 @@ for note in st.session_state.pop(ds.NOTE, []):
     st.text(note)  # plain text: a crafted value never becomes markup
 
 # -- what is on the bench ----------------------------------------------------------------------
-c1, c2, c3, c4 = st.columns([2, 1, 2, 2])
+c1, c2, c3, c4 = st.columns([2, 1, 2, 3])
 variants = list(VARIANTS)
 variant = c1.selectbox(_("Network"), variants, index=variants.index(bench.variant),
                        format_func=lambda v: _(VARIANTS[v].title), key=f"d_variant:{bench.variant}")
@@ -40,7 +40,7 @@ if (variant, layout, name) != (bench.variant, bench.layout, bench.name):
     st.rerun()
 with c4:
     st.write("")
-    b1, b2, b3 = st.columns(3)
+    b1, b2, b3 = st.columns(3, gap="small")
     b1.button(_("Original"), icon=":material/restart_alt:", help=_("back to the block as published"),
               on_click=ds.start, args=(bench.variant, bench.layout, bench.name))
     b2.button(_("Empty"), icon=":material/add_box:", help=_("start from one branch with one 1x1 conv"),
@@ -67,7 +67,7 @@ with edit_col:
                         key=f"d_scale:{tag}", on_change=ds.apply_widget,
                         args=(f"d_scale:{tag}", lambda b, v: d.set_residual(b, True, v)))
         r3, r4 = st.columns(2)
-        r3.toggle(_("Linear 1x1 expansion"), value=block.expand, key=f"d_expand:{tag}",
+        r3.toggle(_("1x1 expansion"), value=block.expand, key=f"d_expand:{tag}",
                   on_change=ds.apply_widget, args=(f"d_expand:{tag}", d.set_expand),
                   help=_("Inception-ResNet: a linear 1x1 conv brings the concatenated branches "
                          "back to the shortcut's channels. Off (ResNet): the branches must give "

@@ -256,8 +256,10 @@ def test_timeline_puts_one_paper_on_one_date():
     assert (side["Inception-v4"], side["Inception-ResNet-v2"]) == ("bottom right", "top right")
     assert (side["Inception-v3"], side["Inception-v2"]) == ("bottom left", "top left")
     assert side["GoogLeNet"] == side["Inception-ResNet-v1"] == "middle right"
-    # the ResNet baselines: grey squares labelled on their left, at their own papers' dates
-    assert side["ResNet-50"] == side["ResNet-v2-50"] == "middle left"
+    # the ResNet baselines: small grey squares labelled by depth, at their own papers' dates
+    assert side["ResNet-50"] == side["ResNet-v2-50"] == "middle right"
+    assert {t.text[0] for t in fig.data if t.name.startswith("ResNet")} == {
+        "50", "101", "152", "v2-50", "v2-101"}
     assert x["ResNet-50"] == x["ResNet-152"] == x["Inception-v3"]  # December 2015
     assert {t.marker.symbol for t in fig.data if t.name.startswith("ResNet")} == {"square"}
 

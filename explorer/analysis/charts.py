@@ -75,18 +75,19 @@ def timeline(rows: list[dict]) -> go.Figure:
     ``rows``: dicts with title, arxiv, total_macs, total_params and top1 (or None).
     """
     fig = go.Figure()
-    # the ResNet baselines (``baseline`` rows) are drawn in grey, squares, labelled on their left;
-    # the Inception papers' labels keep their places
+    # the ResNet baselines (``baseline`` rows): small grey squares labelled by their depth only
+    # ("50", "v2-101"; the hover and the title name them), so that the Inception papers' labels
+    # keep their places beside them
     papers = sorted({r["arxiv"] for r in rows if not r.get("baseline")})
     top = max(r["total_macs"] for r in rows)
     for r in rows:
         if r.get("baseline"):
             fig.add_trace(go.Scatter(
                 x=[arxiv_month(r["arxiv"])], y=[r["total_macs"] / 1e9], mode="markers+text",
-                name=short_title(r["title"]), text=[short_title(r["title"])],
-                textposition="middle left", textfont={"size": 12, "color": "#777777"},
-                marker={"size": 8 + 4 * (r["total_params"] / 1e6) ** 0.5, "opacity": 0.5,
-                        "symbol": "square", "color": "#999999"},
+                name=short_title(r["title"]),
+                text=[short_title(r["title"]).removeprefix("ResNet-")],
+                textposition="middle right", textfont={"size": 12, "color": "#666666"},
+                marker={"size": 9, "opacity": 0.7, "symbol": "square", "color": "#888888"},
                 hovertemplate=(f"<b>{r['title']}</b><br>arXiv {r['arxiv']}<br>%{{y:.2f}} GMACs, "
                                + _("{params} M params").format(
                                    params=f"{r['total_params'] / 1e6:.1f}") + "<extra></extra>")))
@@ -114,7 +115,8 @@ def timeline(rows: list[dict]) -> go.Figure:
                            + _("{params} M params").format(params=f"{r['total_params'] / 1e6:.1f}")
                            + f"<br>top-1 {top1}<extra></extra>")))
     fig.update_layout(showlegend=False, margin=MARGIN, height=420,
-                      title=_("The Inception family: cost by publication date (marker size ~ params)"),
+                      title=_("The Inception family and the ResNets (grey, by depth): cost by "
+                            "publication date (marker size ~ params)"),
                       xaxis_title=_("arXiv submission (one paper, one date)"),
                       yaxis_title=_("GMACs at native input"))
     fig.update_yaxes(range=[0, 1.2 * max(r["total_macs"] for r in rows) / 1e9])

@@ -14,7 +14,9 @@ NO_LAYOUT = N_("{variant} has no {layout} layout ({default} shown)")
 NO_SCALE = N_("scale: {variant} has no residual blocks")
 FIXED_REPEATS = N_("repeats: {variant}'s blocks per stage are fixed")
 SPEC_CONFIG = N_("a spec states its own configuration: the options do not apply to it")
-SKIPPED = (NO_LAYOUT, NO_SCALE, FIXED_REPEATS, SPEC_CONFIG)
+OTHER_STAGES = N_("repeats: {variant} has {n} stages of blocks, not the Inception networks' A / B "
+                  "/ C (set them on Inspect)")
+SKIPPED = (NO_LAYOUT, NO_SCALE, FIXED_REPEATS, OTHER_STAGES, SPEC_CONFIG)
 
 
 def compare_config(variant: str, **options) -> tuple[dict, list[str]]:
@@ -42,6 +44,8 @@ def compare_config(variant: str, **options) -> tuple[dict, list[str]]:
             skipped.append(NO_SCALE.format(variant=variant))
         elif key == "repeats" and lay.repeats is None:
             skipped.append(FIXED_REPEATS.format(variant=variant))
+        elif key == "repeats" and len(value) != len(lay.repeats):  # a ResNet's four stages
+            skipped.append(OTHER_STAGES.format(variant=variant, n=len(lay.repeats)))
         elif key == "repeats":  # None for a stage: this variant's reference count there
             config[key] = tuple(ref if v is None else v for v, ref in zip(value, lay.repeats))
         else:

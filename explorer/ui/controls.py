@@ -25,7 +25,7 @@ NO_GPU = N_("unavailable: torch.cuda.is_available() is False on this machine")
 DEVICE_NAMES = {CPU: "CPU", GPU: N_("GPU (cuda)")}
 DEPTH_NAMES = {"stage": N_("stage"), "block": N_("block"), "layer": N_("layer")}
 LAYOUT_NAMES = {"released": N_("released"), "paper": N_("paper")}
-REPEAT_KEYS = ("rep_1", "rep_2", "rep_3")
+REPEAT_KEYS = ("rep_1", "rep_2", "rep_3", "rep_4")  # a ResNet has four stages
 
 
 @dataclass
@@ -242,7 +242,9 @@ def inspect_controls() -> Choice:
             cols = st.columns(len(layout.repeats))
             reps = []
             for col, key, stage, ref in zip(cols, REPEAT_KEYS, layout.repeat_stages, layout.repeats):
-                value = col.number_input(stage.rsplit("_", 1)[-1].upper(), min_value=1,
+                # Inception's stages by their letter (A, B, C), a ResNet's by name (conv2_x)
+                label = stage.rsplit("_", 1)[-1].upper() if stage.startswith("inception") else stage
+                value = col.number_input(label, min_value=1,
                                          max_value=MAX_REPEATS, value=None, step=1, key=key,
                                          bind="query-params", placeholder=str(ref),
                                          help=_("{stage}: empty = the reference {ref}").format(
