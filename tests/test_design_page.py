@@ -81,3 +81,29 @@ def test_learn_and_inspect_link_to_the_bench():
     link = next(p for p in at.get("page_link") if p.proto.label == "Design from this block")
     assert link.proto.page == "design"
     assert link.proto.query_string == "variant=inception_v3&layout=released&block=inception_a.mixed_5b"
+
+
+def test_race_against_the_original_sends_both_networks_to_the_lab():
+    """The button queues one race of the original and the design (its block encoded, placed
+    where it was opened), shown on the Lab page; the race is then left, which stops it."""
+    from explorer.lab.config import LabConfig
+    from explorer.lab.queue import get_queue
+
+    at = clean(app("design", variant="inception_resnet_v1", layout="paper",
+                   block="inception_resnet_a.0"))
+    scale = next(w for w in at.number_input if w.label == "Residual scale")
+    scale.set_value(0.5).run()
+    clean(at)
+    designed = d.set_residual(d.open_block(describe("inception_resnet_v1", "paper"),
+                                           "inception_resnet_a.0"), True, 0.5)
+    next(b for b in at.button if b.label == "Race against the original").click().run()
+    job = at.session_state["lab_job"]
+    try:
+        original, design = job.request.configs
+        assert original == LabConfig("inception_resnet_v1", layout="paper").resolved()
+        assert (design.variant, design.design_at) == ("inception_resnet_v1", "inception_resnet_a.0")
+        assert d.decode(design.design) == designed
+        assert at.title[0].value == "Lab"  # the page switched to the race
+    finally:
+        get_queue().leave(job, at.session_state["lab_who"])
+        assert job.wait(120)
