@@ -10,8 +10,7 @@ thread count, graph optimisations on), and ours in float32 on PyTorch alone (``e
 ours in float32 is ``for_inference``'s default engine (ONNX Runtime on our folded model, its
 export done before timing; the first-call times are printed: export + session, then a session
 from the disk cache). Ratios in the CPU table are to ONNX Runtime's time (goal: float32 <= 1.0,
-bfloat16 < 1.0). ResNet-50 (torchvision) has no variant of ours yet: its "ours" rows are
-``for_inference`` on torchvision's model itself.
+bfloat16 < 1.0). ResNet-50 is our ``resnet50`` with torchvision's weights, like the others.
 
 Each reference model gets random weights and batch-norm statistics measured on the sample
 photos (so that activations and logits have realistic sizes), is saved, and loaded into ours
