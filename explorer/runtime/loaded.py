@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from explorer.core.i18n import N_, _
 from explorer.core.images import Preprocess
 from explorer.core.preprocess import DESCRIBE
 from explorer.runtime.build import build
@@ -78,6 +79,10 @@ def load_model(variant: str, weights, *, layout: str | None = None, device: str 
     return LoadedModel(model, info.name, lay.name, name, fmt, preprocess, labels, spec, notes)
 
 
+LOAD_ADVICE = N_("choose a smaller network or fewer photos, or ask the server's operator for a "
+                 "larger budget")
+
+
 def load_estimate(variant: str, images: int = MAX_BATCH, *, device: str = "cpu",
                   layout: str | None = None):
     """The memory a load and a classification of ``images`` photos (one batch at most) need."""
@@ -91,8 +96,7 @@ def guard_load(variant: str, images: int = MAX_BATCH, *, device: str = "cpu",
     """MemoryRefused unless loading ``variant`` and running it fits the budget."""
     from explorer.runtime.memory import check
     check(load_estimate(variant, images, device=device, layout=layout), max_memory=max_memory,
-          reserved=reserved, advice="choose a smaller network or fewer photos, or ask the "
-          "server's operator for a larger budget")
+          reserved=reserved, advice=_(LOAD_ADVICE))
 
 
 class ModelCache:

@@ -19,11 +19,8 @@ import streamlit as st
 from explorer.core.i18n import _
 from explorer.core.text import md_escape
 from explorer.runtime import workers
-from explorer.runtime.loaded import load_estimate, model_key
+from explorer.runtime.loaded import LOAD_ADVICE, load_estimate, model_key
 from explorer.ui import heavy
-
-LOAD_ADVICE = ("choose a smaller network or fewer photos, or ask the server's operator for a "
-               "larger budget")
 
 
 @st.cache_resource
@@ -115,21 +112,26 @@ def predict(variant: str, weights: str, label: str, spec, *, device: str, precis
                           "explorer.runtime.tasks:predict_photos",
                           {"variant": variant, "weights": weights, "photos": photos,
                            "device": device, "precision": precision, "k": 5},
-                          advice=LOAD_ADVICE, affinity=plain, escape=True)
+                          advice=_(LOAD_ADVICE), affinity=plain, escape=True)
         if job is None:
             return None
         store.asked(ask, job)
     bar = None if held else st.progress(
-        0.0, text=f"Loading the {variant} weights ({md_escape(label)})...")
+        0.0, text=_("Loading the {variant} weights ({weights})...").format(
+            variant=variant, weights=md_escape(label)))
 
     def progress(payload):
         if bar is not None and payload[0] == "download":
             done, total = payload[1:]
-            size = f"{done / 1e6:.1f} MB" + (f" of {total / 1e6:.1f} MB" if total else "")
+            size = (_("{done} MB of {total} MB").format(done=f"{done / 1e6:.1f}",
+                                                         total=f"{total / 1e6:.1f}")
+                    if total else f"{done / 1e6:.1f} MB")
             bar.progress(min(1.0, done / total) if total else 0.0,
-                         text=f"Downloading {variant} weights: {size}")
+                         text=_("Downloading {variant} weights: {size}").format(variant=variant,
+                                                                                size=size))
         elif bar is not None and payload[0] == "running":
-            bar.progress(1.0, text=f"Running {variant} on {payload[1]} photo(s)...")
+            bar.progress(1.0, text=_("Running {variant} on {n} photo(s)...").format(
+                variant=variant, n=payload[1]))
 
     try:
         return _follow(store, ask, job, estimate, key=key, on_progress=progress,
@@ -157,7 +159,7 @@ def what_it_sees(variant: str, weights: str, label: str, spec, *, device: str,
                           estimate, "explorer.runtime.tasks:what_it_sees",
                           {"variant": variant, "weights": weights, "photo": photo,
                            "device": device, "channels": 16},
-                          advice=LOAD_ADVICE, affinity=plain, escape=True)
+                          advice=_(LOAD_ADVICE), affinity=plain, escape=True)
         if job is None:
             return None
         store.asked(ask, job)
