@@ -9,11 +9,10 @@ another environment is replaced; a job goes to the idle worker holding its model
 from __future__ import annotations
 
 import os
-import threading
-import time
 
 import pytest
 import torch
+from worker_helpers import ThreadWatch, alive, wait_for
 
 from explorer.lab import LabConfig, make_request
 from explorer.lab.queue import DONE, STOPPED, RaceQueue, pooled_race
@@ -22,23 +21,6 @@ from explorer.runtime.jobs import JobQueue
 
 TINY = {"width": 0.1, "repeats": (1, 1, 1)}
 LONG_TIMING = {"variant": "googlenet", "repeats": 100_000, "config": {"input_size": 64}}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"  # a zombie has ended: only its exit status is left
-    except FileNotFoundError:
-        return False
-
-
-def _wait_for(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 @pytest.fixture
@@ -50,27 +32,7 @@ def local_pool(monkeypatch, tmp_path):
     monkeypatch.setattr(workers, "_POOL", pool)
     yield pool
     pool.shutdown()
-    assert not [pid for pid in pool.pids() if _alive(pid)]
-
-
-class ThreadWatch:
-    """Samples this process's torch thread count until stopped: every value it ever saw."""
-
-    def __init__(self):
-        self.seen = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.seen.add(torch.get_num_threads())
-            time.sleep(0.01)
-
-    def stop(self) -> set:
-        self._stop.set()
-        self._thread.join()
-        return self.seen
+    assert not [pid for pid in pool.pids() if alive(pid)]
 
 
 def test_a_race_trains_in_a_worker_and_the_servers_threads_never_change(local_pool):
@@ -94,7 +56,7 @@ def test_a_race_trains_in_a_worker_and_the_servers_threads_never_change(local_po
         assert len(job.result["runs"]) == 2 and all(r["threads"] == 1 for r in job.result["runs"])
         assert seen == {server_threads}
         assert workers_seen and os.getpid() not in workers_seen
-        assert workers_seen <= set(local_pool.pids()) | {p for p in workers_seen if not _alive(p)}
+        assert workers_seen <= set(local_pool.pids()) | {p for p in workers_seen if not alive(p)}
     finally:
         torch.set_num_threads(before)
 
@@ -107,19 +69,19 @@ def test_a_timing_reports_progress_and_its_result_from_a_worker(local_pool):
     assert job.state == workers.DONE and job.attempts == 1
     assert result["repeats"] == 3 and result["input_size"] == 64 and result["threads"] == 1
     assert job.progress == (4, 4)  # the warm-up and three runs, the last one reported
-    assert job.pid != os.getpid() and _alive(job.pid)  # kept warm for the next job
+    assert job.pid != os.getpid() and alive(job.pid)  # kept warm for the next job
 
 
 def test_cancel_ends_the_worker(local_pool):
     job = workers.submit("explorer.runtime.tasks:time_forward", LONG_TIMING, label="long",
                          memory=10**8)
-    assert _wait_for(lambda: job.progress is not None, 120), job.state
+    assert wait_for(lambda: job.progress is not None, 120), job.state
     pid = job.pid
-    assert _alive(pid)
+    assert alive(pid)
     job.cancel()
     with pytest.raises(workers.JobCancelled):
         job.result(30)
-    assert _wait_for(lambda: not _alive(pid), 10)
+    assert wait_for(lambda: not alive(pid), 10)
     assert job.state == workers.CANCELLED
 
 
@@ -131,7 +93,7 @@ def test_a_waiting_job_knows_its_place_and_a_cancel_while_waiting_starts_nothing
     fourth = workers.submit("explorer.runtime.tasks:time_forward", LONG_TIMING, label="fourth",
                             memory=10**8)
     try:
-        assert _wait_for(lambda: all(j.state == workers.RUNNING for j in first), 60)
+        assert wait_for(lambda: all(j.state == workers.RUNNING for j in first), 60)
         assert third.place == 1 and fourth.place == 2
         assert "number 2 in line" in workers.waiting_message(fourth)
         assert "long 0" in workers.waiting_message(fourth)
@@ -151,7 +113,7 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_job_retried_once(local_pool
     job = workers.submit("explorer.runtime.tasks:time_forward",
                          {"variant": "googlenet", "repeats": 30, "config": {"input_size": 64}},
                          label="timing", memory=10**8)
-    assert _wait_for(lambda: job.progress is not None, 120)
+    assert wait_for(lambda: job.progress is not None, 120)
     killed = job.pid
     os.kill(killed, 9)
     result = job.result(180)
@@ -164,7 +126,7 @@ def test_a_job_that_raises_is_reported_and_its_worker_stays(local_pool):
                          {"variant": "googlenet", "config": {"width": -1}}, label="bad", memory=0)
     with pytest.raises(workers.JobFailed, match="bad failed: ConfigError"):
         job.result(120)
-    assert _alive(job.pid)
+    assert alive(job.pid)
 
 
 def test_a_job_speaks_the_language_of_the_page_that_sent_it(local_pool):
@@ -192,7 +154,7 @@ def test_a_stopped_pooled_race_returns_what_it_has(local_pool):
                          should_stop=lambda: any(p.get("done", 0) > 0 for p in progress))
     assert result["stopped"] is True
     pids = {p["worker"] for p in progress if "worker" in p}
-    assert pids and _wait_for(lambda: not any(_alive(p) for p in pids), 10)
+    assert pids and wait_for(lambda: not any(alive(p) for p in pids), 10)
 
 
 def test_unreachable_ray_makes_heavy_work_unavailable_and_says_why(monkeypatch):
@@ -208,11 +170,11 @@ def test_a_race_waiting_for_the_machine_says_so_and_stops_without_training(local
     busy = [workers.submit("explorer.runtime.tasks:time_forward", LONG_TIMING, label=f"busy {i}",
                            memory=10**8) for i in range(2)]
     try:
-        assert _wait_for(lambda: all(j.state == workers.RUNNING for j in busy), 60)
+        assert wait_for(lambda: all(j.state == workers.RUNNING for j in busy), 60)
         queue = RaceQueue()
         job = queue.submit(make_request([LabConfig("inception_v4", **TINY)], seeds=(9,), steps=8,
                                         batch=8, points=2, device="cpu"), who="bob")
-        assert _wait_for(lambda: "waiting" in job.progress, 30)
+        assert wait_for(lambda: "waiting" in job.progress, 30)
         assert "number 1 in line" in job.progress["waiting"]
         queue.leave(job, "bob")
         assert job.wait(30) and job.status == STOPPED and not job.result["runs"]
@@ -264,7 +226,7 @@ def test_a_worker_started_under_another_environment_is_replaced(local_pool, monk
     monkeypatch.setenv("INCEPTION_TEST_SOMETHING_ELSE", "1")
     second = workers.submit("explorer.runtime.tasks:time_forward", quick, label="t", memory=0)
     second.result(120)
-    assert second.pid != first.pid and _wait_for(lambda: not _alive(first.pid), 10)
+    assert second.pid != first.pid and wait_for(lambda: not alive(first.pid), 10)
     third = workers.submit("explorer.runtime.tasks:time_forward", quick, label="t", memory=0)
     third.result(120)
     assert third.pid == second.pid  # the same environment: the warm worker again
@@ -288,7 +250,7 @@ def test_a_job_goes_to_the_idle_worker_that_holds_its_model(local_pool, weights_
     timing.result(180)
     assert timing.pid != holder and local_pool.holds(key)
     # the last worker given back is the timing's: without affinity it would be taken
-    assert _wait_for(lambda: [w.process.pid for w in local_pool._idle] == [holder, timing.pid])
+    assert wait_for(lambda: [w.process.pid for w in local_pool._idle] == [holder, timing.pid])
     again = workers.submit("explorer.runtime.tasks:predict_photos", ask, label="p", memory=0,
                            affinity=key)
     assert again.result(60)["pid"] == holder and again.result()["load_s"] is None

@@ -8,13 +8,12 @@ back in their own words; cancel ends the job and its worker. Then the pages, in 
 from __future__ import annotations
 
 import os
-import threading
-import time
 
 import numpy as np
 import pytest
 import torch
 from tolerances import PROB_ATOL
+from worker_helpers import ThreadWatch, alive, wait_for
 
 from explorer.core.images import ImageError, load_image, sample_images, to_batch
 from explorer.runtime import workers
@@ -30,43 +29,6 @@ GOOGLENET = {"variant": "googlenet", "weights": "IMAGENET1K_V1"}
 pytestmark = pytest.mark.filterwarnings("ignore:dropped .* auxiliary-head tensors:UserWarning")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _wait_for(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
-class ThreadWatch:
-    """Samples this process's torch thread count until stopped: every value it ever saw."""
-
-    def __init__(self):
-        self.seen = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.seen.add(torch.get_num_threads())
-            time.sleep(0.01)
-
-    def stop(self) -> set:
-        self._stop.set()
-        self._thread.join()
-        return self.seen
-
-
 @pytest.fixture
 def local_pool(monkeypatch, tmp_path, weights_dir):
     """A fresh pool as the process's pool, the tests' weights folder, a cache of its own."""
@@ -77,7 +39,7 @@ def local_pool(monkeypatch, tmp_path, weights_dir):
     monkeypatch.setattr(workers, "_POOL", pool)
     yield pool
     pool.shutdown()
-    assert not [pid for pid in pool.pids() if _alive(pid)]
+    assert not [pid for pid in pool.pids() if alive(pid)]
 
 
 def photo(name: str = "cat") -> tuple[str, bytes]:
@@ -197,13 +159,13 @@ def test_a_bad_photo_a_broken_checkpoint_and_a_refusal_come_back_in_their_own_wo
 def test_cancel_ends_a_prediction_and_its_worker(local_pool):
     photos = [(f"cat {i}.jpg", photo()[1]) for i in range(256)]  # eight batches of 32
     job = submit(PREDICT, **GOOGLENET, photos=photos)
-    assert _wait_for(lambda: job.progress == ("running", 256), 180), (job.state, job.progress)
+    assert wait_for(lambda: job.progress == ("running", 256), 180), (job.state, job.progress)
     pid = job.pid
     job.cancel()
     with pytest.raises(workers.JobCancelled):
         job.result(30)
     assert job.state == workers.CANCELLED
-    assert _wait_for(lambda: not _alive(pid), 10)
+    assert wait_for(lambda: not alive(pid), 10)
     assert not local_pool.holds(model_key("googlenet", "IMAGENET1K_V1")) and workers.held() == 0
 
 
