@@ -335,8 +335,11 @@ def test_compare_refuses_over_the_operators_budget(monkeypatch):
 
 def test_predict_refuses_a_model_over_the_budget(monkeypatch, weights_dir):
     from explorer.runtime import workers
-    # models other tests' predictions left loaded in worker processes would be served there
+    from explorer.ui import answers
+    # models other tests' predictions left loaded in worker processes would be served there, and
+    # their answers kept by the server would be shown again without asking
     workers.pool().shutdown()
+    answers._predictions.clear()
     gc.collect()
     monkeypatch.setenv("INCEPTION_EXPLORER_WEIGHTS", str(weights_dir))
     # GoogLeNet (66 MiB) fits, Inception-v3 (142 MiB) does not, over what other tests hold
