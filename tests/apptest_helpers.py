@@ -20,7 +20,12 @@ def app(page: str | None = None, *, timeout: float = TIMEOUT, **query) -> AppTes
 
 
 def predict_page(variants: list[str]) -> AppTest:
-    """The Predict page with ``variants`` chosen (the first run picks its defaults)."""
+    """The Predict page with ``variants`` chosen (the first run picks its defaults), as a fresh
+    server shows it: no answers kept from other tests' pages (they would be shown again without
+    asking a worker)."""
+    from explorer.ui import answers
+    answers._predictions.clear()
+    answers._seen.clear()
     at = app("predict")
     at.multiselect(key="predict_variants").set_value(variants)
     return at.run()

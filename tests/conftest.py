@@ -105,10 +105,10 @@ REFERENCE_SPECS: dict[str, RefSpec] = {
     "timm_inception_v4": RefSpec("inception_v4", _timm("inception_v4"), 160, False, 4),
     "timm_inception_resnet_v2": RefSpec("inception_resnet_v2", _timm("inception_resnet_v2"), 160,
                                         False, 5),
-    # the ResNets at 128 px (their weights do not depend on the size; a 4x4 last grid)
-    **{f"torchvision_{v}": RefSpec(v, _torchvision(v), 128, False, 6 + i)
+    # the ResNets at 96 px (their weights do not depend on the size; a 3x3 last grid)
+    **{f"torchvision_{v}": RefSpec(v, _torchvision(v), 96, False, 6 + i)
        for i, v in enumerate(("resnet50", "resnet101", "resnet152"))},
-    **{f"timm_{v}": RefSpec(v, _timm(v), 128, False, 9 + i)
+    **{f"timm_{v}": RefSpec(v, _timm(v), 96, False, 9 + i)
        for i, v in enumerate(("resnetv2_50", "resnetv2_101"))},
 }
 

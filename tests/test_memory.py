@@ -340,6 +340,7 @@ def test_predict_refuses_a_model_over_the_budget(monkeypatch, weights_dir):
     # their answers kept by the server would be shown again without asking
     workers.pool().shutdown()
     answers._predictions.clear()
+    answers._seen.clear()
     gc.collect()
     monkeypatch.setenv("INCEPTION_EXPLORER_WEIGHTS", str(weights_dir))
     # GoogLeNet (66 MiB) fits, Inception-v3 (142 MiB) does not, over what other tests hold

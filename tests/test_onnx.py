@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from networks import distinct_variants
 from tolerances import LOGIT_ATOL
 
 from explorer.cli import main
@@ -46,7 +47,7 @@ def block_names(model) -> set[str]:
             if not isinstance(child, (torch.nn.Dropout, torch.nn.Identity))}
 
 
-@pytest.fixture(scope="module", params=list(VARIANTS))
+@pytest.fixture(scope="module", params=distinct_variants())  # a deeper ResNet: same blocks
 def exported(request, tmp_path_factory, randomize_batchnorm):
     variant = request.param
     config, size = small_config(variant)

@@ -86,7 +86,7 @@ def timeline(rows: list[dict]) -> go.Figure:
                 x=[arxiv_month(r["arxiv"])], y=[r["total_macs"] / 1e9], mode="markers+text",
                 name=short_title(r["title"]),
                 text=[short_title(r["title"]).removeprefix("ResNet-")],
-                textposition="middle right", textfont={"size": 12, "color": "#666666"},
+                textposition="middle right", textfont={"size": 13, "color": "#666666"},
                 marker={"size": 9, "opacity": 0.7, "symbol": "square", "color": "#888888"},
                 hovertemplate=(f"<b>{r['title']}</b><br>arXiv {r['arxiv']}<br>%{{y:.2f}} GMACs, "
                                + _("{params} M params").format(

@@ -74,8 +74,9 @@ def pooled_race(request: RaceRequest, *, on_progress, should_stop) -> dict:
                 runs = (job.progress or {}).get("runs", []) if isinstance(job.progress, dict) else []
                 return {"runs": runs, "summary": summarize(runs, request.target) if runs else [],
                         "stopped": True}
-            if job.state == workers.WAITING:  # the state too: each watcher's page says it
-                state = workers.waiting_state(job)
+            state = workers.waiting_state(job) if job.state == workers.WAITING else None
+            if state is not None and (state["ray"] or state["place"] >= 1):  # not started since
+                # the state too: each watcher's page says it in its own language
                 on_progress({**idle, "waiting": workers.waiting_text(state), "waiting_state": state})
             elif isinstance(job.progress, dict):
                 on_progress({**job.progress, "worker": job.pid})

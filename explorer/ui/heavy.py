@@ -100,9 +100,11 @@ def follow(job: workers.Job, estimate: Estimate, *, key: str,
         box = st.empty()
         shown = None
         while not job.wait(POLL_S):
-            if job.state == workers.WAITING:
+            # read once: a job that starts between two reads would be "number 0 in line"
+            state = workers.waiting_state(job) if job.state == workers.WAITING else None
+            if state is not None and (state["ray"] or state["place"] >= 1):
                 with box.container():
-                    st.info(workers.waiting_message(job), icon=":material/hourglass_top:")
+                    st.info(workers.waiting_text(state), icon=":material/hourglass_top:")
                     if shown != "waiting":  # one button, drawn once
                         st.button(_("Cancel"), key=f"{key}_cancel", icon=":material/cancel:")
                 shown = "waiting"
