@@ -271,20 +271,23 @@ def flat_parameters(model: torch.nn.Module) -> tuple[torch.nn.Parameter, torch.T
     params = [p for p in model.parameters() if p.requires_grad]
     if not params or len({(p.dtype, p.device) for p in params}) != 1:
         raise ValueError("flat_parameters needs parameters of one dtype on one device")
-    total = sum(p.numel() for p in params)
-    weights = torch.empty(total, dtype=params[0].dtype, device=params[0].device)
+    # each parameter starts on a 64-byte boundary, as a tensor of its own does (kernels may take
+    # another path for memory that is not aligned); the gaps stay zero, gradients included
+    align = max(1, 64 // params[0].element_size())
+    offsets, total = [], 0
+    for p in params:
+        if 1 + sum((size - 1) * step for size, step in zip(p.shape, p.stride())) != p.numel():
+            raise ValueError("flat_parameters needs dense parameters (no gaps, no overlaps)")
+        offsets.append(total)
+        total += -(-p.numel() // align) * align
+    weights = torch.zeros(total, dtype=params[0].dtype, device=params[0].device)
     grad = torch.zeros_like(weights)
-    offset = 0
     with torch.no_grad():
-        for p in params:
-            n = p.numel()
-            if 1 + sum((size - 1) * step for size, step in zip(p.shape, p.stride())) != n:
-                raise ValueError("flat_parameters needs dense parameters (no gaps, no overlaps)")
+        for p, offset in zip(params, offsets):
             view = weights.as_strided(p.shape, p.stride(), offset)
             view.copy_(p)
             p.data = view
             p.grad = grad.as_strided(p.shape, p.stride(), offset)
-            offset += n
     master = torch.nn.Parameter(weights)
     master.grad = grad
     return master, grad
