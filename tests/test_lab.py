@@ -304,7 +304,7 @@ def test_flat_parameters_give_the_per_parameter_gradients_and_update():
     x, y = data.batch_input(images[:8], torch.channels_last), labels[:8]
     opts = (torch.optim.RMSprop(plain.parameters(), lr=0.045, alpha=0.9, eps=1.0, momentum=0.9),
             torch.optim.RMSprop([master], lr=0.045, alpha=0.9, eps=1.0, momentum=0.9))
-    for step in range(2):
+    for _step in range(2):
         for net, opt in zip((plain, flat), opts):
             opt.zero_grad(set_to_none=True) if net is plain else grad.zero_()
             F.cross_entropy(net(x), y).backward()
