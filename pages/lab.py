@@ -4,7 +4,7 @@ import uuid
 
 import streamlit as st
 
-from explorer.core.i18n import _, number
+from explorer.core.i18n import _
 from explorer.lab import RECIPES, make_request
 from explorer.lab.charts import race_figure, signal_figure
 from explorer.lab.data import SOURCE
@@ -16,8 +16,8 @@ from explorer.lab.present import (
     interpret,
     measured_result,
     network_choices,
+    progress_text,
     race_networks,
-    step_time_text,
     summary_rows,
 )
 from explorer.lab.queue import DONE, FAILED, STOPPED, get_queue
@@ -130,15 +130,9 @@ def _live():
                 icon=":material/hourglass_top:")
     elif not job.over:
         p = job.progress
-        st.caption(_("Training in a worker process, one CPU thread; other users' timings run "
-                     "beside it on the machine's other cores."))
-        left = (_(", about {seconds} s left").format(seconds=f"{p['seconds_left']:.0f}")
-                if p["seconds_left"] is not None else _(", estimating the time left..."))
-        pace = step_time_text(p["runs"])
-        st.progress(min(1.0, p["done"] / p["total"]),
-                    text=_("training: {done} of {total} network-steps").format(
-                        done=number(p["done"]), total=number(p["total"])) + left
-                    + (f" ({pace})" if pace else ""))
+        st.caption(_("Training in a worker process: one CPU thread per network, the networks "
+                     "of a seed side by side (up to the machine's cores)."))
+        st.progress(min(1.0, p["done"] / p["total"]), text=progress_text(p))
     if not job.over and st.button(_("Stop"), icon=":material/stop:", key="lab_stop"):
         queue.leave(job, who)
     runs = (job.result or {}).get("runs") or job.progress["runs"]

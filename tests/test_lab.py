@@ -278,3 +278,94 @@ def test_time_per_step_is_reported(tiny_race):
     text = step_time_text(result["runs"])
     assert text.startswith("inception_v4 ") and "inception_resnet_v2 " in text
     assert text.endswith(" ms per step")
+
+
+def test_flat_parameters_give_the_per_parameter_gradients_and_update():
+    """One buffer for the weights and one for the gradients: backward() fills the same numbers
+    as per-parameter gradients, and the optimizer's step over the one tensor moves every weight
+    as the per-parameter step does, to the last bit (each parameter 64-byte aligned in the
+    buffer: unaligned, oneDNN's kernels gave gradients that differed in the 5th digit)."""
+    cfg = make_request([LabConfig("inception_resnet_v2", **TINY)], device="cpu").configs[0]
+    from explorer.lab.config import build_lab_model
+
+    def model():
+        return build_lab_model(cfg, torch.Generator().manual_seed(3), torch.device("cpu")).to(
+            memory_format=torch.channels_last).train()
+
+    plain, flat = model(), model()
+    master, grad = training.flat_parameters(flat)
+    params = list(flat.parameters())
+    assert master.numel() >= sum(p.numel() for p in params) and master.grad is grad
+    assert all(p.untyped_storage().data_ptr() == master.untyped_storage().data_ptr()
+               and p.data_ptr() % 64 == 0 for p in params)
+    conv = next(m for m in flat.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)   # layout kept
+    images, labels = data.prepared("train", 75)
+    x, y = data.batch_input(images[:8], torch.channels_last), labels[:8]
+    opts = (torch.optim.RMSprop(plain.parameters(), lr=0.045, alpha=0.9, eps=1.0, momentum=0.9),
+            torch.optim.RMSprop([master], lr=0.045, alpha=0.9, eps=1.0, momentum=0.9))
+    for _step in range(2):
+        for net, opt in zip((plain, flat), opts):
+            opt.zero_grad(set_to_none=True) if net is plain else grad.zero_()
+            F.cross_entropy(net(x), y).backward()
+        for a, b in zip(plain.parameters(), flat.parameters()):
+            torch.testing.assert_close(b.grad, a.grad, rtol=0, atol=0)
+        for opt in opts:
+            opt.step()
+        for a, b in zip(plain.parameters(), flat.parameters()):
+            torch.testing.assert_close(b, a, rtol=0, atol=0)
+
+
+def test_the_bfloat16_channels_last_path_trains_and_repeats():
+    """The race's own step (bfloat16 autocast where the CPU has it, channels-last weights and
+    batches, the flat buffers) lowers the loss within a few steps at width 0.1, and the same
+    seed gives the same curve twice."""
+    request = make_request([LabConfig("inception_resnet_v2", **TINY)], seeds=(5,), steps=12,
+                           batch=16, points=3, device="cpu")
+
+    def run():
+        trainer = training._Trainer(request.configs[0], 5, request)
+        trainer.start()
+        for until in (4, 8, 12):
+            assert trainer.train(until, lambda: False)
+        return trainer
+
+    first, second = run(), run()
+    assert first.precision == training.train_precision("cpu")
+    assert first.precision == ("bfloat16" if training_cpu_has_bf16() else "float32")
+    assert all(p.is_contiguous(memory_format=torch.channels_last)
+               for p in first.model.parameters() if p.dim() == 4)
+    losses = first.losses
+    assert len(losses) == 12 and sum(losses[-4:]) / 4 < losses[0]
+    assert [p["step"] for p in first.curve] == [0, 4, 8, 12]
+    assert "train_acc" in first.curve[-1] and "train_acc" not in first.curve[1]
+
+    def numbers(trainer):
+        return [{k: v for k, v in p.items() if k != "seconds"} for p in trainer.curve]
+    assert numbers(second) == numbers(first) and second.losses == first.losses
+
+
+def test_run_keys_change_with_the_code_and_torch(monkeypatch):
+    request = _tiny_request()
+    before = request.run_key(request.configs[0], 0)
+    assert before["precision"] == training.train_precision("cpu")
+    monkeypatch.setattr(torch, "__version__", "0.0.0-another")
+    training.code_version.cache_clear()
+    try:
+        assert request.run_key(request.configs[0], 0)["code"] != before["code"]
+    finally:
+        monkeypatch.undo()
+        training.code_version.cache_clear()
+    assert request.run_key(request.configs[0], 0) == before
+
+
+def test_the_live_progress_says_the_time_per_step():
+    from explorer.lab.present import progress_text
+
+    run = {"label": "inception_v4", "curve": [{"step": 0, "seconds": 0.0}]}
+    text = progress_text({"runs": [run], "done": 0, "total": 800, "seconds_left": None})
+    assert text == "training: 0 of 800 network-steps, estimating the time left..."
+    run["curve"].append({"step": 34, "seconds": 4.25})
+    text = progress_text({"runs": [run], "done": 34, "total": 800, "seconds_left": 95.4})
+    assert text == ("training: 34 of 800 network-steps, about 95 s left "
+                    "(inception_v4 125 ms per step)")

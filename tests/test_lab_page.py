@@ -105,6 +105,8 @@ def test_lab_page_in_a_browser(lab_tab):
     tab.get_by_role("button", name="Start race").click()
     tab.wait_for_selector("[data-testid='stProgress']")
     waiting = behind_the_race(url, tab.context.browser)
+    # once a chunk of steps is done, the progress line gives each network's time per step
+    tab.locator("[data-testid='stProgress']").filter(has_text="ms per step").wait_for()
     tab.locator(".st-key-lab_stop button").click()  # not the header's own "Stop"
     tab.wait_for_selector("text=Stopped", timeout=300_000)
     # the race gave the line back: the timing that waited behind it runs now

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from explorer.core.i18n import _
+from explorer.core.i18n import _, number
 from explorer.core.resources import resource
 from explorer.lab.config import LAB_VARIANTS, LabConfig
 from explorer.variants import VARIANTS, ConfigError
@@ -136,6 +136,18 @@ def step_time_text(runs: list[dict]) -> str:
         return ""
     return _("{times} per step").format(
         times=", ".join(f"{label} {sum(v) / len(v):.0f} ms" for label, v in per.items()))
+
+
+def progress_text(progress: dict) -> str:
+    """The live race's line under its progress bar: network-steps done of all, the time left
+    and, once a chunk of steps is done, each network's training time per step so far
+    (``step_time_text``)."""
+    left = (_(", about {seconds} s left").format(seconds=f"{progress['seconds_left']:.0f}")
+            if progress.get("seconds_left") is not None else _(", estimating the time left..."))
+    pace = step_time_text(progress.get("runs") or [])
+    return (_("training: {done} of {total} network-steps").format(
+        done=number(progress["done"]), total=number(progress["total"])) + left
+        + (f" ({pace})" if pace else ""))
 
 
 def measured_result() -> dict | None:

@@ -6,13 +6,19 @@ number of CPU threads) and cached on disk by (configuration, seed, recipe, steps
 precision, code version), so a repeated race is answered at once.
 
 Speed (the default race, 2 networks x 3 seeds x 400 steps, was minutes; the goal is a minute and
-a half on a 2-core CPU): on CPUs with native bfloat16 (AVX-512 BF16, AMX) the forward and
-backward passes run under bfloat16 autocast (weights, optimizer state and the loss stay float32);
-weights and batches are channels-last (oneDNN's convolutions then skip a reorder per layer); the
-digits are normalised and upsampled once per input size (``data.prepared``); the optimizer and
-gradient clipping use PyTorch's multi-tensor (foreach) kernels, a few calls per step instead of
-one per parameter; and the networks of a race train at the same time, one thread each (a run
-stays single-threaded, so it is still repeatable: two runs share nothing but the data).
+a half on a 2-core CPU; docs/lab.md has the measured figures): on CPUs with native bfloat16
+(AVX-512 BF16, AMX) the forward and backward passes run under bfloat16 autocast (weights,
+optimizer state and the loss stay float32); weights and batches are channels-last (oneDNN's
+convolutions then skip a reorder per layer); the digits are normalised and upsampled once per
+input size (``data.prepared``); the weights and their gradients live in one buffer each
+(``flat_parameters``), so that gradient clipping and the optimizer are a few passes over one
+tensor (PyTorch's "foreach" kernels on a CPU still loop over the parameters one by one); the
+losses are read once per chunk of steps; evaluation runs under ``inference_mode``, 500 digits a
+pass, and the training accuracy is measured at the last point only (the one the summary uses);
+the networks of a race build, train and measure at the same time, one thread each, on threads
+that live as long as the race (a run stays single-threaded, so it is still repeatable: two runs
+share nothing but the data). Most of a step's time is now oneDNN's convolutions and their calls
+at these small grids (3x3 and 1x1 after the stem at 75 px).
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ MAX_CONFIGS, MAX_SEEDS, MAX_STEPS = 4, 5, 5000
 MAX_WIDTH = 1.0      # the Lab is for small networks; 1.0 is already ~60x slower than 0.25
 DEFAULT_CONFIGS = (LabConfig("inception_v4"), LabConfig("inception_resnet_v2"))
 DEFAULT_STEPS, DEFAULT_BATCH, DEFAULT_TARGET, DEFAULT_POINTS = 400, 32, 0.9, 12
+EVAL_BATCH = 500  # digits per forward pass when measuring accuracy (eval mode, no gradients)
 
 
 @dataclass(frozen=True)
@@ -90,14 +97,20 @@ RECIPES = {
 @lru_cache(maxsize=1)
 def code_version() -> str:
     """Hash of the code that shapes a run's numbers (this package's training code, the
-    variants) and of the data's package version."""
+    variants, the specs and modules they are built from), of torch's version and of the data's
+    package version: a change to any of them makes new run keys, so that a cached run is never
+    shown as one of the code that runs now."""
     from importlib.metadata import PackageNotFoundError, version
 
     here = Path(__file__).resolve().parent
+    root = here.parent
     digest = hashlib.sha256()
     for path in sorted([here / "training.py", here / "config.py", here / "data.py",
-                        *(here.parent / "variants").glob("*.py")]):
-        digest.update(path.name.encode() + path.read_bytes())
+                        root / "runtime" / "build.py", root / "runtime" / "modules.py",
+                        *(root / "variants").glob("*.py"), *(root / "spec").glob("*.py")]):
+        digest.update(str(path.relative_to(root)).encode() + path.read_bytes())
+    # the kernels that compute a run (oneDNN's bfloat16 ones among them) come with torch
+    digest.update(f"torch {torch.__version__}".encode())
     try:
         digest.update(version("mlxtend").encode())
     except PackageNotFoundError:
@@ -244,6 +257,42 @@ def cached_race(request: RaceRequest) -> dict | None:
 
 # -- training --------------------------------------------------------------------------------
 
+def flat_parameters(model: torch.nn.Module) -> tuple[torch.nn.Parameter, torch.Tensor]:
+    """Make every trainable parameter of ``model`` a view into one buffer, and its ``.grad`` a
+    view into a second one, each in the parameter's own memory layout (channels-last kept).
+    Returns ``(master, grad)``: a Parameter over the whole first buffer, for the optimizer and
+    gradient clipping, and the second buffer, which is also ``master.grad``.
+
+    ``backward()`` adds each gradient into its view (autograd accumulates into a ``.grad`` that
+    exists), so zero ``grad`` before each step: 0 + g is g, the gradients are exactly the
+    per-parameter ones. Clipping then takes one norm instead of one per parameter (its sum runs
+    in another order: the last bits of the norm differ), and the optimizer's update is the same
+    arithmetic, element by element, over one tensor."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params or len({(p.dtype, p.device) for p in params}) != 1:
+        raise ValueError("flat_parameters needs parameters of one dtype on one device")
+    # each parameter starts on a 64-byte boundary, as a tensor of its own does (kernels may take
+    # another path for memory that is not aligned); the gaps stay zero, gradients included
+    align = max(1, 64 // params[0].element_size())
+    offsets, total = [], 0
+    for p in params:
+        if 1 + sum((size - 1) * step for size, step in zip(p.shape, p.stride())) != p.numel():
+            raise ValueError("flat_parameters needs dense parameters (no gaps, no overlaps)")
+        offsets.append(total)
+        total += -(-p.numel() // align) * align
+    weights = torch.zeros(total, dtype=params[0].dtype, device=params[0].device)
+    grad = torch.zeros_like(weights)
+    with torch.no_grad():
+        for p, offset in zip(params, offsets):
+            view = weights.as_strided(p.shape, p.stride(), offset)
+            view.copy_(p)
+            p.data = view
+            p.grad = grad.as_strided(p.shape, p.stride(), offset)
+    master = torch.nn.Parameter(weights)
+    master.grad = grad
+    return master, grad
+
+
 @contextmanager
 def _threads(n: int):
     before = torch.get_num_threads()
@@ -263,7 +312,11 @@ class _Trainer:
         self.device = torch.device(request.device)
         self.model = build_lab_model(cfg, torch.Generator().manual_seed(seed), self.device).to(
             memory_format=torch.channels_last)
-        self.opt = self.recipe.optimizer(self.model.parameters())
+        # one buffer for the weights and one for their gradients: the update is a few passes
+        # over one tensor instead of several small ops per parameter (on a CPU, PyTorch's
+        # "foreach" kernels still loop over the 449 tensors of Inception-v4 one by one)
+        self.master, self.grad = flat_parameters(self.model)
+        self.opt = self.recipe.optimizer([self.master])
         self.precision = train_precision(request.device)
         self.train_images, self.train_labels = data.prepared("train", cfg.input_size,
                                                              str(self.device))
@@ -305,16 +358,19 @@ class _Trainer:
             # a copy, so that measuring does not move the batch norms' running statistics
             loss = float(self._loss(copy.deepcopy(self.model)(x), y))
         self.curve.append({"step": 0, "train_loss": loss, "val_acc": self.evaluate(),
-                           "train_acc": self.evaluate("train"), "seconds": 0.0})
+                           "seconds": 0.0})
 
     def train(self, until: int, should_stop: Callable[[], bool]) -> bool:
-        """Train up to step ``until``; False when stopped."""
-        recipe = self.recipe
+        """Train up to step ``until``; False when stopped. At ``until`` == the race's last step
+        the point also measures the training accuracy (``train_acc``)."""
+        recipe, losses = self.recipe, []
         self.model.train()
+        start = time.perf_counter()
+        stopped = False
         while self.step < until:
             if should_stop():
-                return False
-            start = time.perf_counter()
+                stopped = True
+                break
             epoch = self.step / self.steps_per_epoch
             lr = recipe.lr * recipe.decay ** math.floor(epoch / recipe.decay_epochs)
             for group in self.opt.param_groups:
@@ -322,23 +378,28 @@ class _Trainer:
             x, y = self._batch(self.step)
             with self._autocast():
                 loss = self._loss(self.model(x), y)
-            self.opt.zero_grad(set_to_none=True)
+            self.grad.zero_()  # backward() adds into the gradient buffer
             loss.backward()
             if recipe.clip is not None:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), recipe.clip, foreach=True)
+                torch.nn.utils.clip_grad_norm_([self.master], recipe.clip)
             self.opt.step()
-            self.losses.append(float(loss.detach()))
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-            self.seconds += time.perf_counter() - start
+            losses.append(loss.detach())  # read once per chunk: no sync per step on a GPU
             self.step += 1
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.seconds += time.perf_counter() - start
+        self.losses += torch.stack(losses).float().tolist() if losses else []
+        if stopped:
+            return False
         recent = self.losses[-(self.step - self.curve[-1]["step"]):]
-        self.curve.append({"step": self.step, "train_loss": sum(recent) / len(recent),
-                           "val_acc": self.evaluate(), "train_acc": self.evaluate("train"),
-                           "seconds": round(self.seconds, 3)})
+        point = {"step": self.step, "train_loss": sum(recent) / len(recent),
+                 "val_acc": self.evaluate()}
+        if self.step == self.request.steps:
+            point["train_acc"] = self.evaluate("train")
+        self.curve.append({**point, "seconds": round(self.seconds, 3)})
         return True
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def evaluate(self, split: str = "val") -> float:
         """Accuracy in eval mode on the validation digits, or on as many training digits
         (``split`` "train": every k-th, as balanced over the classes as the training split
@@ -350,10 +411,10 @@ class _Trainer:
             k = max(1, len(self.train_labels) // len(labels))
             images, labels = self.train_images[::k][:len(labels)], self.train_labels[::k][:len(labels)]
         correct = 0
-        for i in range(0, len(labels), 250):
-            x = data.batch_input(images[i:i + 250], torch.channels_last)
+        for i in range(0, len(labels), EVAL_BATCH):
+            x = data.batch_input(images[i:i + EVAL_BATCH], torch.channels_last)
             with self._autocast():
-                correct += int((self.model(x).argmax(1) == labels[i:i + 250]).sum())
+                correct += int((self.model(x).argmax(1) == labels[i:i + EVAL_BATCH]).sum())
         self.model.train()
         return correct / len(labels)
 
@@ -389,26 +450,29 @@ def race(request: RaceRequest, *, on_progress: Callable[[dict], None] | None = N
             on_progress({"runs": runs + [t.result() for t in live], "done": done, "total": total,
                          "seconds_left": left})
 
-    with _threads(THREADS if request.device == "cpu" else torch.get_num_threads()):
+    with _threads(THREADS if request.device == "cpu" else torch.get_num_threads()), \
+            _pool(len(request.configs), request.device) as pool:
         for seed in request.seeds:
-            live = []
+            todo = []
             for cfg in request.configs:
                 hit = load_run(request.run_key(cfg, seed))
                 if hit is not None:
                     runs.append(hit)
                     done += request.steps
                 else:
-                    if should_stop():  # building and the first evaluation take seconds: ask first
-                        return {"runs": runs, "summary": summarize(runs, request.target),
-                                "stopped": True}
-                    live.append(_Trainer(cfg, seed, request))
-                    live[-1].start()
-                    report(live)
+                    todo.append(cfg)
+            if todo and should_stop():  # building and the first evaluation take seconds: ask first
+                return {"runs": runs, "summary": summarize(runs, request.target), "stopped": True}
+            live = _side_by_side([lambda cfg=cfg: _started(cfg, seed, request) for cfg in todo],
+                                 pool)
+            if live:
+                report(live)
             for until in range(request.eval_every, request.steps + request.eval_every,
                                request.eval_every):
                 until = min(until, request.steps)
                 before = sum(t.step for t in live)
-                if not all(_train_side_by_side(live, until, should_stop, request.device)):
+                if not all(_side_by_side([lambda t=t: t.train(until, should_stop) for t in live],
+                                         pool)):
                     runs.extend(t.result() for t in live)
                     return {"runs": runs, "summary": summarize(runs, request.target),
                             "stopped": True}
@@ -423,19 +487,33 @@ def race(request: RaceRequest, *, on_progress: Callable[[dict], None] | None = N
     return {"runs": runs, "summary": summarize(runs, request.target), "stopped": False}
 
 
-def _train_side_by_side(live: list[_Trainer], until: int, should_stop, device: str) -> list[bool]:
-    """Each trainer's ``train(until)``; on a CPU at the same time, one thread each (every op of a
-    run stays on its own thread, so its numbers do not depend on the others)."""
-    workers = min(len(live), os.cpu_count() or 1) if device == "cpu" else 1
+def _started(cfg: LabConfig, seed: int, request: RaceRequest) -> _Trainer:
+    trainer = _Trainer(cfg, seed, request)
+    trainer.start()
+    return trainer
+
+
+@contextmanager
+def _pool(networks: int, device: str):
+    """The threads that train a race's networks side by side: on a CPU, one per network up to
+    the machine's cores, each with one intra-op thread (set once, when the thread starts); None
+    where they take turns (one core, one network, or a GPU)."""
+    workers = min(networks, os.cpu_count() or 1) if device == "cpu" else 1
     if workers < 2:
-        return [t.train(until, should_stop) for t in live]
+        yield None
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="lab-race",
+                            initializer=torch.set_num_threads, initargs=(THREADS,)) as pool:
+        yield pool
 
-    def work(t: _Trainer) -> bool:
-        torch.set_num_threads(THREADS)  # a new thread's OpenMP pool starts at the default size
-        return t.train(until, should_stop)
 
-    with ThreadPoolExecutor(workers, thread_name_prefix="lab-race") as pool:
-        return list(pool.map(work, live))
+def _side_by_side(work: list[Callable], pool: ThreadPoolExecutor | None) -> list:
+    """Each call's result; with a pool, the calls run at the same time, one thread each (every op
+    of a run stays on its thread, with one intra-op thread, so its numbers do not depend on the
+    others): the networks of a race build, train and measure side by side."""
+    if pool is None or len(work) < 2:
+        return [w() for w in work]
+    return list(pool.map(lambda w: w(), work))
 
 
 # -- the summary -----------------------------------------------------------------------------

@@ -1,0 +1,122 @@
+"""The Lab's default race, end to end, as a student's command runs it.
+
+    python benchmarks/race.py [--repeats N] [--seeds 0,1,2] [--steps 400]
+                              [--baseline CHECKOUT] [--json FILE]
+
+Each repeat runs ``python -m explorer race inception_v4 inception_resnet_v2 --seeds ... --json``
+as a fresh process with an empty run cache (a temporary ``$INCEPTION_EXPLORER_CACHE``), so
+nothing is answered from an earlier run, and prints its wall-clock and CPU seconds (the process
+and its threads), and per network the training milliseconds per step (mean over its seeds,
+evaluation passes not counted) and the final validation accuracy.
+
+``--baseline CHECKOUT`` runs the same race with another checkout of the project (e.g. a
+``git worktree`` of an older commit) in turns with this one, baseline first (A B A B ...), so
+that the machine's load hits both alike; then the ratio this / baseline, repeat by repeat.
+
+The first lines state the machine: CPU model, cores, whether it has native bfloat16 (the race
+then trains under bfloat16 autocast), torch's version, the race's threads per run, and the load
+average before and after each run. Timings are no test's business (docs/benchmarks.md): on a
+shared machine compare the ratios of runs made side by side, not seconds from another day.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NETWORKS = ("inception_v4", "inception_resnet_v2")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> str:
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    from explorer.lab.training import THREADS, train_precision
+    from explorer.runtime.fast import cpu_has_bf16
+
+    return (f"{cpu_model()}, {os.cpu_count()} cores, native bfloat16: "
+            f"{'yes' if cpu_has_bf16() else 'no'} (race precision {train_precision('cpu')}), "
+            f"torch {torch.__version__}, {THREADS} thread per run")
+
+
+def one_race(checkout: Path, seeds: str, steps: int) -> dict:
+    """One race in a fresh process and a fresh cache: seconds, CPU seconds, its JSON."""
+    with tempfile.TemporaryDirectory(prefix="race-bench-") as cache:
+        env = {**os.environ, "INCEPTION_EXPLORER_CACHE": cache, "PYTHONPATH": str(checkout)}
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        load = os.getloadavg()[0]
+        start = time.perf_counter()
+        out = subprocess.run([sys.executable, "-m", "explorer", "race", *NETWORKS, "--seeds", seeds,
+                              "--steps", str(steps), "--device", "cpu", "--json"],
+                             cwd=checkout, env=env, check=True, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"seconds": wall, "cpu_seconds": cpu, "load": (load, os.getloadavg()[0]),
+            "race": json.loads(out.stdout)}
+
+
+def describe(name: str, run: dict) -> str:
+    parts = []
+    for s in run["race"]["summary"]:
+        ms, acc = s["ms_per_step"]["mean"], s["final_val_acc"]["mean"]
+        parts.append(f"{s['label']} {ms:.0f} ms/step, final val. acc. {100 * acc:.1f} %")
+    low, high = sorted(run["load"])
+    return (f"{name:<9} {run['seconds']:7.1f} s wall {run['cpu_seconds']:7.1f} s CPU  load "
+            f"{low:.1f}-{high:.1f}  " + "; ".join(parts))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--baseline", type=Path, help="another checkout, timed in turns with this one")
+    ap.add_argument("--json", type=Path, help="write every run (with its race) to this file")
+    args = ap.parse_args()
+    print(f"machine: {machine()}")
+    print(f"race: {' '.join(NETWORKS)} --seeds {args.seeds} --steps {args.steps} (fresh cache, "
+          f"fresh process each run)")
+    sides = ([("baseline", args.baseline.resolve())] if args.baseline else []) + [("this", ROOT)]
+    results: dict[str, list[dict]] = {name: [] for name, _ in sides}
+    for i in range(args.repeats):
+        for name, checkout in sides:
+            run = one_race(checkout, args.seeds, args.steps)
+            results[name].append(run)
+            print(f"[{i + 1}/{args.repeats}] " + describe(name, run), flush=True)
+    for name, runs in results.items():
+        secs = [r["seconds"] for r in runs]
+        print(f"{name}: median {statistics.median(secs):.1f} s wall (runs "
+              f"{', '.join(f'{s:.1f}' for s in secs)}), median "
+              f"{statistics.median(r['cpu_seconds'] for r in runs):.1f} s CPU")
+    if args.baseline:
+        ratios = [t["seconds"] / b["seconds"] for b, t in zip(results["baseline"], results["this"])]
+        print(f"this / baseline, wall, repeat by repeat: {', '.join(f'{r:.2f}' for r in ratios)} "
+              f"(median {statistics.median(ratios):.2f})")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine(), "seeds": args.seeds,
+                                         "steps": args.steps, "runs": results}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
