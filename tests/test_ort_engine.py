@@ -53,6 +53,9 @@ def test_onnxruntime_engine_gives_the_reference_logits_and_keeps_its_export(
     torch.testing.assert_close(single, ref.logits[:1], atol=LOGIT_ATOL, rtol=0)
     assert fast(torch.randn(5, 3, 224, 224)).shape == (5, 1000)
     assert len(list((engine_env / "onnx").glob("*.onnx"))) == 1
+    # its idle threads sleep: spinning ones would slow whatever the server runs next
+    options = fast.ort.sessions[(224, 224)].session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
     # a second copy of the same weights (a new process, say) starts from the file: no export
     def no_export(*args, **kwargs):

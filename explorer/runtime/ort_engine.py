@@ -140,13 +140,10 @@ class OrtSession:
     returns (its output structure is taken from a probe run)."""
 
     def __init__(self, path: Path, threads: int, out_spec):
-        import onnxruntime as ort
+        from explorer.runtime.onnx import session
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = max(1, threads)
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        # all graph optimisations (ORT's default level), idle threads that sleep instead of spinning
+        self.session = session(str(path), max(1, threads))
         self.input = self.session.get_inputs()[0].name
         self.out_spec = out_spec
 
