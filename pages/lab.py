@@ -130,8 +130,8 @@ def _live():
                 icon=":material/hourglass_top:")
     elif not job.over:
         p = job.progress
-        st.caption(_("Training in a worker process: one CPU thread per network, the networks "
-                     "of a seed side by side (up to the machine's cores)."))
+        st.caption(_("Training in a worker process: one CPU thread per run (a network and a "
+                     "seed), as many runs side by side as the machine has cores."))
         st.progress(min(1.0, p["done"] / p["total"]), text=progress_text(p))
     if not job.over and st.button(_("Stop"), icon=":material/stop:", key="lab_stop"):
         queue.leave(job, who)

@@ -259,6 +259,33 @@ def test_networks_trained_side_by_side_give_the_sequential_numbers(tiny_race, ca
     assert request.run_key(request.configs[0], 0)["precision"] == precision
 
 
+def test_more_runs_than_cores_share_the_threads_and_keep_their_numbers(tiny_race, cache,
+                                                                          monkeypatch):
+    """Two networks x two seeds on two threads: a thread that finishes a run takes the next one;
+    never more runs alive than threads; every run's numbers are those it has trained alone."""
+    request, first, _ = tiny_race
+    monkeypatch.setattr(training.os, "cpu_count", lambda: 2)
+    alive, done = [], []
+
+    def progress(p):
+        alive.append(sum(r["curve"][-1]["step"] < request.steps for r in p["runs"]))
+        done.append(p["done"])
+        assert p["done"] == sum(r["curve"][-1]["step"] for r in p["runs"]) and p["total"] == 96
+    both = race(_tiny_request(seeds=(0, 5)), on_progress=progress)
+    assert done == sorted(done) and done[-1] == 96
+    assert [(r["seed"], r["variant"]) for r in both["runs"]] == [
+        (s, v) for s in (0, 5) for v in ("inception_v4", "inception_resnet_v2")]
+    assert max(alive) == 2 and alive[-1] == 0
+    monkeypatch.setattr(training.os, "cpu_count", lambda: 1)
+    alone = race(_tiny_request(seeds=(5,)))  # from the cache now: what was saved is what ran
+
+    def numbers(runs):
+        return [[{k: v for k, v in p.items() if k != "seconds"} for p in r["curve"]] for r in runs]
+    assert numbers(both["runs"]) == numbers(first["runs"]) + numbers(alone["runs"])
+    monkeypatch.setenv("INCEPTION_EXPLORER_CACHE", str(cache / "fresh"))
+    assert numbers(race(_tiny_request(seeds=(5,)))["runs"]) == numbers(alone["runs"])
+
+
 def training_cpu_has_bf16() -> bool:
     from explorer.runtime.fast import cpu_has_bf16
     return cpu_has_bf16()

@@ -60,7 +60,8 @@ def pooled_race(request: RaceRequest, *, on_progress, should_stop) -> dict:
     """``race`` in a worker (``explorer.runtime.workers``), declaring its memory estimate and
     its CPU threads; ``should_stop`` cancels it there (its worker process ends). While it waits
     for the machine, the progress says so (``"waiting"``: the truthful place in line)."""
-    need = race_estimate(request.configs, request.batch, request.optimizer, request.device)
+    need = race_estimate(request.configs, request.batch, request.optimizer, request.device,
+                         len(request.seeds))
     job = workers.submit("explorer.lab.queue:race_job", {"request": request},
                          label=_("a race of {n} network(s)").format(n=len(request.configs)),
                          memory=need.total,

@@ -15,9 +15,11 @@ input size (``data.prepared``); the weights and their gradients live in one buff
 tensor (PyTorch's "foreach" kernels on a CPU still loop over the parameters one by one); the
 losses are read once per chunk of steps; evaluation runs under ``inference_mode``, 500 digits a
 pass, and the training accuracy is measured at the last point only (the one the summary uses);
-the networks of a race build, train and measure at the same time, one thread each, on threads
-that live as long as the race (a run stays single-threaded, so it is still repeatable: two runs
-share nothing but the data). Most of a step's time is now oneDNN's convolutions and their calls
+the runs of a race (networks x seeds) build, train and measure side by side, one thread each and
+as many at once as the CPU has cores, on threads that live as long as the race; a thread whose
+run is done goes on with the next one instead of waiting for the slower network of its seed (a
+run stays single-threaded, so it is still repeatable: two runs share nothing but the data).
+Most of a step's time is now oneDNN's convolutions and their calls
 at these small grids (3x3 and 1x1 after the stem at 75 px).
 """
 
@@ -31,7 +33,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
@@ -202,21 +204,27 @@ def make_request(configs=DEFAULT_CONFIGS, *, seeds=(0,), steps=DEFAULT_STEPS, op
     if not isinstance(points, int) or isinstance(points, bool) or not 1 <= points <= 100:
         raise ConfigError(_("points must be an integer from 1 to 100, got {got}").format(
             got=repr(points)))
-    guard_memory(resolved, batch, optimizer, device)
+    guard_memory(resolved, batch, optimizer, device, len(seeds))
     return RaceRequest(resolved, seeds, steps, optimizer, batch, device, float(target), points)
 
 
-def guard_memory(configs, batch: int, optimizer: str, device: str) -> None:
-    """MemoryRefused (a ConfigError) when the race's networks, which train side by side, would
-    not fit the server's memory budget together (explorer.runtime.memory)."""
+def guard_memory(configs, batch: int, optimizer: str, device: str, seeds: int = 1) -> None:
+    """MemoryRefused (a ConfigError) when the race's runs that train side by side would not fit
+    the server's memory budget together (explorer.runtime.memory)."""
     from explorer.runtime.memory import check
 
-    check(race_estimate(configs, batch, optimizer, device),
+    check(race_estimate(configs, batch, optimizer, device, seeds),
           advice=_("race fewer networks, a smaller width, input or batch"))
 
 
-def race_estimate(configs, batch: int, optimizer: str, device: str):
-    """The memory the race's networks need together (an ``explorer.runtime.memory.Estimate``)."""
+def side_by_side(runs: int, device: str) -> int:
+    """How many of a race's runs train at once: one per core on a CPU, one on a GPU."""
+    return max(1, min(runs, os.cpu_count() or 1)) if device == "cpu" else 1
+
+
+def race_estimate(configs, batch: int, optimizer: str, device: str, seeds: int = 1):
+    """The memory the race needs (an ``explorer.runtime.memory.Estimate``): its largest runs,
+    as many as train at once (``side_by_side``; no more runs are alive than that)."""
     from explorer.runtime.memory import Estimate, estimate_training
 
     parts = []
@@ -226,6 +234,8 @@ def race_estimate(configs, batch: int, optimizer: str, device: str):
             c.variant, batch=batch, input_size=c.input_size, device=device, layout=c.layout,
             optimizer=optimizer if optimizer in ("adam", "adamw") else "rmsprop",
             width=c.width, num_classes=10, **options))
+    at_once = side_by_side(len(parts) * seeds, device)
+    parts = sorted(parts * seeds, key=lambda e: e.total, reverse=True)[:at_once]
     return Estimate(_("a race of {n} network(s) training side by side (batch {batch})").format(
                         n=len(parts), batch=batch),
                     device, sum(e.weights for e in parts), sum(e.activations for e in parts),
@@ -430,61 +440,87 @@ def race(request: RaceRequest, *, on_progress: Callable[[dict], None] | None = N
          should_stop: Callable[[], bool] = lambda: False) -> dict:
     """Train every (network, seed) of ``request`` (cached runs are taken from the cache).
 
-    Networks of one seed advance together, a chunk of ``eval_every`` steps at a time, so live
-    curves grow side by side. ``on_progress`` gets ``{"runs", "done", "total", "seconds_left"}``
-    after every chunk. Returns ``{"runs", "summary", "stopped"}``; a stopped race returns what
-    it has and caches only finished runs.
+    Runs advance a chunk of ``eval_every`` steps at a time, on as many threads as the CPU has
+    cores (one intra-op thread each; one thread on a GPU). A thread that finishes a chunk takes
+    the first run, in seed-major order, that no other thread holds: a started one before a new
+    one, so that no more runs are alive than threads, and a thread whose network is done (the
+    faster one of a seed) goes on with the next seed's instead of waiting. Live curves grow side
+    by side. ``on_progress`` gets ``{"runs", "done", "total", "seconds_left"}`` after every
+    chunk. Returns ``{"runs", "summary", "stopped"}`` (runs in seed-major order); a stopped race
+    returns what it has and caches only finished runs.
     """
     if request.device == "cuda":
         # cuDNN's deterministic kernels (its fastest ones may sum in any order); the cache keeps
         # GPU and CPU runs apart, since their float rounding differs anyway
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    runs: list[dict] = []
-    total = len(request.seeds) * len(request.configs) * request.steps
-    done, trained, started = 0, 0, time.perf_counter()
+    order = [(seed, cfg) for seed in request.seeds for cfg in request.configs]
+    finished = {k: hit for k in order if (hit := load_run(request.run_key(k[1], k[0])))}
+    todo = [k for k in order if k not in finished]
+    live: dict[tuple, _Trainer] = {}  # started, not finished
+    total = len(order) * request.steps
+    done = len(finished) * request.steps
+    trained, started = 0, time.perf_counter()
+    failed = False
 
-    def report(live):
-        if on_progress:
-            rate = (time.perf_counter() - started) / trained if trained else None
-            left = None if rate is None else rate * (total - done)
-            on_progress({"runs": runs + [t.result() for t in live], "done": done, "total": total,
-                         "seconds_left": left})
+    def runs() -> list[dict]:
+        return [finished[k] if k in finished else live[k].result() for k in order
+                if k in finished or k in live]
 
+    def answer(stopped: bool) -> dict:
+        got = runs()
+        return {"runs": got, "summary": summarize(got, request.target), "stopped": stopped}
+
+    def stop() -> bool:
+        return failed or should_stop()
+
+    def chunk(key) -> tuple[_Trainer, bool]:
+        """Build and start a run (its step-0 point), or train it to its next point."""
+        trainer = live.get(key)
+        if trainer is None:
+            return _started(key[1], key[0], request), True
+        every = request.eval_every
+        return trainer, trainer.train(min((trainer.step // every + 1) * every, request.steps),
+                                      stop)
+
+    if todo and should_stop():  # building and the first evaluation take seconds: ask first
+        return answer(True)
     with _threads(THREADS if request.device == "cpu" else torch.get_num_threads()), \
-            _pool(len(request.configs), request.device) as pool:
-        for seed in request.seeds:
-            todo = []
-            for cfg in request.configs:
-                hit = load_run(request.run_key(cfg, seed))
-                if hit is not None:
-                    runs.append(hit)
-                    done += request.steps
-                else:
-                    todo.append(cfg)
-            if todo and should_stop():  # building and the first evaluation take seconds: ask first
-                return {"runs": runs, "summary": summarize(runs, request.target), "stopped": True}
-            live = _side_by_side([lambda cfg=cfg: _started(cfg, seed, request) for cfg in todo],
-                                 pool)
-            if live:
-                report(live)
-            for until in range(request.eval_every, request.steps + request.eval_every,
-                               request.eval_every):
-                until = min(until, request.steps)
-                before = sum(t.step for t in live)
-                if not all(_side_by_side([lambda t=t: t.train(until, should_stop) for t in live],
-                                         pool)):
-                    runs.extend(t.result() for t in live)
-                    return {"runs": runs, "summary": summarize(runs, request.target),
-                            "stopped": True}
-                done += sum(t.step for t in live) - before
-                trained += sum(t.step for t in live) - before
-                report(live)
-                if until == request.steps:
+            _pool(len(todo), request.device) as pool:
+        held: dict[Future, tuple] = {}  # -> (run, its step when the chunk began)
+        stopped = False
+        while True:
+            while not stopped and len(held) < pool.workers:
+                holding = {k for k, _ in held.values()}
+                free = [k for k in todo if k not in finished and k not in holding]
+                free = [k for k in free if k in live] or free  # a started run first
+                if not free:
                     break
-            for t in live:
-                save_run(request.run_key(t.cfg, seed), t.result())
-                runs.append(t.result())
-    return {"runs": runs, "summary": summarize(runs, request.target), "stopped": False}
+                key = free[0]
+                began = live[key].step if key in live else 0
+                held[pool.submit(chunk, key)] = key, began
+            if not held:
+                break
+            ready, _ = wait(held, return_when=FIRST_COMPLETED)
+            for future in ready:
+                key, before = held.pop(future)
+                try:
+                    trainer, went_on = future.result()
+                except BaseException:
+                    failed = True  # the other threads stop at their next step; then raise
+                    raise
+                live[key] = trainer
+                stopped = stopped or not went_on
+                trained += trainer.step - before
+                done += trainer.step - before
+                if trainer.step == request.steps and went_on:
+                    finished[key] = trainer.result()
+                    save_run(request.run_key(key[1], key[0]), finished[key])
+                    del live[key]
+            if on_progress:
+                rate = (time.perf_counter() - started) / trained if trained else None
+                on_progress({"runs": runs(), "done": done, "total": total,
+                             "seconds_left": None if rate is None else rate * (total - done)})
+    return answer(stopped)
 
 
 def _started(cfg: LabConfig, seed: int, request: RaceRequest) -> _Trainer:
@@ -493,27 +529,33 @@ def _started(cfg: LabConfig, seed: int, request: RaceRequest) -> _Trainer:
     return trainer
 
 
+class _Inline:
+    """An executor of one worker that runs each call at once, in the calling thread."""
+
+    workers = 1
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as error:
+            future.set_exception(error)
+        return future
+
+
 @contextmanager
-def _pool(networks: int, device: str):
-    """The threads that train a race's networks side by side: on a CPU, one per network up to
-    the machine's cores, each with one intra-op thread (set once, when the thread starts); None
-    where they take turns (one core, one network, or a GPU)."""
-    workers = min(networks, os.cpu_count() or 1) if device == "cpu" else 1
+def _pool(runs: int, device: str):
+    """The threads that train a race's runs side by side: on a CPU, one per run up to the
+    machine's cores, each with one intra-op thread (set once, when the thread starts); the
+    calling thread alone where they take turns (one core, one run, or a GPU)."""
+    workers = side_by_side(runs, device)
     if workers < 2:
-        yield None
+        yield _Inline()
         return
     with ThreadPoolExecutor(workers, thread_name_prefix="lab-race",
                             initializer=torch.set_num_threads, initargs=(THREADS,)) as pool:
+        pool.workers = workers
         yield pool
-
-
-def _side_by_side(work: list[Callable], pool: ThreadPoolExecutor | None) -> list:
-    """Each call's result; with a pool, the calls run at the same time, one thread each (every op
-    of a run stays on its thread, with one intra-op thread, so its numbers do not depend on the
-    others): the networks of a race build, train and measure side by side."""
-    if pool is None or len(work) < 2:
-        return [w() for w in work]
-    return list(pool.map(lambda w: w(), work))
 
 
 # -- the summary -----------------------------------------------------------------------------
