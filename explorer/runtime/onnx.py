@@ -166,20 +166,11 @@ def _outputs(result) -> list[torch.Tensor]:
 
 def session(data: bytes | str, threads: int | None = None):
     """An ONNX Runtime CPU session on a model (its bytes, or a file's path), on ``threads``
-    (default: torch's)."""
+    (default: torch's); the settings are ``ort_engine.cpu_session``'s."""
     require()
-    import onnxruntime as ort
+    from explorer.runtime.ort_engine import cpu_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
-    options.log_severity_level = 3  # warnings about unused initialisers are not the user's business
-    # ORT's idle threads spin after each run by default: on a shared CPU they would slow down
-    # whatever runs next (PyTorch, timed in turns with it, took 10x longer here; GoogLeNet in
-    # bfloat16 right after an ORT run 35 ms instead of 17-19 for the next ~0.1 s). ORT alone is
-    # as fast without it (GoogLeNet batch 1, 2 threads: 17.0 vs 16.8 ms)
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    return cpu_session(data, threads or torch.get_num_threads())
 
 
 def export_model(model: nn.Module, input_size: int, *, opset: int = OPSET,
