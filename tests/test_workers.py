@@ -146,6 +146,26 @@ def test_a_job_speaks_the_language_of_the_page_that_sent_it(local_pool):
         "Waiting for the machine: you are number 2 in line")
 
 
+@pytest.mark.parametrize("cores, seeds, want", [(2, (0, 1, 2), 2), (8, (0, 1, 2), 6),
+                                                 (8, (0,), 2), (1, (0, 1), 1)])
+def test_a_pooled_race_declares_the_cpus_its_runs_train_on(monkeypatch, cores, seeds, want):
+    """Its runs train side by side, one thread each: the job asks the pool (a Ray cluster's
+    num_cpus) for that many CPUs, and the race in the worker uses no more."""
+    import explorer.lab.training as training
+    monkeypatch.setattr(training.os, "cpu_count", lambda: cores)
+    asked = {}
+
+    def submit(target, kwargs, **options):
+        asked.update(options, kwargs=kwargs)
+        raise workers.HeavyUnavailable("asked")
+    monkeypatch.setattr(workers, "submit", submit)
+    request = make_request([LabConfig("inception_v4", **TINY),
+                            LabConfig("inception_resnet_v2", **TINY)], seeds=seeds, device="cpu")
+    with pytest.raises(workers.HeavyUnavailable):
+        pooled_race(request, on_progress=lambda p: None, should_stop=lambda: False)
+    assert asked["cpus"] == want and asked["kwargs"]["cores"] == want
+
+
 def test_a_stopped_pooled_race_returns_what_it_has(local_pool):
     request = make_request([LabConfig("inception_v4", **TINY)], seeds=(7,), steps=400, batch=8,
                            points=40, device="cpu")

@@ -17,7 +17,15 @@ import traceback
 from collections import deque
 
 from explorer.core.i18n import _, language, speaking
-from explorer.lab.training import THREADS, RaceRequest, cached_race, race, race_estimate, summarize
+from explorer.lab.training import (
+    THREADS,
+    RaceRequest,
+    cached_race,
+    race,
+    race_estimate,
+    side_by_side,
+    summarize,
+)
 from explorer.runtime import workers
 
 QUEUED, RUNNING, DONE, STOPPED, FAILED = "queued", "running", "done", "stopped", "failed"
@@ -51,9 +59,9 @@ class Job:
         return True
 
 
-def race_job(request: RaceRequest, *, progress) -> dict:
-    """The worker's side of ``pooled_race``."""
-    return race(request, on_progress=progress)
+def race_job(request: RaceRequest, *, progress, cores: int | None = None) -> dict:
+    """The worker's side of ``pooled_race``: on the ``cores`` it declared."""
+    return race(request, on_progress=progress, cores=cores)
 
 
 def pooled_race(request: RaceRequest, *, on_progress, should_stop) -> dict:
@@ -62,10 +70,13 @@ def pooled_race(request: RaceRequest, *, on_progress, should_stop) -> dict:
     for the machine, the progress says so (``"waiting"``: the truthful place in line)."""
     need = race_estimate(request.configs, request.batch, request.optimizer, request.device,
                          len(request.seeds))
-    job = workers.submit("explorer.lab.queue:race_job", {"request": request},
+    # its runs train side by side, one thread each: it declares (and then uses) that many CPUs,
+    # so that a Ray cluster or the local pool counts what it takes
+    cores = side_by_side(len(request.configs) * len(request.seeds), request.device)
+    job = workers.submit("explorer.lab.queue:race_job", {"request": request, "cores": cores},
                          label=_("a race of {n} network(s)").format(n=len(request.configs)),
-                         memory=need.total,
-                         device=request.device, cpus=THREADS if request.device == "cpu" else None)
+                         memory=need.total, device=request.device,
+                         cpus=cores * THREADS if request.device == "cpu" else None)
     idle = {"runs": [], "done": 0, "total": 1, "seconds_left": None}
     try:
         while not job.wait(0.25):

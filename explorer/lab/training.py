@@ -217,9 +217,10 @@ def guard_memory(configs, batch: int, optimizer: str, device: str, seeds: int = 
           advice=_("race fewer networks, a smaller width, input or batch"))
 
 
-def side_by_side(runs: int, device: str) -> int:
-    """How many of a race's runs train at once: one per core on a CPU, one on a GPU."""
-    return max(1, min(runs, os.cpu_count() or 1)) if device == "cpu" else 1
+def side_by_side(runs: int, device: str, cores: int | None = None) -> int:
+    """How many of a race's runs train at once: one per core on a CPU (``cores``: those the race
+    may use, default the machine's), one on a GPU."""
+    return max(1, min(runs, cores or os.cpu_count() or 1)) if device == "cpu" else 1
 
 
 def race_estimate(configs, batch: int, optimizer: str, device: str, seeds: int = 1):
@@ -437,11 +438,11 @@ class _Trainer:
 
 
 def race(request: RaceRequest, *, on_progress: Callable[[dict], None] | None = None,
-         should_stop: Callable[[], bool] = lambda: False) -> dict:
+         should_stop: Callable[[], bool] = lambda: False, cores: int | None = None) -> dict:
     """Train every (network, seed) of ``request`` (cached runs are taken from the cache).
 
     Runs advance a chunk of ``eval_every`` steps at a time, on as many threads as the CPU has
-    cores (one intra-op thread each; one thread on a GPU). A thread that finishes a chunk takes
+    cores, or ``cores`` (one intra-op thread each; one thread on a GPU). A thread that finishes a chunk takes
     the first run, in seed-major order, that no other thread holds: a started one before a new
     one, so that no more runs are alive than threads, and a thread whose network is done (the
     faster one of a seed) goes on with the next seed's instead of waiting. Live curves grow side
@@ -485,7 +486,7 @@ def race(request: RaceRequest, *, on_progress: Callable[[dict], None] | None = N
     if todo and should_stop():  # building and the first evaluation take seconds: ask first
         return answer(True)
     with _threads(THREADS if request.device == "cpu" else torch.get_num_threads()), \
-            _pool(len(todo), request.device) as pool:
+            _pool(side_by_side(len(todo), request.device, cores)) as pool:
         held: dict[Future, tuple] = {}  # -> (run, its step when the chunk began)
         stopped = False
         while True:
@@ -544,11 +545,10 @@ class _Inline:
 
 
 @contextmanager
-def _pool(runs: int, device: str):
-    """The threads that train a race's runs side by side: on a CPU, one per run up to the
-    machine's cores, each with one intra-op thread (set once, when the thread starts); the
-    calling thread alone where they take turns (one core, one run, or a GPU)."""
-    workers = side_by_side(runs, device)
+def _pool(workers: int):
+    """The threads that train a race's runs side by side (``side_by_side``), each with one
+    intra-op thread (set once, when the thread starts); the calling thread alone where they
+    take turns (one core, one run, or a GPU)."""
     if workers < 2:
         yield _Inline()
         return
