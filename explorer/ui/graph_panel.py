@@ -122,15 +122,18 @@ def export_buttons(variant: str, state: GraphState, config: dict, *, stem: str, 
                           value_scale=scale, projector=projector, **config)
 
     suffix = "_projector" if projector else ""
+    # a download does not rerun the page: a click on the next button while the page reran lost
+    # that download (Chromium waited for it in vain)
     c1.download_button("DOT", lambda: source(), f"{stem}{suffix}.dot", "text/vnd.graphviz",
-                       icon=":material/download:", key=f"{key}_dot")
+                       icon=":material/download:", key=f"{key}_dot", on_click="ignore")
     if not laid_out:
         return
     c2.download_button("SVG", lambda: data.explorer_svg(
         variant, expanded, overlay, values, scale, projector, config, lang)[1],
-        f"{stem}{suffix}.svg", "image/svg+xml", icon=":material/download:", key=f"{key}_svg")
+        f"{stem}{suffix}.svg", "image/svg+xml", icon=":material/download:", key=f"{key}_svg",
+        on_click="ignore")
     c3.download_button("PNG", lambda: data.png(source()), f"{stem}{suffix}.png", "image/png",
-                       icon=":material/download:", key=f"{key}_png")
+                       icon=":material/download:", key=f"{key}_png", on_click="ignore")
 
 
 def _meta_for(name: str, blocks: dict) -> dict:
