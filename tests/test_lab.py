@@ -286,6 +286,20 @@ def test_more_runs_than_cores_share_the_threads_and_keep_their_numbers(tiny_race
     assert numbers(race(_tiny_request(seeds=(5,)))["runs"]) == numbers(alone["runs"])
 
 
+@pytest.mark.parametrize("cores, threads", [(1, {"MainThread"}), (2, {"lab-race"})])
+def test_a_race_trains_on_the_cores_it_is_given(cache, monkeypatch, cores, threads):
+    """A worker's race uses the CPUs its job declared (``cores``), not the machine's."""
+    monkeypatch.setattr(training.os, "cpu_count", lambda: 8)
+    seen, started = set(), training._started
+
+    def recorded(*args):
+        seen.add(threading.current_thread().name.split("_")[0])
+        return started(*args)
+    monkeypatch.setattr(training, "_started", recorded)
+    race(_tiny_request(seeds=(1,), steps=2, points=1), cores=cores)
+    assert seen == threads
+
+
 def training_cpu_has_bf16() -> bool:
     from explorer.runtime.fast import cpu_has_bf16
     return cpu_has_bf16()
