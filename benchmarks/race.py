@@ -2,6 +2,7 @@
 
     python benchmarks/race.py [--repeats N] [--seeds 0,1,2] [--steps 400]
                               [--baseline CHECKOUT] [--json FILE]
+    python benchmarks/race.py --floor [--seeds 0,1,2] [--steps 400]
 
 Each repeat runs ``python -m explorer race inception_v4 inception_resnet_v2 --seeds ... --json``
 as a fresh process with an empty run cache (a temporary ``$INCEPTION_EXPLORER_CACHE``), so
@@ -12,6 +13,13 @@ evaluation passes not counted) and the final validation accuracy.
 ``--baseline CHECKOUT`` runs the same race with another checkout of the project (e.g. a
 ``git worktree`` of an older commit) in turns with this one, baseline first (A B A B ...), so
 that the machine's load hits both alike; then the ratio this / baseline, repeat by repeat.
+
+``--floor`` says how fast the race could be with these kernels: per network, in this process on
+one thread, a training step (median of 5 chunks of 10 steps after 10 warm-up steps), the part
+of it spent inside the convolutions (forward, backward-data and backward-weights calls, their
+self time in torch's profiler over 20 more steps) and one evaluation of the validation digits
+(median of 3); then the race's seconds on this machine's cores if everything but the
+convolutions and the evaluations cost nothing (runs spread perfectly over the cores).
 
 The first lines state the machine: CPU model, cores, whether it has native bfloat16 (the race
 then trains under bfloat16 autocast), torch's version, the race's threads per run, and the load
@@ -86,6 +94,51 @@ def describe(name: str, run: dict) -> str:
             f"{low:.1f}-{high:.1f}  " + "; ".join(parts))
 
 
+def floor(seeds: int, steps: int) -> None:
+    """Print the convolutions-and-evaluations floor of the race (see the module's docstring)."""
+    sys.path.insert(0, str(ROOT))
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from explorer.lab import training
+    from explorer.lab.config import LabConfig
+
+    request = training.make_request([LabConfig(n) for n in NETWORKS], seeds=(0,), steps=steps,
+                                    device="cpu")
+    points = request.points + 2  # step 0, the curve's points, the training accuracy at the end
+    convs = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::convolution_overrideable")
+    total_floor = total_now = 0.0
+    torch.set_num_threads(training.THREADS)
+    for cfg in request.configs:
+        trainer = training._Trainer(cfg, 0, request)
+        trainer.curve.append({"step": 0})
+        evaluate, trainer.evaluate = trainer.evaluate, lambda split="val": 0.0  # time it apart
+        trainer.train(10, lambda: False)
+        per_step = []
+        for _ in range(5):
+            before = trainer.seconds
+            trainer.train(trainer.step + 10, lambda: False)
+            per_step.append((trainer.seconds - before) / 10)
+        evals = []
+        for _ in range(3):
+            start = time.perf_counter()
+            evaluate()
+            evals.append(time.perf_counter() - start)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            trainer.train(trainer.step + 20, lambda: False)
+        conv = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in convs) / 20e6
+        step, one_eval = statistics.median(per_step), statistics.median(evals)
+        total_now += seeds * (steps * step + points * one_eval)
+        total_floor += seeds * (steps * conv + points * one_eval)
+        print(f"{cfg.label():<42} step {1000 * step:5.0f} ms, of it convolutions "
+              f"{1000 * conv:4.0f} ms ({conv / step:.0%}); one evaluation {one_eval:.2f} s "
+              f"({points} a run)")
+    cores = os.cpu_count() or 1
+    print(f"{seeds} seed(s) x {steps} steps on {cores} core(s): steps and evaluations "
+          f"{total_now:.0f} CPU s = {total_now / cores:.0f} s at best; convolutions and evaluations "
+          f"alone {total_floor:.0f} CPU s = {total_floor / cores:.0f} s at best")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=1)
@@ -93,8 +146,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--baseline", type=Path, help="another checkout, timed in turns with this one")
     ap.add_argument("--json", type=Path, help="write every run (with its race) to this file")
+    ap.add_argument("--floor", action="store_true",
+                    help="what the convolutions and evaluations alone cost (see above)")
     args = ap.parse_args()
     print(f"machine: {machine()}")
+    if args.floor:
+        floor(len(args.seeds.split(",")), args.steps)
+        return
     print(f"race: {' '.join(NETWORKS)} --seeds {args.seeds} --steps {args.steps} (fresh cache, "
           f"fresh process each run)")
     sides = ([("baseline", args.baseline.resolve())] if args.baseline else []) + [("this", ROOT)]
