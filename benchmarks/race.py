@@ -103,15 +103,16 @@ def floor(seeds: int, steps: int) -> None:
     from explorer.lab import training
     from explorer.lab.config import LabConfig
 
-    request = training.make_request([LabConfig(n) for n in NETWORKS], seeds=(0,), steps=steps,
-                                    device="cpu")
-    points = request.points + 2  # step 0, the curve's points, the training accuracy at the end
-    convs = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::convolution_overrideable")
+    points = training.DEFAULT_POINTS + 2  # step 0, the curve's points, the training accuracy
+    # 90 steps are measured (warm-up, timing, profile): the request must hold that many batches
+    request = training.make_request([LabConfig(n) for n in NETWORKS], seeds=(0,),
+                                    steps=max(steps, 90), device="cpu")
+    convs = ("aten::mkldnn_convolution", "aten::convolution_backward")
     total_floor = total_now = 0.0
     torch.set_num_threads(training.THREADS)
     for cfg in request.configs:
         trainer = training._Trainer(cfg, 0, request)
-        trainer.curve.append({"step": 0})
+        trainer.start()  # the step-0 point (an evaluation: a warm-up for the ones timed below)
         evaluate, trainer.evaluate = trainer.evaluate, lambda split="val": 0.0  # time it apart
         trainer.train(10, lambda: False)
         per_step = []
